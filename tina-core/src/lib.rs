@@ -1,0 +1,2 @@
+//! tina-core (under construction)
+#![no_std]
