@@ -1,0 +1,2 @@
+//! Tina's benchmark suite (under construction).
+fn main() {}

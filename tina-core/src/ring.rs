@@ -1,0 +1,1 @@
+//! The cross-shard SPSC ring (under construction).

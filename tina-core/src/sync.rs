@@ -1,0 +1,1 @@
+//! Atomics shim: loom under `cfg(loom)`, portable-atomic otherwise (under construction).
