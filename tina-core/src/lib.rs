@@ -1,7 +1,140 @@
-//! tina-core (under construction)
+//! # tina-core
+//!
+//! The `no_std`, allocation-free heart of Tina: isolates, effects, bounded mailboxes and the
+//! scheduler step as pure state transitions. No clock, no syscalls, no threads, no panic
+//! catching: a platform crate (Linux, the simulator, bare metal) drives it.
+//!
+//! ## The model
+//!
+//! A program is a set of **isolates**: small state machines ([`Isolate`]) that react to one
+//! [`Message`] at a time with an ordinary synchronous function and return an [`Effect`] that
+//! tells the scheduler what happens next. Actions that are not transitions — sending,
+//! spawning, timers, I/O buffers — are calls on the [`Ctx`] during the handler, and each returns
+//! at once with a result (`Ok`, `MailboxFull`, `PoolExhausted`, `StaleHandle`, …).
+//!
+//! Every core runs one **shard** ([`Shard`]): a scheduler that owns all of its memory. The
+//! whole system is data ([`SystemSpec`]): types, sizes, supervision trees. From it the core
+//! computes the exact bytes each shard needs ([`Shard::memory_required`]); the platform
+//! provides that memory once and nothing is allocated afterwards.
+//!
+//! ```text
+//!                           one shard (one core, one thread)
+//!   ┌──────────────────────────────────────────────────────────────────────────────┐
+//!   │  inbound rings ──► mailboxes (intrusive FIFOs over one message pool)         │
+//!   │  I/O completions ─► parked isolates                                           │
+//!   │                                                                               │
+//!   │  per type: ready queue ──► handler(&mut T, &Message, &mut Ctx) ──► Effect      │
+//!   │            (weight×256 calls per tick, ≤ k in a row per isolate)    │         │
+//!   │                                                                     ▼         │
+//!   │   Done/Crash ─► teardown ─► supervisor   Receive/Yield/Call/Reply/Io ─► park │
+//!   │                                                                               │
+//!   │  I/O batch ──► platform      outbound rings ──► publish once      timers      │
+//!   └──────────────────────────────────────────────────────────────────────────────┘
+//! ```
+//!
+//! ## Stepping a shard by hand
+//!
+//! ```
+//! use tina_core::*;
+//! use tina_core::testing::{TestPlatform, region_for};
+//!
+//! #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+//! #[repr(C)]
+//! struct Ping { n: u32 }
+//! impl Payload for Ping { const TAG: UserTag = UserTag::new(0x40); }
+//!
+//! struct Counter { total: u32 }
+//! impl Isolate for Counter {
+//!     type Args = ();
+//!     fn init(_: &(), _: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
+//!         Ok((Counter { total: 0 }, Effect::Receive))
+//!     }
+//!     fn handle(&mut self, msg: &Message, _: &mut Ctx) -> Effect {
+//!         if let Some(p) = msg.decode::<Ping>() { self.total += p.n; }
+//!         Effect::Receive
+//!     }
+//! }
+//!
+//! let types = [TypeSpec::of::<Counter>("counter")];
+//! let children = [ChildSpec::isolate::<Counter>(&(), Restart::Permanent)];
+//! let shards = [ShardSpec { root: GroupSpec::one_for_one(&children) }];
+//! let spec = SystemSpec::new(&shards, &types);
+//! let mut memory = region_for(&spec, ShardId(0));
+//! let mut shard = Shard::new(&spec, ShardId(0), memory.bytes(), TestPlatform::default()).unwrap();
+//!
+//! let counter = shard.handles::<Counter>().next().unwrap();
+//! shard.deliver(counter, &Outgoing::new(&Ping { n: 5 })).unwrap();
+//! let report = shard.step(Instant::from_ticks(1));
+//! assert_eq!(report.dispatched, 1);
+//! assert_eq!(shard.state::<Counter>(counter).unwrap().total, 5);
+//! ```
+//!
+//! ## Guarantees
+//!
+//! - **Bounded**: every queue, pool and per-tick loop has a limit from the spec; exceeding one
+//!   is an explicit result or a counted drop ([`Counters`]), never growth and never a panic.
+//! - **Stale handles are harmless**: a torn-down isolate's slot gets a new generation; old
+//!   handles can never reach the new occupant.
+//! - **Fair**: each type gets `budget_weight × 256` handler calls per tick; within a type, ready
+//!   isolates run in FIFO order, each at most `messages_per_dispatch_max` calls in a row, so a
+//!   ready isolate runs within `⌈ready × k / quota⌉` ticks however hard others are flooded.
+//! - **Deterministic**: iteration orders are fixed (arrays, FIFO queues), there is no floating
+//!   point and no hidden time or randomness; the same inputs give the same transitions.
+//! - **Safe**: `#![deny(unsafe_code)]` except [`memory`] (carving typed slices from the region)
+//!   and [`ring`] (the cross-shard SPSC ring), both covered by Miri.
+//!
+//! See `DESIGN.md`-level notes in each module's docs: [`arena`](crate) for how heterogeneous
+//! types live without `alloc`, [`io`] for the I/O contract, [`platform`] for the seam.
 #![no_std]
 #![deny(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(any(test, feature = "std"))]
+extern crate std;
+
+mod arena;
+mod core;
+mod counters;
+mod ctx;
+mod effect;
+mod handle;
+pub mod io;
+mod iobuf;
+mod isolate;
+#[allow(unsafe_code)]
+pub mod memory;
+mod message;
+mod placement;
+pub mod platform;
+mod pool;
 #[allow(unsafe_code)]
 pub mod ring;
+mod shard;
+pub mod spec;
+mod supervision;
 pub mod sync;
+#[cfg(any(test, feature = "std"))]
+pub mod testing;
+mod time;
+mod timer;
+
+pub use counters::Counters;
+pub use ctx::Ctx;
+pub use effect::{CrashReason, Effect};
+pub use handle::{GENERATION_MAX, Handle, SLOT_MAX, ShardId, TypeId};
+pub use isolate::{INIT_ARGS_SIZE_MAX, InitArgs, Isolate};
+pub use message::{
+    Message, Outgoing, PAYLOAD_SIZE_MAX, Payload, PayloadTooLarge, Tag, USER_TAG_MIN, UserTag,
+    system_tag,
+};
+pub use placement::key_to_shard;
+pub use shard::{BootError, SendError, Shard, ShardStatus, SpawnError, StepReport};
+pub use spec::{
+    ChildSpec, GroupSpec, QuarantinePolicy, Restart, RestartBudget, ShardConfig, ShardSpec,
+    SpecError, Strategy, SystemSpec, TypeRef, TypeSpec,
+};
+pub use time::{Duration, Instant};
+pub use timer::{TimerId, TimersExhausted};
+
+/// Re-exported so user payload types can derive `Pod` through one dependency path.
+pub use bytemuck;

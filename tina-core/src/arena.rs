@@ -1,0 +1,220 @@
+//! Typed arenas: heterogeneous isolate types without `alloc` and without `unsafe`.
+//!
+//! Each registered type `T` gets one [`TypedArena`]: a dense `&mut [Option<T>]` carved from the
+//! shard's region at boot. Everything the scheduler needs to decide *whether* to run an
+//! isolate (generation, state, mailbox, queues) lives in separate per-type metadata
+//! (structure of arrays, see `core`), so scanning for work never touches isolate memory.
+//!
+//! The shard sees each arena through the object-safe [`ErasedArena`] trait; trait objects over
+//! `&'a mut` storage need no allocator. Only the per-type call is dynamic: inside `dispatch`
+//! everything is monomorphized for `T`.
+//!
+//! **The borrow problem** (`ctx.spawn` while the current isolate is borrowed): during a
+//! handler call the arena splits its slot slice around the running slot. The running isolate
+//! is `&mut` borrowed from the middle; the halves before and after it go into the context as a
+//! [`SlotPlacer`], so a spawn of the *same* type can still place its new isolate into any free
+//! slot (a free slot is never the running one). Arenas of other types are reachable through
+//! the shard's arena list split the same way. So `spawn` runs the child's `init` at once and
+//! returns `InitFailed` synchronously, with no staging copy and no `unsafe`.
+
+use crate::ctx::{Ctx, CtxParts};
+use crate::effect::{CrashReason, Effect};
+use crate::isolate::{InitArgs, Isolate};
+use crate::memory::{Measure, MemoryError, Region};
+use crate::message::Message;
+use crate::platform::Panicked;
+use core::any::Any;
+use core::fmt;
+
+/// One entry of the shard's arena list (filled for every type at boot).
+pub(crate) type ArenaRef<'a> = Option<&'a mut dyn ErasedArena<'a>>;
+
+/// Places an initialized isolate (passed as `&mut Option<T>`) into a slot of its arena.
+pub(crate) trait SlotPlacer {
+    /// Moves the value out of `value` into `slot`. Returns false if the types do not match or
+    /// the slot is occupied (the value is then left in place and dropped by the caller).
+    fn place(&mut self, slot: u32, value: &mut dyn Any) -> bool;
+    /// Drops the isolate in `slot`, if any.
+    fn drop_slot(&mut self, slot: u32) -> bool;
+}
+
+/// The monomorphized operations of one type, stored in its `TypeSpec`.
+#[derive(Clone, Copy)]
+pub(crate) struct TypeVtable {
+    pub(crate) rust_type: fn() -> core::any::TypeId,
+    pub(crate) size: usize,
+    pub(crate) align: usize,
+    pub(crate) measure: fn(&mut Measure, u32),
+    pub(crate) build:
+        for<'a> fn(&mut Region<'a>, u32) -> Result<&'a mut dyn ErasedArena<'a>, MemoryError>,
+    pub(crate) init:
+        for<'c, 'a> fn(&InitArgs, &mut Ctx<'c, 'a>, u32) -> Result<Effect, CrashReason>,
+}
+
+impl fmt::Debug for TypeVtable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TypeVtable")
+            .field("size", &self.size)
+            .field("align", &self.align)
+            .finish()
+    }
+}
+
+impl TypeVtable {
+    pub(crate) const fn of<T: Isolate>() -> TypeVtable {
+        TypeVtable {
+            rust_type: core::any::TypeId::of::<T>,
+            size: core::mem::size_of::<T>(),
+            align: core::mem::align_of::<T>(),
+            measure: measure::<T>,
+            build: build::<T>,
+            init: init::<T>,
+        }
+    }
+}
+
+fn measure<T: Isolate>(m: &mut Measure, capacity: u32) {
+    m.slice::<Option<T>>(capacity as usize);
+    m.one::<TypedArena<'static, T>>();
+}
+
+fn build<'a, T: Isolate>(
+    r: &mut Region<'a>,
+    capacity: u32,
+) -> Result<&'a mut dyn ErasedArena<'a>, MemoryError> {
+    let slots = r.slice::<Option<T>>(capacity as usize, |_| None)?;
+    let arena = r.one(TypedArena { slots })?;
+    Ok(arena)
+}
+
+/// Runs `T::init` with the child's context and places the value into `slot`.
+fn init<T: Isolate>(
+    args: &InitArgs,
+    ctx: &mut Ctx<'_, '_>,
+    slot: u32,
+) -> Result<Effect, CrashReason> {
+    let args: T::Args = args.decode();
+    let (value, effect) = T::init(&args, ctx)?;
+    let mut value = Some(value);
+    if ctx.place(slot, &mut value) {
+        Ok(effect)
+    } else {
+        Err(CrashReason("internal: spawn slot unavailable"))
+    }
+}
+
+/// The dense storage of one isolate type.
+pub(crate) struct TypedArena<'a, T> {
+    slots: &'a mut [Option<T>],
+}
+
+/// Type-erased access to one arena.
+pub(crate) trait ErasedArena<'a> {
+    /// Runs the handler of the isolate in `slot` on `msg` through the platform trap.
+    /// `None` if the slot is empty (never happens for a slot the metadata says is live).
+    fn dispatch(
+        &mut self,
+        slot: u32,
+        msg: &Message,
+        parts: &mut CtxParts<'_, 'a>,
+    ) -> Option<Result<Effect, Panicked>>;
+    /// See [`SlotPlacer::place`].
+    fn place(&mut self, slot: u32, value: &mut dyn Any) -> bool;
+    /// See [`SlotPlacer::drop_slot`].
+    fn drop_slot(&mut self, slot: u32) -> bool;
+    /// Whether `slot` holds an isolate.
+    fn occupied(&self, slot: u32) -> bool;
+    /// Read-only access to an isolate's state (for checkers), as `&T`.
+    fn state(&self, slot: u32) -> Option<&dyn Any>;
+    /// Drops every isolate.
+    fn clear(&mut self);
+}
+
+impl<'a, T: Isolate> ErasedArena<'a> for TypedArena<'a, T> {
+    fn dispatch(
+        &mut self,
+        slot: u32,
+        msg: &Message,
+        parts: &mut CtxParts<'_, 'a>,
+    ) -> Option<Result<Effect, Panicked>> {
+        let (before, rest) = self.slots.split_at_mut(slot as usize);
+        let (current, after) = rest.split_first_mut()?;
+        let isolate = current.as_mut()?;
+        let mut own = SplitSlots {
+            before,
+            after,
+            split: slot,
+        };
+        let trap = parts.trap;
+        let mut ctx = Ctx::new(parts, Some(&mut own));
+        let mut effect = Effect::Receive;
+        let outcome = trap.run(&mut || effect = isolate.handle(msg, &mut ctx));
+        Some(outcome.map(|()| effect))
+    }
+
+    fn place(&mut self, slot: u32, value: &mut dyn Any) -> bool {
+        place_into(self.slots.get_mut(slot as usize), value)
+    }
+
+    fn drop_slot(&mut self, slot: u32) -> bool {
+        self.slots
+            .get_mut(slot as usize)
+            .is_some_and(|s| s.take().is_some())
+    }
+
+    fn occupied(&self, slot: u32) -> bool {
+        self.slots.get(slot as usize).is_some_and(Option::is_some)
+    }
+
+    fn state(&self, slot: u32) -> Option<&dyn Any> {
+        self.slots
+            .get(slot as usize)?
+            .as_ref()
+            .map(|t| t as &dyn Any)
+    }
+
+    fn clear(&mut self) {
+        for s in self.slots.iter_mut() {
+            *s = None;
+        }
+    }
+}
+
+fn place_into<T: 'static>(target: Option<&mut Option<T>>, value: &mut dyn Any) -> bool {
+    match (target, value.downcast_mut::<Option<T>>()) {
+        (Some(target), Some(value)) if target.is_none() && value.is_some() => {
+            *target = value.take();
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The slots of the running isolate's own arena, minus the running slot.
+struct SplitSlots<'x, T> {
+    before: &'x mut [Option<T>],
+    after: &'x mut [Option<T>],
+    split: u32,
+}
+
+impl<T> SplitSlots<'_, T> {
+    fn get_mut(&mut self, slot: u32) -> Option<&mut Option<T>> {
+        if slot < self.split {
+            self.before.get_mut(slot as usize)
+        } else if slot > self.split {
+            self.after.get_mut((slot - self.split - 1) as usize)
+        } else {
+            None
+        }
+    }
+}
+
+impl<T: 'static> SlotPlacer for SplitSlots<'_, T> {
+    fn place(&mut self, slot: u32, value: &mut dyn Any) -> bool {
+        place_into(self.get_mut(slot), value)
+    }
+
+    fn drop_slot(&mut self, slot: u32) -> bool {
+        self.get_mut(slot).is_some_and(|s| s.take().is_some())
+    }
+}

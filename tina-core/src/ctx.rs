@@ -1,0 +1,395 @@
+//! The context a handler gets: everything an isolate can *do* besides returning an effect.
+//!
+//! Every method returns at once with a value; none panics on bad input (a stale handle, a
+//! full mailbox, an exhausted pool or timer wheel, an oversized payload are all results).
+//! So when user code panics after several context calls, the shard's structures are still
+//! consistent: each call completed its own update before returning.
+
+use crate::arena::{ArenaRef, SlotPlacer};
+use crate::core::{Core, State};
+use crate::effect::{CrashReason, Effect};
+use crate::handle::{Handle, ShardId, TypeId};
+use crate::io::{
+    Control, ControlOutcome, Domain, Fd, IoBuf, IoError, ShutdownHow, SocketKind, SocketOption,
+};
+use crate::iobuf::BufState;
+use crate::isolate::{InitArgs, Isolate};
+use crate::message::{Message, Outgoing, Payload, PayloadTooLarge, UserTag};
+use crate::platform::{SocketControl, Transport, Trap};
+use crate::pool::Class;
+use crate::shard::{SendError, SpawnError};
+use crate::spec::{Restart, TypeRef};
+use crate::time::{Duration, Instant};
+use crate::timer::{TimerId, TimerKind, TimersExhausted};
+use core::any::Any;
+use core::net::SocketAddr;
+
+/// Drops isolates by (type, slot) wherever the caller can reach them.
+pub(crate) trait ArenaAccess {
+    fn drop_slot(&mut self, ty: u8, slot: u32);
+}
+
+/// The pieces of the shard a context borrows, assembled by the scheduler.
+pub(crate) struct CtxParts<'p, 'a> {
+    pub(crate) core: &'p mut Core<'a>,
+    /// Arenas of types before the running type (all arenas when `split` is `None`).
+    pub(crate) before: &'p mut [ArenaRef<'a>],
+    /// Arenas of types after the running type.
+    pub(crate) after: &'p mut [ArenaRef<'a>],
+    /// The running type, whose arena is borrowed by the running handler.
+    pub(crate) split: Option<u8>,
+    pub(crate) transport: &'p mut dyn Transport,
+    pub(crate) control: &'p mut dyn SocketControl,
+    pub(crate) trap: &'p dyn Trap,
+    pub(crate) me: Handle,
+    pub(crate) group: u16,
+    pub(crate) call: Option<(Handle, u64)>,
+}
+
+/// What a handler can do besides returning an effect.
+pub struct Ctx<'x, 'a> {
+    pub(crate) core: &'x mut Core<'a>,
+    pub(crate) before: &'x mut [ArenaRef<'a>],
+    pub(crate) after: &'x mut [ArenaRef<'a>],
+    pub(crate) split: Option<u8>,
+    pub(crate) own: Option<&'x mut dyn SlotPlacer>,
+    pub(crate) transport: &'x mut dyn Transport,
+    pub(crate) control: &'x mut dyn SocketControl,
+    pub(crate) trap: &'x dyn Trap,
+    pub(crate) me: Handle,
+    pub(crate) group: u16,
+    pub(crate) call: Option<(Handle, u64)>,
+}
+
+impl<'x, 'a> Ctx<'x, 'a> {
+    pub(crate) fn new(
+        parts: &'x mut CtxParts<'_, 'a>,
+        own: Option<&'x mut dyn SlotPlacer>,
+    ) -> Ctx<'x, 'a> {
+        Ctx {
+            core: parts.core,
+            before: parts.before,
+            after: parts.after,
+            split: parts.split,
+            own,
+            transport: parts.transport,
+            control: parts.control,
+            trap: parts.trap,
+            me: parts.me,
+            group: parts.group,
+            call: parts.call,
+        }
+    }
+
+    /// This isolate's handle.
+    pub fn me(&self) -> Handle {
+        self.me
+    }
+
+    /// This shard's id.
+    pub fn shard_id(&self) -> ShardId {
+        self.core.shard
+    }
+
+    /// How many shards the system has.
+    pub fn shard_count(&self) -> u16 {
+        self.core.spec.shards.len() as u16
+    }
+
+    /// The current tick.
+    pub fn now(&self) -> Instant {
+        self.core.now
+    }
+
+    /// Whether the shard is shutting down.
+    pub fn is_shutting_down(&self) -> bool {
+        self.core.shutting_down
+    }
+
+    /// The [`TypeId`] of a registered isolate type.
+    pub fn type_id_of<T: Isolate>(&self) -> Option<TypeId> {
+        self.core.spec.type_id_of::<T>()
+    }
+
+    /// Sends a typed message. Returns at once; nothing is retried by the framework.
+    pub fn send<T: Payload>(&mut self, to: Handle, value: &T) -> Result<(), SendError> {
+        self.send_outgoing(to, &Outgoing::new(value))
+    }
+
+    /// Sends raw bytes under a user tag (at most 96 bytes).
+    pub fn send_bytes(&mut self, to: Handle, tag: UserTag, bytes: &[u8]) -> Result<(), SendError> {
+        match Outgoing::from_bytes(tag, bytes) {
+            Ok(out) => self.send_outgoing(to, &out),
+            Err(PayloadTooLarge { .. }) => Err(SendError::PayloadTooLarge),
+        }
+    }
+
+    /// Sends a prepared message.
+    pub fn send_outgoing(&mut self, to: Handle, out: &Outgoing) -> Result<(), SendError> {
+        let msg = Message::build(self.me, to, out);
+        self.core.send(self.transport, &msg)
+    }
+
+    /// Spawns a dynamic child of type `T` into this isolate's supervision group, runs its
+    /// `init` at once and returns its handle. The child is `Temporary` (never restarted);
+    /// see [`Ctx::spawn_with`].
+    pub fn spawn<T: Isolate>(&mut self, args: &T::Args) -> Result<Handle, SpawnError> {
+        self.spawn_with::<T>(args, Restart::Temporary)
+    }
+
+    /// Spawns a dynamic child with a restart type.
+    pub fn spawn_with<T: Isolate>(
+        &mut self,
+        args: &T::Args,
+        restart: Restart,
+    ) -> Result<Handle, SpawnError> {
+        let ty = self
+            .core
+            .spec
+            .resolve(TypeRef::of::<T>())
+            .ok_or(SpawnError::UnknownType)?;
+        if !self.core.groups.reserve_dynamic(self.group) {
+            self.core.counters.spawn_failures += 1;
+            return Err(SpawnError::GroupFull);
+        }
+        let r = self.spawn_raw(
+            ty.0,
+            InitArgs::new(args),
+            self.group,
+            crate::supervision::DYNAMIC_MEMBER,
+            restart,
+        );
+        if r.is_err() {
+            self.core.groups.release_dynamic(self.group);
+        }
+        r
+    }
+
+    /// Reserves a slot, runs `init` through the trap, places the isolate and applies its first
+    /// effect. Used for dynamic spawns and (with a scheduler-level context) for static
+    /// children and restarts.
+    pub(crate) fn spawn_raw(
+        &mut self,
+        ty: u8,
+        args: InitArgs,
+        group: u16,
+        member: u16,
+        restart: Restart,
+    ) -> Result<Handle, SpawnError> {
+        let Some((slot, _)) = self.core.types[usize::from(ty)].reserve(&mut self.core.counters)
+        else {
+            self.core.counters.spawn_failures += 1;
+            return Err(SpawnError::ArenaFull);
+        };
+        let child = self.core.handle(ty, slot);
+        {
+            let m = self.core.meta(ty, slot);
+            m.group = group;
+            m.member = member;
+            m.restart = restart;
+            m.args = args;
+        }
+        let init = self.core.spec.types[usize::from(ty)].vtable.init;
+        let saved = (self.me, self.call, self.group);
+        self.me = child;
+        self.call = None;
+        self.group = group;
+        let mut result = Err(CrashReason::PANIC);
+        let trap = self.trap;
+        let trapped = trap.run(&mut || result = init(&args, self, slot));
+        (self.me, self.call, self.group) = saved;
+        if trapped.is_err() {
+            self.core.counters.panics += 1;
+        }
+        let effect = match result {
+            Ok(effect) => effect,
+            Err(_) => {
+                // Nothing was placed (or the placed value is dropped now); release the slot.
+                self.drop_slot(ty, slot);
+                self.core.teardown(ty, slot);
+                self.core.counters.spawn_failures += 1;
+                return Err(SpawnError::InitFailed);
+            }
+        };
+        self.core.counters.spawns += 1;
+        if let Some(_exit) = self
+            .core
+            .apply_effect(self.transport, ty, slot, effect, None)
+        {
+            // `init` asked to stop at once: tear down without a restart.
+            self.drop_slot(ty, slot);
+            self.core.teardown(ty, slot);
+        }
+        Ok(child)
+    }
+
+    /// Starts a one-shot timer: after `after` ticks a message with `tag` (and no payload)
+    /// arrives in this isolate's mailbox. Cancel it with [`Ctx::cancel_timer`].
+    pub fn start_timer(
+        &mut self,
+        after: Duration,
+        tag: UserTag,
+    ) -> Result<TimerId, TimersExhausted> {
+        let Some((ty, slot)) = self.core.locate(self.me) else {
+            return Err(TimersExhausted);
+        };
+        let deadline = self.core.now + after;
+        let mut head = self.core.meta(ty, slot).timers;
+        let r = self.core.timers.start(
+            deadline,
+            self.me,
+            TimerKind::User(tag.get()),
+            Class::User,
+            &mut head,
+        );
+        self.core.meta(ty, slot).timers = head;
+        if r.is_err() {
+            self.core.counters.timer_exhausted += 1;
+        }
+        r
+    }
+
+    /// Cancels a pending timer. Returns whether it was still pending (a timer that already
+    /// fired, or another isolate's timer, is left alone).
+    pub fn cancel_timer(&mut self, id: TimerId) -> bool {
+        let Some((ty, slot)) = self.core.locate(self.me) else {
+            return false;
+        };
+        let mut head = self.core.meta(ty, slot).timers;
+        let r = self.core.timers.cancel(id, self.me, &mut head);
+        self.core.meta(ty, slot).timers = head;
+        r
+    }
+
+    /// Takes a reactor-owned buffer to fill and hand to an I/O op in the returned effect.
+    /// Freed automatically after this handler call if not handed over.
+    pub fn io_buffer(&mut self) -> Result<IoBuf, IoError> {
+        let Some(buf) = self.core.io.alloc(self.me, BufState::Held) else {
+            self.core.counters.io_buffer_exhausted += 1;
+            return Err(IoError::NoBuffers);
+        };
+        if !self.core.io.hold(buf) {
+            self.core.io.free(buf);
+            return Err(IoError::NoBuffers);
+        }
+        Ok(buf)
+    }
+
+    /// The writable bytes of a buffer this handler call holds.
+    pub fn io_buffer_mut(&mut self, buf: IoBuf) -> Result<&mut [u8], IoError> {
+        if self.core.io.holds(buf) && self.core.io.is(buf, self.me, BufState::Held) {
+            Ok(self.core.io.bytes_mut(buf))
+        } else {
+            Err(IoError::BadBuffer)
+        }
+    }
+
+    /// The bytes of a buffer this handler call holds (e.g. the one a receive completion
+    /// delivered), limited to `len`.
+    pub fn io_data(&self, buf: IoBuf, len: usize) -> Result<&[u8], IoError> {
+        if self.core.io.holds(buf) && self.core.io.is(buf, self.me, BufState::Held) {
+            let bytes = self.core.io.bytes(buf);
+            Ok(&bytes[..len.min(bytes.len())])
+        } else {
+            Err(IoError::BadBuffer)
+        }
+    }
+
+    /// Bytes per I/O buffer on this shard.
+    pub fn io_buffer_size(&self) -> usize {
+        self.core.io.buffer_size()
+    }
+
+    /// Runs a synchronous socket-control call.
+    pub fn control(&mut self, op: Control) -> Result<ControlOutcome, IoError> {
+        self.control.control(self.me, op)
+    }
+
+    /// Creates a socket.
+    pub fn socket(&mut self, domain: Domain, kind: SocketKind) -> Result<Fd, IoError> {
+        match self.control(Control::Socket { domain, kind })? {
+            ControlOutcome::Fd(fd) => Ok(fd),
+            _ => Err(IoError::InvalidInput),
+        }
+    }
+
+    /// Binds a socket.
+    pub fn bind(&mut self, socket: Fd, addr: SocketAddr) -> Result<(), IoError> {
+        self.control(Control::Bind { socket, addr }).map(|_| ())
+    }
+
+    /// Starts listening.
+    pub fn listen(&mut self, socket: Fd, backlog: u32) -> Result<(), IoError> {
+        self.control(Control::Listen { socket, backlog })
+            .map(|_| ())
+    }
+
+    /// Sets a socket option.
+    pub fn set_option(&mut self, socket: Fd, option: SocketOption) -> Result<(), IoError> {
+        self.control(Control::SetOption { socket, option })
+            .map(|_| ())
+    }
+
+    /// Shuts down one or both directions.
+    pub fn shutdown(&mut self, socket: Fd, how: ShutdownHow) -> Result<(), IoError> {
+        self.control(Control::Shutdown { socket, how }).map(|_| ())
+    }
+
+    /// The local address of a socket.
+    pub fn local_addr(&mut self, socket: Fd) -> Result<SocketAddr, IoError> {
+        match self.control(Control::LocalAddr { socket })? {
+            ControlOutcome::Addr(a) => Ok(a),
+            _ => Err(IoError::InvalidInput),
+        }
+    }
+
+    /// Places an initialized isolate into its reserved slot.
+    pub(crate) fn place(&mut self, slot: u32, value: &mut dyn Any) -> bool {
+        let ty = self.me.type_id().0;
+        match self.split {
+            Some(s) if ty == s => self.own.as_mut().is_some_and(|o| o.place(slot, value)),
+            Some(s) if ty > s => self.after[usize::from(ty - s - 1)]
+                .as_mut()
+                .is_some_and(|a| a.place(slot, value)),
+            _ => self.before[usize::from(ty)]
+                .as_mut()
+                .is_some_and(|a| a.place(slot, value)),
+        }
+    }
+
+    /// Whether the current isolate is still initializing (for internal checks).
+    #[allow(dead_code)]
+    pub(crate) fn initializing(&self) -> bool {
+        self.core.locate(self.me).is_some_and(|(t, s)| {
+            self.core.types[usize::from(t)].metas[s as usize].state == State::Initializing
+        })
+    }
+
+    /// The effect type, re-exported for convenience in handler signatures.
+    #[doc(hidden)]
+    pub fn _effect_marker(&self) -> Option<Effect> {
+        None
+    }
+}
+
+impl ArenaAccess for Ctx<'_, '_> {
+    fn drop_slot(&mut self, ty: u8, slot: u32) {
+        match self.split {
+            Some(s) if ty == s => {
+                if let Some(o) = self.own.as_mut() {
+                    o.drop_slot(slot);
+                }
+            }
+            Some(s) if ty > s => {
+                if let Some(a) = self.after[usize::from(ty - s - 1)].as_mut() {
+                    a.drop_slot(slot);
+                }
+            }
+            _ => {
+                if let Some(a) = self.before[usize::from(ty)].as_mut() {
+                    a.drop_slot(slot);
+                }
+            }
+        }
+    }
+}

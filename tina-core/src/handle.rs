@@ -1,0 +1,141 @@
+//! Generational handles: the only way to address an isolate.
+//!
+//! ```text
+//!  63      56 55      48 47                 28 27                      0
+//! +----------+----------+---------------------+-------------------------+
+//! | shard: 8 | type: 8  |      slot: 20       |     generation: 28      |
+//! +----------+----------+---------------------+-------------------------+
+//! ```
+//!
+//! Generation 0 is never live, so `Handle::NONE` (all zeroes) never addresses anything.
+//! Tearing an isolate down bumps its slot's generation; every handle issued for the old
+//! occupant is then *stale* and can never reach the new one. A slot whose generation reaches
+//! [`GENERATION_MAX`] is retired for good rather than wrapping, so staleness is absolute.
+
+use core::fmt;
+
+/// Largest slot index a handle can carry (20 bits).
+pub const SLOT_MAX: u32 = (1 << 20) - 1;
+/// Largest generation a handle can carry (28 bits). A slot at this generation is retired.
+pub const GENERATION_MAX: u32 = (1 << 28) - 1;
+
+/// Index of a shard within a system (at most 256 shards).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ShardId(pub u8);
+
+/// Index of an isolate type in the system spec's type list (at most 256 types).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TypeId(pub u8);
+
+/// A 64-bit generational address of one isolate incarnation.
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(transparent)]
+pub struct Handle(u64);
+
+impl Handle {
+    /// The handle that addresses nothing.
+    pub const NONE: Handle = Handle(0);
+
+    /// Packs the four fields. Returns `None` if slot or generation do not fit, or if the
+    /// generation is 0 (never live).
+    pub const fn new(shard: ShardId, ty: TypeId, slot: u32, generation: u32) -> Option<Handle> {
+        if slot > SLOT_MAX || generation > GENERATION_MAX || generation == 0 {
+            return None;
+        }
+        Some(Handle(
+            ((shard.0 as u64) << 56)
+                | ((ty.0 as u64) << 48)
+                | ((slot as u64) << 28)
+                | generation as u64,
+        ))
+    }
+
+    /// Reinterprets raw bits (e.g. an io_uring `user_data` or a wire field).
+    pub const fn from_bits(bits: u64) -> Handle {
+        Handle(bits)
+    }
+
+    /// The raw 64 bits.
+    pub const fn to_bits(self) -> u64 {
+        self.0
+    }
+
+    /// Whether this is [`Handle::NONE`].
+    pub const fn is_none(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The shard the isolate lives on.
+    pub const fn shard(self) -> ShardId {
+        ShardId((self.0 >> 56) as u8)
+    }
+
+    /// The isolate's type.
+    pub const fn type_id(self) -> TypeId {
+        TypeId((self.0 >> 48) as u8)
+    }
+
+    /// The slot within the type's arena on that shard.
+    pub const fn slot(self) -> u32 {
+        ((self.0 >> 28) as u32) & SLOT_MAX
+    }
+
+    /// The incarnation of the slot this handle was issued for.
+    pub const fn generation(self) -> u32 {
+        (self.0 as u32) & GENERATION_MAX
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_none() {
+            return f.write_str("Handle::NONE");
+        }
+        write!(
+            f,
+            "Handle({}:{}:{}#{})",
+            self.shard().0,
+            self.type_id().0,
+            self.slot(),
+            self.generation()
+        )
+    }
+}
+
+impl fmt::Display for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handle_fields_roundtrip_at_their_limits() {
+        let h = Handle::new(ShardId(255), TypeId(254), SLOT_MAX, GENERATION_MAX).unwrap();
+        assert_eq!(h.shard(), ShardId(255));
+        assert_eq!(h.type_id(), TypeId(254));
+        assert_eq!(h.slot(), SLOT_MAX);
+        assert_eq!(h.generation(), GENERATION_MAX);
+        let h = Handle::new(ShardId(1), TypeId(2), 3, 4).unwrap();
+        assert_eq!(
+            (h.shard().0, h.type_id().0, h.slot(), h.generation()),
+            (1, 2, 3, 4)
+        );
+        assert_eq!(Handle::from_bits(h.to_bits()), h);
+    }
+
+    #[test]
+    fn handle_generation_zero_or_overflow_is_rejected() {
+        assert!(Handle::new(ShardId(0), TypeId(0), 0, 0).is_none());
+        assert!(Handle::new(ShardId(0), TypeId(0), SLOT_MAX + 1, 1).is_none());
+        assert!(Handle::new(ShardId(0), TypeId(0), 0, GENERATION_MAX + 1).is_none());
+        assert!(Handle::NONE.is_none());
+        assert_eq!(Handle::NONE.generation(), 0);
+    }
+}

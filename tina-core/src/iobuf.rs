@@ -1,0 +1,230 @@
+//! The shard's reactor-owned I/O buffers and the per-tick submission batch.
+//!
+//! Buffer life cycle (one owner at a time, generation-checked references):
+//!
+//! ```text
+//!   Free ──ctx.io_buffer()──> Held(owner, this handler call) ──returned in Io op──> InFlight
+//!     ^                          │ not used by the end of the call                   │
+//!     └──────────────────────────┘                                                   │
+//!     ^                                                                               v
+//!     └── freed after the handler call that saw it ── Delivered(owner) <── completion
+//! ```
+//!
+//! A receive op takes a Free buffer straight to InFlight when it is submitted. A completion
+//! for a torn-down owner frees its buffer instead of delivering it.
+
+use crate::handle::Handle;
+use crate::io::IoBuf;
+use crate::platform::{IoBuffers, Submission};
+use crate::pool::NIL;
+
+/// Buffers one handler call can hold at once (obtained or delivered).
+pub(crate) const HELD_PER_CALL_MAX: usize = 8;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BufState {
+    Free,
+    Held,
+    InFlight,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BufMeta {
+    generation: u16,
+    state: BufState,
+    owner: Handle,
+    next_free: u32,
+}
+
+impl BufMeta {
+    pub(crate) const FREE: BufMeta = BufMeta {
+        generation: 0,
+        state: BufState::Free,
+        owner: Handle::NONE,
+        next_free: NIL,
+    };
+}
+
+pub(crate) struct IoState<'a> {
+    bytes: &'a mut [u8],
+    size: usize,
+    bufs: &'a mut [BufMeta],
+    free_head: u32,
+    free_tail: u32,
+    free_count: u32,
+    pub(crate) subs: &'a mut [Submission],
+    pub(crate) sub_len: usize,
+    held: [Option<IoBuf>; HELD_PER_CALL_MAX],
+}
+
+impl<'a> IoState<'a> {
+    pub(crate) fn new(
+        bytes: &'a mut [u8],
+        size: usize,
+        bufs: &'a mut [BufMeta],
+        subs: &'a mut [Submission],
+    ) -> IoState<'a> {
+        let n = bufs.len() as u32;
+        for (i, b) in bufs.iter_mut().enumerate() {
+            *b = BufMeta::FREE;
+            b.next_free = if (i as u32) + 1 < n {
+                i as u32 + 1
+            } else {
+                NIL
+            };
+        }
+        IoState {
+            bytes,
+            size,
+            bufs,
+            free_head: if n > 0 { 0 } else { NIL },
+            free_tail: if n > 0 { n - 1 } else { NIL },
+            free_count: n,
+            subs,
+            sub_len: 0,
+            held: [None; HELD_PER_CALL_MAX],
+        }
+    }
+
+    pub(crate) fn total(&self) -> u32 {
+        self.bufs.len() as u32
+    }
+
+    pub(crate) fn free_count(&self) -> u32 {
+        self.free_count
+    }
+
+    pub(crate) fn buffer_size(&self) -> usize {
+        self.size
+    }
+
+    /// Takes a free buffer (FIFO, so generations wear evenly).
+    pub(crate) fn alloc(&mut self, owner: Handle, state: BufState) -> Option<IoBuf> {
+        let i = self.free_head;
+        if i == NIL {
+            return None;
+        }
+        let b = &mut self.bufs[i as usize];
+        self.free_head = b.next_free;
+        if self.free_head == NIL {
+            self.free_tail = NIL;
+        }
+        self.free_count -= 1;
+        b.generation = b.generation.wrapping_add(1);
+        b.state = state;
+        b.owner = owner;
+        b.next_free = NIL;
+        Some(IoBuf {
+            index: i as u16,
+            generation: b.generation,
+        })
+    }
+
+    /// Whether `buf` is live, in `state`, and owned by `owner`.
+    pub(crate) fn is(&self, buf: IoBuf, owner: Handle, state: BufState) -> bool {
+        self.bufs
+            .get(buf.index())
+            .is_some_and(|b| b.generation == buf.generation && b.state == state && b.owner == owner)
+    }
+
+    pub(crate) fn set_state(&mut self, buf: IoBuf, state: BufState) {
+        if let Some(b) = self.bufs.get_mut(buf.index())
+            && b.generation == buf.generation
+        {
+            b.state = state;
+        }
+    }
+
+    /// Returns a buffer to the free list (no-op for a stale reference).
+    pub(crate) fn free(&mut self, buf: IoBuf) {
+        let i = buf.index() as u32;
+        let Some(b) = self.bufs.get_mut(i as usize) else {
+            return;
+        };
+        if b.generation != buf.generation || b.state == BufState::Free {
+            return;
+        }
+        b.state = BufState::Free;
+        b.owner = Handle::NONE;
+        b.next_free = NIL;
+        if self.free_tail == NIL {
+            self.free_head = i;
+        } else {
+            self.bufs[self.free_tail as usize].next_free = i;
+        }
+        self.free_tail = i;
+        self.free_count += 1;
+    }
+
+    /// The bytes of a buffer the handler holds.
+    pub(crate) fn bytes(&self, buf: IoBuf) -> &[u8] {
+        let start = buf.index() * self.size;
+        &self.bytes[start..start + self.size]
+    }
+
+    pub(crate) fn bytes_mut(&mut self, buf: IoBuf) -> &mut [u8] {
+        let start = buf.index() * self.size;
+        &mut self.bytes[start..start + self.size]
+    }
+
+    /// The submission batch and the buffers, borrowed together for the platform.
+    pub(crate) fn split(&mut self) -> (&[Submission], IoBuffers<'_>) {
+        (
+            self.subs,
+            IoBuffers {
+                bytes: self.bytes,
+                size: self.size,
+            },
+        )
+    }
+
+    pub(crate) fn view(&mut self) -> IoBuffers<'_> {
+        IoBuffers {
+            bytes: self.bytes,
+            size: self.size,
+        }
+    }
+
+    /// Records a buffer as held by the current handler call. False if the call holds too
+    /// many already.
+    pub(crate) fn hold(&mut self, buf: IoBuf) -> bool {
+        match self.held.iter_mut().find(|h| h.is_none()) {
+            Some(h) => {
+                *h = Some(buf);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether the current call holds `buf`.
+    pub(crate) fn holds(&self, buf: IoBuf) -> bool {
+        self.held.contains(&Some(buf))
+    }
+
+    /// Ends a handler call: frees every held buffer that was not handed to an I/O op.
+    pub(crate) fn release_held(&mut self) {
+        for i in 0..HELD_PER_CALL_MAX {
+            if let Some(buf) = self.held[i].take()
+                && self
+                    .bufs
+                    .get(buf.index())
+                    .is_some_and(|b| b.generation == buf.generation && b.state == BufState::Held)
+            {
+                self.free(buf);
+            }
+        }
+    }
+
+    pub(crate) fn check(&self) -> Result<(), &'static str> {
+        let free = self
+            .bufs
+            .iter()
+            .filter(|b| b.state == BufState::Free)
+            .count() as u32;
+        if free != self.free_count {
+            return Err("I/O buffers: free list count differs from free buffers");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,182 @@
+//! The platform seam: the few small traits a driver implements.
+//!
+//! The core never reads a clock, performs a syscall, spawns a thread or catches a panic.
+//! Everything outside the pure state machine comes through these traits, bundled by
+//! [`Platform`]. Time is not a trait: it is the `now` argument of `Shard::step`.
+//!
+//! | trait | what the platform provides | Linux | simulator | bare metal |
+//! |---|---|---|---|---|
+//! | [`Transport`] | cross-shard envelopes | SPSC rings + eventfd wake | simulated network | rings + SEV |
+//! | [`IoDriver`] | I/O submission/completion | io_uring or epoll | simulated TCP/UDP/files | none |
+//! | [`SocketControl`] | synchronous socket calls | libc | simulated | none |
+//! | [`Trap`] | how a handler is invoked | `catch_unwind` | `catch_unwind` | direct call |
+//!
+//! Contracts are stated on each method; a platform that breaks one can make the shard drop
+//! messages (counted) but never makes it unsound.
+
+use crate::handle::{Handle, ShardId};
+use crate::io::{Control, ControlOutcome, IoBuf, IoCompletion, IoError, IoOp};
+use crate::message::Message;
+use crate::shard::SendError;
+
+/// Cross-shard message transport for one shard.
+pub trait Transport {
+    /// Stages `msg` for shard `to`. Must not block. Returns `Err(MailboxFull)` if the outbound
+    /// channel is full and `Err(StaleHandle)` if `to` is quarantined, partitioned or does not
+    /// exist. Staged messages become visible to the peer at the next [`Transport::publish`].
+    fn send(&mut self, to: ShardId, msg: &Message) -> Result<(), SendError>;
+
+    /// Hands every inbound message available now to `deliver`, in per-peer FIFO order. Must be
+    /// bounded (e.g. by ring capacities).
+    fn receive(&mut self, deliver: &mut dyn FnMut(&Message));
+
+    /// Makes everything staged since the last call visible to the peers, and wakes peers that
+    /// sleep (once per tick; no syscall when nothing was staged or nobody sleeps).
+    fn publish(&mut self);
+}
+
+/// One I/O operation handed to the platform.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Submission {
+    /// The isolate that asked for it (`Handle::NONE` for reclaim work such as closing a
+    /// descriptor whose owner is gone). Use it as the operation's user data.
+    pub owner: Handle,
+    /// The operation.
+    pub op: IoOp,
+    /// For operations that receive data, the buffer to fill (the core chose it).
+    pub buf: Option<IoBuf>,
+}
+
+/// The shard's reactor-owned buffers, as seen by the platform.
+pub struct IoBuffers<'x> {
+    pub(crate) bytes: &'x mut [u8],
+    pub(crate) size: usize,
+}
+
+impl IoBuffers<'_> {
+    /// The bytes of one buffer.
+    pub fn get(&self, buf: IoBuf) -> Option<&[u8]> {
+        let start = buf.index().checked_mul(self.size)?;
+        self.bytes.get(start..start + self.size)
+    }
+
+    /// The bytes of one buffer, writable.
+    pub fn get_mut(&mut self, buf: IoBuf) -> Option<&mut [u8]> {
+        let start = buf.index().checked_mul(self.size)?;
+        self.bytes.get_mut(start..start + self.size)
+    }
+
+    /// Bytes per buffer.
+    pub fn buffer_size(&self) -> usize {
+        self.size
+    }
+
+    /// All buffers as one contiguous region (for registering with the kernel). The region
+    /// lives as long as the shard and does not move.
+    pub fn region(&mut self) -> &mut [u8] {
+        self.bytes
+    }
+}
+
+/// Where the platform reports completions.
+pub trait CompletionSink {
+    /// Reports the completion of an operation submitted for `owner`. `completion.buf` must
+    /// echo the submission's buffer (if it had one): the core uses it to reclaim buffers of
+    /// torn-down isolates. For data-receiving ops, the bytes must already be in the buffer.
+    fn complete(&mut self, owner: Handle, completion: IoCompletion);
+
+    /// The shard's buffers (to copy received bytes into, for platforms that complete
+    /// synchronously such as the simulator).
+    fn buffers(&mut self) -> IoBuffers<'_>;
+}
+
+/// Synchronous socket control, callable from handlers.
+pub trait SocketControl {
+    /// Executes one control call on behalf of `owner`.
+    fn control(&mut self, owner: Handle, op: Control) -> Result<ControlOutcome, IoError>;
+}
+
+/// The I/O path of one shard.
+pub trait IoDriver: SocketControl {
+    /// Takes this tick's batch of operations (one batch per tick) and returns how many it
+    /// accepted: a prefix of `batch`. For each accepted submission the platform must
+    /// eventually report exactly one completion (possibly an error); buffers named by it
+    /// belong to the platform until then. The core completes the rejected rest itself with
+    /// [`IoDriver::rejection`], so nothing is left waiting forever.
+    fn submit(&mut self, batch: &[Submission], buffers: IoBuffers<'_>) -> usize;
+
+    /// The error rejected submissions complete with.
+    fn rejection(&self) -> IoError {
+        IoError::QueueFull
+    }
+
+    /// Reports the completions available now.
+    fn complete(&mut self, sink: &mut dyn CompletionSink);
+}
+
+/// A handler or init call panicked and the platform caught it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Panicked;
+
+/// How the platform invokes user code (`init` and `handle`).
+pub trait Trap {
+    /// Runs `f`. A platform that can catch panics returns `Err(Panicked)` when `f` panics;
+    /// one that cannot (bare metal, `panic = "abort"`) just calls it.
+    fn run(&self, f: &mut dyn FnMut()) -> Result<(), Panicked>;
+}
+
+/// A bundle of the platform's parts for one shard.
+pub trait Platform {
+    /// The transport.
+    type Transport: Transport;
+    /// The I/O driver.
+    type Io: IoDriver;
+    /// The trap.
+    type Trap: Trap;
+
+    /// Borrows all parts at once.
+    fn parts(&mut self) -> (&mut Self::Transport, &mut Self::Io, &Self::Trap);
+}
+
+/// A transport for a single-shard system: every cross-shard send is stale.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoTransport;
+
+impl Transport for NoTransport {
+    fn send(&mut self, _to: ShardId, _msg: &Message) -> Result<(), SendError> {
+        Err(SendError::StaleHandle)
+    }
+    fn receive(&mut self, _deliver: &mut dyn FnMut(&Message)) {}
+    fn publish(&mut self) {}
+}
+
+/// An I/O driver for shards that do no I/O: every operation completes with `Unsupported`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoIo;
+
+impl SocketControl for NoIo {
+    fn control(&mut self, _owner: Handle, _op: Control) -> Result<ControlOutcome, IoError> {
+        Err(IoError::Unsupported)
+    }
+}
+
+impl IoDriver for NoIo {
+    fn submit(&mut self, _batch: &[Submission], _buffers: IoBuffers<'_>) -> usize {
+        0
+    }
+    fn rejection(&self) -> IoError {
+        IoError::Unsupported
+    }
+    fn complete(&mut self, _sink: &mut dyn CompletionSink) {}
+}
+
+/// A trap that calls straight through (a panic unwinds or aborts as the target decides).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DirectTrap;
+
+impl Trap for DirectTrap {
+    fn run(&self, f: &mut dyn FnMut()) -> Result<(), Panicked> {
+        f();
+        Ok(())
+    }
+}
