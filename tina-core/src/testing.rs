@@ -169,3 +169,8 @@ impl Platform for TestPlatform {
         (&mut self.transport, &mut self.io, &self.trap)
     }
 }
+
+/// Builds an envelope as a peer shard would send it (for feeding a test transport).
+pub fn envelope(src: Handle, dst: Handle, out: &crate::message::Outgoing) -> Message {
+    Message::build(src, dst, out)
+}
