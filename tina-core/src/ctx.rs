@@ -190,6 +190,7 @@ impl<'x, 'a> Ctx<'x, 'a> {
             m.args = args;
         }
         let init = self.core.spec.types[usize::from(ty)].vtable.init;
+        let held_mark = self.core.io.held_mark();
         let saved = (self.me, self.call, self.group);
         self.me = child;
         self.call = None;
@@ -205,6 +206,7 @@ impl<'x, 'a> Ctx<'x, 'a> {
             Ok(effect) => effect,
             Err(_) => {
                 // Nothing was placed (or the placed value is dropped now); release the slot.
+                self.core.io.release_held_from(held_mark);
                 self.drop_slot(ty, slot);
                 self.core.teardown(ty, slot);
                 self.core.counters.spawn_failures += 1;
@@ -212,10 +214,14 @@ impl<'x, 'a> Ctx<'x, 'a> {
             }
         };
         self.core.counters.spawns += 1;
-        if let Some(_exit) = self
+        if self.core.shutting_down {
+            self.core.meta(ty, slot).notices |= crate::core::NOTICE_SHUTDOWN;
+        }
+        let exit = self
             .core
-            .apply_effect(self.transport, ty, slot, effect, None)
-        {
+            .apply_effect(self.transport, ty, slot, effect, None);
+        self.core.io.release_held_from(held_mark);
+        if exit.is_some() {
             // `init` asked to stop at once: tear down without a restart.
             self.drop_slot(ty, slot);
             self.core.teardown(ty, slot);

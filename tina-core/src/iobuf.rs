@@ -54,7 +54,10 @@ pub(crate) struct IoState<'a> {
     free_count: u32,
     pub(crate) subs: &'a mut [Submission],
     pub(crate) sub_len: usize,
-    held: [Option<IoBuf>; HELD_PER_CALL_MAX],
+    /// Buffers held by the handler calls in progress (a stack: a child's `init` runs inside
+    /// its parent's handler and releases only what it took).
+    held: [IoBuf; HELD_PER_CALL_MAX],
+    held_len: usize,
 }
 
 impl<'a> IoState<'a> {
@@ -82,7 +85,11 @@ impl<'a> IoState<'a> {
             free_count: n,
             subs,
             sub_len: 0,
-            held: [None; HELD_PER_CALL_MAX],
+            held: [IoBuf {
+                index: 0,
+                generation: 0,
+            }; HELD_PER_CALL_MAX],
+            held_len: 0,
         }
     }
 
@@ -185,31 +192,36 @@ impl<'a> IoState<'a> {
         }
     }
 
-    /// Records a buffer as held by the current handler call. False if the call holds too
-    /// many already.
+    /// Records a buffer as held by the current handler call. False if the calls in progress
+    /// hold too many already.
     pub(crate) fn hold(&mut self, buf: IoBuf) -> bool {
-        match self.held.iter_mut().find(|h| h.is_none()) {
-            Some(h) => {
-                *h = Some(buf);
-                true
-            }
-            None => false,
+        if self.held_len == HELD_PER_CALL_MAX {
+            return false;
         }
+        self.held[self.held_len] = buf;
+        self.held_len += 1;
+        true
     }
 
-    /// Whether the current call holds `buf`.
+    /// Whether a call in progress holds `buf`.
     pub(crate) fn holds(&self, buf: IoBuf) -> bool {
-        self.held.contains(&Some(buf))
+        self.held[..self.held_len].contains(&buf)
     }
 
-    /// Ends a handler call: frees every held buffer that was not handed to an I/O op.
-    pub(crate) fn release_held(&mut self) {
-        for i in 0..HELD_PER_CALL_MAX {
-            if let Some(buf) = self.held[i].take()
-                && self
-                    .bufs
-                    .get(buf.index())
-                    .is_some_and(|b| b.generation == buf.generation && b.state == BufState::Held)
+    /// Marks the start of a handler call's holdings.
+    pub(crate) fn held_mark(&self) -> usize {
+        self.held_len
+    }
+
+    /// Ends a handler call: frees every buffer it took that was not handed to an I/O op.
+    pub(crate) fn release_held_from(&mut self, mark: usize) {
+        while self.held_len > mark {
+            self.held_len -= 1;
+            let buf = self.held[self.held_len];
+            if self
+                .bufs
+                .get(buf.index())
+                .is_some_and(|b| b.generation == buf.generation && b.state == BufState::Held)
             {
                 self.free(buf);
             }

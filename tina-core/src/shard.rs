@@ -497,7 +497,7 @@ impl<'a, P: Platform> Shard<'a, P> {
             None => Effect::Crash(CrashReason("internal: dispatched an empty slot")),
         };
         let exit = self.core.apply_effect(transport, ty, slot, effect, call);
-        self.core.io.release_held();
+        self.core.io.release_held_from(0);
         if let Some(exit) = exit {
             self.exit_isolate(ty, slot, exit);
         }

@@ -87,7 +87,10 @@ fn call_gets_the_matching_reply() {
         let seen = &rig.actor(caller).seen;
         let reply = seen.last().unwrap();
         assert!(reply.is_reply);
-        assert_eq!((reply.tag, reply.n, reply.src), (Pong::TAG.get(), 42, callee));
+        assert_eq!(
+            (reply.tag, reply.n, reply.src),
+            (Pong::TAG.get(), 42, callee)
+        );
         let at_callee = rig.actor(callee).seen[0];
         assert!(at_callee.is_call);
         assert_eq!(at_callee.src, caller);
@@ -154,7 +157,11 @@ fn call_to_a_stale_handle_fails_fast() {
         rig.send(hs[0], cmd_to(op::CALL, hs[1], 1, 1000));
         rig.step_until_idle(3);
         let seen = &rig.actor(hs[0]).seen;
-        assert_eq!(seen.len(), 2, "the failure arrives without waiting for the timeout");
+        assert_eq!(
+            seen.len(),
+            2,
+            "the failure arrives without waiting for the timeout"
+        );
         assert_eq!(seen[1].tag, system_tag::CALL_TIMEOUT.0);
         assert!(rig.now < 10);
     });

@@ -6,7 +6,9 @@ use tina_core::*;
 
 #[test]
 fn send_reports_mailbox_full_at_capacity() {
-    let types = [TypeSpec::of::<Actor>("actor").capacity(2).mailbox_capacity(4)];
+    let types = [TypeSpec::of::<Actor>("actor")
+        .capacity(2)
+        .mailbox_capacity(4)];
     let children = [
         ChildSpec::isolate::<Actor>(&args(0), Restart::Permanent),
         ChildSpec::isolate::<Actor>(&args(1), Restart::Permanent),
@@ -31,7 +33,9 @@ fn send_reports_mailbox_full_at_capacity() {
 
 #[test]
 fn user_flood_exhausts_the_pool_but_the_system_reserve_keeps_timers_and_replies_flowing() {
-    let types = [TypeSpec::of::<Actor>("actor").capacity(4).mailbox_capacity(1000)];
+    let types = [TypeSpec::of::<Actor>("actor")
+        .capacity(4)
+        .mailbox_capacity(1000)];
     let children = [
         ChildSpec::isolate::<Actor>(&args(0), Restart::Permanent), // flooder
         ChildSpec::isolate::<Actor>(&args(1), Restart::Permanent), // victim with a timer
@@ -69,7 +73,10 @@ fn user_flood_exhausts_the_pool_but_the_system_reserve_keeps_timers_and_replies_
         assert_eq!(ok + exhausted, 400);
         assert!(exhausted > 0, "the flood must hit the pool limit");
         let (free, _, _) = rig.shard.pool_usage();
-        assert!(free >= 9, "user traffic left the reserve alone: {free} free");
+        assert!(
+            free >= 9,
+            "user traffic left the reserve alone: {free} free"
+        );
         rig.advance_to(30);
         let v = &rig.actor(victim).seen;
         assert!(
@@ -77,7 +84,10 @@ fn user_flood_exhausts_the_pool_but_the_system_reserve_keeps_timers_and_replies_
             "the timer fired despite the flood"
         );
         let c = rig.actor(caller).seen.last().copied().unwrap();
-        assert!(c.is_reply && c.n == 8, "the reply arrived despite the flood: {c:?}");
+        assert!(
+            c.is_reply && c.n == 8,
+            "the reply arrived despite the flood: {c:?}"
+        );
         assert_eq!(rig.shard.counters().pool_exhausted, exhausted as u64);
     });
 }
@@ -109,7 +119,10 @@ fn a_stale_handle_never_reaches_the_slot_s_new_occupant() {
         rig.send(parent, cmd_to(op::SEND_PINGS, first, 1, 0));
         rig.step_until_idle(5);
         assert_eq!(rig.actor(parent).last_send, [Err(SendError::StaleHandle)]);
-        assert!(rig.actor(second).seen.is_empty(), "nothing reached the new occupant");
+        assert!(
+            rig.actor(second).seen.is_empty(),
+            "nothing reached the new occupant"
+        );
         assert_eq!(rig.actor(second).incarnation_marker, 200);
     });
 }
@@ -130,9 +143,16 @@ fn spawn_reports_arena_full_group_full_and_init_failed() {
             rig.actor(p).last_spawn.unwrap()
         };
         assert_eq!(spawn(rig, 1), Err(SpawnError::InitFailed));
-        assert!(spawn(rig, 0).is_ok(), "a failed init released its slot and group room");
+        assert!(
+            spawn(rig, 0).is_ok(),
+            "a failed init released its slot and group room"
+        );
         assert!(spawn(rig, 0).is_ok());
-        assert_eq!(spawn(rig, 0), Err(SpawnError::ArenaFull), "3 slots: parent + 2");
+        assert_eq!(
+            spawn(rig, 0),
+            Err(SpawnError::ArenaFull),
+            "3 slots: parent + 2"
+        );
         assert_eq!(rig.shard.counters().spawn_failures, 2);
     });
     let types = [TypeSpec::of::<Actor>("actor").capacity(8)];

@@ -14,7 +14,11 @@ fn timer_fires_once_at_its_deadline_and_is_reported_as_next_deadline() {
         assert_eq!(r.next_deadline, Some(Instant::from_ticks(11)));
         assert!(!r.work_remaining);
         rig.advance_to(11);
-        assert_eq!(rig.actor(h).seen.len(), 1, "not fired before its tick is processed");
+        assert_eq!(
+            rig.actor(h).seen.len(),
+            1,
+            "not fired before its tick is processed"
+        );
         let r = rig.step(); // tick 12 dispatches the message fired at the end of tick 11
         assert_eq!(r.dispatched, 1);
         assert_eq!(r.next_deadline, None);
@@ -101,7 +105,11 @@ fn user_timers_cannot_take_the_call_timeout_reserve() {
             rig.send(hs[0], cmd_to(op::START_TIMER, hs[0], 0, 1000));
         }
         rig.step_until_idle(5);
-        assert_eq!(rig.shard.counters().timer_exhausted, 6, "14 user timers fit");
+        assert_eq!(
+            rig.shard.counters().timer_exhausted,
+            6,
+            "14 user timers fit"
+        );
         // A call still gets its timeout timer.
         let mut busy = cmd(op::YIELD);
         busy.count = 50;
@@ -147,8 +155,15 @@ fn a_flooded_type_cannot_starve_another_type_or_a_sibling() {
             .deliver(tally, &Outgoing::new(&Ping { n: 0 }))
             .unwrap();
         let r = rig.step();
-        assert!(r.dispatched <= 256 + 256, "each type is bounded by its quota");
-        assert_eq!(rig.actor(sibling).seen.len(), 1, "the sibling ran in the same tick");
+        assert!(
+            r.dispatched <= 256 + 256,
+            "each type is bounded by its quota"
+        );
+        assert_eq!(
+            rig.actor(sibling).seen.len(),
+            1,
+            "the sibling ran in the same tick"
+        );
         assert_eq!(
             rig.shard.state::<Tally>(tally).unwrap().ticks,
             [rig.now],
@@ -156,7 +171,10 @@ fn a_flooded_type_cannot_starve_another_type_or_a_sibling() {
         );
         let ticks = rig.step_until_idle(10) + 1;
         assert_eq!(rig.actor(flooded).seen.len(), 900);
-        assert!(ticks >= 3, "900 messages at 256 per tick take several ticks");
+        assert!(
+            ticks >= 3,
+            "900 messages at 256 per tick take several ticks"
+        );
     });
 }
 

@@ -149,7 +149,9 @@ impl Isolate for Actor {
             op::PANIC => panic!("told to panic"),
             op::CALL => Effect::Call {
                 to: target,
-                message: Outgoing::new(&Ping { n: cmd.count as u64 }),
+                message: Outgoing::new(&Ping {
+                    n: cmd.count as u64,
+                }),
                 timeout: Duration::from_ticks(cmd.arg),
             },
             op::SEND_PINGS => {
@@ -160,7 +162,9 @@ impl Isolate for Actor {
                 Effect::Receive
             }
             op::START_TIMER => {
-                self.last_timer = ctx.start_timer(Duration::from_ticks(cmd.arg), TIMER_TAG).ok();
+                self.last_timer = ctx
+                    .start_timer(Duration::from_ticks(cmd.arg), TIMER_TAG)
+                    .ok();
                 Effect::Receive
             }
             op::CANCEL_TIMER => {

@@ -1,0 +1,317 @@
+//! The I/O contract: parking on one op, reactor-owned buffers, completions as messages,
+//! stale completions reclaimed, exhaustion reported.
+mod common;
+use common::*;
+use tina_core::io::*;
+use tina_core::testing::TestPlatform;
+use tina_core::*;
+
+/// Echoes whatever it receives on its socket, zero-copy; closes on EOF.
+struct Conn {
+    fd: Fd,
+    completions: Vec<IoCompletion>,
+    stale_buf: Option<IoBuf>,
+}
+
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+struct ConnArgs {
+    fd: i32,
+    /// 1: on the first completion, send from a buffer kept from an earlier call (illegal).
+    misuse: u32,
+}
+
+impl Isolate for Conn {
+    type Args = ConnArgs;
+    fn init(a: &ConnArgs, ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
+        let stale_buf = if a.misuse == 1 {
+            ctx.io_buffer().ok()
+        } else {
+            None
+        };
+        let fd = Fd(a.fd);
+        Ok((
+            Conn {
+                fd,
+                completions: Vec::new(),
+                stale_buf,
+            },
+            Effect::Io(IoOp::Recv {
+                socket: fd,
+                len: 64,
+            }),
+        ))
+    }
+
+    fn handle(&mut self, msg: &Message, ctx: &mut Ctx) -> Effect {
+        let Some(c) = msg.io_completion() else {
+            return Effect::Receive;
+        };
+        self.completions.push(c);
+        if let Some(buf) = self.stale_buf.take() {
+            return Effect::Io(IoOp::Send {
+                socket: self.fd,
+                buf,
+                len: 1,
+            });
+        }
+        match (c.kind, c.result) {
+            (IoKind::Recv, Ok(0)) => Effect::Io(IoOp::Close { fd: self.fd }),
+            (IoKind::Recv, Ok(n)) => {
+                let buf = c.buf.expect("a receive delivers its buffer");
+                assert_eq!(ctx.io_data(buf, n as usize).unwrap().len(), n as usize);
+                Effect::Io(IoOp::Send {
+                    socket: self.fd,
+                    buf,
+                    len: n,
+                })
+            }
+            (IoKind::Send, Ok(_)) => Effect::Io(IoOp::Recv {
+                socket: self.fd,
+                len: 64,
+            }),
+            (IoKind::Close, _) => Effect::Done,
+            (_, Err(_)) => Effect::Receive,
+            _ => Effect::Receive,
+        }
+    }
+}
+
+fn conn(fd: i32) -> ChildSpec<'static> {
+    ChildSpec::isolate::<Conn>(&ConnArgs { fd, misuse: 0 }, Restart::Temporary)
+}
+
+fn spec_with<'s>(
+    types: &'s [TypeSpec],
+    shards: &'s [ShardSpec<'s>],
+    buffers: u32,
+    subs: u32,
+) -> SystemSpec<'s> {
+    let mut spec = SystemSpec::new(shards, types);
+    spec.shard.io_buffer_count = buffers;
+    spec.shard.io_buffer_size = 128;
+    spec.shard.io_submissions_per_tick_max = subs;
+    spec
+}
+
+#[test]
+fn recv_send_echo_roundtrip_with_reactor_owned_buffers() {
+    let types = [TypeSpec::of::<Conn>("conn").capacity(2)];
+    let children = [conn(7)];
+    let shards = [ShardSpec {
+        root: GroupSpec::one_for_one(&children),
+    }];
+    let spec = spec_with(&types, &shards, 4, 8);
+    with_rig(&spec, |rig| {
+        let h = rig.shard.handles::<Conn>().next().unwrap();
+        rig.step(); // submits the initial Recv
+        let sub = rig.shard.platform().io.submitted[0];
+        assert_eq!(sub.owner, h);
+        assert_eq!(
+            sub.op,
+            IoOp::Recv {
+                socket: Fd(7),
+                len: 64
+            }
+        );
+        let buf = sub.buf.expect("the core picked a receive buffer");
+        rig.shard.platform().io.completions.push_back((
+            h,
+            IoCompletion {
+                kind: IoKind::Recv,
+                result: Ok(5),
+                buf: Some(buf),
+                peer: None,
+            },
+            b"hello".to_vec(),
+        ));
+        rig.step();
+        let io = &rig.shard.platform().io;
+        assert_eq!(io.submitted.len(), 2);
+        assert_eq!(
+            io.submitted[1].op,
+            IoOp::Send {
+                socket: Fd(7),
+                buf,
+                len: 5
+            },
+            "echoed from the same buffer, no copy"
+        );
+        assert_eq!(&io.sent_bytes[0][..5], b"hello");
+        assert_eq!(rig.shard.resources_in_use().2, 1, "one buffer in flight");
+        rig.shard.platform().io.completions.push_back((
+            h,
+            IoCompletion {
+                kind: IoKind::Send,
+                result: Ok(5),
+                buf: Some(buf),
+                peer: None,
+            },
+            Vec::new(),
+        ));
+        rig.step();
+        assert!(matches!(
+            rig.shard.platform().io.submitted[2].op,
+            IoOp::Recv { .. }
+        ));
+        assert_eq!(rig.shard.counters().io_completed, 2);
+        assert_eq!(rig.shard.state::<Conn>(h).unwrap().completions.len(), 2);
+    });
+}
+
+#[test]
+fn a_stale_completion_is_reclaimed_and_never_reaches_the_new_occupant() {
+    let types = [
+        TypeSpec::of::<Conn>("conn").capacity(1),
+        TypeSpec::of::<Actor>("actor").capacity(1),
+    ];
+    let children = [
+        conn(7),
+        ChildSpec::isolate::<Actor>(&args(0), Restart::Permanent),
+    ];
+    let children = [
+        ChildSpec::isolate::<Conn>(&ConnArgs { fd: 7, misuse: 0 }, Restart::Permanent),
+        children[1],
+    ];
+    let shards = [ShardSpec {
+        root: GroupSpec::one_for_one(&children).strategy(Strategy::OneForAll),
+    }];
+    let spec = spec_with(&types, &shards, 4, 8);
+    with_rig(&spec, |rig| {
+        let old = rig.shard.handles::<Conn>().next().unwrap();
+        rig.step();
+        let old_sub = rig.shard.platform().io.submitted[0];
+        // Crash the sibling: one-for-all restarts the connection too (new generation).
+        let actor = rig.actors()[0];
+        rig.send(actor, cmd(op::CRASH));
+        rig.step();
+        let new = rig.shard.handles::<Conn>().next().unwrap();
+        assert_eq!(new.slot(), old.slot());
+        assert_ne!(new, old);
+        // The old receive completes now, and an old accept too.
+        let io = &mut rig.shard.platform().io;
+        io.completions.push_back((
+            old,
+            IoCompletion {
+                kind: IoKind::Recv,
+                result: Ok(3),
+                buf: old_sub.buf,
+                peer: None,
+            },
+            b"old".to_vec(),
+        ));
+        io.completions
+            .push_back((old, IoCompletion::new(IoKind::Accept, Ok(55)), Vec::new()));
+        rig.step();
+        assert_eq!(rig.shard.counters().io_stale_completions, 2);
+        assert!(
+            rig.shard.state::<Conn>(new).unwrap().completions.is_empty(),
+            "the new occupant saw nothing"
+        );
+        let subs = &rig.shard.platform().io.submitted;
+        assert!(
+            subs.iter()
+                .any(|s| s.owner.is_none() && s.op == IoOp::Close { fd: Fd(55) }),
+            "the orphaned accepted socket is closed"
+        );
+        // Only the new connection's receive buffer is still out.
+        assert_eq!(rig.shard.resources_in_use().2, 1);
+    });
+}
+
+fn first_errors(buffers: u32, subs: u32) -> (Vec<Option<IoError>>, Counters) {
+    let types = [TypeSpec::of::<Conn>("conn").capacity(4)];
+    let children = [conn(1), conn(2), conn(3)];
+    let shards = [ShardSpec {
+        root: GroupSpec::one_for_one(&children),
+    }];
+    let spec = spec_with(&types, &shards, buffers, subs);
+    with_rig(&spec, |rig| {
+        let hs: Vec<Handle> = rig.shard.handles::<Conn>().collect();
+        rig.step();
+        let errors = hs
+            .iter()
+            .map(|&h| {
+                rig.shard
+                    .state::<Conn>(h)
+                    .unwrap()
+                    .completions
+                    .first()
+                    .and_then(|c| c.result.err())
+            })
+            .collect();
+        (errors, rig.shard.counters())
+    })
+}
+
+#[test]
+fn buffer_exhaustion_completes_with_no_buffers() {
+    let (errors, c) = first_errors(1, 8);
+    assert_eq!(
+        errors,
+        [None, Some(IoError::NoBuffers), Some(IoError::NoBuffers)]
+    );
+    assert_eq!(c.io_buffer_exhausted, 2);
+}
+
+#[test]
+fn a_full_submission_batch_completes_with_queue_full() {
+    let (errors, c) = first_errors(8, 1);
+    assert_eq!(
+        errors,
+        [None, Some(IoError::QueueFull), Some(IoError::QueueFull)]
+    );
+    assert_eq!(c.io_submission_full, 2);
+}
+
+#[test]
+fn submissions_the_platform_rejects_complete_with_its_error() {
+    let types = [TypeSpec::of::<Conn>("conn").capacity(2)];
+    let children = [conn(1)];
+    let shards = [ShardSpec {
+        root: GroupSpec::one_for_one(&children),
+    }];
+    let spec = spec_with(&types, &shards, 2, 4);
+    let mut platform = TestPlatform::default();
+    platform.io.accept_max = Some(0);
+    with_rig_on(&spec, 0, platform, |rig| {
+        let h = rig.shard.handles::<Conn>().next().unwrap();
+        rig.step();
+        rig.step();
+        let c = &rig.shard.state::<Conn>(h).unwrap().completions;
+        assert_eq!(c[0].result, Err(IoError::QueueFull));
+        assert_eq!(rig.shard.resources_in_use().2, 0, "its buffer came back");
+    });
+}
+
+#[test]
+fn an_op_naming_a_buffer_from_an_earlier_call_crashes_the_isolate() {
+    let types = [TypeSpec::of::<Conn>("conn").capacity(2)];
+    let children = [ChildSpec::isolate::<Conn>(
+        &ConnArgs { fd: 1, misuse: 1 },
+        Restart::Temporary,
+    )];
+    let shards = [ShardSpec {
+        root: GroupSpec::one_for_one(&children),
+    }];
+    let spec = spec_with(&types, &shards, 4, 4);
+    with_rig(&spec, |rig| {
+        let h = rig.shard.handles::<Conn>().next().unwrap();
+        rig.step();
+        let sub = rig.shard.platform().io.submitted[0];
+        rig.shard.platform().io.completions.push_back((
+            h,
+            IoCompletion {
+                kind: IoKind::Recv,
+                result: Ok(1),
+                buf: sub.buf,
+                peer: None,
+            },
+            vec![1],
+        ));
+        rig.step();
+        assert!(!rig.shard.is_live(h));
+        assert_eq!(rig.shard.counters().crashes, 1);
+        assert_eq!(rig.shard.resources_in_use(), (0, 0, 0));
+    });
+}
