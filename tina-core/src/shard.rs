@@ -530,7 +530,6 @@ impl<'a, P: Platform> Shard<'a, P> {
     /// too often within the window: then it is quarantined (or asks the platform to abort).
     fn recover(&mut self) {
         loop {
-            self.core.counters.shard_recoveries += 1;
             self.with_ctx(|ctx| ctx.stop_group(0));
             if !self.charge_recovery() {
                 self.status = match self.core.spec.quarantine {
@@ -539,6 +538,7 @@ impl<'a, P: Platform> Shard<'a, P> {
                 };
                 return;
             }
+            self.core.counters.shard_recoveries += 1;
             if self.with_ctx(|ctx| ctx.start_group(0)).is_ok() {
                 return;
             }

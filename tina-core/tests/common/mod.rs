@@ -52,6 +52,7 @@ pub mod op {
     pub const REPLY: u32 = 10;
     pub const SEND_THEN_PANIC: u32 = 11;
     pub const BURN: u32 = 12;
+    pub const YIELD_THEN_CRASH: u32 = 13;
 }
 
 /// Init arguments of the actor.
@@ -76,6 +77,22 @@ pub struct Seen {
     pub n: u64,
 }
 
+thread_local! {
+    /// Life-cycle events of actors on this test's thread: ('i', id) at init, ('d', id) at drop.
+    pub static EVENTS: std::cell::RefCell<Vec<(char, u64)>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Ids whose `init` fails while listed.
+    pub static FAILING: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Takes the recorded events.
+pub fn take_events() -> Vec<(char, u64)> {
+    EVENTS.with(|e| std::mem::take(&mut *e.borrow_mut()))
+}
+
+pub fn set_failing(ids: &[u64]) {
+    FAILING.with(|f| *f.borrow_mut() = ids.to_vec());
+}
+
 pub struct Actor {
     pub args: ActorArgs,
     pub seen: Vec<Seen>,
@@ -84,15 +101,17 @@ pub struct Actor {
     pub last_send: Vec<Result<(), SendError>>,
     pub last_spawn: Option<Result<Handle, SpawnError>>,
     pub incarnation_marker: u64,
+    pub crash_after_yields: bool,
 }
 
 impl Isolate for Actor {
     type Args = ActorArgs;
 
     fn init(args: &ActorArgs, _ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
-        if args.fail_init != 0 {
+        if args.fail_init != 0 || FAILING.with(|f| f.borrow().contains(&args.id)) {
             return Err(CrashReason("init told to fail"));
         }
+        EVENTS.with(|e| e.borrow_mut().push(('i', args.id)));
         Ok((
             Actor {
                 args: *args,
@@ -102,6 +121,7 @@ impl Isolate for Actor {
                 last_send: Vec::new(),
                 last_spawn: None,
                 incarnation_marker: args.id,
+                crash_after_yields: false,
             },
             Effect::Receive,
         ))
@@ -124,6 +144,9 @@ impl Isolate for Actor {
             if self.yields_left > 0 {
                 self.yields_left -= 1;
                 return Effect::Yield;
+            }
+            if self.crash_after_yields {
+                return Effect::Crash(CrashReason("crash after yielding"));
             }
             return Effect::Receive;
         }
@@ -192,8 +215,19 @@ impl Isolate for Actor {
                 panic!("panic after context calls")
             }
             op::BURN => Effect::Yield,
+            op::YIELD_THEN_CRASH => {
+                self.yields_left = cmd.count;
+                self.crash_after_yields = true;
+                Effect::Yield
+            }
             _ => Effect::Receive,
         }
+    }
+}
+
+impl Drop for Actor {
+    fn drop(&mut self) {
+        EVENTS.with(|e| e.borrow_mut().push(('d', self.args.id)));
     }
 }
 

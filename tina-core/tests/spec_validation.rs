@@ -1,0 +1,355 @@
+//! Every structural spec error is caught before anything runs, naming field, value and rule.
+mod common;
+use common::*;
+use tina_core::spec::{Location, RingOverride, Rule};
+use tina_core::testing::{OwnedRegion, TestPlatform, region_for};
+use tina_core::*;
+
+struct Other;
+impl Isolate for Other {
+    type Args = ();
+    fn init(_: &(), _: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
+        Ok((Other, Effect::Receive))
+    }
+    fn handle(&mut self, _: &Message, _: &mut Ctx) -> Effect {
+        Effect::Receive
+    }
+}
+
+#[repr(align(256))]
+struct OverAligned(#[allow(dead_code)] u8);
+impl Isolate for OverAligned {
+    type Args = ();
+    fn init(_: &(), _: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
+        Ok((OverAligned(0), Effect::Receive))
+    }
+    fn handle(&mut self, _: &Message, _: &mut Ctx) -> Effect {
+        Effect::Receive
+    }
+}
+
+fn check(spec: &SystemSpec<'_>, field: &str, value: u64, rule: Rule) -> SpecError {
+    let e = spec.validate().expect_err("spec must be rejected");
+    assert_eq!((e.field, e.value, e.rule), (field, value, rule), "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains(field) && text.contains(&value.to_string()),
+        "{text}"
+    );
+    // Booting refuses it with the same error.
+    let r = Shard::<TestPlatform>::memory_required(spec, ShardId(0));
+    assert_eq!(r, Err(BootError::Spec(e)));
+    e
+}
+
+fn one_actor() -> [ChildSpec<'static>; 1] {
+    [ChildSpec::isolate::<Actor>(&args(0), Restart::Permanent)]
+}
+
+#[test]
+fn a_valid_spec_passes_and_boots_in_exactly_the_measured_memory() {
+    let types = [
+        TypeSpec::of::<Actor>("actor").capacity(5),
+        TypeSpec::of::<Other>("other").capacity(3),
+    ];
+    let inner = [ChildSpec::isolate_zeroed::<Other>(Restart::Transient)];
+    let children = [
+        ChildSpec::isolate::<Actor>(&args(0), Restart::Permanent),
+        ChildSpec::Group(GroupSpec::one_for_one(&inner).strategy(Strategy::RestForOne)),
+    ];
+    let shards = [ShardSpec {
+        root: GroupSpec::one_for_one(&children).dynamic(2),
+    }];
+    let spec = SystemSpec::new(&shards, &types);
+    spec.validate().unwrap();
+    let need = Shard::<TestPlatform>::memory_required(&spec, ShardId(0)).unwrap();
+    // One byte less is refused with a clear error…
+    let mut small = OwnedRegion::with_size(need);
+    let bytes = small.bytes();
+    let short = bytes.len() - (bytes.len() - need) - 1;
+    let r = Shard::new(
+        &spec,
+        ShardId(0),
+        &mut bytes[..short],
+        TestPlatform::default(),
+    );
+    assert!(matches!(
+        r.err(),
+        Some(BootError::Memory(memory::MemoryError::Exhausted { needed, .. })) if needed == need
+    ));
+    // …and exactly `need` bytes boot.
+    let mut region = region_for(&spec, ShardId(0));
+    let bytes = region.bytes();
+    let shard = Shard::new(
+        &spec,
+        ShardId(0),
+        &mut bytes[..need],
+        TestPlatform::default(),
+    );
+    assert_eq!(shard.unwrap().live_isolates(), 2);
+}
+
+#[test]
+fn shard_and_type_counts() {
+    let types = [TypeSpec::of::<Actor>("actor")];
+    let spec = SystemSpec::new(&[], &types);
+    check(&spec, "shards.len()", 0, Rule::ShardCount);
+    let c = one_actor();
+    let shards = [ShardSpec {
+        root: GroupSpec::one_for_one(&c),
+    }];
+    let spec = SystemSpec::new(&shards, &[]);
+    check(&spec, "types.len()", 0, Rule::TypeCount);
+}
+
+#[test]
+fn type_fields() {
+    let c = one_actor();
+    let shards = [ShardSpec {
+        root: GroupSpec::one_for_one(&c),
+    }];
+    let cases: [(TypeSpec, &str, u64, Rule); 4] = [
+        (
+            TypeSpec::of::<Actor>("a").capacity(0),
+            "capacity",
+            0,
+            Rule::TypeCapacity,
+        ),
+        (
+            TypeSpec::of::<Actor>("a").capacity(1 << 21),
+            "capacity",
+            1 << 21,
+            Rule::TypeCapacity,
+        ),
+        (
+            TypeSpec::of::<Actor>("a").mailbox_capacity(0),
+            "mailbox_capacity",
+            0,
+            Rule::AtLeastOne,
+        ),
+        (
+            TypeSpec::of::<Actor>("a").budget_weight(65),
+            "budget_weight",
+            65,
+            Rule::BudgetWeight,
+        ),
+    ];
+    for (t, field, value, rule) in cases {
+        let types = [t];
+        let spec = SystemSpec::new(&shards, &types);
+        let e = check(&spec, field, value, rule);
+        assert_eq!(e.location, Location::Type(0));
+    }
+    let types = [TypeSpec::of::<Actor>("a"), TypeSpec::of::<Actor>("again")];
+    let spec = SystemSpec::new(&shards, &types);
+    let e = check(
+        &spec,
+        "Rust type",
+        0,
+        Rule::DuplicateType { type_name: "again" },
+    );
+    assert_eq!(e.location, Location::Type(1));
+    let types = [
+        TypeSpec::of::<Actor>("a"),
+        TypeSpec::of::<OverAligned>("big"),
+    ];
+    let spec = SystemSpec::new(&shards, &types);
+    check(&spec, "align_of::<T>()", 256, Rule::Alignment);
+}
+
+#[test]
+fn shard_config_fields() {
+    let c = one_actor();
+    let shards = [ShardSpec {
+        root: GroupSpec::one_for_one(&c),
+    }];
+    let types = [TypeSpec::of::<Actor>("a")];
+    let base = SystemSpec::new(&shards, &types);
+    let mut s = base;
+    s.shard.message_pool_size = 0;
+    check(&s, "message_pool_size", 0, Rule::PoolSize);
+    let mut s = base;
+    s.shard.system_reserve = Some(5000);
+    check(&s, "system_reserve", 5000, Rule::ReserveBelowPool);
+    let mut s = base;
+    s.shard.timer_spokes = 100;
+    check(&s, "timer_spokes", 100, Rule::PowerOfTwo);
+    let mut s = base;
+    s.shard.timer_entries = 0;
+    check(&s, "timer_entries", 0, Rule::TimerEntries);
+    let mut s = base;
+    s.shard.timer_expirations_per_tick_max = 0;
+    check(&s, "timer_expirations_per_tick_max", 0, Rule::AtLeastOne);
+    let mut s = base;
+    s.shard.io_buffer_count = 70_000;
+    check(&s, "io_buffer_count", 70_000, Rule::IoBufferCount);
+    let mut s = base;
+    s.shard.io_buffer_size = 0;
+    check(&s, "io_buffer_size", 0, Rule::AtLeastOne);
+    let mut s = base;
+    s.shard.io_submissions_per_tick_max = 0;
+    check(&s, "io_submissions_per_tick_max", 0, Rule::AtLeastOne);
+    let mut s = base;
+    s.shard.messages_per_dispatch_max = 0;
+    check(&s, "messages_per_dispatch_max", 0, Rule::AtLeastOne);
+    let mut s = base;
+    s.tick_ns = 0;
+    check(&s, "tick_ns", 0, Rule::AtLeastOne);
+}
+
+#[test]
+fn ring_capacities() {
+    let c = one_actor();
+    let shards = [
+        ShardSpec {
+            root: GroupSpec::one_for_one(&c),
+        },
+        ShardSpec {
+            root: GroupSpec::one_for_one(&c),
+        },
+    ];
+    let types = [TypeSpec::of::<Actor>("a")];
+    let mut s = SystemSpec::new(&shards, &types);
+    s.ring_capacity = 8;
+    check(&s, "ring_capacity", 8, Rule::RingCapacity);
+    let mut s = SystemSpec::new(&shards, &types);
+    s.ring_capacity = 1000;
+    check(&s, "ring_capacity", 1000, Rule::RingCapacity);
+    let bad_pair = [RingOverride {
+        from: 1,
+        to: 1,
+        capacity: 64,
+    }];
+    let mut s = SystemSpec::new(&shards, &types);
+    s.ring_overrides = &bad_pair;
+    let e = check(&s, "from/to", (1 << 8) | 1, Rule::RingPair);
+    assert_eq!(e.location, Location::RingOverride(0));
+    let bad_cap = [RingOverride {
+        from: 0,
+        to: 1,
+        capacity: 24,
+    }];
+    let mut s = SystemSpec::new(&shards, &types);
+    s.ring_overrides = &bad_cap;
+    check(&s, "capacity", 24, Rule::RingCapacity);
+    let good = [RingOverride {
+        from: 0,
+        to: 1,
+        capacity: 64,
+    }];
+    let mut s = SystemSpec::new(&shards, &types);
+    s.ring_overrides = &good;
+    s.validate().unwrap();
+    assert_eq!(s.ring_capacity_between(0, 1), 64);
+    assert_eq!(s.ring_capacity_between(1, 0), 1024);
+}
+
+#[test]
+fn supervision_tree_rules() {
+    let types = [TypeSpec::of::<Actor>("actor").capacity(2)];
+    let c = one_actor();
+    // Dynamic children in a one-for-all group.
+    let shards = [ShardSpec {
+        root: GroupSpec::one_for_one(&c)
+            .strategy(Strategy::OneForAll)
+            .dynamic(4),
+    }];
+    let e = check(
+        &SystemSpec::new(&shards, &types),
+        "dynamic_capacity",
+        4,
+        Rule::DynamicNeedsOneForOne,
+    );
+    assert!(
+        e.to_string().contains("OneForOne"),
+        "says how to fix it: {e}"
+    );
+    // A zero budget window, in a nested group: the path names it.
+    let inner = [ChildSpec::Group(
+        GroupSpec::one_for_one(&c).budget(3, Duration::ZERO),
+    )];
+    let shards = [ShardSpec {
+        root: GroupSpec::one_for_one(&inner),
+    }];
+    let e = check(
+        &SystemSpec::new(&shards, &types),
+        "budget.window",
+        0,
+        Rule::BudgetWindow,
+    );
+    assert_eq!(e.to_string().split(':').next().unwrap(), "invalid spec");
+    assert!(
+        e.to_string()
+            .contains("shards[0].root.children[0].budget.window"),
+        "{e}"
+    );
+    // An unregistered child type.
+    let stranger = [ChildSpec::isolate_zeroed::<Other>(Restart::Permanent)];
+    let shards = [ShardSpec {
+        root: GroupSpec::one_for_one(&stranger),
+    }];
+    check(
+        &SystemSpec::new(&shards, &types),
+        "ty",
+        0,
+        Rule::UnknownType,
+    );
+    // More static children than capacity.
+    let three = [c[0], c[0], c[0]];
+    let shards = [ShardSpec {
+        root: GroupSpec::one_for_one(&three),
+    }];
+    check(
+        &SystemSpec::new(&shards, &types),
+        "static children of one type",
+        3,
+        Rule::StaticChildrenExceedCapacity {
+            type_name: "actor",
+            capacity: 2,
+        },
+    );
+}
+
+#[test]
+fn nesting_deeper_than_the_limit_is_rejected() {
+    let types = [TypeSpec::of::<Actor>("actor")];
+    let leaf = one_actor();
+    let g8 = [ChildSpec::Group(GroupSpec::one_for_one(&leaf))];
+    let g7 = [ChildSpec::Group(GroupSpec::one_for_one(&g8))];
+    let g6 = [ChildSpec::Group(GroupSpec::one_for_one(&g7))];
+    let g5 = [ChildSpec::Group(GroupSpec::one_for_one(&g6))];
+    let g4 = [ChildSpec::Group(GroupSpec::one_for_one(&g5))];
+    let g3 = [ChildSpec::Group(GroupSpec::one_for_one(&g4))];
+    let g2 = [ChildSpec::Group(GroupSpec::one_for_one(&g3))];
+    let g1 = [ChildSpec::Group(GroupSpec::one_for_one(&g2))];
+    let shards = [ShardSpec {
+        root: GroupSpec::one_for_one(&g1),
+    }];
+    check(
+        &SystemSpec::new(&shards, &types),
+        "depth",
+        8,
+        Rule::GroupDepth,
+    );
+    let shards = [ShardSpec {
+        root: GroupSpec::one_for_one(&g2),
+    }];
+    SystemSpec::new(&shards, &types).validate().unwrap();
+}
+
+#[test]
+fn booting_a_shard_that_is_not_in_the_spec_is_an_error() {
+    let c = one_actor();
+    let shards = [ShardSpec {
+        root: GroupSpec::one_for_one(&c),
+    }];
+    let types = [TypeSpec::of::<Actor>("a")];
+    let spec = SystemSpec::new(&shards, &types);
+    assert_eq!(
+        Shard::<TestPlatform>::memory_required(&spec, ShardId(3)),
+        Err(BootError::NoSuchShard {
+            shard: 3,
+            shard_count: 1
+        })
+    );
+}
