@@ -11,7 +11,9 @@ use crate::handle::{GENERATION_MAX, Handle, ShardId, TypeId};
 use crate::io::{IoCompletion, IoError, IoOp};
 use crate::iobuf::{BufState, IoState};
 use crate::isolate::InitArgs;
+use crate::log::LogRing;
 use crate::message::{Message, Outgoing, system_tag};
+use crate::platform::PeerEvent;
 use crate::platform::{Submission, Transport};
 use crate::pool::{Class, Fifo, NIL, Pool};
 use crate::shard::SendError;
@@ -61,6 +63,8 @@ pub(crate) struct Meta {
     pub(crate) free_next: u32,
     pub(crate) notices: u8,
     pub(crate) call_correlation: u64,
+    pub(crate) call_target: Handle,
+    pub(crate) watches_shards: bool,
     pub(crate) call_timer: Option<TimerId>,
     pub(crate) call_failure: Option<(CallFailure, u8)>,
     pub(crate) reply: u32,
@@ -83,6 +87,8 @@ impl Meta {
         free_next: NIL,
         notices: 0,
         call_correlation: 0,
+        call_target: Handle::NONE,
+        watches_shards: false,
         call_timer: None,
         call_failure: None,
         reply: NIL,
@@ -279,6 +285,7 @@ pub(crate) struct Core<'a> {
     pub(crate) correlation_next: u64,
     pub(crate) shutting_down: bool,
     pub(crate) groups: Groups<'a>,
+    pub(crate) log: LogRing<'a>,
 }
 
 impl<'a> Core<'a> {
@@ -471,6 +478,7 @@ impl<'a> Core<'a> {
             (u64::from(self.shard.0) << 56) | (self.correlation_next & ((1 << 56) - 1));
         let m = self.meta(ty, slot);
         m.state = State::AwaitingReply;
+        m.call_target = to;
         m.call_correlation = correlation;
         m.reply = NIL;
         m.call_failure = None;
@@ -662,6 +670,7 @@ impl<'a> Core<'a> {
         m.io_completion = None;
         m.io_in_flight = false;
         m.notices = 0;
+        m.watches_shards = false;
         self.pool.release_all(&mut mailbox);
         if reply != NIL {
             self.pool.release(reply);
@@ -709,6 +718,47 @@ impl<'a> Core<'a> {
             }
         }
         n as u32
+    }
+
+    /// A peer shard changed status: calls waiting on it fail fast (as if their request had
+    /// gone to a stale handle), and isolates that watch shards get a notice.
+    pub(crate) fn on_peer_event(&mut self, peer: crate::handle::ShardId, event: PeerEvent) {
+        let tag = match event {
+            PeerEvent::Restarted => system_tag::SHARD_RESTARTED,
+            PeerEvent::Quarantined => system_tag::SHARD_QUARANTINED,
+        };
+        for ty in 0..self.types.len() as u8 {
+            for slot in 0..self.types[usize::from(ty)].metas.len() as u32 {
+                let m = &self.types[usize::from(ty)].metas[slot as usize];
+                if !m.is_live() {
+                    continue;
+                }
+                let waiting = m.state == State::AwaitingReply
+                    && m.call_target.shard() == peer
+                    && m.reply == NIL
+                    && m.call_failure.is_none();
+                let watches = m.watches_shards;
+                if waiting {
+                    let owner = self.handle(ty, slot);
+                    let m = self.meta(ty, slot);
+                    m.call_failure = Some((CallFailure::SendFailed, SendError::StaleHandle as u8));
+                    let timer = m.call_timer.take();
+                    let mut head = m.timers;
+                    if let Some(id) = timer {
+                        self.timers.cancel(id, owner, &mut head);
+                    }
+                    self.meta(ty, slot).timers = head;
+                    self.counters.call_timeouts += 1;
+                    self.wake(ty, slot);
+                }
+                if watches {
+                    let me = self.handle(ty, slot);
+                    let notice = Message::system(me, tag, &[peer.0]);
+                    // A full mailbox or pool drops the notice; deliver_local counted it.
+                    let _ = self.deliver_local(&notice, Class::System);
+                }
+            }
+        }
     }
 
     /// Whether any isolate has work now.

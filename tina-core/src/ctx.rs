@@ -349,6 +349,25 @@ impl<'x, 'a> Ctx<'x, 'a> {
         }
     }
 
+    /// Writes a log record (formatted now into the shard's bounded log ring, flushed to the
+    /// platform after dispatch). Returns false, and counts a drop, when the ring is full.
+    /// See the [`log!`](crate::log!) macro.
+    pub fn log(&mut self, level: crate::log::Level, args: core::fmt::Arguments<'_>) -> bool {
+        let ok = self.core.log.push(level, self.me, self.core.now, args);
+        if !ok {
+            self.core.counters.log_drops += 1;
+        }
+        ok
+    }
+
+    /// Subscribes (or not) this isolate to peer shard status notices: `SHARD_RESTARTED` and
+    /// `SHARD_QUARANTINED` system messages whose payload's first byte is the shard id.
+    pub fn watch_shards(&mut self, on: bool) {
+        if let Some((ty, slot)) = self.core.locate(self.me) {
+            self.core.meta(ty, slot).watches_shards = on;
+        }
+    }
+
     /// Places an initialized isolate into its reserved slot.
     pub(crate) fn place(&mut self, slot: u32, value: &mut dyn Any) -> bool {
         let ty = self.me.type_id().0;

@@ -101,6 +101,7 @@ mod handle;
 pub mod io;
 mod iobuf;
 mod isolate;
+pub mod log;
 #[allow(unsafe_code)]
 pub mod memory;
 mod message;

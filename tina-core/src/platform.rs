@@ -16,6 +16,7 @@
 
 use crate::handle::{Handle, ShardId};
 use crate::io::{Control, ControlOutcome, IoBuf, IoCompletion, IoError, IoOp};
+use crate::log::LogSink;
 use crate::message::Message;
 use crate::shard::SendError;
 
@@ -33,6 +34,29 @@ pub trait Transport {
     /// Makes everything staged since the last call visible to the peers, and wakes peers that
     /// sleep (once per tick; no syscall when nothing was staged or nobody sleeps).
     fn publish(&mut self);
+
+    /// Tells every peer that this shard changed status (it recovered, was quarantined, or was
+    /// revived). Peers then refuse sends to a quarantined shard with `StaleHandle`. The
+    /// default does nothing (single-shard platforms).
+    fn announce(&mut self, event: PeerEvent) {
+        let _ = event;
+    }
+
+    /// Hands the status changes of peers announced since the last call to `deliver`. The
+    /// default reports none.
+    fn peer_events(&mut self, deliver: &mut dyn FnMut(ShardId, PeerEvent)) {
+        let _ = deliver;
+    }
+}
+
+/// A shard's status change, as announced to its peers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum PeerEvent {
+    /// The shard recovered (or was revived): every handle issued before is stale.
+    Restarted,
+    /// The shard is quarantined: sends to it fail until it is revived.
+    Quarantined,
 }
 
 /// One I/O operation handed to the platform.
@@ -133,9 +157,23 @@ pub trait Platform {
     type Io: IoDriver;
     /// The trap.
     type Trap: Trap;
+    /// The log sink.
+    type Log: LogSink;
 
     /// Borrows all parts at once.
-    fn parts(&mut self) -> (&mut Self::Transport, &mut Self::Io, &Self::Trap);
+    fn parts(&mut self) -> Parts<'_, Self>;
+}
+
+/// All parts of a platform, borrowed at once.
+pub struct Parts<'p, P: Platform + ?Sized> {
+    /// The transport.
+    pub transport: &'p mut P::Transport,
+    /// The I/O driver.
+    pub io: &'p mut P::Io,
+    /// The trap.
+    pub trap: &'p P::Trap,
+    /// The log sink.
+    pub log: &'p mut P::Log,
 }
 
 /// A transport for a single-shard system: every cross-shard send is stale.

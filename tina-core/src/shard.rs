@@ -22,11 +22,14 @@ use crate::ctx::{ArenaAccess, Ctx, CtxParts};
 use crate::effect::{CrashReason, Effect};
 use crate::handle::{Handle, ShardId, TypeId};
 use crate::iobuf::{BufMeta, IoState};
+use crate::log::{LogRecord, LogRing};
 
 use crate::isolate::Isolate;
 use crate::memory::{Measure, MemoryError, Region};
 use crate::message::{Message, Outgoing};
-use crate::platform::{CompletionSink, IoBuffers, IoDriver, Platform, Submission, Transport};
+use crate::platform::{
+    CompletionSink, IoBuffers, IoDriver, Parts, PeerEvent, Platform, Submission, Transport,
+};
 use crate::pool::{Class, Pool};
 use crate::spec::{DISPATCHES_PER_WEIGHT, QuarantinePolicy, SpecError, SystemSpec};
 use crate::supervision::{Departed, GroupState, Groups, Member, TreeSize, Verdict};
@@ -214,6 +217,7 @@ impl<'a, P: Platform> Shard<'a, P> {
         m.slice::<Member>(tree.members);
         m.slice::<u64>(tree.history);
         m.slice::<u64>(spec.recoveries_max as usize);
+        m.slice::<LogRecord>(c.log_entries as usize);
         m.total().map_err(BootError::Memory)
     }
 
@@ -300,6 +304,7 @@ impl<'a, P: Platform> Shard<'a, P> {
             r.slice(tree.history, |_| 0u64)?,
         );
         let recoveries = r.slice(spec.recoveries_max as usize, |_| 0u64)?;
+        let log = LogRing::new(r.slice(c.log_entries as usize, |_| LogRecord::EMPTY)?);
         Ok(Shard {
             core: Core {
                 shard: id,
@@ -314,6 +319,7 @@ impl<'a, P: Platform> Shard<'a, P> {
                 correlation_next: 0,
                 shutting_down: false,
                 groups,
+                log,
             },
             arenas,
             platform,
@@ -325,7 +331,12 @@ impl<'a, P: Platform> Shard<'a, P> {
 
     /// Runs `f` with a context that is not inside any handler (boot, supervision).
     fn with_ctx<R>(&mut self, f: impl FnOnce(&mut Ctx<'_, 'a>) -> R) -> R {
-        let (transport, io, trap) = self.platform.parts();
+        let Parts {
+            transport,
+            io,
+            trap,
+            ..
+        } = self.platform.parts();
         let mut parts = CtxParts {
             core: &mut self.core,
             before: self.arenas,
@@ -351,8 +362,9 @@ impl<'a, P: Platform> Shard<'a, P> {
         );
         // 1. Inbound channels.
         {
-            let (transport, _, _) = self.platform.parts();
+            let transport = self.platform.parts().transport;
             let core = &mut self.core;
+            transport.peer_events(&mut |peer, event| core.on_peer_event(peer, event));
             transport.receive(&mut |msg: &Message| {
                 if quarantined {
                     core.counters.quarantine_drops += 1;
@@ -363,7 +375,7 @@ impl<'a, P: Platform> Shard<'a, P> {
         }
         // 2. I/O completions.
         {
-            let (_, io, _) = self.platform.parts();
+            let io = self.platform.parts().io;
             io.complete(&mut Sink {
                 core: &mut self.core,
             });
@@ -382,12 +394,17 @@ impl<'a, P: Platform> Shard<'a, P> {
         self.submit_io();
         // 5. Publish.
         {
-            let (transport, _, _) = self.platform.parts();
+            let transport = self.platform.parts().transport;
             transport.publish();
         }
         // 6. Timers.
         let timers_fired = self.core.advance_timers(now);
-        // 7. Report.
+        // 7. Flush the log ring.
+        {
+            let log = self.platform.parts().log;
+            self.core.log.flush(self.core.shard, log);
+        }
+        // 8. Report.
         if self.status == ShardStatus::ShuttingDown && self.core.live() == 0 {
             self.status = ShardStatus::Stopped;
         }
@@ -406,7 +423,7 @@ impl<'a, P: Platform> Shard<'a, P> {
         if n == 0 {
             return;
         }
-        let (_, io, _) = self.platform.parts();
+        let io = self.platform.parts().io;
         let (subs, buffers) = self.core.io.split();
         let accepted = io.submit(&subs[..n], buffers).min(n);
         self.core.counters.io_submitted += accepted as u64;
@@ -467,7 +484,12 @@ impl<'a, P: Platform> Shard<'a, P> {
         let me = self.core.handle(ty, slot);
         let group = self.core.meta(ty, slot).group;
         let call = msg.is_call().then(|| (msg.src(), msg.correlation()));
-        let (transport, io, trap) = self.platform.parts();
+        let Parts {
+            transport,
+            io,
+            trap,
+            ..
+        } = self.platform.parts();
         let (before, rest) = self.arenas.split_at_mut(usize::from(ty));
         let Some((current, after)) = rest.split_first_mut() else {
             return;
@@ -536,9 +558,17 @@ impl<'a, P: Platform> Shard<'a, P> {
                     QuarantinePolicy::Quarantine => ShardStatus::Quarantined,
                     QuarantinePolicy::Abort => ShardStatus::AbortRequested,
                 };
+                self.platform
+                    .parts()
+                    .transport
+                    .announce(PeerEvent::Quarantined);
                 return;
             }
             self.core.counters.shard_recoveries += 1;
+            self.platform
+                .parts()
+                .transport
+                .announce(PeerEvent::Restarted);
             if self.with_ctx(|ctx| ctx.start_group(0)).is_ok() {
                 return;
             }
@@ -586,6 +616,10 @@ impl<'a, P: Platform> Shard<'a, P> {
         }
         self.recovery_count = 0;
         self.status = ShardStatus::Running;
+        self.platform
+            .parts()
+            .transport
+            .announce(PeerEvent::Restarted);
         if self.with_ctx(|ctx| ctx.start_group(0)).is_err() {
             self.recover();
             return Err(BootError::RootFailed);

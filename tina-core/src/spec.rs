@@ -271,6 +271,8 @@ pub struct ShardConfig {
     pub io_submissions_per_tick_max: u32,
     /// Handler calls one isolate gets in a row before the next ready isolate runs.
     pub messages_per_dispatch_max: u32,
+    /// Log records buffered per tick (beyond them records are dropped and counted).
+    pub log_entries: u32,
 }
 
 impl ShardConfig {
@@ -285,6 +287,7 @@ impl ShardConfig {
         io_buffer_size: 16 * 1024,
         io_submissions_per_tick_max: 256,
         messages_per_dispatch_max: 16,
+        log_entries: 256,
     };
 
     /// The effective system reserve.

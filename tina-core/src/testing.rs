@@ -6,11 +6,12 @@
 
 use crate::handle::{Handle, ShardId};
 use crate::io::{Control, ControlOutcome, IoCompletion, IoError};
+use crate::log::{LogRecord, LogSink};
 use crate::memory::RegionBlock;
 use crate::message::Message;
 use crate::platform::{
-    CompletionSink, IoBuffers, IoDriver, Panicked, Platform, SocketControl, Submission, Transport,
-    Trap,
+    CompletionSink, IoBuffers, IoDriver, Panicked, Parts, PeerEvent, Platform, SocketControl,
+    Submission, Transport, Trap,
 };
 use crate::shard::{SendError, Shard};
 use crate::spec::SystemSpec;
@@ -59,6 +60,10 @@ pub struct TestTransport {
     pub down: Vec<ShardId>,
     /// How many times `publish` was called.
     pub publishes: usize,
+    /// Status changes this shard announced.
+    pub announced: Vec<PeerEvent>,
+    /// Peer status changes to report at the next step.
+    pub peer_events: VecDeque<(ShardId, PeerEvent)>,
 }
 
 impl Transport for TestTransport {
@@ -82,6 +87,29 @@ impl Transport for TestTransport {
     fn publish(&mut self) {
         self.publishes += 1;
         self.published.append(&mut self.staged);
+    }
+
+    fn announce(&mut self, event: PeerEvent) {
+        self.announced.push(event);
+    }
+
+    fn peer_events(&mut self, deliver: &mut dyn FnMut(ShardId, PeerEvent)) {
+        while let Some((s, e)) = self.peer_events.pop_front() {
+            deliver(s, e);
+        }
+    }
+}
+
+/// A log sink that keeps every record.
+#[derive(Default)]
+pub struct TestLog {
+    /// Records, in order.
+    pub records: Vec<(ShardId, LogRecord)>,
+}
+
+impl LogSink for TestLog {
+    fn write(&mut self, shard: ShardId, record: &LogRecord) {
+        self.records.push((shard, *record));
     }
 }
 
@@ -158,15 +186,23 @@ pub struct TestPlatform {
     pub io: TestIo,
     /// Panic trap.
     pub trap: CatchPanic,
+    /// Log records.
+    pub log: TestLog,
 }
 
 impl Platform for TestPlatform {
     type Transport = TestTransport;
     type Io = TestIo;
     type Trap = CatchPanic;
+    type Log = TestLog;
 
-    fn parts(&mut self) -> (&mut TestTransport, &mut TestIo, &CatchPanic) {
-        (&mut self.transport, &mut self.io, &self.trap)
+    fn parts(&mut self) -> Parts<'_, Self> {
+        Parts {
+            transport: &mut self.transport,
+            io: &mut self.io,
+            trap: &self.trap,
+            log: &mut self.log,
+        }
     }
 }
 
