@@ -64,6 +64,7 @@ pub(crate) struct Meta {
     pub(crate) notices: u8,
     pub(crate) call_correlation: u64,
     pub(crate) call_target: Handle,
+    pub(crate) owned_fd: i32,
     pub(crate) watches_shards: bool,
     pub(crate) call_timer: Option<TimerId>,
     pub(crate) call_failure: Option<(CallFailure, u8)>,
@@ -88,6 +89,7 @@ impl Meta {
         notices: 0,
         call_correlation: 0,
         call_target: Handle::NONE,
+        owned_fd: -1,
         watches_shards: false,
         call_timer: None,
         call_failure: None,
@@ -568,6 +570,11 @@ impl<'a> Core<'a> {
             }
         }
         self.meta(ty, slot).state = State::AwaitingIo;
+        if let IoOp::Close { fd } = op
+            && self.meta(ty, slot).owned_fd == fd.0
+        {
+            self.meta(ty, slot).owned_fd = -1;
+        }
         if self.io.sub_len == self.io.subs.len() {
             self.counters.io_submission_full += 1;
             self.finish_io_locally(ty, slot, &op, IoError::QueueFull);
@@ -629,14 +636,10 @@ impl<'a> Core<'a> {
             }
             return;
         };
-        if let Some(b) = c.buf {
-            if c.kind.fills_buffer() && c.result.is_ok() {
-                // Delivered with the completion; freed after the handler call.
-            } else {
-                self.io.free(b);
-                c.buf = None;
-            }
-        }
+        // The op's buffer (received data, or the data that was sent — so a partial send can
+        // resend its tail) comes back with the completion and is held for that one handler
+        // call, then freed unless handed to the next op.
+        let _ = &mut c;
         let m = self.meta(ty, slot);
         m.io_in_flight = false;
         m.io_completion = Some(c);
@@ -671,7 +674,13 @@ impl<'a> Core<'a> {
         m.io_in_flight = false;
         m.notices = 0;
         m.watches_shards = false;
+        let owned_fd = core::mem::replace(&mut m.owned_fd, -1);
         self.pool.release_all(&mut mailbox);
+        if owned_fd >= 0 {
+            self.queue_reclaim(IoOp::Close {
+                fd: crate::io::Fd(owned_fd),
+            });
+        }
         if reply != NIL {
             self.pool.release(reply);
         }

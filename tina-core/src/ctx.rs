@@ -360,6 +360,15 @@ impl<'x, 'a> Ctx<'x, 'a> {
         ok
     }
 
+    /// Makes this isolate the owner of a descriptor (or of none): if the isolate is torn down
+    /// while owning it — a crash, a panic, a group restart — the shard closes it, so a crashed
+    /// connection never leaks its socket. Returning `Io(Close)` on it ends the ownership.
+    pub fn own_fd(&mut self, fd: Option<Fd>) {
+        if let Some((ty, slot)) = self.core.locate(self.me) {
+            self.core.meta(ty, slot).owned_fd = fd.map_or(-1, |f| f.0);
+        }
+    }
+
     /// Subscribes (or not) this isolate to peer shard status notices: `SHARD_RESTARTED` and
     /// `SHARD_QUARANTINED` system messages whose payload's first byte is the shard id.
     pub fn watch_shards(&mut self, on: bool) {

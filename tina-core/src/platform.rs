@@ -136,6 +136,11 @@ pub trait IoDriver: SocketControl {
 
     /// Reports the completions available now.
     fn complete(&mut self, sink: &mut dyn CompletionSink);
+
+    /// The shard is shutting down: complete every operation still in flight soon (with
+    /// `IoError::Canceled` if it cannot finish), so isolates parked on I/O learn of the
+    /// shutdown. The default does nothing.
+    fn cancel_all(&mut self) {}
 }
 
 /// A handler or init call panicked and the platform caught it.

@@ -636,6 +636,7 @@ impl<'a, P: Platform> Shard<'a, P> {
         }
         self.status = ShardStatus::ShuttingDown;
         self.core.shutting_down = true;
+        self.platform.parts().io.cancel_all();
         for ty in 0..self.core.types.len() {
             let t = &mut self.core.types[ty];
             for slot in 0..t.metas.len() as u32 {
