@@ -1,0 +1,230 @@
+//! A job dispatcher with crashing workers.
+//!
+//! The dispatcher spawns `workers` workers as permanent dynamic children. Every tick it hands
+//! the next job to the next worker it knows. A worker crashes on every `crash_every`-th job
+//! it receives; supervision restarts it from its original arguments with a **new handle**,
+//! and the restarted worker checks in with the dispatcher again. Until then, jobs sent to the
+//! old handle are refused at once with `StaleHandle` — reported and counted, never delivered
+//! to the new incarnation.
+
+use tina_core::{
+    CrashReason, Ctx, Duration, Effect, Handle, Isolate, Message, Payload, Restart, SendError,
+    UserTag, log,
+};
+
+/// A job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+pub struct Job {
+    /// Sequence number.
+    pub seq: u64,
+}
+impl Payload for Job {
+    const TAG: UserTag = UserTag::new(0x70);
+}
+
+/// A worker announcing itself (at every (re)start).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+pub struct CheckIn {
+    /// The worker's index (stable across restarts).
+    pub index: u32,
+    /// Padding.
+    pub _pad: u32,
+}
+impl Payload for CheckIn {
+    const TAG: UserTag = UserTag::new(0x71);
+}
+
+/// A finished job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+pub struct Done {
+    /// The job.
+    pub seq: u64,
+    /// The worker's index.
+    pub index: u32,
+    /// Padding.
+    pub _pad: u32,
+}
+impl Payload for Done {
+    const TAG: UserTag = UserTag::new(0x72);
+}
+
+const TICK: UserTag = UserTag::new(0x73);
+
+/// Dispatcher arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+pub struct DispatcherArgs {
+    /// Workers to spawn (at most [`WORKERS_MAX`]).
+    pub workers: u32,
+    /// Each worker crashes on every k-th job.
+    pub crash_every: u32,
+    /// Jobs to hand out in total (0: unlimited).
+    pub jobs: u64,
+}
+
+/// Most workers one dispatcher manages.
+pub const WORKERS_MAX: usize = 16;
+
+/// Worker arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+pub struct WorkerArgs {
+    /// Who to check in with.
+    pub dispatcher: u64,
+    /// Index.
+    pub index: u32,
+    /// Crash on every k-th job (0: never).
+    pub crash_every: u32,
+}
+
+/// The dispatcher.
+pub struct Dispatcher {
+    args: DispatcherArgs,
+    workers: [Handle; WORKERS_MAX],
+    next: usize,
+    /// Jobs handed out.
+    pub sent: u64,
+    /// Jobs finished.
+    pub done: u64,
+    /// Sends refused with `StaleHandle` (a worker had crashed).
+    pub stale_refused: u64,
+    /// Check-ins received (initial ones and after restarts).
+    pub check_ins: u64,
+}
+
+impl Isolate for Dispatcher {
+    type Args = DispatcherArgs;
+
+    fn init(args: &DispatcherArgs, ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
+        let n = (args.workers as usize).min(WORKERS_MAX);
+        for index in 0..n {
+            let w = WorkerArgs {
+                dispatcher: ctx.me().to_bits(),
+                index: index as u32,
+                crash_every: args.crash_every,
+            };
+            ctx.spawn_with::<Worker>(&w, Restart::Permanent)
+                .map_err(|_| CrashReason("could not spawn a worker"))?;
+        }
+        ctx.start_timer(Duration::from_ticks(1), TICK)
+            .map_err(|_| CrashReason("no timer"))?;
+        Ok((
+            Dispatcher {
+                args: *args,
+                workers: [Handle::NONE; WORKERS_MAX],
+                next: 0,
+                sent: 0,
+                done: 0,
+                stale_refused: 0,
+                check_ins: 0,
+            },
+            Effect::Receive,
+        ))
+    }
+
+    fn handle(&mut self, msg: &Message, ctx: &mut Ctx) -> Effect {
+        if msg.is_shutdown() {
+            return Effect::Done;
+        }
+        if let Some(c) = msg.decode::<CheckIn>() {
+            self.check_ins += 1;
+            if let Some(slot) = self.workers.get_mut(c.index as usize) {
+                *slot = msg.src();
+            }
+            return Effect::Receive;
+        }
+        if msg.decode::<Done>().is_some() {
+            self.done += 1;
+            return Effect::Receive;
+        }
+        if msg.tag() == TICK.into() {
+            self.dispatch_one(ctx);
+            if self.args.jobs == 0 || self.sent < self.args.jobs {
+                let _ = ctx.start_timer(Duration::from_ticks(1), TICK);
+            }
+        }
+        Effect::Receive
+    }
+}
+
+impl Dispatcher {
+    fn dispatch_one(&mut self, ctx: &mut Ctx) {
+        let n = (self.args.workers as usize).min(WORKERS_MAX);
+        for _ in 0..n {
+            let i = self.next % n;
+            self.next += 1;
+            let w = self.workers[i];
+            if w.is_none() {
+                continue;
+            }
+            match ctx.send(w, &Job { seq: self.sent }) {
+                Ok(()) => {
+                    self.sent += 1;
+                    return;
+                }
+                Err(SendError::StaleHandle) => {
+                    self.stale_refused += 1;
+                    log!(
+                        ctx,
+                        Warn,
+                        "worker {i} at {w} is gone; waiting for it to check in"
+                    );
+                    self.workers[i] = Handle::NONE;
+                }
+                Err(e) => {
+                    log!(ctx, Warn, "job not sent: {e}");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A worker.
+pub struct Worker {
+    args: WorkerArgs,
+    jobs: u32,
+}
+
+impl Isolate for Worker {
+    type Args = WorkerArgs;
+
+    fn init(args: &WorkerArgs, ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
+        let check_in = CheckIn {
+            index: args.index,
+            _pad: 0,
+        };
+        // A full mailbox is fine: the dispatcher will learn of us from the next restart.
+        let _ = ctx.send(Handle::from_bits(args.dispatcher), &check_in);
+        Ok((
+            Worker {
+                args: *args,
+                jobs: 0,
+            },
+            Effect::Receive,
+        ))
+    }
+
+    fn handle(&mut self, msg: &Message, ctx: &mut Ctx) -> Effect {
+        if msg.is_shutdown() {
+            return Effect::Done;
+        }
+        let Some(job) = msg.decode::<Job>() else {
+            return Effect::Receive;
+        };
+        self.jobs += 1;
+        if self.args.crash_every != 0 && self.jobs % self.args.crash_every == 0 {
+            return Effect::Crash(CrashReason("worker crashes on purpose"));
+        }
+        let done = Done {
+            seq: job.seq,
+            index: self.args.index,
+            _pad: 0,
+        };
+        let _ = ctx.send(Handle::from_bits(self.args.dispatcher), &done);
+        Effect::Receive
+    }
+}
