@@ -9,7 +9,7 @@ use crate::counters::Counters;
 use crate::effect::{CrashReason, Effect};
 use crate::handle::{GENERATION_MAX, Handle, ShardId, TypeId};
 use crate::io::{IoCompletion, IoError, IoOp};
-use crate::iobuf::{BufState, IoState};
+use crate::iobuf::{BufState, BufferPool, IoState, WorkChunk};
 use crate::isolate::InitArgs;
 use crate::log::LogRing;
 use crate::message::{Message, Outgoing, system_tag};
@@ -146,6 +146,9 @@ pub(crate) struct TypeState<'a> {
     pub(crate) live: u32,
     pub(crate) mailbox_capacity: u32,
     pub(crate) quota: u32,
+    /// Working memory: `working_chunks` chunks per slot.
+    pub(crate) working: &'a mut [WorkChunk],
+    pub(crate) working_chunks: usize,
 }
 
 impl<'a> TypeState<'a> {
@@ -170,6 +173,8 @@ impl<'a> TypeState<'a> {
             live: 0,
             mailbox_capacity,
             quota,
+            working: &mut [],
+            working_chunks: 0,
         }
     }
 
@@ -288,6 +293,10 @@ pub(crate) struct Core<'a> {
     pub(crate) shutting_down: bool,
     pub(crate) groups: Groups<'a>,
     pub(crate) log: LogRing<'a>,
+    pub(crate) scratch: &'a mut [WorkChunk],
+    /// Whether the scratch area may hold bytes from an earlier handler call.
+    pub(crate) scratch_dirty: bool,
+    pub(crate) transfers: BufferPool<'a>,
 }
 
 impl<'a> Core<'a> {
@@ -372,6 +381,11 @@ impl<'a> Core<'a> {
 
     /// Delivers a message from another shard.
     pub(crate) fn deliver_inbound(&mut self, msg: &Message) {
+        if msg.transfer().is_some() {
+            // Transfer buffers never leave their shard; such a message is malformed.
+            self.counters.stale_deliveries += 1;
+            return;
+        }
         if msg.is_reply() {
             self.deliver_reply(msg);
         } else if self.deliver_local(msg, Class::User).is_ok() {
@@ -433,6 +447,15 @@ impl<'a> Core<'a> {
                 self.meta(ty, slot).mailbox = mailbox;
                 let msg = *self.pool.get(i);
                 self.pool.release(i);
+                if let Some(t) = msg.transfer()
+                    && self.transfers.is(t.0, me, BufState::InFlight)
+                {
+                    // Attached buffer: readable during this one handler call.
+                    self.transfers.set_state(t.0, BufState::Held);
+                    if !self.transfers.hold(t.0) {
+                        self.transfers.free(t.0);
+                    }
+                }
                 Some(msg)
             }
             State::Yielded => Some(Message::system(me, system_tag::RESUMED, &[])),
@@ -454,8 +477,8 @@ impl<'a> Core<'a> {
                 let c = m.io_completion.take()?;
                 if let Some(buf) = c.buf {
                     // The delivered buffer belongs to this one handler call.
-                    self.io.set_state(buf, BufState::Held);
-                    let _ = self.io.hold(buf);
+                    self.io.bufs.set_state(buf, BufState::Held);
+                    let _ = self.io.bufs.hold(buf);
                 }
                 Some(Message::system(me, system_tag::IO_COMPLETED, &c.encode()))
             }
@@ -557,7 +580,7 @@ impl<'a> Core<'a> {
     fn submit_io(&mut self, ty: u8, slot: u32, op: IoOp) -> Result<(), CrashReason> {
         let me = self.handle(ty, slot);
         if let Some(buf) = op.outbound_buffer() {
-            if !self.io.holds(buf) || !self.io.is(buf, me, BufState::Held) {
+            if !self.io.bufs.holds(buf) || !self.io.bufs.is(buf, me, BufState::Held) {
                 return Err(CrashReason::BAD_IO_BUFFER);
             }
             let len = match op {
@@ -565,7 +588,7 @@ impl<'a> Core<'a> {
                 IoOp::Open { path_len, .. } => path_len,
                 _ => 0,
             };
-            if len as usize > self.io.buffer_size() {
+            if len as usize > self.io.bufs.buffer_size() {
                 return Err(CrashReason("Io effect length exceeds the buffer size"));
             }
         }
@@ -582,7 +605,7 @@ impl<'a> Core<'a> {
         }
         let mut inbound = None;
         if op.kind().fills_buffer() {
-            match self.io.alloc(me, BufState::InFlight) {
+            match self.io.bufs.alloc(me, BufState::InFlight) {
                 Some(b) => inbound = Some(b),
                 None => {
                     self.counters.io_buffer_exhausted += 1;
@@ -592,7 +615,7 @@ impl<'a> Core<'a> {
             }
         }
         if let Some(buf) = op.outbound_buffer() {
-            self.io.set_state(buf, BufState::InFlight);
+            self.io.bufs.set_state(buf, BufState::InFlight);
         }
         let buf = inbound.or(op.outbound_buffer());
         self.io.subs[self.io.sub_len] = Submission { owner: me, op, buf };
@@ -604,7 +627,7 @@ impl<'a> Core<'a> {
     /// Completes an op without the platform (refused before submission).
     fn finish_io_locally(&mut self, ty: u8, slot: u32, op: &IoOp, e: IoError) {
         if let Some(buf) = op.outbound_buffer() {
-            self.io.free(buf);
+            self.io.bufs.free(buf);
         }
         self.meta(ty, slot).io_completion = Some(IoCompletion::new(op.kind(), Err(e)));
     }
@@ -617,7 +640,7 @@ impl<'a> Core<'a> {
         });
         let buf_ok = c
             .buf
-            .is_none_or(|b| self.io.is(b, owner, BufState::InFlight));
+            .is_none_or(|b| self.io.bufs.is(b, owner, BufState::InFlight));
         let Some((ty, slot)) = target.filter(|_| buf_ok) else {
             if owner.is_none() {
                 return; // reclaim work (e.g. a close) finished
@@ -629,7 +652,7 @@ impl<'a> Core<'a> {
             // The owner is gone: reclaim what the completion carries.
             self.counters.io_stale_completions += 1;
             if let Some(b) = c.buf {
-                self.io.free(b);
+                self.io.bufs.free(b);
             }
             if let Some(fd) = c.fd() {
                 self.queue_reclaim(IoOp::Close { fd });
@@ -675,7 +698,12 @@ impl<'a> Core<'a> {
         m.notices = 0;
         m.watches_shards = false;
         let owned_fd = core::mem::replace(&mut m.owned_fd, -1);
-        self.pool.release_all(&mut mailbox);
+        while let Some(i) = self.pool.pop_from(&mut mailbox) {
+            if let Some(t) = self.pool.get(i).transfer() {
+                self.transfers.free(t.0);
+            }
+            self.pool.release(i);
+        }
         if owned_fd >= 0 {
             self.queue_reclaim(IoOp::Close {
                 fd: crate::io::Fd(owned_fd),

@@ -12,7 +12,7 @@ use crate::handle::{Handle, ShardId, TypeId};
 use crate::io::{
     Control, ControlOutcome, Domain, Fd, IoBuf, IoError, ShutdownHow, SocketKind, SocketOption,
 };
-use crate::iobuf::BufState;
+use crate::iobuf::{BufState, WorkChunk};
 use crate::isolate::{InitArgs, Isolate};
 use crate::message::{Message, Outgoing, Payload, PayloadTooLarge, UserTag};
 use crate::platform::{SocketControl, Transport, Trap};
@@ -21,6 +21,7 @@ use crate::shard::{SendError, SpawnError};
 use crate::spec::{Restart, TypeRef};
 use crate::time::{Duration, Instant};
 use crate::timer::{TimerId, TimerKind, TimersExhausted};
+use crate::transfer::{TransferBuf, TransferError};
 use core::any::Any;
 use core::net::SocketAddr;
 
@@ -190,7 +191,13 @@ impl<'x, 'a> Ctx<'x, 'a> {
             m.args = args;
         }
         let init = self.core.spec.types[usize::from(ty)].vtable.init;
-        let held_mark = self.core.io.held_mark();
+        let held_mark = self.core.io.bufs.held_mark();
+        let transfer_mark = self.core.transfers.held_mark();
+        {
+            let t = &mut self.core.types[usize::from(ty)];
+            let per = t.working_chunks;
+            t.working[slot as usize * per..(slot as usize + 1) * per].fill(WorkChunk::ZERO);
+        }
         let saved = (self.me, self.call, self.group);
         self.me = child;
         self.call = None;
@@ -206,7 +213,8 @@ impl<'x, 'a> Ctx<'x, 'a> {
             Ok(effect) => effect,
             Err(_) => {
                 // Nothing was placed (or the placed value is dropped now); release the slot.
-                self.core.io.release_held_from(held_mark);
+                self.core.io.bufs.release_held_from(held_mark);
+                self.core.transfers.release_held_from(transfer_mark);
                 self.drop_slot(ty, slot);
                 self.core.teardown(ty, slot);
                 self.core.counters.spawn_failures += 1;
@@ -220,7 +228,8 @@ impl<'x, 'a> Ctx<'x, 'a> {
         let exit = self
             .core
             .apply_effect(self.transport, ty, slot, effect, None);
-        self.core.io.release_held_from(held_mark);
+        self.core.io.bufs.release_held_from(held_mark);
+        self.core.transfers.release_held_from(transfer_mark);
         if exit.is_some() {
             // `init` asked to stop at once: tear down without a restart.
             self.drop_slot(ty, slot);
@@ -270,12 +279,12 @@ impl<'x, 'a> Ctx<'x, 'a> {
     /// Takes a reactor-owned buffer to fill and hand to an I/O op in the returned effect.
     /// Freed automatically after this handler call if not handed over.
     pub fn io_buffer(&mut self) -> Result<IoBuf, IoError> {
-        let Some(buf) = self.core.io.alloc(self.me, BufState::Held) else {
+        let Some(buf) = self.core.io.bufs.alloc(self.me, BufState::Held) else {
             self.core.counters.io_buffer_exhausted += 1;
             return Err(IoError::NoBuffers);
         };
-        if !self.core.io.hold(buf) {
-            self.core.io.free(buf);
+        if !self.core.io.bufs.hold(buf) {
+            self.core.io.bufs.free(buf);
             return Err(IoError::NoBuffers);
         }
         Ok(buf)
@@ -283,8 +292,8 @@ impl<'x, 'a> Ctx<'x, 'a> {
 
     /// The writable bytes of a buffer this handler call holds.
     pub fn io_buffer_mut(&mut self, buf: IoBuf) -> Result<&mut [u8], IoError> {
-        if self.core.io.holds(buf) && self.core.io.is(buf, self.me, BufState::Held) {
-            Ok(self.core.io.bytes_mut(buf))
+        if self.core.io.bufs.holds(buf) && self.core.io.bufs.is(buf, self.me, BufState::Held) {
+            Ok(self.core.io.bufs.bytes_mut(buf))
         } else {
             Err(IoError::BadBuffer)
         }
@@ -293,8 +302,8 @@ impl<'x, 'a> Ctx<'x, 'a> {
     /// The bytes of a buffer this handler call holds (e.g. the one a receive completion
     /// delivered), limited to `len`.
     pub fn io_data(&self, buf: IoBuf, len: usize) -> Result<&[u8], IoError> {
-        if self.core.io.holds(buf) && self.core.io.is(buf, self.me, BufState::Held) {
-            let bytes = self.core.io.bytes(buf);
+        if self.core.io.bufs.holds(buf) && self.core.io.bufs.is(buf, self.me, BufState::Held) {
+            let bytes = self.core.io.bufs.bytes(buf);
             Ok(&bytes[..len.min(bytes.len())])
         } else {
             Err(IoError::BadBuffer)
@@ -303,7 +312,7 @@ impl<'x, 'a> Ctx<'x, 'a> {
 
     /// Bytes per I/O buffer on this shard.
     pub fn io_buffer_size(&self) -> usize {
-        self.core.io.buffer_size()
+        self.core.io.bufs.buffer_size()
     }
 
     /// Runs a synchronous socket-control call.
@@ -347,6 +356,101 @@ impl<'x, 'a> Ctx<'x, 'a> {
             ControlOutcome::Addr(a) => Ok(a),
             _ => Err(IoError::InvalidInput),
         }
+    }
+
+    /// This isolate's working memory: `TypeSpec::working_memory_size` bytes that live as
+    /// long as the isolate, zeroed when it is spawned (and so at every restart), 16-byte
+    /// aligned. Empty if the type has none.
+    pub fn working_memory(&mut self) -> &mut [u8] {
+        let Some((ty, slot)) = self.core.locate(self.me) else {
+            return &mut [];
+        };
+        let t = &mut self.core.types[usize::from(ty)];
+        let size = self.core.spec.types[usize::from(ty)].working_memory_size as usize;
+        let per = t.working_chunks;
+        let chunks = &mut t.working[slot as usize * per..(slot as usize + 1) * per];
+        &mut bytemuck::cast_slice_mut::<WorkChunk, u8>(chunks)[..size]
+    }
+
+    /// `len` bytes of the shard's scratch area, zeroed at the first use in each handler call
+    /// (nothing survives from another call, of this isolate or any other). At most the type's
+    /// `scratch_size`; more is an error, not a panic.
+    pub fn scratch(&mut self, len: usize) -> Result<&mut [u8], ScratchTooSmall> {
+        let limit = self.core.locate(self.me).map_or(0, |(ty, _)| {
+            self.core.spec.types[usize::from(ty)].scratch_size as usize
+        });
+        if len > limit {
+            return Err(ScratchTooSmall { len, limit });
+        }
+        let bytes = bytemuck::cast_slice_mut::<WorkChunk, u8>(self.core.scratch);
+        if self.core.scratch_dirty {
+            bytes[..limit].fill(0);
+            self.core.scratch_dirty = false;
+        }
+        Ok(&mut bytes[..len])
+    }
+
+    /// Takes a transfer buffer for a payload of `len` bytes (> 96, shard-local). It is this
+    /// handler call's until sent with [`Ctx::send_transfer`]; otherwise freed after the call.
+    pub fn transfer_alloc(&mut self, len: usize) -> Result<TransferBuf, TransferError> {
+        if len > self.core.transfers.buffer_size() {
+            return Err(TransferError::TooLarge);
+        }
+        let Some(buf) = self.core.transfers.alloc(self.me, BufState::Held) else {
+            self.core.counters.transfer_exhausted += 1;
+            return Err(TransferError::Exhausted);
+        };
+        if !self.core.transfers.hold(buf) {
+            self.core.transfers.free(buf);
+            self.core.counters.transfer_exhausted += 1;
+            return Err(TransferError::Exhausted);
+        }
+        self.core.transfers.set_len(buf, len as u32);
+        Ok(TransferBuf(buf))
+    }
+
+    fn held_transfer(&self, t: TransferBuf) -> Result<(), TransferError> {
+        if self.core.transfers.holds(t.0) && self.core.transfers.is(t.0, self.me, BufState::Held) {
+            Ok(())
+        } else {
+            Err(TransferError::Stale)
+        }
+    }
+
+    /// The writable bytes of a transfer buffer this call holds (its full recorded length).
+    pub fn transfer_mut(&mut self, t: TransferBuf) -> Result<&mut [u8], TransferError> {
+        self.held_transfer(t)?;
+        let len = self.core.transfers.len_of(t.0);
+        Ok(&mut self.core.transfers.bytes_mut(t.0)[..len])
+    }
+
+    /// The bytes of a transfer buffer this call holds (e.g. the one attached to the message
+    /// being handled).
+    pub fn transfer_data(&self, t: TransferBuf) -> Result<&[u8], TransferError> {
+        self.held_transfer(t)?;
+        let len = self.core.transfers.len_of(t.0);
+        Ok(&self.core.transfers.bytes(t.0)[..len])
+    }
+
+    /// Sends a message with tag `tag` and the transfer buffer attached to a local isolate.
+    /// On success the buffer belongs to the message; on failure it stays this call's.
+    pub fn send_transfer(
+        &mut self,
+        to: Handle,
+        tag: UserTag,
+        t: TransferBuf,
+    ) -> Result<(), SendError> {
+        if self.held_transfer(t).is_err() {
+            return Err(SendError::StaleHandle);
+        }
+        if to.shard() != self.core.shard {
+            return Err(SendError::NotLocal);
+        }
+        let msg = Message::build(self.me, to, &Outgoing::signal(tag)).with_transfer(t);
+        self.core.deliver_local(&msg, Class::User)?;
+        self.core.counters.sends_local += 1;
+        self.core.transfers.transfer(t.0, to, BufState::InFlight);
+        Ok(())
     }
 
     /// Writes a log record (formatted now into the shard's bounded log ring, flushed to the
@@ -425,5 +529,25 @@ impl ArenaAccess for Ctx<'_, '_> {
                 }
             }
         }
+    }
+}
+
+/// A scratch request larger than the type's `scratch_size`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ScratchTooSmall {
+    /// Bytes asked for.
+    pub len: usize,
+    /// The type's scratch size.
+    pub limit: usize,
+}
+
+impl core::fmt::Display for ScratchTooSmall {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "asked for {} scratch bytes but the type's scratch_size is {} (raise TypeSpec::scratch)",
+            self.len, self.limit
+        )
     }
 }

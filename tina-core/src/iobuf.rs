@@ -1,4 +1,5 @@
-//! The shard's reactor-owned I/O buffers and the per-tick submission batch.
+//! Bounded pools of fixed-size byte buffers (reactor-owned I/O buffers and transfer buffers)
+//! and the per-tick I/O submission batch.
 //!
 //! Buffer life cycle (one owner at a time, generation-checked references):
 //!
@@ -11,7 +12,8 @@
 //! ```
 //!
 //! A receive op takes a Free buffer straight to InFlight when it is submitted. A completion
-//! for a torn-down owner frees its buffer instead of delivering it.
+//! for a torn-down owner frees its buffer instead of delivering it. Transfer buffers follow
+//! the same states: InFlight means "attached to a message in a mailbox".
 
 use crate::handle::Handle;
 use crate::io::IoBuf;
@@ -34,6 +36,7 @@ pub(crate) struct BufMeta {
     state: BufState,
     owner: Handle,
     next_free: u32,
+    len: u32,
 }
 
 impl BufMeta {
@@ -42,33 +45,50 @@ impl BufMeta {
         state: BufState::Free,
         owner: Handle::NONE,
         next_free: NIL,
+        len: 0,
     };
 }
 
+/// The I/O buffers and this tick's submission batch.
 pub(crate) struct IoState<'a> {
+    pub(crate) bufs: BufferPool<'a>,
+    pub(crate) subs: &'a mut [Submission],
+    pub(crate) sub_len: usize,
+}
+
+impl<'a> IoState<'a> {
+    pub(crate) fn new(bufs: BufferPool<'a>, subs: &'a mut [Submission]) -> IoState<'a> {
+        IoState {
+            bufs,
+            subs,
+            sub_len: 0,
+        }
+    }
+
+    /// The submission batch and the buffers, borrowed together for the platform.
+    pub(crate) fn split(&mut self) -> (&[Submission], IoBuffers<'_>) {
+        (self.subs, self.bufs.view())
+    }
+}
+
+/// A pool of equally sized buffers with generation-checked references.
+pub(crate) struct BufferPool<'a> {
     bytes: &'a mut [u8],
     size: usize,
-    bufs: &'a mut [BufMeta],
+    metas: &'a mut [BufMeta],
     free_head: u32,
     free_tail: u32,
     free_count: u32,
-    pub(crate) subs: &'a mut [Submission],
-    pub(crate) sub_len: usize,
     /// Buffers held by the handler calls in progress (a stack: a child's `init` runs inside
     /// its parent's handler and releases only what it took).
     held: [IoBuf; HELD_PER_CALL_MAX],
     held_len: usize,
 }
 
-impl<'a> IoState<'a> {
-    pub(crate) fn new(
-        bytes: &'a mut [u8],
-        size: usize,
-        bufs: &'a mut [BufMeta],
-        subs: &'a mut [Submission],
-    ) -> IoState<'a> {
-        let n = bufs.len() as u32;
-        for (i, b) in bufs.iter_mut().enumerate() {
+impl<'a> BufferPool<'a> {
+    pub(crate) fn new(bytes: &'a mut [u8], size: usize, metas: &'a mut [BufMeta]) -> Self {
+        let n = metas.len() as u32;
+        for (i, b) in metas.iter_mut().enumerate() {
             *b = BufMeta::FREE;
             b.next_free = if (i as u32) + 1 < n {
                 i as u32 + 1
@@ -76,15 +96,13 @@ impl<'a> IoState<'a> {
                 NIL
             };
         }
-        IoState {
+        BufferPool {
             bytes,
             size,
-            bufs,
+            metas,
             free_head: if n > 0 { 0 } else { NIL },
             free_tail: if n > 0 { n - 1 } else { NIL },
             free_count: n,
-            subs,
-            sub_len: 0,
             held: [IoBuf {
                 index: 0,
                 generation: 0,
@@ -94,7 +112,7 @@ impl<'a> IoState<'a> {
     }
 
     pub(crate) fn total(&self) -> u32 {
-        self.bufs.len() as u32
+        self.metas.len() as u32
     }
 
     pub(crate) fn free_count(&self) -> u32 {
@@ -111,7 +129,7 @@ impl<'a> IoState<'a> {
         if i == NIL {
             return None;
         }
-        let b = &mut self.bufs[i as usize];
+        let b = &mut self.metas[i as usize];
         self.free_head = b.next_free;
         if self.free_head == NIL {
             self.free_tail = NIL;
@@ -121,6 +139,7 @@ impl<'a> IoState<'a> {
         b.state = state;
         b.owner = owner;
         b.next_free = NIL;
+        b.len = 0;
         Some(IoBuf {
             index: i as u16,
             generation: b.generation,
@@ -129,13 +148,36 @@ impl<'a> IoState<'a> {
 
     /// Whether `buf` is live, in `state`, and owned by `owner`.
     pub(crate) fn is(&self, buf: IoBuf, owner: Handle, state: BufState) -> bool {
-        self.bufs
+        self.metas
             .get(buf.index())
             .is_some_and(|b| b.generation == buf.generation && b.state == state && b.owner == owner)
     }
 
+    /// Records the meaningful length of a buffer (transfer buffers).
+    pub(crate) fn set_len(&mut self, buf: IoBuf, len: u32) {
+        if let Some(b) = self.metas.get_mut(buf.index())
+            && b.generation == buf.generation
+        {
+            b.len = len;
+        }
+    }
+
+    pub(crate) fn len_of(&self, buf: IoBuf) -> usize {
+        self.metas.get(buf.index()).map_or(0, |b| b.len as usize)
+    }
+
+    /// Hands a buffer to a new owner in a new state.
+    pub(crate) fn transfer(&mut self, buf: IoBuf, owner: Handle, state: BufState) {
+        if let Some(b) = self.metas.get_mut(buf.index())
+            && b.generation == buf.generation
+        {
+            b.owner = owner;
+            b.state = state;
+        }
+    }
+
     pub(crate) fn set_state(&mut self, buf: IoBuf, state: BufState) {
-        if let Some(b) = self.bufs.get_mut(buf.index())
+        if let Some(b) = self.metas.get_mut(buf.index())
             && b.generation == buf.generation
         {
             b.state = state;
@@ -145,7 +187,7 @@ impl<'a> IoState<'a> {
     /// Returns a buffer to the free list (no-op for a stale reference).
     pub(crate) fn free(&mut self, buf: IoBuf) {
         let i = buf.index() as u32;
-        let Some(b) = self.bufs.get_mut(i as usize) else {
+        let Some(b) = self.metas.get_mut(i as usize) else {
             return;
         };
         if b.generation != buf.generation || b.state == BufState::Free {
@@ -157,7 +199,7 @@ impl<'a> IoState<'a> {
         if self.free_tail == NIL {
             self.free_head = i;
         } else {
-            self.bufs[self.free_tail as usize].next_free = i;
+            self.metas[self.free_tail as usize].next_free = i;
         }
         self.free_tail = i;
         self.free_count += 1;
@@ -172,17 +214,6 @@ impl<'a> IoState<'a> {
     pub(crate) fn bytes_mut(&mut self, buf: IoBuf) -> &mut [u8] {
         let start = buf.index() * self.size;
         &mut self.bytes[start..start + self.size]
-    }
-
-    /// The submission batch and the buffers, borrowed together for the platform.
-    pub(crate) fn split(&mut self) -> (&[Submission], IoBuffers<'_>) {
-        (
-            self.subs,
-            IoBuffers {
-                bytes: self.bytes,
-                size: self.size,
-            },
-        )
     }
 
     pub(crate) fn view(&mut self) -> IoBuffers<'_> {
@@ -219,7 +250,7 @@ impl<'a> IoState<'a> {
             self.held_len -= 1;
             let buf = self.held[self.held_len];
             if self
-                .bufs
+                .metas
                 .get(buf.index())
                 .is_some_and(|b| b.generation == buf.generation && b.state == BufState::Held)
             {
@@ -230,7 +261,7 @@ impl<'a> IoState<'a> {
 
     pub(crate) fn check(&self) -> Result<(), &'static str> {
         let free = self
-            .bufs
+            .metas
             .iter()
             .filter(|b| b.state == BufState::Free)
             .count() as u32;
@@ -238,5 +269,19 @@ impl<'a> IoState<'a> {
             return Err("I/O buffers: free list count differs from free buffers");
         }
         Ok(())
+    }
+}
+
+/// 16-byte aligned memory, the unit of working memory and scratch (so typed views of `Pod`
+/// data up to 16-byte alignment work).
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C, align(16))]
+pub(crate) struct WorkChunk([u8; 16]);
+
+impl WorkChunk {
+    pub(crate) const ZERO: WorkChunk = WorkChunk([0; 16]);
+
+    pub(crate) fn count_for(bytes: u32) -> usize {
+        (bytes as usize).div_ceil(16)
     }
 }

@@ -118,9 +118,10 @@ pub mod sync;
 pub mod testing;
 mod time;
 mod timer;
+mod transfer;
 
 pub use counters::Counters;
-pub use ctx::Ctx;
+pub use ctx::{Ctx, ScratchTooSmall};
 pub use effect::{CrashReason, Effect};
 pub use handle::{GENERATION_MAX, Handle, SLOT_MAX, ShardId, TypeId};
 pub use isolate::{INIT_ARGS_SIZE_MAX, InitArgs, Isolate};
@@ -136,6 +137,7 @@ pub use spec::{
 };
 pub use time::{Duration, Instant};
 pub use timer::{TimerId, TimersExhausted};
+pub use transfer::{TransferBuf, TransferError};
 
 /// Re-exported so user payload types can derive `Pod` through one dependency path.
 pub use bytemuck;

@@ -115,6 +115,8 @@ pub mod system_tag {
 pub(crate) const FLAG_CALL: u8 = 1 << 0;
 /// Flag bit: this message is a reply to a call.
 pub(crate) const FLAG_REPLY: u8 = 1 << 1;
+/// Flag bit: a transfer buffer is attached (its reference is in `aux`).
+pub(crate) const FLAG_TRANSFER: u8 = 1 << 2;
 
 /// A user message type that can travel inline in an envelope.
 ///
@@ -290,6 +292,18 @@ impl Message {
             return None;
         }
         crate::shard::SendError::from_code(*self.payload().get(1)?)
+    }
+
+    /// The transfer buffer attached to this message, if any (read it with
+    /// `Ctx::transfer_data` during this handler call).
+    pub fn transfer(&self) -> Option<crate::transfer::TransferBuf> {
+        (self.flags & FLAG_TRANSFER != 0).then(|| crate::transfer::TransferBuf::from_bits(self.aux))
+    }
+
+    pub(crate) fn with_transfer(mut self, buf: crate::transfer::TransferBuf) -> Message {
+        self.flags |= FLAG_TRANSFER;
+        self.aux = buf.to_bits();
+        self
     }
 
     /// Whether this is the shutdown notice.

@@ -129,6 +129,7 @@ impl<'a> Pool<'a> {
     }
 
     /// Returns every envelope of `fifo` to the free list.
+    #[cfg(test)]
     pub(crate) fn release_all(&mut self, fifo: &mut Fifo) -> u32 {
         let mut n = 0;
         while let Some(i) = self.pop_from(fifo) {

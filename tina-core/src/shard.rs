@@ -21,7 +21,7 @@ use crate::counters::Counters;
 use crate::ctx::{ArenaAccess, Ctx, CtxParts};
 use crate::effect::{CrashReason, Effect};
 use crate::handle::{Handle, ShardId, TypeId};
-use crate::iobuf::{BufMeta, IoState};
+use crate::iobuf::{BufMeta, BufferPool, IoState, WorkChunk};
 use crate::log::{LogRecord, LogRing};
 
 use crate::isolate::Isolate;
@@ -51,6 +51,8 @@ pub enum SendError {
     StaleHandle = 3,
     /// The payload exceeds 96 bytes.
     PayloadTooLarge = 4,
+    /// Transfer buffers only travel within their shard.
+    NotLocal = 5,
 }
 
 impl SendError {
@@ -60,6 +62,7 @@ impl SendError {
             2 => SendError::PoolExhausted,
             3 => SendError::StaleHandle,
             4 => SendError::PayloadTooLarge,
+            5 => SendError::NotLocal,
             _ => return None,
         })
     }
@@ -72,6 +75,7 @@ impl fmt::Display for SendError {
             SendError::PoolExhausted => "message pool exhausted",
             SendError::StaleHandle => "stale handle",
             SendError::PayloadTooLarge => "payload larger than 96 bytes",
+            SendError::NotLocal => "transfer buffers cannot leave their shard",
         })
     }
 }
@@ -218,6 +222,12 @@ impl<'a, P: Platform> Shard<'a, P> {
         m.slice::<u64>(tree.history);
         m.slice::<u64>(spec.recoveries_max as usize);
         m.slice::<LogRecord>(c.log_entries as usize);
+        for t in spec.types {
+            m.slice::<WorkChunk>(t.capacity as usize * WorkChunk::count_for(t.working_memory_size));
+        }
+        m.slice::<WorkChunk>(WorkChunk::count_for(scratch_size_max(spec)));
+        m.slice::<u8>(c.transfer_buffer_count as usize * c.transfer_buffer_size as usize);
+        m.slice::<BufMeta>(c.transfer_buffer_count as usize);
         m.total().map_err(BootError::Memory)
     }
 
@@ -281,12 +291,14 @@ impl<'a, P: Platform> Shard<'a, P> {
         );
         let due = r.slice(c.timer_expirations_per_tick_max as usize, |_| 0u32)?;
         let io = IoState::new(
-            r.slice(
-                c.io_buffer_count as usize * c.io_buffer_size as usize,
-                |_| 0u8,
-            )?,
-            c.io_buffer_size as usize,
-            r.slice(c.io_buffer_count as usize, |_| BufMeta::FREE)?,
+            BufferPool::new(
+                r.slice(
+                    c.io_buffer_count as usize * c.io_buffer_size as usize,
+                    |_| 0u8,
+                )?,
+                c.io_buffer_size as usize,
+                r.slice(c.io_buffer_count as usize, |_| BufMeta::FREE)?,
+            ),
             r.slice(c.io_submissions_per_tick_max as usize, |_| Submission {
                 owner: Handle::NONE,
                 op: crate::io::IoOp::Close {
@@ -305,6 +317,22 @@ impl<'a, P: Platform> Shard<'a, P> {
         );
         let recoveries = r.slice(spec.recoveries_max as usize, |_| 0u64)?;
         let log = LogRing::new(r.slice(c.log_entries as usize, |_| LogRecord::EMPTY)?);
+        for (i, t) in spec.types.iter().enumerate() {
+            let per = WorkChunk::count_for(t.working_memory_size);
+            types[i].working = r.slice(t.capacity as usize * per, |_| WorkChunk::ZERO)?;
+            types[i].working_chunks = per;
+        }
+        let scratch = r.slice(WorkChunk::count_for(scratch_size_max(spec)), |_| {
+            WorkChunk::ZERO
+        })?;
+        let transfers = BufferPool::new(
+            r.slice(
+                c.transfer_buffer_count as usize * c.transfer_buffer_size as usize,
+                |_| 0u8,
+            )?,
+            c.transfer_buffer_size as usize,
+            r.slice(c.transfer_buffer_count as usize, |_| BufMeta::FREE)?,
+        );
         Ok(Shard {
             core: Core {
                 shard: id,
@@ -320,6 +348,9 @@ impl<'a, P: Platform> Shard<'a, P> {
                 shutting_down: false,
                 groups,
                 log,
+                scratch,
+                scratch_dirty: true,
+                transfers,
             },
             arenas,
             platform,
@@ -519,7 +550,9 @@ impl<'a, P: Platform> Shard<'a, P> {
             None => Effect::Crash(CrashReason("internal: dispatched an empty slot")),
         };
         let exit = self.core.apply_effect(transport, ty, slot, effect, call);
-        self.core.io.release_held_from(0);
+        self.core.io.bufs.release_held_from(0);
+        self.core.transfers.release_held_from(0);
+        self.core.scratch_dirty = true;
         if let Some(exit) = exit {
             self.exit_isolate(ty, slot, exit);
         }
@@ -788,7 +821,8 @@ impl<'a, P: Platform> Shard<'a, P> {
             return Err("pool: envelopes in use != envelopes queued (leak)");
         }
         core.timers.check()?;
-        core.io.check()?;
+        core.io.bufs.check()?;
+        core.transfers.check()?;
         for member in core.groups.members.iter() {
             if let Member::Isolate(h) = member
                 && core.locate(*h).is_none()
@@ -805,8 +839,13 @@ impl<'a, P: Platform> Shard<'a, P> {
         (
             self.core.pool.in_use(),
             self.core.timers.total() - self.core.timers.free_count(),
-            self.core.io.total() - self.core.io.free_count(),
+            self.core.io.bufs.total() - self.core.io.bufs.free_count(),
         )
+    }
+
+    /// Transfer buffers in use.
+    pub fn transfers_in_use(&self) -> u32 {
+        self.core.transfers.total() - self.core.transfers.free_count()
     }
 }
 
@@ -819,6 +858,10 @@ impl<P: Platform> Drop for Shard<'_, P> {
     }
 }
 
+fn scratch_size_max(spec: &SystemSpec<'_>) -> u32 {
+    spec.types.iter().map(|t| t.scratch_size).max().unwrap_or(0)
+}
+
 struct Sink<'x, 'a> {
     core: &'x mut Core<'a>,
 }
@@ -829,6 +872,6 @@ impl CompletionSink for Sink<'_, '_> {
     }
 
     fn buffers(&mut self) -> IoBuffers<'_> {
-        self.core.io.view()
+        self.core.io.bufs.view()
     }
 }

@@ -273,6 +273,10 @@ pub struct ShardConfig {
     pub messages_per_dispatch_max: u32,
     /// Log records buffered per tick (beyond them records are dropped and counted).
     pub log_entries: u32,
+    /// Transfer buffers (shard-local payloads larger than 96 bytes).
+    pub transfer_buffer_count: u32,
+    /// Bytes per transfer buffer.
+    pub transfer_buffer_size: u32,
 }
 
 impl ShardConfig {
@@ -288,6 +292,8 @@ impl ShardConfig {
         io_submissions_per_tick_max: 256,
         messages_per_dispatch_max: 16,
         log_entries: 256,
+        transfer_buffer_count: 16,
+        transfer_buffer_size: 4096,
     };
 
     /// The effective system reserve.
@@ -493,6 +499,16 @@ impl<'s> SystemSpec<'s> {
         }
         if c.io_buffer_count > 0 && c.io_buffer_size == 0 {
             return Err(cfg("io_buffer_size", 0, Rule::AtLeastOne));
+        }
+        if c.transfer_buffer_count > u32::from(u16::MAX) {
+            return Err(cfg(
+                "transfer_buffer_count",
+                c.transfer_buffer_count,
+                Rule::IoBufferCount,
+            ));
+        }
+        if c.transfer_buffer_count > 0 && c.transfer_buffer_size == 0 {
+            return Err(cfg("transfer_buffer_size", 0, Rule::AtLeastOne));
         }
         if c.io_submissions_per_tick_max == 0 {
             return Err(cfg("io_submissions_per_tick_max", 0, Rule::AtLeastOne));
@@ -755,7 +771,7 @@ impl fmt::Display for Rule {
             Rule::PoolSize => f.write_str("the message pool holds 1 to 1048575 envelopes"),
             Rule::ReserveBelowPool => f.write_str("the system reserve must be smaller than message_pool_size, or user traffic could never send"),
             Rule::TimerEntries => f.write_str("timer entries must be between 1 and 1048575"),
-            Rule::IoBufferCount => f.write_str("at most 65535 I/O buffers per shard"),
+            Rule::IoBufferCount => f.write_str("at most 65535 buffers of a kind per shard"),
             Rule::RingCapacity => f.write_str("ring capacities are powers of two of at least 16 (e.g. 16, 64, 1024)"),
             Rule::RingPair => f.write_str("a ring override names two different shards that exist (value = from << 8 | to)"),
             Rule::TypeCapacity => f.write_str("a type holds 1 to 1048576 instances per shard (20-bit slots)"),

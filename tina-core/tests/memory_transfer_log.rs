@@ -1,0 +1,416 @@
+//! Working memory, scratch, transfer buffers, logging, shutdown and peer status events.
+mod common;
+use common::*;
+use tina_core::log::Level;
+use tina_core::platform::PeerEvent;
+use tina_core::testing::TestPlatform;
+use tina_core::*;
+
+/// Exercises the memory APIs according to the command it receives.
+struct Mem {
+    /// What the last handler saw in scratch before writing to it.
+    scratch_was_zero: Vec<bool>,
+    working_sum: Vec<u64>,
+    got: Vec<Vec<u8>>,
+    results: Vec<String>,
+    kept: Option<TransferBuf>,
+}
+
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+struct Do {
+    op: u32,
+    len: u32,
+    to: u64,
+}
+impl Payload for Do {
+    const TAG: UserTag = UserTag::new(0x44);
+}
+
+const BIG: UserTag = UserTag::new(0x45);
+
+mod mop {
+    pub const SCRATCH: u32 = 1;
+    pub const WORKING_ADD: u32 = 2;
+    pub const SEND_BIG: u32 = 3;
+    pub const USE_KEPT: u32 = 4;
+    pub const ALLOC_MANY: u32 = 5;
+    pub const LOG: u32 = 6;
+    pub const SEND_BIG_REMOTE: u32 = 7;
+}
+
+impl Isolate for Mem {
+    type Args = ();
+    fn init(_: &(), ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
+        ctx.watch_shards(true);
+        Ok((
+            Mem {
+                scratch_was_zero: Vec::new(),
+                working_sum: Vec::new(),
+                got: Vec::new(),
+                results: Vec::new(),
+                kept: None,
+            },
+            Effect::Receive,
+        ))
+    }
+
+    fn handle(&mut self, msg: &Message, ctx: &mut Ctx) -> Effect {
+        if msg.is_shutdown() {
+            return Effect::Done;
+        }
+        if let Some(t) = msg.transfer() {
+            self.got.push(ctx.transfer_data(t).unwrap().to_vec());
+            self.kept = Some(t);
+            return Effect::Receive;
+        }
+        if msg.tag().is_system() {
+            self.results
+                .push(format!("notice {} {:?}", msg.tag().0, msg.payload()));
+            return Effect::Receive;
+        }
+        let Some(d) = msg.decode::<Do>() else {
+            return Effect::Receive;
+        };
+        match d.op {
+            mop::SCRATCH => {
+                let s = ctx.scratch(d.len as usize).unwrap();
+                self.scratch_was_zero.push(s.iter().all(|&b| b == 0));
+                s.fill(0xAA);
+                // Same call, second access: the bytes are still ours.
+                let again = ctx.scratch(d.len as usize).unwrap();
+                assert!(again.iter().all(|&b| b == 0xAA));
+                let too_big = ctx.scratch(10_000).unwrap_err();
+                self.results.push(too_big.to_string());
+            }
+            mop::WORKING_ADD => {
+                let w = ctx.working_memory();
+                let mut counter = u64::from_le_bytes(w[..8].try_into().unwrap());
+                counter += u64::from(d.len);
+                w[..8].copy_from_slice(&counter.to_le_bytes());
+                self.working_sum.push(counter);
+            }
+            mop::SEND_BIG | mop::SEND_BIG_REMOTE => {
+                let t = ctx.transfer_alloc(d.len as usize).unwrap();
+                let bytes = ctx.transfer_mut(t).unwrap();
+                for (i, b) in bytes.iter_mut().enumerate() {
+                    *b = i as u8;
+                }
+                let r = ctx.send_transfer(Handle::from_bits(d.to), BIG, t);
+                self.results.push(format!("{r:?}"));
+            }
+            mop::USE_KEPT => {
+                let t = self.kept.unwrap();
+                self.results
+                    .push(format!("{:?}", ctx.transfer_data(t).map(|d| d.len())));
+            }
+            mop::ALLOC_MANY => {
+                let mut errs = Vec::new();
+                for _ in 0..d.len {
+                    if let Err(e) = ctx.transfer_alloc(100) {
+                        errs.push(e);
+                    }
+                }
+                errs.push(ctx.transfer_alloc(1 << 20).unwrap_err());
+                self.results.push(format!("{errs:?}"));
+            }
+            mop::LOG => {
+                for i in 0..d.len {
+                    let ok = log!(ctx, Info, "line {i} from {}", ctx.me());
+                    self.results.push(format!("{ok}"));
+                }
+            }
+            _ => {}
+        }
+        Effect::Receive
+    }
+}
+
+fn mem_spec<'s>(types: &'s [TypeSpec], shards: &'s [ShardSpec<'s>]) -> SystemSpec<'s> {
+    let mut spec = SystemSpec::new(shards, types);
+    spec.shard.transfer_buffer_count = 4;
+    spec.shard.transfer_buffer_size = 1000;
+    spec.shard.log_entries = 4;
+    spec
+}
+
+fn with_mems(n: usize, f: impl FnOnce(&mut Rig<'_>, Vec<Handle>)) {
+    let types = [TypeSpec::of::<Mem>("mem")
+        .capacity(4)
+        .working_memory(64)
+        .scratch(256)];
+    let children: Vec<ChildSpec<'_>> = (0..n)
+        .map(|_| ChildSpec::isolate::<Mem>(&(), Restart::Permanent))
+        .collect();
+    let shards = [
+        ShardSpec {
+            root: GroupSpec::one_for_one(&children),
+        },
+        ShardSpec {
+            root: GroupSpec::one_for_one(&children),
+        },
+    ];
+    let spec = mem_spec(&types, &shards);
+    with_rig(&spec, |rig| {
+        let hs: Vec<Handle> = rig.shard.handles::<Mem>().collect();
+        f(rig, hs)
+    });
+}
+
+fn tell(rig: &mut Rig<'_>, to: Handle, op: u32, len: u32, target: Handle) {
+    rig.shard
+        .deliver(
+            to,
+            &Outgoing::new(&Do {
+                op,
+                len,
+                to: target.to_bits(),
+            }),
+        )
+        .unwrap();
+    rig.step_until_idle(5);
+}
+
+fn mem<'r>(rig: &'r Rig<'_>, h: Handle) -> &'r Mem {
+    rig.shard.state::<Mem>(h).unwrap()
+}
+
+#[test]
+fn scratch_is_zero_at_the_start_of_every_handler_call_and_bounded() {
+    with_mems(2, |rig, hs| {
+        tell(rig, hs[0], mop::SCRATCH, 200, Handle::NONE);
+        tell(rig, hs[1], mop::SCRATCH, 200, Handle::NONE);
+        tell(rig, hs[0], mop::SCRATCH, 256, Handle::NONE);
+        assert_eq!(mem(rig, hs[0]).scratch_was_zero, [true, true]);
+        assert_eq!(mem(rig, hs[1]).scratch_was_zero, [true]);
+        assert!(mem(rig, hs[0]).results[0].contains("scratch_size is 256"));
+    });
+}
+
+#[test]
+fn working_memory_lives_with_the_isolate_and_starts_zeroed_after_a_restart() {
+    with_mems(2, |rig, hs| {
+        tell(rig, hs[0], mop::WORKING_ADD, 5, Handle::NONE);
+        tell(rig, hs[0], mop::WORKING_ADD, 7, Handle::NONE);
+        tell(rig, hs[1], mop::WORKING_ADD, 1, Handle::NONE);
+        assert_eq!(mem(rig, hs[0]).working_sum, [5, 12]);
+        assert_eq!(mem(rig, hs[1]).working_sum, [1], "each isolate has its own");
+    });
+}
+
+#[test]
+fn transfer_buffers_carry_large_payloads_with_their_exact_length() {
+    with_mems(2, |rig, hs| {
+        tell(rig, hs[0], mop::SEND_BIG, 777, hs[1]);
+        assert_eq!(mem(rig, hs[0]).results, ["Ok(())"]);
+        let got = &mem(rig, hs[1]).got;
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].len(), 777);
+        assert!(got[0].iter().enumerate().all(|(i, &b)| b == i as u8));
+        assert_eq!(
+            rig.shard.transfers_in_use(),
+            0,
+            "freed after the receiver's call"
+        );
+        // A reference kept past its handler call is stale.
+        tell(rig, hs[1], mop::USE_KEPT, 0, Handle::NONE);
+        assert_eq!(mem(rig, hs[1]).results, ["Err(Stale)"]);
+    });
+}
+
+#[test]
+fn transfer_exhaustion_size_and_locality_are_reported() {
+    with_mems(2, |rig, hs| {
+        tell(rig, hs[0], mop::ALLOC_MANY, 5, Handle::NONE);
+        assert_eq!(mem(rig, hs[0]).results, ["[Exhausted, TooLarge]"]);
+        assert_eq!(rig.shard.counters().transfer_exhausted, 1);
+        assert_eq!(rig.shard.transfers_in_use(), 0, "unsent buffers are freed");
+        let remote = Handle::new(ShardId(1), TypeId(0), 0, 1).unwrap();
+        tell(rig, hs[0], mop::SEND_BIG_REMOTE, 200, remote);
+        assert_eq!(mem(rig, hs[0]).results[1], "Err(NotLocal)");
+        assert_eq!(rig.shard.transfers_in_use(), 0);
+    });
+}
+
+#[test]
+fn a_queued_transfer_is_reclaimed_when_its_receiver_is_torn_down() {
+    let types = [
+        TypeSpec::of::<Actor>("actor").capacity(2),
+        TypeSpec::of::<Mem>("mem").capacity(1),
+    ];
+    let children = [
+        ChildSpec::isolate::<Actor>(&args(0), Restart::Temporary),
+        ChildSpec::isolate::<Mem>(&(), Restart::Permanent),
+    ];
+    let shards = [ShardSpec {
+        root: GroupSpec::one_for_one(&children),
+    }];
+    let spec = mem_spec(&types, &shards);
+    with_rig(&spec, |rig| {
+        let receiver = rig.actors()[0];
+        let sender = rig.shard.handles::<Mem>().next().unwrap();
+        let mut busy = cmd(op::YIELD_THEN_CRASH);
+        busy.count = 3;
+        rig.send(receiver, busy);
+        rig.step();
+        tell_once(rig, sender, mop::SEND_BIG, 300, receiver);
+        assert_eq!(mem(rig, sender).results, ["Ok(())"]);
+        assert_eq!(
+            rig.shard.transfers_in_use(),
+            1,
+            "queued in the busy receiver's mailbox"
+        );
+        // The receiver crashes before reading it: the buffer returns with its mailbox.
+        rig.advance_to(rig.now + 5);
+        assert!(!rig.shard.is_live(receiver));
+        assert_eq!(rig.shard.transfers_in_use(), 0);
+        assert_eq!(rig.shard.resources_in_use(), (0, 0, 0));
+    });
+}
+
+fn tell_once(rig: &mut Rig<'_>, to: Handle, op: u32, len: u32, target: Handle) {
+    rig.shard
+        .deliver(
+            to,
+            &Outgoing::new(&Do {
+                op,
+                len,
+                to: target.to_bits(),
+            }),
+        )
+        .unwrap();
+    rig.step();
+}
+
+#[test]
+fn log_records_reach_the_sink_and_overflow_is_counted() {
+    with_mems(1, |rig, hs| {
+        tell(rig, hs[0], mop::LOG, 6, Handle::NONE);
+        assert_eq!(
+            mem(rig, hs[0]).results,
+            ["true", "true", "true", "true", "false", "false"]
+        );
+        assert_eq!(rig.shard.counters().log_drops, 2);
+        let records = &rig.shard.platform().log.records;
+        assert_eq!(records.len(), 4);
+        assert_eq!(records[0].1.level, Level::Info);
+        assert_eq!(records[0].1.isolate, hs[0]);
+        assert_eq!(records[3].1.text(), format!("line 3 from {}", hs[0]));
+        // The ring was flushed: the next tick logs again.
+        tell(rig, hs[0], mop::LOG, 1, Handle::NONE);
+        assert_eq!(rig.shard.platform().log.records.len(), 5);
+    });
+}
+
+#[test]
+fn shutdown_delivers_a_notice_to_everyone_and_nothing_restarts() {
+    let a = actors(3, Restart::Permanent);
+    let shards = a.shards();
+    with_rig(&a.spec(&shards), |rig| {
+        let hs = rig.actors();
+        let mut busy = cmd(op::YIELD);
+        busy.count = 3;
+        rig.send(hs[2], busy);
+        rig.step();
+        rig.shard.shutdown();
+        let mut status = rig.step().status;
+        for _ in 0..10 {
+            if status == ShardStatus::Stopped {
+                break;
+            }
+            status = rig.step().status;
+        }
+        assert_eq!(status, ShardStatus::Stopped);
+        assert_eq!(rig.shard.live_isolates(), 0);
+        assert_eq!(
+            rig.shard.counters().restarts,
+            0,
+            "permanent children are not restarted"
+        );
+        assert_eq!(rig.shard.counters().exits, 3);
+        assert_eq!(rig.shard.resources_in_use(), (0, 0, 0));
+    });
+}
+
+#[test]
+fn force_stop_ends_a_shutdown_that_does_not_finish() {
+    let a = actors(2, Restart::Permanent);
+    let shards = a.shards();
+    with_rig(&a.spec(&shards), |rig| {
+        let hs = rig.actors();
+        let mut busy = cmd(op::YIELD);
+        busy.count = 1_000_000;
+        rig.send(hs[0], busy);
+        rig.step();
+        rig.shard.shutdown();
+        for _ in 0..5 {
+            assert_eq!(rig.step().status, ShardStatus::ShuttingDown);
+        }
+        rig.shard.force_stop();
+        assert_eq!(rig.shard.status(), ShardStatus::Stopped);
+        assert_eq!(rig.shard.live_isolates(), 0);
+        rig.shard.check_invariants().unwrap();
+    });
+}
+
+#[test]
+fn a_peer_restart_fails_pending_calls_fast_and_notifies_watchers() {
+    let types = [
+        TypeSpec::of::<Actor>("actor").capacity(2),
+        TypeSpec::of::<Mem>("mem").capacity(1),
+    ];
+    let children = [
+        ChildSpec::isolate::<Actor>(&args(0), Restart::Permanent),
+        ChildSpec::isolate::<Mem>(&(), Restart::Permanent),
+    ];
+    let shards = [
+        ShardSpec {
+            root: GroupSpec::one_for_one(&children),
+        },
+        ShardSpec {
+            root: GroupSpec::one_for_one(&children),
+        },
+    ];
+    let spec = SystemSpec::new(&shards, &types);
+    with_rig_on(&spec, 0, TestPlatform::default(), |rig| {
+        let caller = rig.actors()[0];
+        let watcher = rig.shard.handles::<Mem>().next().unwrap();
+        let remote = Handle::new(ShardId(1), TypeId(0), 0, 1).unwrap();
+        rig.send(caller, cmd_to(op::CALL, remote, 1, 10_000));
+        rig.step();
+        rig.shard
+            .platform()
+            .transport
+            .peer_events
+            .push_back((ShardId(1), PeerEvent::Restarted));
+        rig.step_until_idle(5);
+        assert!(rig.now < 10, "no waiting for the 10 000-tick timeout");
+        let seen = &rig.actor(caller).seen;
+        assert_eq!(seen.last().unwrap().tag, system_tag::CALL_TIMEOUT.0);
+        assert_eq!(
+            rig.shard.state::<Mem>(watcher).unwrap().results,
+            [format!("notice {} [1]", system_tag::SHARD_RESTARTED.0)]
+        );
+    });
+}
+
+#[test]
+fn recovery_and_quarantine_are_announced_to_peers() {
+    let types = [TypeSpec::of::<Actor>("actor").capacity(4)];
+    let c = [ChildSpec::isolate::<Actor>(&args(0), Restart::Permanent)];
+    let shards = [ShardSpec {
+        root: GroupSpec::one_for_one(&c).budget(0, Duration::from_ticks(100)),
+    }];
+    let mut spec = SystemSpec::new(&shards, &types);
+    spec.recoveries_max = 1;
+    with_rig(&spec, |rig| {
+        rig.send(rig.actors()[0], cmd(op::CRASH));
+        rig.step();
+        rig.send(rig.actors()[0], cmd(op::CRASH));
+        rig.step();
+        assert_eq!(
+            rig.shard.platform().transport.announced,
+            [PeerEvent::Restarted, PeerEvent::Quarantined]
+        );
+    });
+}
