@@ -191,6 +191,28 @@ impl<'a> Region<'a> {
         Ok(unsafe { &mut *(uninit as *mut [MaybeUninit<T>] as *mut [T]) })
     }
 
+    /// Carves `len` zeroed bytes (one `memset`, not `len` writes).
+    pub fn zeroed_bytes(&mut self, len: usize) -> Result<&'a mut [u8], MemoryError> {
+        if len > self.free.len() {
+            return Err(MemoryError::Exhausted {
+                needed: self.consumed + len,
+                available: self.capacity,
+            });
+        }
+        let free = core::mem::take(&mut self.free);
+        let (chunk, rest) = free.split_at_mut(len);
+        self.free = rest;
+        self.consumed += len;
+        let ptr = chunk.as_mut_ptr();
+        // SAFETY: `chunk` is `len` bytes exclusively borrowed for `'a` (split off `free`
+        // above); writing zeros initializes every one of them, and `u8` has the layout of
+        // `MaybeUninit<u8>` with every bit pattern valid.
+        unsafe {
+            core::ptr::write_bytes(ptr, 0, len);
+            Ok(core::slice::from_raw_parts_mut(ptr.cast::<u8>(), len))
+        }
+    }
+
     /// Carves one `T`.
     pub fn one<T>(&mut self, value: T) -> Result<&'a mut T, MemoryError> {
         let mut value = Some(value);
@@ -224,6 +246,22 @@ mod tests {
         assert!(d.iter().all(|&x| x == 0xBEEF));
         assert_eq!(m.total().unwrap(), region.consumed());
         assert_eq!((c as *const _ as usize) % 128, 0);
+    }
+
+    #[test]
+    fn region_zeroed_bytes_are_zero_and_measured_like_a_byte_slice() {
+        let mut blocks = vec![RegionBlock::UNINIT; 4];
+        let mut region = Region::new(RegionBlock::as_bytes(&mut blocks)).unwrap();
+        let mut m = Measure::new();
+        let z = region.zeroed_bytes(300).unwrap();
+        m.slice::<u8>(300);
+        assert!(z.iter().all(|&b| b == 0));
+        z[299] = 7;
+        let w = region.slice::<u32>(3, |_| 9).unwrap();
+        m.slice::<u32>(3);
+        assert_eq!(w, &[9, 9, 9]);
+        assert_eq!(m.total().unwrap(), region.consumed());
+        assert!(region.zeroed_bytes(1000).is_err());
     }
 
     #[test]

@@ -292,10 +292,7 @@ impl<'a, P: Platform> Shard<'a, P> {
         let due = r.slice(c.timer_expirations_per_tick_max as usize, |_| 0u32)?;
         let io = IoState::new(
             BufferPool::new(
-                r.slice(
-                    c.io_buffer_count as usize * c.io_buffer_size as usize,
-                    |_| 0u8,
-                )?,
+                r.zeroed_bytes(c.io_buffer_count as usize * c.io_buffer_size as usize)?,
                 c.io_buffer_size as usize,
                 r.slice(c.io_buffer_count as usize, |_| BufMeta::FREE)?,
             ),
@@ -326,10 +323,7 @@ impl<'a, P: Platform> Shard<'a, P> {
             WorkChunk::ZERO
         })?;
         let transfers = BufferPool::new(
-            r.slice(
-                c.transfer_buffer_count as usize * c.transfer_buffer_size as usize,
-                |_| 0u8,
-            )?,
+            r.zeroed_bytes(c.transfer_buffer_count as usize * c.transfer_buffer_size as usize)?,
             c.transfer_buffer_size as usize,
             r.slice(c.transfer_buffer_count as usize, |_| BufMeta::FREE)?,
         );
