@@ -216,7 +216,7 @@ impl Isolate for Worker {
             return Effect::Receive;
         };
         self.jobs += 1;
-        if self.args.crash_every != 0 && self.jobs % self.args.crash_every == 0 {
+        if self.args.crash_every != 0 && self.jobs.is_multiple_of(self.args.crash_every) {
             return Effect::Crash(CrashReason("worker crashes on purpose"));
         }
         let done = Done {

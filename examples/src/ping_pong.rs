@@ -84,7 +84,7 @@ impl Isolate for Pinger {
             return Effect::Receive;
         };
         self.completed += 1;
-        if self.args.log_every != 0 && self.completed % self.args.log_every == 0 {
+        if self.args.log_every != 0 && self.completed.is_multiple_of(self.args.log_every) {
             log!(
                 ctx,
                 Info,

@@ -87,6 +87,7 @@
 //! types live without `alloc`, [`io`] for the I/O contract, [`platform`] for the seam.
 #![no_std]
 #![deny(unsafe_code)]
+#![deny(clippy::float_arithmetic)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(any(test, feature = "std"))]

@@ -132,7 +132,7 @@ pub struct Region<'a> {
 impl<'a> Region<'a> {
     /// Wraps a region whose base must be 128-byte aligned.
     pub fn new(bytes: &'a mut [MaybeUninit<u8>]) -> Result<Region<'a>, MemoryError> {
-        if (bytes.as_ptr() as usize) % REGION_ALIGN != 0 {
+        if !(bytes.as_ptr() as usize).is_multiple_of(REGION_ALIGN) {
             return Err(MemoryError::Misaligned);
         }
         let capacity = bytes.len();

@@ -30,13 +30,13 @@ impl Payload for Do {
 const BIG: UserTag = UserTag::new(0x45);
 
 mod mop {
-    pub const SCRATCH: u32 = 1;
-    pub const WORKING_ADD: u32 = 2;
-    pub const SEND_BIG: u32 = 3;
-    pub const USE_KEPT: u32 = 4;
-    pub const ALLOC_MANY: u32 = 5;
-    pub const LOG: u32 = 6;
-    pub const SEND_BIG_REMOTE: u32 = 7;
+    pub(crate) const SCRATCH: u32 = 1;
+    pub(crate) const WORKING_ADD: u32 = 2;
+    pub(crate) const SEND_BIG: u32 = 3;
+    pub(crate) const USE_KEPT: u32 = 4;
+    pub(crate) const ALLOC_MANY: u32 = 5;
+    pub(crate) const LOG: u32 = 6;
+    pub(crate) const SEND_BIG_REMOTE: u32 = 7;
 }
 
 impl Isolate for Mem {

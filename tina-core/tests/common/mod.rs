@@ -153,10 +153,11 @@ impl Isolate for Actor {
         if msg.is_shutdown() {
             return Effect::Done;
         }
-        if msg.is_call() && self.args.reply_to_calls != 0 {
-            if let Some(p) = msg.decode::<Ping>() {
-                return Effect::Reply(Outgoing::new(&Pong { n: p.n + 1 }));
-            }
+        if msg.is_call()
+            && self.args.reply_to_calls != 0
+            && let Some(p) = msg.decode::<Ping>()
+        {
+            return Effect::Reply(Outgoing::new(&Pong { n: p.n + 1 }));
         }
         let Some(cmd) = msg.decode::<Cmd>() else {
             return Effect::Receive;
