@@ -302,7 +302,9 @@ pub(crate) struct Core<'a> {
 impl<'a> Core<'a> {
     pub(crate) fn handle(&self, ty: u8, slot: u32) -> Handle {
         let generation = self.types[usize::from(ty)].metas[slot as usize].generation;
-        Handle::new(self.shard, TypeId(ty), slot, generation).unwrap_or(Handle::NONE)
+        // Slots and generations stay in range by construction (capacity is validated, and
+        // slots retire at GENERATION_MAX); generation 0 means "never used".
+        Handle::pack(self.shard, TypeId(ty), slot, generation)
     }
 
     /// The (type, slot) of a live local isolate, or `None` if the handle is stale, foreign

@@ -53,6 +53,19 @@ impl Handle {
         ))
     }
 
+    /// Packs fields already known to be in range; generation 0 gives `NONE`.
+    pub(crate) const fn pack(shard: ShardId, ty: TypeId, slot: u32, generation: u32) -> Handle {
+        if generation == 0 {
+            return Handle::NONE;
+        }
+        Handle(
+            ((shard.0 as u64) << 56)
+                | ((ty.0 as u64) << 48)
+                | (((slot & SLOT_MAX) as u64) << 28)
+                | (generation & GENERATION_MAX) as u64,
+        )
+    }
+
     /// Reinterprets raw bits (e.g. an io_uring `user_data` or a wire field).
     pub const fn from_bits(bits: u64) -> Handle {
         Handle(bits)

@@ -25,7 +25,7 @@ mod tests {
     fn key_to_shard_spreads_sequential_keys_evenly() {
         for shards in [2u16, 3, 7, 8, 64] {
             let mut counts = [0u32; 64];
-            let n = if cfg!(miri) { 6_400u64 } else { 64_000u64 };
+            let n = if cfg!(miri) { 19_200u64 } else { 64_000u64 };
             for k in 0..n {
                 let s = key_to_shard(k, shards);
                 assert!(u16::from(s.0) < shards);
@@ -33,9 +33,10 @@ mod tests {
             }
             let expect = n as u32 / u32::from(shards);
             for &c in &counts[..usize::from(shards)] {
-                // Within 10% of perfect balance.
+                // Within 10% of perfect balance (25% for the smaller sample under Miri).
+                let slack = if cfg!(miri) { expect / 4 } else { expect / 10 };
                 assert!(
-                    c.abs_diff(expect) < expect / 10,
+                    c.abs_diff(expect) < slack,
                     "{shards} shards: {c} vs {expect}"
                 );
             }

@@ -166,7 +166,8 @@ pub struct StepReport {
     pub dispatched: u32,
     /// Whether some isolate can run right away (step again without sleeping).
     pub work_remaining: bool,
-    /// The earliest pending timer, so an idle platform can sleep until then.
+    /// When no work remains: the earliest pending timer, so an idle platform can sleep
+    /// until then (`None`: no timer at all). Always `None` while `work_remaining`.
     pub next_deadline: Option<Instant>,
     /// Timers fired this tick.
     pub timers_fired: u32,
@@ -433,10 +434,17 @@ impl<'a, P: Platform> Shard<'a, P> {
         if self.status == ShardStatus::ShuttingDown && self.core.live() == 0 {
             self.status = ShardStatus::Stopped;
         }
+        let work_remaining = self.core.has_ready();
         StepReport {
             dispatched,
-            work_remaining: self.core.has_ready(),
-            next_deadline: self.core.timers.next_deadline(),
+            work_remaining,
+            // Only an idle platform needs it, and finding it after the earliest timer was
+            // cancelled costs a scan of the timer pool: skip that while busy.
+            next_deadline: if work_remaining {
+                None
+            } else {
+                self.core.timers.next_deadline()
+            },
             timers_fired,
             live_isolates: self.core.live(),
             status: self.status,
