@@ -1,0 +1,11 @@
+//! Puts `memory.x` where cortex-m-rt's `link.x` looks for it.
+
+use std::{env, fs, path::PathBuf};
+
+fn main() {
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    fs::copy("memory.x", out_dir.join("memory.x")).expect("copy memory.x into OUT_DIR");
+    println!("cargo:rustc-link-search={}", out_dir.display());
+    println!("cargo:rerun-if-changed=memory.x");
+    println!("cargo:rerun-if-changed=build.rs");
+}
