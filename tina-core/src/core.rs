@@ -297,6 +297,8 @@ pub(crate) struct Core<'a> {
     /// Whether the scratch area may hold bytes from an earlier handler call.
     pub(crate) scratch_dirty: bool,
     pub(crate) transfers: BufferPool<'a>,
+    /// Peers announced as quarantined (bit per shard): sends to them fail at once.
+    pub(crate) quarantined_peers: [u64; 4],
 }
 
 impl<'a> Core<'a> {
@@ -415,6 +417,9 @@ impl<'a> Core<'a> {
             r
         } else if usize::from(to.shard().0) >= self.spec.shards.len() || to.is_none() {
             self.counters.stale_deliveries += 1;
+            Err(SendError::StaleHandle)
+        } else if self.is_quarantined_peer(to.shard()) {
+            self.counters.quarantine_drops += 1;
             Err(SendError::StaleHandle)
         } else {
             match transport.send(to.shard(), msg) {
@@ -762,9 +767,16 @@ impl<'a> Core<'a> {
     /// A peer shard changed status: calls waiting on it fail fast (as if their request had
     /// gone to a stale handle), and isolates that watch shards get a notice.
     pub(crate) fn on_peer_event(&mut self, peer: crate::handle::ShardId, event: PeerEvent) {
+        let (word, bit) = (usize::from(peer.0 / 64), 1u64 << (peer.0 % 64));
         let tag = match event {
-            PeerEvent::Restarted => system_tag::SHARD_RESTARTED,
-            PeerEvent::Quarantined => system_tag::SHARD_QUARANTINED,
+            PeerEvent::Restarted => {
+                self.quarantined_peers[word] &= !bit;
+                system_tag::SHARD_RESTARTED
+            }
+            PeerEvent::Quarantined => {
+                self.quarantined_peers[word] |= bit;
+                system_tag::SHARD_QUARANTINED
+            }
         };
         for ty in 0..self.types.len() as u8 {
             for slot in 0..self.types[usize::from(ty)].metas.len() as u32 {
@@ -798,6 +810,10 @@ impl<'a> Core<'a> {
                 }
             }
         }
+    }
+
+    pub(crate) fn is_quarantined_peer(&self, peer: crate::handle::ShardId) -> bool {
+        self.quarantined_peers[usize::from(peer.0 / 64)] & (1u64 << (peer.0 % 64)) != 0
     }
 
     /// Whether any isolate has work now.

@@ -36,8 +36,10 @@ pub trait Transport {
     fn publish(&mut self);
 
     /// Tells every peer that this shard changed status (it recovered, was quarantined, or was
-    /// revived). Peers then refuse sends to a quarantined shard with `StaleHandle`. The
-    /// default does nothing (single-shard platforms).
+    /// revived). Each peer's core then refuses sends to a quarantined shard with
+    /// `StaleHandle` by itself (until it hears `Restarted`), fails calls waiting on it, and
+    /// notifies isolates that watch shards. The default does nothing (single-shard
+    /// platforms).
     fn announce(&mut self, event: PeerEvent) {
         let _ = event;
     }

@@ -346,6 +346,7 @@ impl<'a, P: Platform> Shard<'a, P> {
                 scratch,
                 scratch_dirty: true,
                 transfers,
+                quarantined_peers: [0; 4],
             },
             arenas,
             platform,

@@ -414,3 +414,33 @@ fn recovery_and_quarantine_are_announced_to_peers() {
         );
     });
 }
+
+#[test]
+fn sends_to_a_quarantined_peer_fail_until_it_is_revived() {
+    let a = actors(1, Restart::Permanent);
+    let shards = [a.shards()[0], a.shards()[0]];
+    let spec = a.spec(&shards);
+    with_rig(&spec, |rig| {
+        let me = rig.actors()[0];
+        let remote = Handle::new(ShardId(1), TypeId(0), 0, 1).unwrap();
+        let events = &mut rig.shard.platform().transport.peer_events;
+        events.push_back((ShardId(1), PeerEvent::Quarantined));
+        rig.step();
+        rig.send(me, cmd_to(op::SEND_PINGS, remote, 1, 0));
+        rig.step();
+        rig.shard
+            .platform()
+            .transport
+            .peer_events
+            .push_back((ShardId(1), PeerEvent::Restarted));
+        rig.step();
+        rig.send(me, cmd_to(op::SEND_PINGS, remote, 1, 0));
+        rig.step();
+        assert_eq!(
+            rig.actor(me).last_send,
+            [Err(SendError::StaleHandle), Ok(())]
+        );
+        assert_eq!(rig.shard.counters().quarantine_drops, 1);
+        assert_eq!(rig.shard.platform().transport.published.len(), 1);
+    });
+}

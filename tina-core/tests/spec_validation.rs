@@ -195,6 +195,15 @@ fn shard_config_fields() {
     let mut s = base;
     s.tick_ns = 0;
     check(&s, "tick_ns", 0, Rule::AtLeastOne);
+    let mut s = base;
+    s.recovery_window = Duration::ZERO;
+    check(&s, "recovery_window", 0, Rule::AtLeastOne);
+    let mut s = base;
+    s.shard.transfer_buffer_count = 70_000;
+    check(&s, "transfer_buffer_count", 70_000, Rule::IoBufferCount);
+    let mut s = base;
+    s.shard.transfer_buffer_size = 0;
+    check(&s, "transfer_buffer_size", 0, Rule::AtLeastOne);
 }
 
 #[test]

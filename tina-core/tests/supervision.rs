@@ -403,3 +403,74 @@ fn supervision_works_when_every_pool_and_mailbox_is_full() {
         );
     });
 }
+
+#[test]
+fn escalation_climbs_nested_groups_to_shard_recovery() {
+    let types = [TypeSpec::of::<Actor>("actor").capacity(8)];
+    let leaf = [ChildSpec::isolate::<Actor>(&args(30), Restart::Permanent)];
+    let middle = [ChildSpec::Group(
+        GroupSpec::one_for_one(&leaf).budget(0, Duration::from_ticks(100)),
+    )];
+    let root = [
+        ChildSpec::Group(GroupSpec::one_for_one(&middle).budget(0, Duration::from_ticks(100))),
+        ChildSpec::isolate::<Actor>(&args(31), Restart::Permanent),
+    ];
+    let shards = [ShardSpec {
+        root: GroupSpec::one_for_one(&root).budget(0, Duration::from_ticks(100)),
+    }];
+    with_rig(&group_spec(&types, &shards), |rig| {
+        let bystander = handle_of(rig, 31);
+        take_events();
+        rig.send(handle_of(rig, 30), cmd(op::CRASH));
+        rig.step();
+        // leaf group gives up -> middle gives up -> root gives up -> shard recovery,
+        // which also restarts the bystander.
+        assert_eq!(rig.shard.counters().shard_recoveries, 1);
+        assert_eq!(rig.shard.counters().restarts, 0);
+        assert_eq!(take_events(), [('d', 30), ('d', 31), ('i', 30), ('i', 31)]);
+        assert_ne!(handle_of(rig, 31), bystander);
+    });
+}
+
+#[test]
+fn every_strategy_honours_every_restart_type() {
+    for strategy in [
+        Strategy::OneForOne,
+        Strategy::OneForAll,
+        Strategy::RestForOne,
+    ] {
+        for (restart, how, restarts) in [
+            (Restart::Permanent, op::DONE, true),
+            (Restart::Permanent, op::CRASH, true),
+            (Restart::Transient, op::DONE, false),
+            (Restart::Transient, op::CRASH, true),
+            (Restart::Temporary, op::DONE, false),
+            (Restart::Temporary, op::CRASH, false),
+        ] {
+            let types = [TypeSpec::of::<Actor>("actor").capacity(8)];
+            let c = [
+                ChildSpec::isolate::<Actor>(&args(0), Restart::Permanent),
+                ChildSpec::isolate::<Actor>(&args(1), restart),
+                ChildSpec::isolate::<Actor>(&args(2), Restart::Permanent),
+            ];
+            let shards = [ShardSpec {
+                root: GroupSpec::one_for_one(&c).strategy(strategy),
+            }];
+            with_rig(&group_spec(&types, &shards), |rig| {
+                let before: Vec<Handle> = [0, 2].map(|i| handle_of(rig, i)).to_vec();
+                rig.send(handle_of(rig, 1), cmd(how));
+                rig.step();
+                let label = format!("{strategy:?} {restart:?} op {how}");
+                assert_eq!(ids(rig).contains(&1), restarts, "{label}");
+                let after: Vec<Handle> = [0, 2].map(|i| handle_of(rig, i)).to_vec();
+                let (first_kept, last_kept) = match (strategy, restarts) {
+                    (_, false) | (Strategy::OneForOne, true) => (true, true),
+                    (Strategy::OneForAll, true) => (false, false),
+                    (Strategy::RestForOne, true) => (true, false),
+                };
+                assert_eq!(after[0] == before[0], first_kept, "{label}");
+                assert_eq!(after[1] == before[1], last_kept, "{label}");
+            });
+        }
+    }
+}
