@@ -1,0 +1,269 @@
+//! `SimPlatform`: the core's platform seam, implemented over the shared simulated world.
+//!
+//! | part | what it does in the simulator |
+//! |---|---|
+//! | [`SimTransport`] | the simulated network (`net`): bounded per-pair FIFO links, delay, drop, partitions, status broadcasts |
+//! | [`SimIo`] | the simulated kernel (`kernel`, `ops`): TCP/UDP/files with real bytes; socket control |
+//! | [`SimTrap`] | `catch_unwind`, plus the handler faults: crash instead of running, panic after running, failed `init`, whole-shard crash |
+//! | [`SimLog`] | records every log line into the trace (and keeps the last lines for reports) |
+//!
+//! Each part holds the shard's id and a reference to the world; it borrows the world only for
+//! the duration of one call from the core, never while user code runs.
+
+use crate::config::FaultKind;
+use crate::panic_hook;
+use crate::trace::Ev;
+use crate::world::WorldRef;
+use tina_core::io::{Control, ControlOutcome, IoError};
+use tina_core::log::{LogRecord, LogSink};
+use tina_core::platform::{
+    CompletionSink, IoBuffers, IoDriver, Panicked, Parts, PeerEvent, Platform, SocketControl,
+    Submission, Transport, Trap,
+};
+use tina_core::{Handle, Message, SendError, ShardId};
+
+/// One shard's platform in the simulator.
+pub struct SimPlatform {
+    transport: SimTransport,
+    io: SimIo,
+    trap: SimTrap,
+    log: SimLog,
+}
+
+impl SimPlatform {
+    pub(crate) fn new(shard: u8, world: &WorldRef) -> SimPlatform {
+        SimPlatform {
+            transport: SimTransport {
+                shard,
+                world: world.clone(),
+            },
+            io: SimIo {
+                shard,
+                world: world.clone(),
+            },
+            trap: SimTrap {
+                shard,
+                world: world.clone(),
+            },
+            log: SimLog {
+                shard,
+                world: world.clone(),
+            },
+        }
+    }
+}
+
+impl Platform for SimPlatform {
+    type Transport = SimTransport;
+    type Io = SimIo;
+    type Trap = SimTrap;
+    type Log = SimLog;
+
+    fn parts(&mut self) -> Parts<'_, Self> {
+        Parts {
+            transport: &mut self.transport,
+            io: &mut self.io,
+            trap: &self.trap,
+            log: &mut self.log,
+        }
+    }
+}
+
+/// The simulated network, as one shard's transport.
+pub struct SimTransport {
+    shard: u8,
+    world: WorldRef,
+}
+
+impl Transport for SimTransport {
+    fn send(&mut self, to: ShardId, msg: &Message) -> Result<(), SendError> {
+        self.world.borrow_mut().net_send(self.shard, to, msg)
+    }
+
+    fn receive(&mut self, deliver: &mut dyn FnMut(&Message)) {
+        self.world.borrow_mut().net_receive(self.shard, deliver);
+    }
+
+    fn publish(&mut self) {
+        self.world.borrow_mut().net_publish(self.shard);
+    }
+
+    fn announce(&mut self, event: PeerEvent) {
+        self.world.borrow_mut().net_announce(self.shard, event);
+    }
+
+    fn peer_events(&mut self, deliver: &mut dyn FnMut(ShardId, PeerEvent)) {
+        self.world.borrow_mut().net_peer_events(self.shard, deliver);
+    }
+}
+
+/// The simulated kernel, as one shard's I/O driver.
+pub struct SimIo {
+    shard: u8,
+    world: WorldRef,
+}
+
+impl SocketControl for SimIo {
+    fn control(&mut self, owner: Handle, op: Control) -> Result<ControlOutcome, IoError> {
+        self.world.borrow_mut().control(self.shard, owner, op)
+    }
+}
+
+impl IoDriver for SimIo {
+    fn submit(&mut self, batch: &[Submission], buffers: IoBuffers<'_>) -> usize {
+        self.world
+            .borrow_mut()
+            .io_submit(self.shard, batch, &buffers)
+    }
+
+    fn complete(&mut self, sink: &mut dyn CompletionSink) {
+        self.world.borrow_mut().io_complete(self.shard, sink);
+    }
+
+    fn cancel_all(&mut self) {
+        self.world.borrow_mut().kernel.cancel[usize::from(self.shard)] = true;
+    }
+}
+
+/// What the trap decided for one call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verdict {
+    Run,
+    RunThenPanic,
+    Fail(FaultKind),
+}
+
+/// `catch_unwind` plus handler faults.
+///
+/// The core's `Trap::run` does not say whether it runs a handler or an `init`, so the trap
+/// infers it: calls while the shard boots or is revived, and calls nested inside another
+/// trapped call (a spawn from a handler), are `init`s; other calls are handlers (this
+/// includes the `init` of a restart done by supervision after a handler returned, which is
+/// then subject to the handler faults).
+pub struct SimTrap {
+    shard: u8,
+    world: WorldRef,
+}
+
+impl SimTrap {
+    fn decide(&self) -> (Verdict, bool) {
+        let mut w = self.world.borrow_mut();
+        let faulty = w.phase == crate::world::Phase::Faulty;
+        let sh = usize::from(self.shard);
+        let now = w.now;
+        let faults = w.faults;
+        let t = &mut w.traps[sh];
+        let init = t.booting || t.depth > 0;
+        t.depth += 1;
+        if !faulty {
+            return (Verdict::Run, init);
+        }
+        if t.storm_until.is_some_and(|until| now < until) {
+            return (Verdict::Fail(FaultKind::ShardCrash), init);
+        }
+        let v = if init {
+            if t.rng.chance(faults.init_failure) {
+                Verdict::Fail(FaultKind::InitFailure)
+            } else {
+                Verdict::Run
+            }
+        } else if t.rng.chance(faults.isolate_crash) {
+            Verdict::Fail(FaultKind::IsolateCrash)
+        } else if t.rng.chance(faults.handler_panic) {
+            Verdict::RunThenPanic
+        } else {
+            Verdict::Run
+        };
+        (v, init)
+    }
+}
+
+impl Trap for SimTrap {
+    fn run(&self, f: &mut dyn FnMut()) -> Result<(), Panicked> {
+        let (verdict, init) = self.decide();
+        let outcome = match verdict {
+            Verdict::Fail(_) => Err(Panicked),
+            Verdict::Run | Verdict::RunThenPanic => {
+                let panic_after = verdict == Verdict::RunThenPanic;
+                panic_hook::trapped(|| {
+                    f();
+                    if panic_after {
+                        std::panic::panic_any(panic_hook::InjectedPanic);
+                    }
+                })
+            }
+        };
+        let mut w = self.world.borrow_mut();
+        let shard = self.shard;
+        w.traps[usize::from(shard)].depth -= 1;
+        let code = match (verdict, outcome) {
+            (Verdict::Fail(kind), _) => {
+                let t = &mut w.traps[usize::from(shard)];
+                if kind != FaultKind::ShardCrash {
+                    w.inject(kind, &[u64::from(shard), u64::from(init)], || {
+                        format!("s{shard} {}", if init { "init" } else { "handler" })
+                    });
+                } else if !t.storm_counted {
+                    // One whole-shard crash per storm, counted at its first failed call.
+                    t.storm_counted = true;
+                    w.inject(kind, &[u64::from(shard)], || {
+                        format!("s{shard} every call fails")
+                    });
+                }
+                2 + kind.index() as u64
+            }
+            (Verdict::RunThenPanic, Err(_)) => {
+                w.inject(FaultKind::HandlerPanic, &[u64::from(shard)], || {
+                    format!("s{shard}")
+                });
+                1
+            }
+            (_, Err(_)) => 0x100,
+            (_, Ok(())) => 0,
+        };
+        w.trace
+            .ev(Ev::Trap, &[u64::from(shard), u64::from(init), code], || {
+                format!(
+                    "s{shard} {} -> {code:#x}",
+                    if init { "init" } else { "handler" }
+                )
+            });
+        outcome
+    }
+}
+
+/// Log records go into the trace.
+pub struct SimLog {
+    shard: u8,
+    world: WorldRef,
+}
+
+impl LogSink for SimLog {
+    fn write(&mut self, shard: ShardId, record: &LogRecord) {
+        let mut w = self.world.borrow_mut();
+        let text = record.text();
+        let digest = crate::hash::digest64(text.as_bytes());
+        w.trace.ev(
+            Ev::Log,
+            &[
+                u64::from(self.shard),
+                u64::from(shard.0),
+                record.isolate.to_bits(),
+                record.level as u64,
+                digest,
+            ],
+            || format!("s{} {} {} {}", shard.0, record.isolate, record.level, text),
+        );
+        w.log_tail.push_back(format!(
+            "[t{} s{} {} {}] {}",
+            record.tick.ticks(),
+            shard.0,
+            record.isolate,
+            record.level,
+            text
+        ));
+        if w.log_tail.len() > crate::world::LOG_TAIL_MAX {
+            w.log_tail.pop_front();
+        }
+    }
+}

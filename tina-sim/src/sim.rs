@@ -1,0 +1,759 @@
+//! The round loop: boot, faulty phase, liveness phase, report.
+//!
+//! ```text
+//!  boot every shard (no faults) ──► round: ┬─ liveness? (ticks reached or goal met early)
+//!                                          ├─ fault engine: partitions start/heal, shard
+//!                                          │  crashes, TCP resets; operator revives
+//!                                          │  quarantined shards
+//!                                          ├─ scenario.poll (clients)
+//!                                          ├─ shuffle shard order (SCHEDULING stream),
+//!                                          │  step every shard once at `now`
+//!                                          ├─ checkers every N rounds
+//!                                          └─ next tick: now+1 if anything can run, else
+//!                                             jump to the next deadline (time compression);
+//!                                             nothing left at all: quiescent
+//! ```
+//!
+//! The run ends with **pass** when the scenario's goal holds in the liveness phase,
+//! **checker violation** as soon as a checker fails, **liveness failure** when the liveness
+//! bound passes (or the system goes quiescent) without the goal, and **framework panic** when
+//! a panic escapes the trap (a bug in the core or the simulator).
+
+use crate::check;
+use crate::config::{FaultConfig, FaultKind, SimConfig};
+use crate::hash::TraceHash;
+use crate::panic_hook;
+use crate::platform::SimPlatform;
+use crate::rng::{Domain, Ratio, SimRng};
+use crate::scenario::{Env, Scenario, SimView, TypeWatch, Wake};
+use crate::trace::Ev;
+use crate::world::{Node, Partition, Phase, World, WorldRef};
+use std::cell::RefCell;
+use std::fmt;
+use std::rc::Rc;
+use tina_core::io::IoOp;
+use tina_core::memory::RegionBlock;
+use tina_core::{BootError, Counters, Instant, Shard, ShardId, ShardStatus, SystemSpec};
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The goal was reached in the liveness phase and no checker failed.
+    Pass,
+    /// The goal was not reached within the liveness bound.
+    Liveness(String),
+    /// A checker failed.
+    Checker(String),
+    /// A panic escaped the trap (a framework bug), or the system could not boot.
+    FrameworkPanic(String),
+}
+
+impl Outcome {
+    /// The process exit code for this outcome: 0 pass, 127 framework panic, 128 liveness
+    /// failure, 129 checker violation.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Outcome::Pass => 0,
+            Outcome::FrameworkPanic(_) => 127,
+            Outcome::Liveness(_) => 128,
+            Outcome::Checker(_) => 129,
+        }
+    }
+
+    /// Whether the run passed.
+    pub fn is_pass(&self) -> bool {
+        *self == Outcome::Pass
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Pass => f.write_str("PASS"),
+            Outcome::Liveness(m) => write!(f, "LIVENESS FAILURE: {m}"),
+            Outcome::Checker(m) => write!(f, "CHECKER VIOLATION: {m}"),
+            Outcome::FrameworkPanic(m) => write!(f, "FRAMEWORK PANIC: {m}"),
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// The seed.
+    pub seed: u64,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The trace hash.
+    pub trace_hash: TraceHash,
+    /// The effective fault configuration.
+    pub faults: FaultConfig,
+    /// Rounds run.
+    pub rounds: u64,
+    /// Virtual time at the end, in ticks.
+    pub ticks: u64,
+    /// When the liveness phase started.
+    pub liveness_at: Option<u64>,
+    /// Handler calls over all shards.
+    pub dispatches: u64,
+    /// Events hashed.
+    pub events: u64,
+    /// Injected faults per kind (indexed by [`FaultKind::index`]).
+    pub injected: [u64; FaultKind::COUNT],
+    /// Each shard's counters at the end.
+    pub counters: Vec<Counters>,
+    /// The scenario's summary line.
+    pub summary: String,
+    /// The last log lines of the system.
+    pub log_tail: Vec<String>,
+    /// The full event log, when recording was asked for.
+    pub event_log: Option<Vec<String>>,
+}
+
+impl Report {
+    /// How many faults of `kind` were injected.
+    pub fn injected(&self, kind: FaultKind) -> u64 {
+        self.injected[kind.index()]
+    }
+}
+
+/// Memory for every shard of a system, allocated once before boot.
+pub struct Regions {
+    regions: Vec<Vec<RegionBlock>>,
+}
+
+impl Regions {
+    /// Exactly sized, aligned regions for every shard of `spec`.
+    pub fn new(spec: &SystemSpec<'_>) -> Result<Regions, BootError> {
+        let mut regions = Vec::with_capacity(spec.shards.len());
+        for s in 0..spec.shards.len() {
+            let n = Shard::<SimPlatform>::memory_required(spec, ShardId(s as u8))?;
+            regions.push(vec![RegionBlock::UNINIT; RegionBlock::blocks_for(n)]);
+        }
+        Ok(Regions { regions })
+    }
+}
+
+/// Runs `scenario` on the system `spec` with `config`: the library's main entry point.
+pub fn run(spec: &SystemSpec<'_>, config: &SimConfig, scenario: &mut dyn Scenario) -> Report {
+    panic_hook::install();
+    let faults = config.fault_config(scenario.faults());
+    let n = spec.shards.len();
+    let world: WorldRef = Rc::new(RefCell::new(World::new(
+        config.seed,
+        n,
+        |a, b| spec.ring_capacity_between(a, b) as usize,
+        faults,
+        config.net_latency_ticks,
+        config.record_events,
+    )));
+    let mut regions = match Regions::new(spec) {
+        Ok(r) => r,
+        Err(e) => return failed_boot(config, faults, &world, format!("boot failed: {e}")),
+    };
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut sim = match Simulation::boot(spec, &mut regions, config, faults, &world, scenario) {
+            Ok(sim) => sim,
+            Err(e) => return Err(format!("boot failed: {e}")),
+        };
+        Ok(sim.run(scenario))
+    }));
+    match result {
+        Ok(Ok(report)) => report,
+        Ok(Err(msg)) => failed_boot(config, faults, &world, msg),
+        Err(_) => {
+            let msg = panic_hook::last_message().unwrap_or_else(|| "unknown panic".to_string());
+            failed_boot(config, faults, &world, msg)
+        }
+    }
+}
+
+fn failed_boot(config: &SimConfig, faults: FaultConfig, world: &WorldRef, msg: String) -> Report {
+    // After a panic the world may be mid-call; its trace is still readable.
+    let mut w = match world.try_borrow_mut() {
+        Ok(w) => w,
+        Err(_) => {
+            return Report {
+                seed: config.seed,
+                outcome: Outcome::FrameworkPanic(msg),
+                trace_hash: TraceHash(0),
+                faults,
+                rounds: 0,
+                ticks: 0,
+                liveness_at: None,
+                dispatches: 0,
+                events: 0,
+                injected: [0; FaultKind::COUNT],
+                counters: Vec::new(),
+                summary: String::new(),
+                log_tail: Vec::new(),
+                event_log: None,
+            };
+        }
+    };
+    Report {
+        seed: config.seed,
+        outcome: Outcome::FrameworkPanic(msg),
+        trace_hash: w.trace.hash(),
+        faults,
+        rounds: w.round,
+        ticks: w.now,
+        liveness_at: None,
+        dispatches: 0,
+        events: w.trace.events(),
+        injected: w.injected,
+        counters: Vec::new(),
+        summary: String::new(),
+        log_tail: w.log_tail.iter().cloned().collect(),
+        event_log: w.trace.take_log(),
+    }
+}
+
+struct Simulation<'s, 'a> {
+    shards: Vec<Shard<'a, SimPlatform>>,
+    world: &'s WorldRef,
+    config: &'s SimConfig,
+    faults: FaultConfig,
+    watches: Vec<TypeWatch>,
+    rng_sched: SimRng,
+    rng_partition: SimRng,
+    rng_crash: SimRng,
+    rng_scenario: SimRng,
+    quarantined_since: Vec<Option<u64>>,
+    seen: Vec<Counters>,
+    storm_ticks: u64,
+}
+
+impl<'s, 'a> Simulation<'s, 'a> {
+    fn boot(
+        spec: &'a SystemSpec<'a>,
+        regions: &'a mut Regions,
+        config: &'s SimConfig,
+        faults: FaultConfig,
+        world: &'s WorldRef,
+        scenario: &dyn Scenario,
+    ) -> Result<Simulation<'s, 'a>, BootError> {
+        let mut shards = Vec::with_capacity(regions.regions.len());
+        for (i, blocks) in regions.regions.iter_mut().enumerate() {
+            world.borrow_mut().traps[i].booting = true;
+            let platform = SimPlatform::new(i as u8, world);
+            let shard = Shard::new(
+                spec,
+                ShardId(i as u8),
+                RegionBlock::as_bytes(blocks),
+                platform,
+            );
+            world.borrow_mut().traps[i].booting = false;
+            shards.push(shard?);
+        }
+        let n = shards.len();
+        let seed = config.seed;
+        let mut w = world.borrow_mut();
+        w.trace.ev(Ev::Boot, &[seed, n as u64], || {
+            format!("seed={seed} shards={n} faults: {faults}")
+        });
+        drop(w);
+        Ok(Simulation {
+            seen: shards.iter().map(|s| s.counters()).collect(),
+            shards,
+            world,
+            config,
+            faults,
+            watches: scenario.watched_types(),
+            rng_sched: SimRng::stream(seed, Domain::SCHEDULING),
+            rng_partition: SimRng::stream(seed, Domain::PARTITIONS),
+            rng_crash: SimRng::stream(seed, Domain::SHARD_CRASHES),
+            rng_scenario: SimRng::stream(seed, Domain::SCENARIO),
+            quarantined_since: vec![None; n],
+            storm_ticks: 500,
+        })
+    }
+
+    fn view(&self, quiescent: bool, f: &mut dyn FnMut(&SimView<'_, 'a>)) {
+        let w = self.world.borrow();
+        let view = SimView {
+            shards: &self.shards,
+            world: &w,
+            quiescent,
+        };
+        f(&view);
+    }
+
+    fn run(&mut self, scenario: &mut dyn Scenario) -> Report {
+        let mut now = 1u64;
+        let mut liveness_at: Option<u64> = None;
+        let mut quiescent = false;
+        let mut rounds = 0u64;
+        let outcome = loop {
+            // Phase changes.
+            if liveness_at.is_none() && (now >= self.config.ticks || quiescent) {
+                liveness_at = Some(now);
+                self.start_liveness(now, scenario);
+            }
+            if let Some(start) = liveness_at
+                && now >= start + self.config.liveness_ticks
+            {
+                break Outcome::Liveness(format!(
+                    "goal not reached within {} ticks after faults stopped (t{start}..t{now})",
+                    self.config.liveness_ticks
+                ));
+            }
+            rounds += 1;
+            {
+                let mut w = self.world.borrow_mut();
+                w.now = now;
+                w.round = rounds;
+                let phase = w.phase;
+                w.trace.ev(Ev::Round, &[rounds, now, phase as u64], || {
+                    format!("r{rounds} t{now} {phase:?}")
+                });
+            }
+            if liveness_at.is_none() {
+                self.fault_engine(now);
+            }
+            self.operator(now, liveness_at.is_some());
+            // Clients.
+            let events_before = self.world.borrow().kernel.client_events;
+            let wake = {
+                let mut w = self.world.borrow_mut();
+                let mut env = Env {
+                    world: &mut w,
+                    rng: &mut self.rng_scenario,
+                };
+                scenario.poll(&mut env)
+            };
+            // Step every shard once, in a shuffled order.
+            let mut order: Vec<usize> = (0..self.shards.len()).collect();
+            self.rng_sched.shuffle(&mut order);
+            let mut busy = false;
+            let mut deadline: Option<u64> = None;
+            for s in order {
+                let r = self.step_shard(s, now);
+                busy |= r.work_remaining;
+                if let Some(d) = r.next_deadline {
+                    deadline = Some(deadline.map_or(d.ticks(), |x: u64| x.min(d.ticks())));
+                }
+            }
+            if let Some(v) = self.world.borrow().violations.first() {
+                break Outcome::Checker(v.clone());
+            }
+            // Next tick.
+            let client_changed = self.world.borrow().kernel.client_events != events_before;
+            let next = self.next_tick(
+                now,
+                busy || client_changed || wake == Wake::Busy,
+                deadline,
+                wake,
+                liveness_at,
+            );
+            quiescent = next.is_none();
+            // Checkers.
+            if rounds % self.config.check_every_rounds.max(1) == 0 || quiescent {
+                if let Err(v) = self.run_checkers(scenario, quiescent) {
+                    break Outcome::Checker(v);
+                }
+            }
+            // Goal.
+            if liveness_at.is_some() || quiescent || rounds % 16 == 0 {
+                let mut reached = false;
+                self.view(quiescent, &mut |v| reached = scenario.goal(v));
+                if reached {
+                    if liveness_at.is_some() {
+                        break Outcome::Pass;
+                    }
+                    // Reached during the faulty phase: stop the faults and confirm.
+                    quiescent = true;
+                }
+            }
+            match next {
+                Some(t) => now = t,
+                None if liveness_at.is_some() => {
+                    break Outcome::Liveness(format!(
+                        "the system went quiescent at t{now} without reaching the scenario's goal"
+                    ));
+                }
+                None => now += 1,
+            }
+        };
+        let outcome = match outcome {
+            Outcome::Pass => match self.run_checkers(scenario, true) {
+                Ok(()) => Outcome::Pass,
+                Err(v) => Outcome::Checker(v),
+            },
+            o => o,
+        };
+        let mut summary = String::new();
+        self.view(false, &mut |v| summary = scenario.summary(v));
+        let mut w = self.world.borrow_mut();
+        let code = outcome.exit_code() as u64;
+        w.trace.ev(Ev::Check, &[code], || format!("end {outcome}"));
+        Report {
+            seed: self.config.seed,
+            outcome,
+            trace_hash: w.trace.hash(),
+            faults: self.faults,
+            rounds,
+            ticks: now,
+            liveness_at,
+            dispatches: self.shards.iter().map(|s| s.counters().dispatches).sum(),
+            events: w.trace.events(),
+            injected: w.injected,
+            counters: self.shards.iter().map(|s| s.counters()).collect(),
+            summary,
+            log_tail: w.log_tail.iter().cloned().collect(),
+            event_log: w.trace.take_log(),
+        }
+    }
+
+    fn run_checkers(&mut self, scenario: &mut dyn Scenario, quiescent: bool) -> Result<(), String> {
+        {
+            let mut w = self.world.borrow_mut();
+            let r = check::builtin(&self.shards, &mut w, &self.watches);
+            let ok = r.is_ok();
+            w.trace
+                .ev(Ev::Check, &[u64::from(ok)], || format!("builtin {r:?}"));
+            r?;
+        }
+        let mut result = Ok(());
+        self.view(quiescent, &mut |v| result = scenario.check(v));
+        let ok = result.is_ok();
+        self.world
+            .borrow_mut()
+            .trace
+            .ev(Ev::Check, &[u64::from(ok) + 2], || {
+                format!("scenario {result:?}")
+            });
+        result
+    }
+
+    fn step_shard(&mut self, s: usize, now: u64) -> tina_core::StepReport {
+        // Snapshot which pending completions go to live owners (for the generation check).
+        {
+            let mut w = self.world.borrow_mut();
+            let shard = &self.shards[s];
+            for p in w.kernel.pending[s].iter_mut() {
+                p.owner_live = shard.is_live(p.owner);
+            }
+            w.tallies[s] = Default::default();
+        }
+        let r = self.shards[s].step(Instant::from_ticks(now));
+        let c = self.shards[s].counters();
+        let before = self.seen[s];
+        self.seen[s] = c;
+        let mut w = self.world.borrow_mut();
+        let tally = w.tallies[s];
+        let delivered = c.io_completed - before.io_completed;
+        let stale = c.io_stale_completions - before.io_stale_completions;
+        if delivered != tally.to_live || stale != tally.to_dead || c.io_bogus_completions != 0 {
+            let msg = format!(
+                "shard {s}: completions to live owners {} / delivered {delivered}; to torn-down owners {} / reclaimed {stale}; bogus {} (a completion reached a wrong generation?)",
+                tally.to_live, tally.to_dead, c.io_bogus_completions
+            );
+            w.violations.push(msg);
+        }
+        let digest = counters_digest(&c);
+        w.trace.ev(
+            Ev::Step,
+            &[
+                s as u64,
+                u64::from(r.dispatched),
+                u64::from(r.timers_fired),
+                u64::from(r.work_remaining),
+                r.next_deadline.map_or(u64::MAX, |d| d.ticks()),
+                u64::from(r.live_isolates),
+                r.status as u64,
+                digest,
+            ],
+            || format!("s{s} {r:?} counters#{digest:016x}"),
+        );
+        if matches!(
+            r.status,
+            ShardStatus::Quarantined | ShardStatus::AbortRequested
+        ) && self.quarantined_since[s].is_none()
+        {
+            self.quarantined_since[s] = Some(now);
+        }
+        r
+    }
+
+    /// Partitions, whole-shard crashes and TCP resets (faulty phase only).
+    fn fault_engine(&mut self, now: u64) {
+        let mut w = self.world.borrow_mut();
+        let n = self.shards.len();
+        // Heal or start partitions.
+        if w.partition.as_ref().is_some_and(|p| p.heal_at <= now) {
+            w.partition = None;
+            w.trace
+                .ev(Ev::Fault, &[now], || "partition healed".to_string());
+        } else if w.partition.is_none()
+            && n + 1 >= 2
+            && self.rng_partition.chance(self.faults.partition)
+        {
+            // Each node (shards and the outside) picks a side; make sure both sides exist.
+            let mut side: Vec<bool> = (0..=n)
+                .map(|_| self.rng_partition.chance(Ratio::new(1, 2)))
+                .collect();
+            if side.iter().all(|&b| b == side[0]) {
+                let i = self.rng_partition.below(n as u64 + 1) as usize;
+                side[i] = !side[i];
+            }
+            let len = self
+                .rng_partition
+                .range(1, u64::from(self.faults.partition_ticks_max.max(1)));
+            let mask = side
+                .iter()
+                .enumerate()
+                .fold(0u64, |m, (i, &b)| m | (u64::from(b) << i));
+            w.partition = Some(Partition {
+                side,
+                heal_at: now + len,
+            });
+            w.inject(FaultKind::Partition, &[mask, len], || {
+                format!("sides mask {mask:#b} for {len} ticks")
+            });
+            w.net_cut_partition();
+        }
+        // Whole-shard crashes.
+        for s in 0..n {
+            if self.rng_crash.chance(self.faults.shard_crash)
+                && self.shards[s].status() == ShardStatus::Running
+                && w.traps[s].storm_until.is_none()
+            {
+                let t = &mut w.traps[s];
+                t.storm_until = Some(now + self.storm_ticks);
+                t.storm_counted = false;
+                w.trace.ev(Ev::Fault, &[s as u64, now], || {
+                    format!("shard-crash armed on s{s}")
+                });
+            }
+            if w.traps[s].storm_until.is_some_and(|u| u <= now) {
+                w.traps[s].storm_until = None;
+            }
+        }
+        // TCP resets.
+        if self.faults.tcp_reset.is_possible() {
+            let rng = &mut w.rng_sockets;
+            if rng.chance(self.faults.tcp_reset) {
+                let conns = w.kernel.established();
+                let pick = w.rng_sockets.below(conns.len() as u64) as usize;
+                if let Some(&id) = conns.get(pick) {
+                    w.kernel.reset_pair(id);
+                    w.inject(FaultKind::TcpReset, &[id.0 as u64], || {
+                        format!("connection #{}", id.0)
+                    });
+                }
+            }
+        }
+    }
+
+    /// The simulated operator revives quarantined shards after a while (at once in the
+    /// liveness phase).
+    fn operator(&mut self, now: u64, liveness: bool) {
+        for s in 0..self.shards.len() {
+            let Some(since) = self.quarantined_since[s] else {
+                continue;
+            };
+            if !liveness && now < since + u64::from(self.faults.revive_after_ticks) {
+                continue;
+            }
+            self.quarantined_since[s] = None;
+            self.world.borrow_mut().traps[s].booting = true;
+            let r = self.shards[s].revive();
+            let mut w = self.world.borrow_mut();
+            w.traps[s].booting = false;
+            w.trace
+                .ev(Ev::Fault, &[s as u64, u64::from(r.is_ok())], || {
+                    format!("operator revives s{s}: {r:?}")
+                });
+            drop(w);
+            let status = self.shards[s].status();
+            if matches!(
+                status,
+                ShardStatus::Quarantined | ShardStatus::AbortRequested
+            ) {
+                self.quarantined_since[s] = Some(now);
+            }
+        }
+    }
+
+    fn start_liveness(&mut self, now: u64, scenario: &mut dyn Scenario) {
+        {
+            let mut w = self.world.borrow_mut();
+            w.phase = Phase::Liveness;
+            w.faults = FaultConfig {
+                revive_after_ticks: 0,
+                ..FaultConfig::NONE
+            };
+            w.partition = None;
+            for t in w.traps.iter_mut() {
+                t.storm_until = None;
+            }
+            w.trace.ev(Ev::Phase, &[now], || {
+                format!("liveness phase from t{now}: faults stop, partitions heal")
+            });
+        }
+        self.operator(now, true);
+        self.view(false, &mut |v| scenario.on_liveness(v));
+    }
+
+    /// The next tick to simulate, or `None` when nothing can ever happen again.
+    fn next_tick(
+        &self,
+        now: u64,
+        busy: bool,
+        deadline: Option<u64>,
+        wake: Wake,
+        liveness_at: Option<u64>,
+    ) -> Option<u64> {
+        if busy {
+            return Some(now + 1);
+        }
+        let w = self.world.borrow();
+        if io_ready(&w, now) {
+            return Some(now + 1);
+        }
+        let mut best: Option<u64> = None;
+        let mut consider =
+            |t: u64| best = Some(best.map_or(t.max(now + 1), |b: u64| b.min(t.max(now + 1))));
+        if let Some(d) = deadline {
+            consider(d);
+        }
+        if let Some(t) = w.net.next_delivery() {
+            consider(t);
+        }
+        if let Some(t) = w.next_io_time() {
+            consider(t);
+        }
+        if let Wake::At(t) = wake {
+            consider(t.ticks());
+        }
+        if let Some(p) = &w.partition {
+            consider(p.heal_at);
+        }
+        for (s, since) in self.quarantined_since.iter().enumerate() {
+            if let Some(since) = since {
+                consider(since + u64::from(self.faults.revive_after_ticks));
+            }
+            if let Some(u) = w.traps[s].storm_until {
+                consider(u);
+            }
+        }
+        if liveness_at.is_none() && self.faults.any() {
+            // Faults can still strike: at the latest, go on at the end of the phase.
+            consider(self.config.ticks);
+        }
+        best
+    }
+}
+
+/// Whether some pending operation could complete at the next step.
+fn io_ready(w: &World, now: u64) -> bool {
+    use crate::kernel::TcpState;
+    for (s, ops) in w.kernel.pending.iter().enumerate() {
+        if w.kernel.cancel[s] && !ops.is_empty() {
+            return true;
+        }
+        for p in ops {
+            if p.not_before > now + 1 {
+                continue;
+            }
+            if !p.error_decided && w.faults.io_error.is_possible() {
+                return true;
+            }
+            let sock = |fd| {
+                w.kernel
+                    .fd_socket(s as u8, fd)
+                    .ok()
+                    .map(|id| (id, w.kernel.sock(id)))
+            };
+            let ready = match p.op {
+                IoOp::Accept { listener } => match sock(listener) {
+                    Some((_, so)) => match &so.state {
+                        TcpState::Listening { queue, .. } => !queue.is_empty(),
+                        _ => true,
+                    },
+                    None => true,
+                },
+                IoOp::Recv { socket, .. } => match sock(socket) {
+                    Some((id, so)) => match so.state {
+                        TcpState::Established { peer, ready_at } => {
+                            let cut =
+                                w.partitioned(Node::Shard(s as u8), w.kernel.sock(peer).owner);
+                            so.reset
+                                || so.read_shut
+                                || (ready_at <= now + 1
+                                    && (w.kernel.readable(id, now + 1, cut) > 0
+                                        || w.kernel.at_eof(id, now + 1, cut)))
+                        }
+                        _ => true,
+                    },
+                    None => true,
+                },
+                IoOp::Send { socket, .. } | IoOp::SendFile { out: socket, .. } => {
+                    match sock(socket) {
+                        Some((_, so)) => match so.state {
+                            TcpState::Established { peer, ready_at } => {
+                                so.reset
+                                    || (ready_at <= now + 1
+                                        && w.kernel.sock(peer).rx_len
+                                            < crate::kernel::RECV_BUFFER_SIZE)
+                            }
+                            _ => true,
+                        },
+                        None => true,
+                    }
+                }
+                IoOp::Connect { socket, .. } => match sock(socket) {
+                    Some((_, so)) => match so.state {
+                        TcpState::Established { ready_at, .. }
+                        | TcpState::Failed { ready_at, .. } => ready_at <= now + 1,
+                        _ => true,
+                    },
+                    None => true,
+                },
+                IoOp::RecvFrom { socket, .. } => match sock(socket) {
+                    Some((_, so)) => so.dgrams.front().is_some_and(|d| d.ready_at <= now + 1),
+                    None => true,
+                },
+                _ => true,
+            };
+            if ready {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+fn counters_digest(c: &Counters) -> u64 {
+    let words = [
+        c.dispatches,
+        c.sends_local,
+        c.sends_remote,
+        c.inbound_delivered,
+        c.stale_deliveries,
+        c.mailbox_full,
+        c.pool_exhausted,
+        c.ring_full,
+        c.quarantine_drops,
+        c.stale_replies,
+        c.call_timeouts,
+        c.timers_fired,
+        c.io_submitted,
+        c.io_completed,
+        c.io_stale_completions,
+        c.spawns,
+        c.spawn_failures,
+        c.crashes,
+        c.panics,
+        c.exits,
+        c.restarts,
+        c.shard_recoveries,
+        c.log_drops,
+    ];
+    let mut h = crate::hash::Hasher128::new();
+    for w in words {
+        h.word(w);
+    }
+    (h.finish().0 >> 64) as u64
+}
