@@ -120,6 +120,7 @@ pub mod testing;
 mod time;
 mod timer;
 mod transfer;
+pub mod transport;
 
 pub use counters::Counters;
 pub use ctx::{Ctx, ScratchTooSmall};
