@@ -1,7 +1,99 @@
-//! # tina-linux — the Linux driver (not built yet)
+//! # tina-linux — the Linux driver
 //!
-//! This crate will run one pinned OS thread per shard around `tina_core::Shard::step`, with an
-//! io_uring reactor (and an epoll fallback), idle sleeping, signals and a watchdog (SPEC §5).
+//! Runs a [`tina_core::SystemSpec`] on Linux: one pinned OS thread per shard around
+//! `Shard::step`, an io_uring reactor per shard (with an epoll fallback of the same
+//! semantics), cross-shard SPSC rings with eventfd wake-ups, idle shards that sleep in the
+//! kernel, signals, a watchdog, and a stats snapshot (SPEC §5).
 //!
-//! **Status: nothing here works yet.** The crate exists so the workspace has its final shape; it
-//! exposes no API. Use `tina-core` directly (stepping shards by hand) until this driver lands.
+//! ```no_run
+//! use tina_core::*;
+//! use tina_linux::{Config, Control, run};
+//! # struct Echo;
+//! # impl Isolate for Echo {
+//! #     type Args = ();
+//! #     fn init(_: &(), _: &mut Ctx) -> Result<(Self, Effect), CrashReason> { Ok((Echo, Effect::Receive)) }
+//! #     fn handle(&mut self, _: &Message, _: &mut Ctx) -> Effect { Effect::Receive }
+//! # }
+//! let types = [TypeSpec::of::<Echo>("echo")];
+//! let children = [ChildSpec::isolate::<Echo>(&(), Restart::Permanent)];
+//! let shards = [ShardSpec { root: GroupSpec::one_for_one(&children) }; 2];
+//! let spec = SystemSpec::new(&shards, &types);
+//! // Blocks until SIGINT/SIGTERM (graceful shutdown) or Control::shutdown from another thread.
+//! let report = run(&spec, &Config::default(), &Control::new()).expect("boot");
+//! std::process::exit(if report.clean { 0 } else { 1 });
+//! ```
+//!
+//! ## What runs where
+//!
+//! ```text
+//!   caller's thread ── control loop: SIGINT/SIGTERM → shutdown (twice → force),
+//!        │              SIGUSR1 → stats, SIGUSR2 → revive quarantined shards
+//!        ├── tina-shard-0 (pinned) ── loop { requests; step(now); idle? sleep in the kernel }
+//!        ├── tina-shard-1 (pinned) ──   ▲ I/O completion │ timer deadline │ peer's eventfd
+//!        └── tina-watchdog ── reports a tick that runs too long (report or abort)
+//! ```
+//!
+//! - **Boot** ([`run`]): validates the spec, probes io_uring (setup + no-op) and logs which
+//!   backend runs (and why it fell back), picks CPUs from the process affinity mask, creates
+//!   the N×(N−1) rings; each shard thread pins itself, installs an alternate signal stack,
+//!   maps and pre-faults its own region (huge pages when large), then boots its shard. After
+//!   that nothing is allocated on any path of the loop.
+//! - **I/O** ([`Reactor`]): the whole I/O vocabulary of tina-core on io_uring or epoll;
+//!   reactor-owned buffers; one submission batch per tick; `cancel_all` at shutdown.
+//! - **Sleep**: a shard with no work sets its `sleeping` flag, re-checks its rings (the fence
+//!   protocol in [`shared`](crate#wake-protocol)), and blocks in `io_uring_enter` or
+//!   `epoll_wait` until I/O, its next timer, or a peer's eventfd. Busy shards never make a
+//!   wake syscall. An idle process uses ~0% CPU.
+//! - **Faults**: handler panics are caught (`catch_unwind`) and become isolate crashes;
+//!   SIGSEGV/SIGBUS/SIGILL/SIGFPE print the signal, address and shard from an alternate stack
+//!   and exit with 128+signal.
+//!
+//! ## Wake protocol
+//!
+//! The consumer stores `sleeping = true`, issues a SeqCst fence, re-checks its inbound rings
+//! and only then blocks; a producer publishes (release store), issues a SeqCst fence, and
+//! rings the consumer's eventfd only if it sees `sleeping` (swapping it to false so one
+//! producer pays). The fences forbid the outcome where both miss each other's store, so no
+//! wake-up is lost; a busy consumer never sets the flag, so busy producers make no syscall.
+//!
+//! ## Known limit
+//!
+//! tina-core's `Trap::run` receives only a closure, so neither the watchdog nor the fault
+//! reporter can name the isolate and type that was running; they name the shard (and the
+//! watchdog the types it hosts).
+#![deny(unsafe_code)]
+
+mod epoll;
+mod log;
+mod reactor;
+mod runtime;
+mod shared;
+#[allow(unsafe_code)]
+mod sys;
+mod transport;
+mod trap;
+#[allow(unsafe_code)]
+mod uring;
+mod watchdog;
+
+pub use epoll::EpollReactor;
+pub use log::StderrLog;
+pub use reactor::{ActiveBackend, Backend, Reactor};
+pub use runtime::{Config, Control, RunError, RunReport, run};
+pub use shared::{ShardState, ShardStats};
+pub use transport::RingTransport;
+pub use trap::CatchPanic;
+pub use uring::UringReactor;
+pub use watchdog::{WatchdogConfig, WatchdogPolicy};
+
+/// Test support: makes `io_uring_setup` fail with `EPERM` for the calling thread and every
+/// thread it starts afterwards, the way a container's seccomp profile does, so the epoll
+/// fallback can be exercised. Irreversible; call it in a child process.
+pub fn deny_io_uring_with_seccomp() -> Result<(), i32> {
+    sys::deny_io_uring()
+}
+
+/// Whether io_uring works here (setup + a no-op), and why not.
+pub fn probe_io_uring() -> Result<(), String> {
+    reactor::probe_uring()
+}

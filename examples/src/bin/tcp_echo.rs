@@ -1,0 +1,410 @@
+//! A multi-shard TCP echo server on tina-linux.
+//!
+//! ```text
+//! cargo run --release -p tina-examples --bin tcp_echo -- --listen 127.0.0.1:7000 --shards 2 [--backend uring|epoll]
+//! cargo run --release -p tina-examples --bin tcp_echo -- --demo
+//! ```
+//!
+//! Every shard runs a `Listener` bound with `SO_REUSEPORT` to the same address, so the kernel
+//! spreads connections across shards; each connection is a `Connection` isolate echoing
+//! zero-copy. SIGINT/SIGTERM drain and exit 0; SIGUSR1 prints stats; SIGUSR2 revives
+//! quarantined shards.
+//!
+//! `--demo` runs by itself for about ten seconds and exits: in-process clients echo
+//! continuously; on every shard a chaos client connects, sends the poison byte (the server's
+//! connection panics — only that one), and crashes on purpose every 2.5 s, restarted each time
+//! by supervision; on the last shard the chaos client crash-loops for a while, so the shard
+//! recovers, recovers again, and is quarantined — while the other shards keep serving the
+//! clients. The demo then revives it (what SIGUSR2 does), shuts down gracefully, and prints a
+//! summary.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration as StdDuration, Instant as StdInstant};
+
+use tina_core::io::{Domain, Fd, IoKind, IoOp, SocketKind};
+use tina_core::{
+    ChildSpec, CrashReason, Ctx, Duration, Effect, GroupSpec, Isolate, Message, Restart,
+    ShardConfig, ShardSpec, SystemSpec, TypeSpec, UserTag,
+};
+use tina_examples::echo::{Connection, ListenArgs, Listener, POISON_BYTE};
+use tina_linux::{Backend, Config, Control, ShardState, run};
+
+struct Options {
+    listen: SocketAddr,
+    shards: usize,
+    backend: Backend,
+    connections: u32,
+    demo: bool,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: tcp_echo [--listen ADDR:PORT] [--shards N] [--backend auto|uring|epoll] \
+         [--connections N] [--demo]"
+    );
+    std::process::exit(2);
+}
+
+fn parse() -> Options {
+    let mut o = Options {
+        listen: "127.0.0.1:7000".parse().expect("valid default"),
+        shards: 2,
+        backend: Backend::Auto,
+        connections: 1024,
+        demo: false,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = || args.next().unwrap_or_else(|| usage());
+        match a.as_str() {
+            "--listen" => o.listen = value().parse().unwrap_or_else(|_| usage()),
+            "--shards" => o.shards = value().parse().unwrap_or_else(|_| usage()),
+            "--backend" => o.backend = Backend::parse(&value()).unwrap_or_else(|| usage()),
+            "--connections" => o.connections = value().parse().unwrap_or_else(|_| usage()),
+            "--demo" => o.demo = true,
+            _ => usage(),
+        }
+    }
+    if o.shards == 0 || o.shards > 64 || o.connections == 0 {
+        usage();
+    }
+    o
+}
+
+/// Per-shard sizes for an echo server with `connections` connection isolates per shard:
+/// every connection keeps one receive buffer in flight and may submit once per tick.
+fn shard_config(connections: u32) -> ShardConfig {
+    ShardConfig {
+        io_buffer_count: connections + 64,
+        io_buffer_size: 16 * 1024,
+        io_submissions_per_tick_max: connections + 64,
+        ..ShardConfig::DEFAULT
+    }
+}
+
+fn main() {
+    let o = parse();
+    if o.demo {
+        demo(&o);
+        return;
+    }
+    let types = [
+        TypeSpec::of::<Listener>("listener"),
+        TypeSpec::of::<Connection>("connection").capacity(o.connections),
+    ];
+    let children = [ChildSpec::isolate::<Listener>(
+        &ListenArgs::new(o.listen, 1024),
+        Restart::Permanent,
+    )];
+    let shard = ShardSpec {
+        root: GroupSpec::one_for_one(&children).dynamic(o.connections),
+    };
+    let shards = vec![shard; o.shards];
+    let mut spec = SystemSpec::new(&shards, &types);
+    spec.shard = shard_config(o.connections);
+    eprintln!(
+        "tcp_echo: serving echo on {} with {} shard(s)",
+        o.listen, o.shards
+    );
+    let config = Config {
+        backend: o.backend,
+        ..Config::default()
+    };
+    match run(&spec, &config, &Control::new()) {
+        Ok(report) => {
+            let served: u64 = report.stats.iter().map(|s| s.counters.spawns).sum();
+            eprintln!(
+                "tcp_echo: stopped ({} backend, {}); {} isolates spawned in total",
+                report.backend.name(),
+                if report.clean { "clean" } else { "forced" },
+                served
+            );
+            std::process::exit(if report.clean { 0 } else { 1 });
+        }
+        Err(e) => {
+            eprintln!("tcp_echo: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+// ───────────────────────────── the demo ─────────────────────────────
+
+/// The chaos client's arguments.
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+struct ChaosArgs {
+    port: u16,
+    /// Nonzero: crash-loop while the clock is in `[loop_from, loop_until)` ticks.
+    doomed: u16,
+    loop_from: u32,
+    loop_until: u32,
+}
+
+const CHAOS_CRASH: UserTag = UserTag::new(0x50);
+/// A chaos client crashes this often (well within its group's restart budget).
+const CHAOS_PERIOD_TICKS: u64 = 2_500;
+
+/// Connects to the echo server, sends the poison byte (so a server connection panics), and
+/// crashes on purpose a little later. On the doomed shard, during its window, it crashes at
+/// once instead, exhausting the restart budget until the shard is quarantined.
+struct Chaos {
+    args: ChaosArgs,
+    socket: Fd,
+}
+
+impl Isolate for Chaos {
+    type Args = ChaosArgs;
+
+    fn init(args: &ChaosArgs, ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
+        let now = ctx.now().ticks();
+        if args.doomed != 0 && now >= u64::from(args.loop_from) && now < u64::from(args.loop_until)
+        {
+            // Crash on the first message: a tight crash loop.
+            return Ok((
+                Chaos {
+                    args: *args,
+                    socket: Fd(-1),
+                },
+                Effect::Yield,
+            ));
+        }
+        let socket = ctx
+            .socket(Domain::Ipv4, SocketKind::Stream)
+            .map_err(|_| CrashReason("chaos: socket() failed"))?;
+        ctx.own_fd(Some(socket));
+        let addr = SocketAddr::from(([127, 0, 0, 1], args.port));
+        Ok((
+            Chaos {
+                args: *args,
+                socket,
+            },
+            Effect::Io(IoOp::Connect { socket, addr }),
+        ))
+    }
+
+    fn handle(&mut self, msg: &Message, ctx: &mut Ctx) -> Effect {
+        if msg.is_shutdown() {
+            return Effect::Done;
+        }
+        if self.socket.0 < 0 || msg.tag() == CHAOS_CRASH.into() {
+            return Effect::Crash(CrashReason("chaos client crashes on purpose"));
+        }
+        let Some(c) = msg.io_completion() else {
+            return Effect::Receive;
+        };
+        match (c.kind, c.result) {
+            (IoKind::Connect, Ok(_)) => {
+                let Ok(buf) = ctx.io_buffer() else {
+                    return Effect::Crash(CrashReason("chaos: no buffer"));
+                };
+                if let Ok(bytes) = ctx.io_buffer_mut(buf) {
+                    bytes[0] = POISON_BYTE;
+                }
+                Effect::Io(IoOp::Send {
+                    socket: self.socket,
+                    buf,
+                    len: 1,
+                })
+            }
+            _ => {
+                let _ = ctx.start_timer(Duration::from_ticks(CHAOS_PERIOD_TICKS), CHAOS_CRASH);
+                let _ = self.args;
+                Effect::Receive
+            }
+        }
+    }
+}
+
+struct Tally {
+    ok: AtomicU64,
+    failed: AtomicU64,
+    stop: AtomicBool,
+}
+
+/// One client thread: connect, echo 1 KiB a few times, reconnect; count outcomes.
+fn client(addr: SocketAddr, tally: &Tally, seed: u8) {
+    let mut out = [0u8; 1024];
+    let mut back = [0u8; 1024];
+    let mut round = 0u32;
+    while !tally.stop.load(Ordering::Relaxed) {
+        let Ok(mut s) = TcpStream::connect_timeout(&addr, StdDuration::from_millis(500)) else {
+            tally.failed.fetch_add(1, Ordering::Relaxed);
+            std::thread::sleep(StdDuration::from_millis(20));
+            continue;
+        };
+        let _ = s.set_read_timeout(Some(StdDuration::from_millis(500)));
+        let _ = s.set_nodelay(true);
+        for _ in 0..20 {
+            round = round.wrapping_add(1);
+            for (i, b) in out.iter_mut().enumerate() {
+                *b = (i as u32 ^ round ^ u32::from(seed)) as u8 & 0x7F;
+            }
+            let ok = s.write_all(&out).is_ok() && s.read_exact(&mut back).is_ok() && back == out;
+            if ok {
+                tally.ok.fetch_add(1, Ordering::Relaxed);
+            } else {
+                tally.failed.fetch_add(1, Ordering::Relaxed);
+                break;
+            }
+            std::thread::sleep(StdDuration::from_millis(5));
+        }
+    }
+}
+
+fn demo(o: &Options) {
+    let shards_n = o.shards.max(2);
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(7000);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let connections = 256;
+    let types = [
+        TypeSpec::of::<Listener>("listener"),
+        TypeSpec::of::<Connection>("connection").capacity(connections),
+        TypeSpec::of::<Chaos>("chaos"),
+    ];
+    let normal = ChaosArgs {
+        port,
+        doomed: 0,
+        loop_from: 0,
+        loop_until: 0,
+    };
+    let doomed = ChaosArgs {
+        doomed: 1,
+        loop_from: 3_000,
+        loop_until: 6_000,
+        ..normal
+    };
+    let listen = ListenArgs::new(addr, 1024);
+    let calm_children = [
+        ChildSpec::isolate::<Listener>(&listen, Restart::Permanent),
+        ChildSpec::isolate::<Chaos>(&normal, Restart::Permanent),
+    ];
+    let doomed_children = [
+        ChildSpec::isolate::<Listener>(&listen, Restart::Permanent),
+        ChildSpec::isolate::<Chaos>(&doomed, Restart::Permanent),
+    ];
+    let mut shards: Vec<ShardSpec> = (0..shards_n - 1)
+        .map(|_| ShardSpec {
+            root: GroupSpec::one_for_one(&calm_children).dynamic(connections),
+        })
+        .collect();
+    shards.push(ShardSpec {
+        root: GroupSpec::one_for_one(&doomed_children).dynamic(connections),
+    });
+    let mut spec = SystemSpec::new(&shards, &types);
+    spec.shard = shard_config(connections);
+    let config = Config {
+        backend: o.backend,
+        ..Config::default()
+    };
+    let control = Control::new();
+    let tally = Tally {
+        ok: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+    };
+    println!(
+        "demo: echo on {addr} with {shards_n} shards; chaos clients crash every 2.5 s; shard {} \
+         crash-loops from t=3 s to t=6 s",
+        shards_n - 1
+    );
+    let result = std::thread::scope(|scope| {
+        let runtime = scope.spawn(|| run(&spec, &config, &control));
+        if !control.wait_running(StdDuration::from_secs(10)) {
+            control.shutdown();
+            return runtime.join().ok();
+        }
+        println!(
+            "demo: booted on the {} backend",
+            control.backend().map_or("?", |b| b.name())
+        );
+        for seed in 0..4u8 {
+            let tally = &tally;
+            scope.spawn(move || client(addr, tally, seed));
+        }
+        let start = StdInstant::now();
+        let mut revived = false;
+        let mut quarantine_seen = false;
+        let mut last_ok = 0;
+        for second in 1..=11u32 {
+            std::thread::sleep(StdDuration::from_secs(1));
+            let ok = tally.ok.load(Ordering::Relaxed);
+            let stats = control.stats();
+            let states: Vec<String> = stats
+                .iter()
+                .map(|s| {
+                    format!(
+                        "s{}={:?}(crashes {}, panics {}, restarts {}, recoveries {})",
+                        s.shard,
+                        s.state,
+                        s.counters.crashes,
+                        s.counters.panics,
+                        s.counters.restarts,
+                        s.counters.shard_recoveries
+                    )
+                })
+                .collect();
+            println!(
+                "demo t={second:>2}s: {} echoes in the last second; {}",
+                ok - last_ok,
+                states.join(" ")
+            );
+            last_ok = ok;
+            let quarantined = stats.iter().any(|s| s.state == ShardState::Quarantined);
+            if quarantined && !quarantine_seen {
+                quarantine_seen = true;
+                println!(
+                    "demo: shard {} is quarantined; the other shards keep serving",
+                    shards_n - 1
+                );
+            }
+            if quarantine_seen && !revived && second >= 8 {
+                println!("demo: reviving the quarantined shard (what SIGUSR2 does)");
+                control.revive();
+                revived = true;
+            }
+        }
+        tally.stop.store(true, Ordering::Relaxed);
+        println!(
+            "demo: graceful shutdown after {:.1} s",
+            start.elapsed().as_secs_f64()
+        );
+        control.shutdown();
+        runtime.join().ok()
+    });
+    let ok = tally.ok.load(Ordering::Relaxed);
+    let failed = tally.failed.load(Ordering::Relaxed);
+    match result {
+        Some(Ok(report)) => {
+            let c = |f: fn(&tina_core::Counters) -> u64| -> u64 {
+                report.stats.iter().map(|s| f(&s.counters)).sum()
+            };
+            println!(
+                "demo: done ({} backend, {} shutdown): {ok} echoes ok, {failed} interrupted \
+                 (connections cut by crashes and recoveries); server: {} panics trapped, {} \
+                 crashes, {} restarts, {} shard recoveries",
+                report.backend.name(),
+                if report.clean { "clean" } else { "forced" },
+                c(|c| c.panics),
+                c(|c| c.crashes),
+                c(|c| c.restarts),
+                c(|c| c.shard_recoveries),
+            );
+            let _ = (o.listen, o.connections);
+            std::process::exit(if report.clean && ok > 0 { 0 } else { 1 });
+        }
+        Some(Err(e)) => {
+            eprintln!("demo: {e}");
+            std::process::exit(1);
+        }
+        None => {
+            eprintln!("demo: the runtime thread panicked");
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,437 @@
+//! The I/O reactor of one shard: io_uring, or the epoll fallback, behind one [`IoDriver`].
+//!
+//! Both backends execute the same contract (tina-core's `io` module docs):
+//!
+//! - every accepted [`Submission`] completes exactly once, echoing its buffer;
+//! - data is received straight into the reactor-owned buffer the core chose (no copy);
+//! - `Handle::NONE` submissions are reclaim work (closing an orphan descriptor) and are never
+//!   refused: if the in-flight table is full they run synchronously;
+//! - after [`IoDriver::cancel_all`] (shutdown), every operation in flight completes soon
+//!   (`Canceled` if it cannot finish), and new operations that wait on the outside world
+//!   (accept, connect, recv, recvfrom) complete with `Canceled` at once, so a draining shard
+//!   never waits for a peer; sends, writes and closes still run, so replies get out.
+//!
+//! Operations in flight live in an [`OpTable`] sized at boot from the spec (one operation per
+//! live isolate at most, plus room for reclaim work), so nothing is allocated afterwards.
+
+use std::collections::VecDeque;
+
+use tina_core::Handle;
+use tina_core::io::{Control, ControlOutcome, IoBuf, IoCompletion, IoError, IoKind, IoOp};
+use tina_core::platform::{CompletionSink, IoBuffers, IoDriver, SocketControl, Submission};
+
+use crate::epoll::EpollReactor;
+use crate::sys::{self, Errno, SockAddr};
+use crate::uring::UringReactor;
+
+/// Which I/O backend to use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// io_uring if the probe at boot succeeds, else epoll (the reason is logged).
+    Auto,
+    /// io_uring only; boot fails with an actionable error if it is unavailable.
+    Uring,
+    /// epoll only.
+    Epoll,
+}
+
+impl Backend {
+    /// Parses `auto`, `uring`/`io_uring` or `epoll`.
+    pub fn parse(s: &str) -> Option<Backend> {
+        match s {
+            "auto" => Some(Backend::Auto),
+            "uring" | "io_uring" | "io-uring" => Some(Backend::Uring),
+            "epoll" => Some(Backend::Epoll),
+            _ => None,
+        }
+    }
+}
+
+/// The backend that actually runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActiveBackend {
+    /// io_uring.
+    Uring,
+    /// epoll.
+    Epoll,
+}
+
+impl ActiveBackend {
+    /// `"io_uring"` or `"epoll"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ActiveBackend::Uring => "io_uring",
+            ActiveBackend::Epoll => "epoll",
+        }
+    }
+}
+
+/// Probes io_uring: sets up a small ring and runs one no-op through it. `Err` carries the
+/// reason in words (and the errno).
+pub(crate) fn probe_uring() -> Result<(), String> {
+    crate::uring::probe().map_err(|(step, e)| {
+        let hint = match e {
+            libc::EPERM => {
+                "denied: a seccomp profile (e.g. a container's default) or \
+                 kernel.io_uring_disabled=2 forbids it"
+            }
+            libc::ENOSYS => "this kernel has no io_uring (older than 5.1 or built without it)",
+            libc::EACCES => "kernel.io_uring_disabled=1 and this process is not in io_uring_group",
+            libc::ENOMEM => "cannot lock memory for the ring (raise RLIMIT_MEMLOCK)",
+            _ => "unexpected error",
+        };
+        format!(
+            "io_uring {step} failed with {} ({e}): {hint}",
+            sys::errno_name(e)
+        )
+    })
+}
+
+/// The OS error as a core I/O error.
+pub(crate) fn io_error(e: Errno) -> IoError {
+    match e {
+        libc::ECONNREFUSED => IoError::ConnectionRefused,
+        libc::ECONNRESET => IoError::ConnectionReset,
+        libc::ECONNABORTED => IoError::ConnectionAborted,
+        libc::EPIPE => IoError::BrokenPipe,
+        libc::ENOTCONN => IoError::NotConnected,
+        libc::EADDRINUSE => IoError::AddrInUse,
+        libc::EADDRNOTAVAIL => IoError::AddrNotAvailable,
+        libc::ENOENT => IoError::NotFound,
+        libc::EACCES | libc::EPERM => IoError::PermissionDenied,
+        libc::EEXIST => IoError::AlreadyExists,
+        libc::EINVAL => IoError::InvalidInput,
+        libc::ETIMEDOUT => IoError::TimedOut,
+        libc::EMFILE | libc::ENFILE => IoError::TooManyOpenFiles,
+        libc::EBADF => IoError::BadDescriptor,
+        libc::ECANCELED | libc::EINTR => IoError::Canceled,
+        libc::EOPNOTSUPP | libc::ENOSYS => IoError::Unsupported,
+        e => IoError::Os(e),
+    }
+}
+
+/// Whether `op` waits for the outside world (and so is cancelled at once during shutdown).
+pub(crate) fn waits_for_peer(op: &IoOp) -> bool {
+    matches!(
+        op,
+        IoOp::Accept { .. } | IoOp::Connect { .. } | IoOp::Recv { .. } | IoOp::RecvFrom { .. }
+    )
+}
+
+/// One operation in flight.
+pub(crate) struct Op {
+    pub(crate) owner: Handle,
+    pub(crate) op: IoOp,
+    pub(crate) buf: Option<IoBuf>,
+    /// Peer address (accept, recvfrom) or destination (connect, sendto).
+    pub(crate) addr: SockAddr,
+    /// io_uring: the message header of sendmsg/recvmsg and its one iovec.
+    pub(crate) msg: libc::msghdr,
+    pub(crate) iov: libc::iovec,
+    /// sendfile over splice: the pipe, bytes moved into it, bytes moved out.
+    pub(crate) pipe: (i32, i32),
+    pub(crate) spliced_in: u32,
+    pub(crate) spliced_out: u32,
+    /// epoll: a non-blocking connect was started (later attempts read its outcome).
+    pub(crate) started: bool,
+    pub(crate) generation: u32,
+    pub(crate) live: bool,
+}
+
+impl Op {
+    fn empty() -> Op {
+        Op {
+            owner: Handle::NONE,
+            op: IoOp::Close {
+                fd: tina_core::io::Fd(-1),
+            },
+            buf: None,
+            addr: SockAddr::empty(),
+            msg: empty_msghdr(),
+            iov: libc::iovec {
+                iov_base: core::ptr::null_mut(),
+                iov_len: 0,
+            },
+            pipe: (-1, -1),
+            spliced_in: 0,
+            spliced_out: 0,
+            started: false,
+            generation: 0,
+            live: false,
+        }
+    }
+
+    /// The completion of this op with `result`, echoing its buffer.
+    pub(crate) fn completion(&self, result: Result<u32, IoError>) -> IoCompletion {
+        let peer = match (self.op.kind(), result) {
+            (IoKind::Accept | IoKind::RecvFrom, Ok(_)) => self.addr.to_socket_addr(),
+            _ => None,
+        };
+        IoCompletion {
+            kind: self.op.kind(),
+            result,
+            buf: self.buf,
+            peer,
+        }
+    }
+}
+
+fn empty_msghdr() -> libc::msghdr {
+    libc::msghdr {
+        msg_name: core::ptr::null_mut(),
+        msg_namelen: 0,
+        msg_iov: core::ptr::null_mut(),
+        msg_iovlen: 0,
+        msg_control: core::ptr::null_mut(),
+        msg_controllen: 0,
+        msg_flags: 0,
+    }
+}
+
+/// The in-flight operations of one shard: a fixed slab with a free list. An operation's
+/// token (the io_uring user data or epoll data word) is `index | generation << 32`, so a
+/// late event for a reused entry is recognised and ignored.
+pub(crate) struct OpTable {
+    ops: Vec<Op>,
+    free: Vec<u32>,
+}
+
+impl OpTable {
+    pub(crate) fn new(capacity: usize) -> OpTable {
+        let capacity = capacity.clamp(1, u32::MAX as usize - 2);
+        OpTable {
+            ops: (0..capacity).map(|_| Op::empty()).collect(),
+            free: (0..capacity as u32).rev().collect(),
+        }
+    }
+
+    /// Takes an entry for `s`, or `None` when the table is full.
+    pub(crate) fn insert(&mut self, s: &Submission) -> Option<(u32, u64)> {
+        let i = self.free.pop()?;
+        let op = &mut self.ops[i as usize];
+        op.generation = op.generation.wrapping_add(1);
+        op.live = true;
+        op.owner = s.owner;
+        op.op = s.op;
+        op.buf = s.buf;
+        op.spliced_in = 0;
+        op.spliced_out = 0;
+        op.started = false;
+        op.pipe = (-1, -1);
+        Some((i, token(i, op.generation)))
+    }
+
+    /// The live entry a token names.
+    pub(crate) fn lookup(&self, token: u64) -> Option<u32> {
+        let i = (token & 0xFFFF_FFFF) as u32;
+        let op = self.ops.get(i as usize)?;
+        (op.live && op.generation == (token >> 32) as u32).then_some(i)
+    }
+
+    pub(crate) fn get(&self, i: u32) -> &Op {
+        &self.ops[i as usize]
+    }
+
+    pub(crate) fn get_mut(&mut self, i: u32) -> &mut Op {
+        &mut self.ops[i as usize]
+    }
+
+    pub(crate) fn token(&self, i: u32) -> u64 {
+        token(i, self.ops[i as usize].generation)
+    }
+
+    /// Frees an entry (closing a splice pipe it holds).
+    pub(crate) fn remove(&mut self, i: u32) {
+        let op = &mut self.ops[i as usize];
+        if !op.live {
+            return;
+        }
+        op.live = false;
+        for fd in [op.pipe.0, op.pipe.1] {
+            if fd >= 0 {
+                let _ = sys::close(fd);
+            }
+        }
+        op.pipe = (-1, -1);
+        self.free.push(i);
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        self.ops.len() - self.free.len()
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.ops.len()
+    }
+
+    pub(crate) fn is_live(&self, i: u32) -> bool {
+        self.ops.get(i as usize).is_some_and(|o| o.live)
+    }
+}
+
+fn token(i: u32, generation: u32) -> u64 {
+    u64::from(i) | (u64::from(generation) << 32)
+}
+
+/// Completions produced without the kernel (refusals during shutdown, synchronous reclaim),
+/// reported at the next `complete`. Bounded by the op table size (each submission completes
+/// once), so it never grows after boot.
+pub(crate) struct Pending {
+    queue: VecDeque<(Handle, IoCompletion)>,
+}
+
+impl Pending {
+    pub(crate) fn new(capacity: usize) -> Pending {
+        Pending {
+            queue: VecDeque::with_capacity(capacity),
+        }
+    }
+
+    pub(crate) fn push(&mut self, owner: Handle, c: IoCompletion) {
+        if owner.is_none() {
+            return; // reclaim work needs no answer
+        }
+        debug_assert!(self.queue.len() < self.queue.capacity());
+        self.queue.push_back((owner, c));
+    }
+
+    pub(crate) fn flush(&mut self, sink: &mut dyn CompletionSink) {
+        while let Some((owner, c)) = self.queue.pop_front() {
+            sink.complete(owner, c);
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+}
+
+/// Runs a close at once (reclaim work when the table is full; never refused).
+pub(crate) fn close_now(fd: i32) -> Result<u32, IoError> {
+    sys::close(fd).map(|()| 0).map_err(io_error)
+}
+
+/// The NUL-terminated path of an `Open` op, written into its own buffer right after the path.
+pub(crate) fn open_path<'b>(
+    buffers: &'b mut IoBuffers<'_>,
+    path: IoBuf,
+    path_len: u32,
+) -> Result<&'b mut [u8], IoError> {
+    let bytes = buffers.get_mut(path).ok_or(IoError::BadBuffer)?;
+    let n = path_len as usize;
+    if n == 0 || n >= bytes.len() || bytes[..n].contains(&0) {
+        return Err(IoError::InvalidInput);
+    }
+    bytes[n] = 0;
+    Ok(&mut bytes[..=n])
+}
+
+/// Synchronous socket control, shared by both backends.
+pub(crate) fn control(op: Control) -> Result<ControlOutcome, IoError> {
+    match op {
+        Control::Socket { domain, kind } => sys::socket(domain, kind)
+            .map(|fd| ControlOutcome::Fd(tina_core::io::Fd(fd)))
+            .map_err(io_error),
+        Control::Bind { socket, addr } => sys::bind(socket.0, &addr)
+            .map(|()| ControlOutcome::Done)
+            .map_err(io_error),
+        Control::Listen { socket, backlog } => sys::listen(socket.0, backlog)
+            .map(|()| ControlOutcome::Done)
+            .map_err(io_error),
+        Control::SetOption { socket, option } => sys::set_option(socket.0, option)
+            .map(|()| ControlOutcome::Done)
+            .map_err(io_error),
+        Control::Shutdown { socket, how } => sys::shutdown(socket.0, how)
+            .map(|()| ControlOutcome::Done)
+            .map_err(io_error),
+        Control::LocalAddr { socket } => sys::local_addr(socket.0)
+            .map(ControlOutcome::Addr)
+            .map_err(io_error),
+    }
+}
+
+/// The reactor of one shard.
+pub enum Reactor {
+    /// io_uring.
+    Uring(UringReactor),
+    /// epoll.
+    Epoll(EpollReactor),
+}
+
+impl Reactor {
+    /// Builds the reactor for `backend` with room for `in_flight_max` operations, woken by
+    /// `wake_fd` (an eventfd) when it sleeps.
+    pub(crate) fn new(
+        backend: ActiveBackend,
+        in_flight_max: usize,
+        wake_fd: i32,
+    ) -> Result<Reactor, String> {
+        Ok(match backend {
+            ActiveBackend::Uring => Reactor::Uring(
+                UringReactor::new(in_flight_max, wake_fd)
+                    .map_err(|e| format!("io_uring setup failed: {} ({e})", sys::errno_name(e)))?,
+            ),
+            ActiveBackend::Epoll => Reactor::Epoll(
+                EpollReactor::new(in_flight_max, wake_fd)
+                    .map_err(|e| format!("epoll setup failed: {} ({e})", sys::errno_name(e)))?,
+            ),
+        })
+    }
+
+    /// Whether completions are ready to be reported without waiting.
+    pub(crate) fn has_ready(&mut self) -> bool {
+        match self {
+            Reactor::Uring(r) => r.has_ready(),
+            Reactor::Epoll(r) => r.has_ready(),
+        }
+    }
+
+    /// Sleeps until an I/O event, the wake eventfd, or `timeout_ns` (None: no timeout).
+    pub(crate) fn wait(&mut self, timeout_ns: Option<u64>) {
+        match self {
+            Reactor::Uring(r) => r.wait(timeout_ns),
+            Reactor::Epoll(r) => r.wait(timeout_ns),
+        }
+    }
+
+    /// Operations in flight.
+    pub fn in_flight(&self) -> usize {
+        match self {
+            Reactor::Uring(r) => r.in_flight(),
+            Reactor::Epoll(r) => r.in_flight(),
+        }
+    }
+}
+
+impl SocketControl for Reactor {
+    fn control(&mut self, _owner: Handle, op: Control) -> Result<ControlOutcome, IoError> {
+        let r = control(op);
+        if let (Reactor::Epoll(e), Ok(ControlOutcome::Fd(fd))) = (&mut *self, &r) {
+            e.forget_fd(fd.0);
+        }
+        r
+    }
+}
+
+impl IoDriver for Reactor {
+    fn submit(&mut self, batch: &[Submission], buffers: IoBuffers<'_>) -> usize {
+        match self {
+            Reactor::Uring(r) => r.submit(batch, buffers),
+            Reactor::Epoll(r) => r.submit(batch, buffers),
+        }
+    }
+
+    fn complete(&mut self, sink: &mut dyn CompletionSink) {
+        match self {
+            Reactor::Uring(r) => r.complete(sink),
+            Reactor::Epoll(r) => r.complete(sink),
+        }
+    }
+
+    fn cancel_all(&mut self) {
+        match self {
+            Reactor::Uring(r) => r.cancel_all(),
+            Reactor::Epoll(r) => r.cancel_all(),
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! What one shard shares with its peers, the control loop and the watchdog: the wake
+//! doorbell, its status, operator requests, its heartbeat and a stats snapshot.
+//!
+//! Everything is an atomic written by one side; nothing here is on the busy path except the
+//! peer's `sleeping` flag (read once per tick per peer published to) and the shard's own
+//! `step_started_ns` (two relaxed stores per tick).
+//!
+//! # The wake protocol (no lost wake-up, no syscall on the busy path)
+//!
+//! ```text
+//!   consumer (going idle)                      producer (end of its tick)
+//!   1. sleeping.store(true)                    a. ring.publish()   (Release store of tail)
+//!   2. fence(SeqCst)                           b. fence(SeqCst)
+//!   3. rings empty? requests? completions?     c. sleeping.load() → true?
+//!      yes → sleeping.store(false), run           then sleeping.swap(false) → true?
+//!      no  → block on epoll/io_uring + eventfd       then eventfd write (one syscall)
+//!   4. sleeping.store(false) after waking
+//! ```
+//!
+//! The two SeqCst fences order 1 before 3 and a before c in a single total order, so either
+//! the consumer sees the published tail in 3 (and does not sleep), or the producer sees
+//! `sleeping` in c (and rings the eventfd, which is level-triggered: a ring before the block
+//! makes the block return at once). The `swap` makes only one producer pay the syscall per
+//! sleep. A busy consumer never sets `sleeping`, so busy producers never make a syscall.
+
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering, fence};
+
+use tina_core::{Counters, ShardStatus};
+
+use crate::sys;
+
+/// One shard's status as seen from outside.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShardState {
+    /// Not started yet (or failed to boot).
+    Booting,
+    /// Serving.
+    Running,
+    /// Draining after a shutdown request.
+    ShuttingDown,
+    /// Finished.
+    Stopped,
+    /// Recovered too often; serves nothing until revived.
+    Quarantined,
+    /// The shard failed to boot.
+    Failed,
+}
+
+impl ShardState {
+    fn to_u8(self) -> u8 {
+        self as u8
+    }
+
+    fn from_u8(v: u8) -> ShardState {
+        match v {
+            1 => ShardState::Running,
+            2 => ShardState::ShuttingDown,
+            3 => ShardState::Stopped,
+            4 => ShardState::Quarantined,
+            5 => ShardState::Failed,
+            _ => ShardState::Booting,
+        }
+    }
+
+    pub(crate) fn of(s: ShardStatus) -> ShardState {
+        match s {
+            ShardStatus::Running => ShardState::Running,
+            ShardStatus::ShuttingDown => ShardState::ShuttingDown,
+            ShardStatus::Stopped => ShardState::Stopped,
+            ShardStatus::Quarantined | ShardStatus::AbortRequested => ShardState::Quarantined,
+        }
+    }
+}
+
+const COUNTER_FIELDS: usize = 30;
+
+fn counters_to_array(c: &Counters) -> [u64; COUNTER_FIELDS] {
+    [
+        c.dispatches,
+        c.sends_local,
+        c.sends_remote,
+        c.inbound_delivered,
+        c.stale_deliveries,
+        c.mailbox_full,
+        c.pool_exhausted,
+        c.ring_full,
+        c.quarantine_drops,
+        c.stale_replies,
+        c.call_timeouts,
+        c.timer_exhausted,
+        c.timer_drops,
+        c.timers_fired,
+        c.io_buffer_exhausted,
+        c.io_submission_full,
+        c.io_submitted,
+        c.io_completed,
+        c.io_stale_completions,
+        c.io_bogus_completions,
+        c.transfer_exhausted,
+        c.log_drops,
+        c.spawns,
+        c.spawn_failures,
+        c.crashes,
+        c.panics,
+        c.exits,
+        c.restarts,
+        c.shard_recoveries,
+        c.slots_retired,
+    ]
+}
+
+fn counters_from_array(a: &[u64; COUNTER_FIELDS]) -> Counters {
+    Counters {
+        dispatches: a[0],
+        sends_local: a[1],
+        sends_remote: a[2],
+        inbound_delivered: a[3],
+        stale_deliveries: a[4],
+        mailbox_full: a[5],
+        pool_exhausted: a[6],
+        ring_full: a[7],
+        quarantine_drops: a[8],
+        stale_replies: a[9],
+        call_timeouts: a[10],
+        timer_exhausted: a[11],
+        timer_drops: a[12],
+        timers_fired: a[13],
+        io_buffer_exhausted: a[14],
+        io_submission_full: a[15],
+        io_submitted: a[16],
+        io_completed: a[17],
+        io_stale_completions: a[18],
+        io_bogus_completions: a[19],
+        transfer_exhausted: a[20],
+        log_drops: a[21],
+        spawns: a[22],
+        spawn_failures: a[23],
+        crashes: a[24],
+        panics: a[25],
+        exits: a[26],
+        restarts: a[27],
+        shard_recoveries: a[28],
+        slots_retired: a[29],
+    }
+}
+
+/// A snapshot of one shard: counters, queue depths and life signs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShardStats {
+    /// The shard.
+    pub shard: u8,
+    /// Its status.
+    pub state: ShardState,
+    /// Its counters (monotonic totals).
+    pub counters: Counters,
+    /// Live isolates.
+    pub live_isolates: u32,
+    /// Message envelopes queued in mailboxes (the shard's queue depth).
+    pub messages_queued: u32,
+    /// Timers pending.
+    pub timers_pending: u32,
+    /// I/O buffers in use.
+    pub io_buffers_in_use: u32,
+    /// I/O operations in flight in the reactor.
+    pub io_in_flight: u32,
+    /// Ticks run.
+    pub ticks: u64,
+    /// Times the shard went to sleep.
+    pub sleeps: u64,
+    /// CPU time the shard thread used, in nanoseconds.
+    pub cpu_ns: u64,
+}
+
+/// The stats a shard publishes (each field written by the shard thread alone).
+#[derive(Default)]
+pub(crate) struct StatsCell {
+    counters: [AtomicU64; COUNTER_FIELDS],
+    live: AtomicU32,
+    queued: AtomicU32,
+    timers: AtomicU32,
+    buffers: AtomicU32,
+    in_flight: AtomicU32,
+    ticks: AtomicU64,
+    sleeps: AtomicU64,
+    cpu_ns: AtomicU64,
+}
+
+/// The values a shard publishes, gathered on its thread.
+pub(crate) struct Published {
+    pub(crate) counters: Counters,
+    pub(crate) live: u32,
+    pub(crate) resources: (u32, u32, u32),
+    pub(crate) in_flight: u32,
+    pub(crate) ticks: u64,
+    pub(crate) sleeps: u64,
+}
+
+/// State of one shard shared across threads.
+#[repr(align(128))]
+pub(crate) struct ShardShared {
+    /// Set by the shard right before it blocks (see the module docs).
+    pub(crate) sleeping: AtomicBool,
+    /// The shard's doorbell (an eventfd), valid for the runtime's life.
+    pub(crate) wake_fd: i32,
+    state: AtomicU8,
+    /// Bumped on every status announcement; `last_event` holds the latest.
+    pub(crate) event_seq: AtomicU32,
+    pub(crate) last_event: AtomicU8,
+    /// Operator requests.
+    pub(crate) shutdown_requested: AtomicBool,
+    pub(crate) force_requested: AtomicBool,
+    pub(crate) revive_requested: AtomicBool,
+    /// Monotonic ns when the current tick started; 0 between ticks and while asleep.
+    pub(crate) step_started_ns: AtomicU64,
+    pub(crate) stats: StatsCell,
+}
+
+impl ShardShared {
+    pub(crate) fn new(wake_fd: i32) -> ShardShared {
+        ShardShared {
+            sleeping: AtomicBool::new(false),
+            wake_fd,
+            state: AtomicU8::new(ShardState::Booting.to_u8()),
+            event_seq: AtomicU32::new(0),
+            last_event: AtomicU8::new(0),
+            shutdown_requested: AtomicBool::new(false),
+            force_requested: AtomicBool::new(false),
+            revive_requested: AtomicBool::new(false),
+            step_started_ns: AtomicU64::new(0),
+            stats: StatsCell::default(),
+        }
+    }
+
+    pub(crate) fn state(&self) -> ShardState {
+        ShardState::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn set_state(&self, s: ShardState) {
+        self.state.store(s.to_u8(), Ordering::Release);
+    }
+
+    /// Wakes the shard if it sleeps (producer side, step c of the protocol; the caller has
+    /// issued the SeqCst fence after its stores).
+    pub(crate) fn wake_if_sleeping(&self) {
+        if self.sleeping.load(Ordering::Relaxed) && self.sleeping.swap(false, Ordering::Relaxed) {
+            sys::eventfd_signal(self.wake_fd);
+        }
+    }
+
+    /// Sets a request flag and wakes the shard (for the control loop; not on a hot path).
+    pub(crate) fn request(&self, flag: &AtomicBool) {
+        flag.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        self.wake_if_sleeping();
+    }
+
+    /// Whether any operator request is pending.
+    pub(crate) fn has_request(&self) -> bool {
+        self.shutdown_requested.load(Ordering::Relaxed)
+            || self.force_requested.load(Ordering::Relaxed)
+            || self.revive_requested.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn publish(&self, p: &Published) {
+        let r = Ordering::Relaxed;
+        for (cell, v) in self
+            .stats
+            .counters
+            .iter()
+            .zip(counters_to_array(&p.counters))
+        {
+            cell.store(v, r);
+        }
+        self.stats.live.store(p.live, r);
+        self.stats.queued.store(p.resources.0, r);
+        self.stats.timers.store(p.resources.1, r);
+        self.stats.buffers.store(p.resources.2, r);
+        self.stats.in_flight.store(p.in_flight, r);
+        self.stats.ticks.store(p.ticks, r);
+        self.stats.sleeps.store(p.sleeps, r);
+        self.stats.cpu_ns.store(sys::thread_cpu_ns(), r);
+    }
+
+    pub(crate) fn snapshot(&self, shard: u8) -> ShardStats {
+        let r = Ordering::Relaxed;
+        let mut a = [0u64; COUNTER_FIELDS];
+        for (v, cell) in a.iter_mut().zip(self.stats.counters.iter()) {
+            *v = cell.load(r);
+        }
+        ShardStats {
+            shard,
+            state: self.state(),
+            counters: counters_from_array(&a),
+            live_isolates: self.stats.live.load(r),
+            messages_queued: self.stats.queued.load(r),
+            timers_pending: self.stats.timers.load(r),
+            io_buffers_in_use: self.stats.buffers.load(r),
+            io_in_flight: self.stats.in_flight.load(r),
+            ticks: self.stats.ticks.load(r),
+            sleeps: self.stats.sleeps.load(r),
+            cpu_ns: self.stats.cpu_ns.load(r),
+        }
+    }
+}

@@ -1,0 +1,380 @@
+//! The io_uring backend.
+//!
+//! Each accepted submission becomes one SQE whose user data is its [`OpTable`] token; the
+//! whole tick's batch is handed to the kernel with one `io_uring_enter` (the core calls
+//! `submit` once per tick). Completions are read from the CQ ring in shared memory — no
+//! syscall — at the start of the next tick. Data moves straight between the socket and the
+//! shard's reactor-owned buffers.
+//!
+//! - `SendFile` is two splices through a per-operation pipe: file → pipe, then pipe → socket
+//!   (repeated until the pipe is drained); the core sees one completion.
+//! - `SendTo`/`RecvFrom` use `sendmsg`/`recvmsg` with the address in the operation's entry.
+//! - The wake eventfd is watched by a one-shot `POLL_ADD`, armed only when the shard is about
+//!   to sleep, so the busy path never touches it.
+//! - `cancel_all` issues one `ASYNC_CANCEL` per operation in flight.
+//!
+//! This is the second of the two modules with `unsafe`: pushing an SQE hands the kernel raw
+//! pointers (buffers, addresses, message headers) that must stay valid until the operation
+//! completes. They all point into memory that outlives every operation: the shard's I/O
+//! buffers (carved once at boot, never moved, and owned by the platform while in flight per
+//! the core's contract) and this reactor's [`OpTable`] entries (a `Vec` never resized after
+//! boot; an entry is reused only after its completion was reaped).
+
+use io_uring::{IoUring, opcode, squeue, types};
+
+use tina_core::io::{IoCompletion, IoError, IoOp};
+use tina_core::platform::{CompletionSink, IoBuffers, Submission};
+
+use crate::reactor::{OpTable, Pending, close_now, io_error, open_path, waits_for_peer};
+use crate::sys::{self, Errno, SockAddr};
+
+const WAKE_TOKEN: u64 = u64::MAX;
+const CANCEL_TOKEN: u64 = u64::MAX - 1;
+const SPLICE_CHUNK_MAX: u32 = 64 * 1024;
+
+/// Probes io_uring: a 4-entry ring and one no-op. `Err((step, errno))`.
+pub(crate) fn probe() -> Result<(), (&'static str, Errno)> {
+    let err = |e: std::io::Error| e.raw_os_error().unwrap_or(libc::EIO);
+    let mut ring: IoUring = IoUring::new(4).map_err(|e| ("setup", err(e)))?;
+    let nop = opcode::Nop::new().build().user_data(7);
+    // SAFETY: a no-op references no memory.
+    unsafe { ring.submission().push(&nop) }.map_err(|_| ("submit", libc::EBUSY))?;
+    ring.submit_and_wait(1).map_err(|e| ("enter", err(e)))?;
+    let cqe = ring
+        .completion()
+        .next()
+        .ok_or(("no-op completion", libc::EIO))?;
+    if cqe.user_data() != 7 || cqe.result() < 0 {
+        return Err(("no-op", -cqe.result()));
+    }
+    Ok(())
+}
+
+/// The io_uring reactor of one shard.
+pub struct UringReactor {
+    ring: IoUring,
+    ops: OpTable,
+    pending: Pending,
+    wake_fd: i32,
+    wake_armed: bool,
+    shutting_down: bool,
+    /// SQEs pushed since the last `io_uring_enter`.
+    unsubmitted: usize,
+}
+
+impl UringReactor {
+    pub(crate) fn new(in_flight_max: usize, wake_fd: i32) -> Result<UringReactor, Errno> {
+        let sq = (in_flight_max.next_power_of_two() as u32).clamp(64, 4096);
+        let cq = ((in_flight_max * 2).next_power_of_two() as u32).clamp(2 * sq, 65536);
+        let ring = IoUring::builder()
+            .setup_cqsize(cq)
+            .build(sq)
+            .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+        Ok(UringReactor {
+            ring,
+            ops: OpTable::new(in_flight_max),
+            pending: Pending::new(in_flight_max + 16),
+            wake_fd,
+            wake_armed: false,
+            shutting_down: false,
+            unsubmitted: 0,
+        })
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        self.ops.in_flight()
+    }
+
+    /// Pushes one SQE, flushing the queue to the kernel first if it is full.
+    ///
+    /// # Safety
+    ///
+    /// Every pointer in `entry` must stay valid until its completion is reaped.
+    unsafe fn push(&mut self, entry: &squeue::Entry) {
+        loop {
+            // SAFETY: the caller guarantees the entry's pointers outlive the operation.
+            let pushed = unsafe { self.ring.submission().push(entry) }.is_ok();
+            if pushed {
+                self.unsubmitted += 1;
+                return;
+            }
+            // The SQ is full: hand it to the kernel and retry.
+            let _ = self.ring.submit();
+            self.unsubmitted = 0;
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.unsubmitted > 0 {
+            let _ = self.ring.submit();
+            self.unsubmitted = 0;
+        }
+    }
+
+    /// Builds the SQE of table entry `i`. `Err` completes the op at once with that error.
+    fn prepare(&mut self, i: u32, buffers: &mut IoBuffers<'_>) -> Result<squeue::Entry, IoError> {
+        let token = self.ops.token(i);
+        let size = buffers.buffer_size();
+        let op = self.ops.get_mut(i);
+        let buf = op.buf;
+        let mut buf_ptr = |len: u32| -> Result<(*mut u8, u32), IoError> {
+            let b = buf.ok_or(IoError::BadBuffer)?;
+            let bytes = buffers.get_mut(b).ok_or(IoError::BadBuffer)?;
+            Ok((bytes.as_mut_ptr(), (len as usize).min(size) as u32))
+        };
+        let fd = types::Fd;
+        let entry = match op.op {
+            IoOp::Accept { listener } => {
+                op.addr = SockAddr::empty();
+                opcode::Accept::new(fd(listener.0), op.addr.as_mut_ptr(), &mut op.addr.len)
+                    .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+                    .build()
+            }
+            IoOp::Connect { socket, addr } => {
+                op.addr = SockAddr::from(&addr);
+                opcode::Connect::new(fd(socket.0), op.addr.as_ptr(), op.addr.len).build()
+            }
+            IoOp::Recv { socket, len } => {
+                let (p, n) = buf_ptr(len)?;
+                opcode::Recv::new(fd(socket.0), p, n).build()
+            }
+            IoOp::Send { socket, len, .. } => {
+                let (p, n) = buf_ptr(len)?;
+                opcode::Send::new(fd(socket.0), p, n)
+                    .flags(libc::MSG_NOSIGNAL)
+                    .build()
+            }
+            IoOp::Read { file, offset, len } => {
+                let (p, n) = buf_ptr(len)?;
+                opcode::Read::new(fd(file.0), p, n).offset(offset).build()
+            }
+            IoOp::Write {
+                file, offset, len, ..
+            } => {
+                let (p, n) = buf_ptr(len)?;
+                opcode::Write::new(fd(file.0), p, n).offset(offset).build()
+            }
+            IoOp::Close { fd: f } => opcode::Close::new(fd(f.0)).build(),
+            IoOp::SendTo {
+                socket, addr, len, ..
+            } => {
+                let (p, n) = buf_ptr(len)?;
+                op.addr = SockAddr::from(&addr);
+                op.iov = libc::iovec {
+                    iov_base: p.cast(),
+                    iov_len: n as usize,
+                };
+                op.msg.msg_name = op.addr.as_mut_ptr().cast();
+                op.msg.msg_namelen = op.addr.len;
+                op.msg.msg_iov = &mut op.iov;
+                op.msg.msg_iovlen = 1;
+                opcode::SendMsg::new(fd(socket.0), &op.msg)
+                    .flags(libc::MSG_NOSIGNAL as u32)
+                    .build()
+            }
+            IoOp::RecvFrom { socket, len } => {
+                let (p, n) = buf_ptr(len)?;
+                op.addr = SockAddr::empty();
+                op.iov = libc::iovec {
+                    iov_base: p.cast(),
+                    iov_len: n as usize,
+                };
+                op.msg.msg_name = op.addr.as_mut_ptr().cast();
+                op.msg.msg_namelen = op.addr.len;
+                op.msg.msg_iov = &mut op.iov;
+                op.msg.msg_iovlen = 1;
+                opcode::RecvMsg::new(fd(socket.0), &mut op.msg).build()
+            }
+            IoOp::Open {
+                path,
+                path_len,
+                flags,
+                mode,
+            } => {
+                let p = open_path(buffers, path, path_len)?;
+                opcode::OpenAt::new(fd(libc::AT_FDCWD), p.as_ptr().cast())
+                    .flags(sys::open_flags(flags))
+                    .mode(mode)
+                    .build()
+            }
+            IoOp::SendFile {
+                file, offset, len, ..
+            } => {
+                let (r, w) = sys::pipe().map_err(io_error)?;
+                op.pipe = (r, w);
+                opcode::Splice::new(
+                    fd(file.0),
+                    offset as i64,
+                    fd(w),
+                    -1,
+                    len.min(SPLICE_CHUNK_MAX),
+                )
+                .build()
+            }
+        };
+        Ok(entry.user_data(token))
+    }
+
+    pub(crate) fn submit(&mut self, batch: &[Submission], mut buffers: IoBuffers<'_>) -> usize {
+        for (k, s) in batch.iter().enumerate() {
+            if self.shutting_down && waits_for_peer(&s.op) {
+                self.pending
+                    .push(s.owner, completion_of(s, Err(IoError::Canceled)));
+                continue;
+            }
+            let Some((i, _)) = self.ops.insert(s) else {
+                if let (IoOp::Close { fd }, true) = (s.op, s.owner.is_none()) {
+                    let _ = close_now(fd.0);
+                    continue;
+                }
+                // Table full: refuse this and the rest (the core completes them).
+                self.flush();
+                return k;
+            };
+            match self.prepare(i, &mut buffers) {
+                Ok(entry) => {
+                    // SAFETY: the entry points into the shard's I/O buffers and this table
+                    // entry, both valid until the completion is reaped (module docs).
+                    unsafe { self.push(&entry) };
+                }
+                Err(e) => {
+                    let c = self.ops.get(i).completion(Err(e));
+                    self.ops.remove(i);
+                    self.pending.push(s.owner, c);
+                }
+            }
+        }
+        self.flush();
+        batch.len()
+    }
+
+    /// Whether anything can be reported without waiting.
+    pub(crate) fn has_ready(&mut self) -> bool {
+        !self.pending.is_empty() || !self.ring.completion().is_empty()
+    }
+
+    pub(crate) fn complete(&mut self, sink: &mut dyn CompletionSink) {
+        self.pending.flush(sink);
+        let mut budget = self.ring.params().cq_entries() as usize * 2;
+        loop {
+            let Some(cqe) = self.ring.completion().next() else {
+                break;
+            };
+            budget = budget.saturating_sub(1);
+            self.on_cqe(cqe.user_data(), cqe.result(), sink);
+            if budget == 0 {
+                break;
+            }
+        }
+        self.flush();
+    }
+
+    fn on_cqe(&mut self, token: u64, res: i32, sink: &mut dyn CompletionSink) {
+        if token == WAKE_TOKEN {
+            self.wake_armed = false;
+            sys::eventfd_drain(self.wake_fd);
+            return;
+        }
+        if token == CANCEL_TOKEN {
+            return;
+        }
+        let Some(i) = self.ops.lookup(token) else {
+            return;
+        };
+        let op = self.ops.get_mut(i);
+        if let IoOp::SendFile { out, .. } = op.op
+            && res > 0
+            && !self.shutting_down
+        {
+            // Stage 1 (file → pipe) moved `res` bytes, or stage 2 (pipe → socket) did.
+            if op.spliced_in == 0 {
+                op.spliced_in = res as u32;
+            } else {
+                op.spliced_out += res as u32;
+            }
+            if op.spliced_out < op.spliced_in {
+                let rest = op.spliced_in - op.spliced_out;
+                let entry =
+                    opcode::Splice::new(types::Fd(op.pipe.0), -1, types::Fd(out.0), -1, rest)
+                        .build()
+                        .user_data(token);
+                // SAFETY: a splice between descriptors references no memory.
+                unsafe { self.push(&entry) };
+                return;
+            }
+            let done = op.spliced_out;
+            let c = op.completion(Ok(done));
+            let owner = op.owner;
+            self.ops.remove(i);
+            sink.complete(owner, c);
+            return;
+        }
+        if let IoOp::RecvFrom { .. } = op.op {
+            op.addr.len = op.msg.msg_namelen;
+        }
+        let result = if res >= 0 {
+            match op.op {
+                // A splice that hit the end of the file, or moved part of it before an error.
+                IoOp::SendFile { .. } => Ok(op.spliced_out),
+                _ => Ok(res as u32),
+            }
+        } else if matches!(op.op, IoOp::SendFile { .. }) && op.spliced_out > 0 {
+            Ok(op.spliced_out)
+        } else {
+            Err(io_error(-res))
+        };
+        let c = op.completion(result);
+        let owner = op.owner;
+        self.ops.remove(i);
+        sink.complete(owner, c);
+    }
+
+    /// Blocks in `io_uring_enter` until one completion (an I/O, or the wake eventfd's poll)
+    /// or the timeout.
+    pub(crate) fn wait(&mut self, timeout_ns: Option<u64>) {
+        if !self.wake_armed {
+            let entry = opcode::PollAdd::new(types::Fd(self.wake_fd), libc::POLLIN as u32)
+                .build()
+                .user_data(WAKE_TOKEN);
+            // SAFETY: a poll on a descriptor references no memory.
+            unsafe { self.push(&entry) };
+            self.wake_armed = true;
+        }
+        self.unsubmitted = 0;
+        let submitter = self.ring.submitter();
+        let _ = match timeout_ns {
+            Some(ns) => {
+                let ts = types::Timespec::new()
+                    .sec(ns / 1_000_000_000)
+                    .nsec((ns % 1_000_000_000) as u32);
+                let args = types::SubmitArgs::new().timespec(&ts);
+                submitter.submit_with_args(1, &args)
+            }
+            None => submitter.submit_and_wait(1),
+        };
+    }
+
+    pub(crate) fn cancel_all(&mut self) {
+        self.shutting_down = true;
+        for i in 0..self.ops.capacity() as u32 {
+            if !self.ops.is_live(i) {
+                continue;
+            }
+            let entry = opcode::AsyncCancel::new(self.ops.token(i))
+                .build()
+                .user_data(CANCEL_TOKEN);
+            // SAFETY: a cancel request references no memory (the token is a plain number).
+            unsafe { self.push(&entry) };
+        }
+        self.flush();
+    }
+}
+
+fn completion_of(s: &Submission, result: Result<u32, IoError>) -> IoCompletion {
+    IoCompletion {
+        kind: s.op.kind(),
+        result,
+        buf: s.buf,
+        peer: None,
+    }
+}

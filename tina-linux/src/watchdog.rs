@@ -1,0 +1,104 @@
+//! The watchdog: notices a shard whose tick has not finished for too long.
+//!
+//! Each shard stores the time its current tick started (`step_started_ns`, 0 between ticks
+//! and while asleep — a sleeping shard is idle, not stuck). The watchdog thread wakes every
+//! quarter of the stall threshold and reports every tick older than the threshold once, with
+//! how long it has run; when the tick finally ends it reports that too. Policy `Abort` ends
+//! the process instead (a supervisor such as systemd then restarts it).
+//!
+//! The report cannot name the isolate and type being run: tina-core's `Trap::run` receives
+//! only a closure, so no platform learns which handler it is running (an API gap recorded in
+//! the driver's docs). It names the shard, the duration, and the types the shard hosts.
+
+use core::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::time::Duration as StdDuration;
+
+use crate::shared::ShardShared;
+use crate::sys::{self, StackBuf};
+
+/// What the watchdog does about a stuck shard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WatchdogPolicy {
+    /// Print a report and keep going.
+    Report,
+    /// Print a report and abort the process.
+    Abort,
+}
+
+/// Watchdog settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WatchdogConfig {
+    /// A tick running longer than this is reported.
+    pub stall_after: StdDuration,
+    /// What to do then.
+    pub policy: WatchdogPolicy,
+}
+
+impl Default for WatchdogConfig {
+    fn default() -> Self {
+        WatchdogConfig {
+            stall_after: StdDuration::from_secs(2),
+            policy: WatchdogPolicy::Report,
+        }
+    }
+}
+
+/// Watches `shards` until `done()` says every shard has finished. Allocation-free after its
+/// first iteration.
+pub(crate) fn watch(
+    shards: &[ShardShared],
+    config: WatchdogConfig,
+    type_names: &[&'static str],
+    done: &dyn Fn() -> bool,
+) {
+    let stall_ns = config
+        .stall_after
+        .as_nanos()
+        .clamp(1_000_000, u128::from(u64::MAX)) as u64;
+    let period = (config.stall_after / 4).max(StdDuration::from_millis(5));
+    let mut reported = vec![0u64; shards.len()];
+    while !done() {
+        std::thread::park_timeout(period);
+        let now = sys::monotonic_ns();
+        for (i, s) in shards.iter().enumerate() {
+            let started = s.step_started_ns.load(Ordering::Relaxed);
+            if started == 0 || started != reported[i] {
+                if reported[i] != 0 && started != reported[i] {
+                    let mut b = StackBuf::<256>::new();
+                    let _ = writeln!(b, "tina watchdog: shard {i} is making progress again");
+                    sys::write_stderr(b.as_bytes());
+                    reported[i] = 0;
+                }
+                if started == 0 {
+                    continue;
+                }
+            }
+            let ran = now.saturating_sub(started);
+            if ran < stall_ns || reported[i] == started {
+                continue;
+            }
+            reported[i] = started;
+            let mut b = StackBuf::<512>::new();
+            let _ = write!(
+                b,
+                "tina watchdog: shard {i} has been stuck in one tick for {}.{:03} s (a handler \
+                 in an endless loop or a blocking call?); types on it:",
+                ran / 1_000_000_000,
+                (ran / 1_000_000) % 1000
+            );
+            for name in type_names {
+                let _ = write!(b, " {name}");
+            }
+            let _ = writeln!(
+                b,
+                " (the running isolate is not visible to the platform: Trap::run is not told)"
+            );
+            sys::write_stderr(b.as_bytes());
+            if config.policy == WatchdogPolicy::Abort {
+                sys::write_stderr(b"tina watchdog: policy is Abort: aborting the process\n");
+                std::process::abort();
+            }
+        }
+    }
+}
