@@ -13,3 +13,4 @@
 pub mod dispatcher;
 pub mod echo;
 pub mod ping_pong;
+pub mod sim;

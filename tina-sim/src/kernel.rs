@@ -24,7 +24,7 @@
 use crate::rng::{Domain, SimRng};
 use crate::world::Node;
 use core::net::{IpAddr, SocketAddr};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use tina_core::io::{Fd, IoError};
 
 /// Bytes a socket's receive buffer holds at most.
@@ -81,6 +81,9 @@ pub(crate) struct Socket {
     pub(crate) local: Option<SocketAddr>,
     pub(crate) remote: Option<SocketAddr>,
     pub(crate) reuse_port: bool,
+    /// Bound by `bind`/`listen`/an implicit bind (accepted connections share the listener's
+    /// port without holding it).
+    pub(crate) bound: bool,
     pub(crate) state: TcpState,
     pub(crate) rx: VecDeque<Segment>,
     pub(crate) rx_len: usize,
@@ -100,6 +103,7 @@ impl Socket {
             local: None,
             remote: None,
             reuse_port: false,
+            bound: false,
             state: TcpState::Idle,
             rx: VecDeque::new(),
             rx_len: 0,
@@ -127,6 +131,8 @@ pub(crate) enum FdEntry {
 /// Sockets, descriptor tables and disks.
 pub(crate) struct Kernel {
     pub(crate) sockets: Vec<Socket>,
+    /// Sockets not closed yet (the ones scans need to look at), in id order.
+    pub(crate) active: BTreeSet<usize>,
     pub(crate) fds: Vec<Vec<Option<FdEntry>>>,
     pub(crate) disks: Vec<BTreeMap<String, Vec<u8>>>,
     pub(crate) io_rng: Vec<SimRng>,
@@ -143,6 +149,7 @@ impl Kernel {
     pub(crate) fn new(seed: u64, shard_count: usize) -> Kernel {
         Kernel {
             sockets: Vec::new(),
+            active: BTreeSet::new(),
             fds: (0..shard_count).map(|_| Vec::new()).collect(),
             disks: (0..shard_count).map(|_| BTreeMap::new()).collect(),
             io_rng: (0..shard_count)
@@ -157,7 +164,14 @@ impl Kernel {
 
     pub(crate) fn new_socket(&mut self, owner: Node, udp: bool) -> SockId {
         self.sockets.push(Socket::new(owner, udp));
+        self.active.insert(self.sockets.len() - 1);
         SockId(self.sockets.len() - 1)
+    }
+
+    /// Marks a socket closed for good.
+    pub(crate) fn set_closed(&mut self, id: SockId) {
+        self.sock_mut(id).state = TcpState::Closed;
+        self.active.remove(&id.0);
     }
 
     pub(crate) fn sock(&self, id: SockId) -> &Socket {
@@ -219,23 +233,29 @@ impl Kernel {
     /// Whether binding `addr` conflicts with another socket.
     pub(crate) fn addr_in_use(&self, me: SockId, addr: SocketAddr, udp: bool) -> bool {
         let mine = self.sock(me).reuse_port;
-        self.sockets.iter().enumerate().any(|(i, s)| {
-            i != me.0
-                && s.udp == udp
-                && !matches!(s.state, TcpState::Closed)
-                && s.local.is_some_and(|l| {
-                    l.port() == addr.port()
-                        && (l.ip() == addr.ip()
-                            || l.ip().is_unspecified()
-                            || addr.ip().is_unspecified())
-                        && !(mine && s.reuse_port)
-                })
-        })
+        self.active
+            .iter()
+            .map(|&i| (i, &self.sockets[i]))
+            .any(|(i, s)| {
+                i != me.0
+                    && s.udp == udp
+                    && s.bound
+                    && !matches!(s.state, TcpState::Closed)
+                    && s.local.is_some_and(|l| {
+                        l.port() == addr.port()
+                            && (l.ip() == addr.ip()
+                                || l.ip().is_unspecified()
+                                || addr.ip().is_unspecified())
+                            && !(mine && s.reuse_port)
+                    })
+            })
     }
 
     /// Listening sockets that accept connections to `addr`, in table order.
     pub(crate) fn listeners_for(&self, addr: SocketAddr) -> Vec<SockId> {
-        (0..self.sockets.len())
+        self.active
+            .iter()
+            .copied()
             .filter(|&i| {
                 let s = &self.sockets[i];
                 !s.udp
@@ -249,7 +269,9 @@ impl Kernel {
 
     /// The UDP socket bound to `addr`.
     pub(crate) fn udp_bound(&self, addr: SocketAddr) -> Option<SockId> {
-        (0..self.sockets.len())
+        self.active
+            .iter()
+            .copied()
             .find(|&i| {
                 let s = &self.sockets[i];
                 s.udp
@@ -342,11 +364,12 @@ impl Kernel {
     /// (or RST when unread data is left, as Linux does).
     pub(crate) fn close_socket(&mut self, id: SockId, fin_at: u64) {
         let state = core::mem::replace(&mut self.sock_mut(id).state, TcpState::Closed);
+        self.active.remove(&id.0);
         match state {
             TcpState::Listening { queue, .. } => {
                 for pending in queue {
                     self.reset_pair(pending);
-                    self.sock_mut(pending).state = TcpState::Closed;
+                    self.set_closed(pending);
                 }
             }
             TcpState::Established { peer, .. } => {
@@ -376,7 +399,9 @@ impl Kernel {
 
     /// Established connections with a shard on at least one end (for the `tcp-reset` fault).
     pub(crate) fn established(&self) -> Vec<SockId> {
-        (0..self.sockets.len())
+        self.active
+            .iter()
+            .copied()
             .filter(|&i| {
                 let s = &self.sockets[i];
                 matches!(s.owner, Node::Shard(_))

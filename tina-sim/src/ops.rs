@@ -20,6 +20,9 @@ use tina_core::io::{
 };
 use tina_core::platform::{CompletionSink, IoBuffers, Submission};
 
+/// Extra delay of a TCP segment lost by the `net-drop` fault (its retransmission).
+const TCP_RETRANSMIT_TICKS: u64 = 20;
+
 /// `EIO`, the error injected into file operations.
 const EIO: i32 = 5;
 
@@ -314,7 +317,7 @@ impl World {
                     }
                     Err(e) => {
                         self.kernel.reset_pair(server);
-                        self.kernel.sock_mut(server).state = TcpState::Closed;
+                        self.kernel.set_closed(server);
                         Some(done(Err(e)))
                     }
                 }
@@ -551,7 +554,14 @@ impl World {
         if let Some(shard) = shard {
             n = self.maybe_short(shard, n);
         }
-        let at = now + self.transmission_delay();
+        let mut at = now + self.transmission_delay();
+        if self.rng_drop.chance(self.faults.net_drop) {
+            // TCP is reliable: a lost segment costs a retransmission timeout.
+            at += TCP_RETRANSMIT_TICKS;
+            self.inject(FaultKind::NetDrop, &[id.0 as u64, n as u64], || {
+                format!("segment of {n} bytes lost, retransmitted")
+            });
+        }
         self.kernel.push_bytes(peer, at, &data[..n]);
         Some(Ok(n))
     }
@@ -572,7 +582,9 @@ impl World {
         let owner = self.kernel.sock(from).owner;
         if self.kernel.sock(from).local.is_none() {
             let port = self.kernel.ephemeral_port();
-            self.kernel.sock_mut(from).local = Some(SocketAddr::new(owner.ip(), port));
+            let s = self.kernel.sock_mut(from);
+            s.local = Some(SocketAddr::new(owner.ip(), port));
+            s.bound = true;
         }
         let Some(src) = self.kernel.sock(from).local else {
             return;
@@ -762,7 +774,7 @@ impl World {
                 match self.kernel.fd_alloc(shard, FdEntry::Socket(id)) {
                     Ok(fd) => Ok(ControlOutcome::Fd(fd)),
                     Err(e) => {
-                        self.kernel.sock_mut(id).state = TcpState::Closed;
+                        self.kernel.set_closed(id);
                         Err(e)
                     }
                 }
@@ -781,7 +793,9 @@ impl World {
                 if self.kernel.addr_in_use(id, addr, udp) {
                     return Err(IoError::AddrInUse);
                 }
-                self.kernel.sock_mut(id).local = Some(addr);
+                let s = self.kernel.sock_mut(id);
+                s.local = Some(addr);
+                s.bound = true;
                 Ok(ControlOutcome::Done)
             }
             Control::Listen { socket, backlog } => {
@@ -794,6 +808,7 @@ impl World {
                     self.kernel.sock_mut(id).local = Some(SocketAddr::new(node.ip(), port));
                 }
                 let s = self.kernel.sock_mut(id);
+                s.bound = true;
                 if !matches!(s.state, TcpState::Idle) {
                     return Err(IoError::InvalidInput);
                 }
@@ -867,7 +882,7 @@ impl World {
                 consider(p.not_before);
             }
         }
-        for s in &self.kernel.sockets {
+        for s in self.kernel.active.iter().map(|&i| &self.kernel.sockets[i]) {
             if let TcpState::Established { ready_at, .. } | TcpState::Failed { ready_at, .. } =
                 s.state
             {

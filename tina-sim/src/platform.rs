@@ -148,7 +148,7 @@ pub struct SimTrap {
 impl SimTrap {
     fn decide(&self) -> (Verdict, bool) {
         let mut w = self.world.borrow_mut();
-        let faulty = w.phase == crate::world::Phase::Faulty;
+        let faulty = w.phase == crate::world::Phase::Faulty && w.round > 0;
         let sh = usize::from(self.shard);
         let now = w.now;
         let faults = w.faults;

@@ -82,6 +82,8 @@ impl fmt::Display for Outcome {
 pub struct Report {
     /// The seed.
     pub seed: u64,
+    /// Nanoseconds per tick (from the spec), to convert virtual time.
+    pub tick_ns: u64,
     /// How it ended.
     pub outcome: Outcome,
     /// The trace hash.
@@ -175,6 +177,7 @@ fn failed_boot(config: &SimConfig, faults: FaultConfig, world: &WorldRef, msg: S
         Err(_) => {
             return Report {
                 seed: config.seed,
+                tick_ns: 0,
                 outcome: Outcome::FrameworkPanic(msg),
                 trace_hash: TraceHash(0),
                 faults,
@@ -193,6 +196,7 @@ fn failed_boot(config: &SimConfig, faults: FaultConfig, world: &WorldRef, msg: S
     };
     Report {
         seed: config.seed,
+        tick_ns: 0,
         outcome: Outcome::FrameworkPanic(msg),
         trace_hash: w.trace.hash(),
         faults,
@@ -222,6 +226,7 @@ struct Simulation<'s, 'a> {
     quarantined_since: Vec<Option<u64>>,
     seen: Vec<Counters>,
     storm_ticks: u64,
+    tick_ns: u64,
 }
 
 impl<'s, 'a> Simulation<'s, 'a> {
@@ -266,6 +271,7 @@ impl<'s, 'a> Simulation<'s, 'a> {
             rng_scenario: SimRng::stream(seed, Domain::SCENARIO),
             quarantined_since: vec![None; n],
             storm_ticks: 500,
+            tick_ns: spec.tick_ns,
         })
     }
 
@@ -389,6 +395,7 @@ impl<'s, 'a> Simulation<'s, 'a> {
         w.trace.ev(Ev::Check, &[code], || format!("end {outcome}"));
         Report {
             seed: self.config.seed,
+            tick_ns: self.tick_ns,
             outcome,
             trace_hash: w.trace.hash(),
             faults: self.faults,
