@@ -440,6 +440,34 @@ impl<'a> Core<'a> {
     }
 
     /// Takes the next thing to dispatch to an isolate, by its state.
+    /// Writes the next thing to dispatch into `out`; false if there is none.
+    #[inline]
+    pub(crate) fn next_message_into(&mut self, ty: u8, slot: u32, out: &mut Message) -> bool {
+        // Fields are borrowed one by one (metadata, pool) so the hot path has no repeated
+        // lookups and no 256-byte `Option<Message>` return.
+        let m = &mut self.types[usize::from(ty)].metas[slot as usize];
+        if m.state == State::Receiving && m.notices == 0 {
+            let Some(i) = self.pool.pop_from(&mut m.mailbox) else {
+                return false;
+            };
+            *out = *self.pool.get(i);
+            self.pool.release(i);
+            if out.transfer().is_some() {
+                self.hold_transfer(ty, slot, out);
+            }
+            return true;
+        }
+        match self.next_message(ty, slot) {
+            Some(m) => {
+                *out = m;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The slow path of [`Core::next_message_into`]: notices, replies, completions.
+    #[cold]
     pub(crate) fn next_message(&mut self, ty: u8, slot: u32) -> Option<Message> {
         let me = self.handle(ty, slot);
         let m = self.meta(ty, slot);
@@ -454,15 +482,7 @@ impl<'a> Core<'a> {
                 self.meta(ty, slot).mailbox = mailbox;
                 let msg = *self.pool.get(i);
                 self.pool.release(i);
-                if let Some(t) = msg.transfer()
-                    && self.transfers.is(t.0, me, BufState::InFlight)
-                {
-                    // Attached buffer: readable during this one handler call.
-                    self.transfers.set_state(t.0, BufState::Held);
-                    if !self.transfers.hold(t.0) {
-                        self.transfers.free(t.0);
-                    }
-                }
+                self.hold_transfer(ty, slot, &msg);
                 Some(msg)
             }
             State::Yielded => Some(Message::system(me, system_tag::RESUMED, &[])),
@@ -490,6 +510,20 @@ impl<'a> Core<'a> {
                 Some(Message::system(me, system_tag::IO_COMPLETED, &c.encode()))
             }
             State::Free | State::Initializing | State::Retired => None,
+        }
+    }
+
+    /// Makes the transfer buffer attached to a dequeued message readable during this one
+    /// handler call (only if it really is in flight to this isolate).
+    fn hold_transfer(&mut self, ty: u8, slot: u32, msg: &Message) {
+        let me = self.handle(ty, slot);
+        if let Some(t) = msg.transfer()
+            && self.transfers.is(t.0, me, BufState::InFlight)
+        {
+            self.transfers.set_state(t.0, BufState::Held);
+            if !self.transfers.hold(t.0) {
+                self.transfers.free(t.0);
+            }
         }
     }
 
@@ -544,7 +578,8 @@ impl<'a> Core<'a> {
     }
 
     /// Applies the effect returned by a handler (or `init`). `call` is the call being handled
-    /// (source, correlation), if any. Returns the exit if the isolate must be torn down.
+    /// (source, correlation), if any. Returns the exit if the isolate must be torn down. The
+    /// caller queues the isolate afterwards if it has work (`TypeState::make_ready`).
     pub(crate) fn apply_effect(
         &mut self,
         transport: &mut dyn Transport,
@@ -579,7 +614,6 @@ impl<'a> Core<'a> {
                 }
             }
         }
-        self.wake(ty, slot);
         None
     }
 

@@ -113,8 +113,10 @@ impl<'x, 'a> Ctx<'x, 'a> {
     }
 
     /// Sends a typed message. Returns at once; nothing is retried by the framework.
+    #[inline]
     pub fn send<T: Payload>(&mut self, to: Handle, value: &T) -> Result<(), SendError> {
-        self.send_outgoing(to, &Outgoing::new(value))
+        let msg = Message::typed(self.me, to, value);
+        self.core.send(self.transport, &msg)
     }
 
     /// Sends raw bytes under a user tag (at most 96 bytes).
@@ -234,6 +236,8 @@ impl<'x, 'a> Ctx<'x, 'a> {
             // `init` asked to stop at once: tear down without a restart.
             self.drop_slot(ty, slot);
             self.core.teardown(ty, slot);
+        } else {
+            self.core.types[usize::from(ty)].make_ready(slot);
         }
         Ok(child)
     }

@@ -245,7 +245,15 @@ impl<'a> BufferPool<'a> {
     }
 
     /// Ends a handler call: frees every buffer it took that was not handed to an I/O op.
+    #[inline]
     pub(crate) fn release_held_from(&mut self, mark: usize) {
+        if self.held_len > mark {
+            self.release_held_slow(mark);
+        }
+    }
+
+    #[cold]
+    fn release_held_slow(&mut self, mark: usize) {
         while self.held_len > mark {
             self.held_len -= 1;
             let buf = self.held[self.held_len];

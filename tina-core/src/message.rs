@@ -176,6 +176,22 @@ impl Message {
         }
     }
 
+    /// Builds an envelope straight from a typed value (no intermediate `Outgoing`).
+    #[inline]
+    pub(crate) fn typed<T: Payload>(src: Handle, dst: Handle, value: &T) -> Message {
+        const { assert!(core::mem::size_of::<T>() <= PAYLOAD_SIZE_MAX) };
+        let bytes = bytemuck::bytes_of(value);
+        let mut m = Message {
+            src,
+            dst,
+            tag: T::TAG.into(),
+            len: bytes.len() as u8,
+            ..Message::EMPTY
+        };
+        m.payload[..bytes.len()].copy_from_slice(bytes);
+        m
+    }
+
     pub(crate) fn with_call(mut self, correlation: u64) -> Message {
         self.flags |= FLAG_CALL;
         self.correlation = correlation;
@@ -230,6 +246,7 @@ impl Message {
     }
 
     /// The payload bytes (`len` of the 96).
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.payload[..usize::from(self.len).min(PAYLOAD_SIZE_MAX)]
     }
@@ -240,7 +257,9 @@ impl Message {
         if self.tag != T::TAG.into() || usize::from(self.len) != core::mem::size_of::<T>() {
             return None;
         }
-        Some(bytemuck::pod_read_unaligned(self.payload()))
+        Some(bytemuck::pod_read_unaligned(
+            &self.payload[..core::mem::size_of::<T>()],
+        ))
     }
 
     /// Whether the message carries a `T`.

@@ -66,7 +66,7 @@ impl<'a> Pool<'a> {
             next,
             free: Fifo {
                 head: if n > 0 { 0 } else { NIL },
-                tail: if n > 0 { n - 1 } else { NIL },
+                tail: NIL,
                 len: n,
             },
             reserve,
@@ -86,6 +86,7 @@ impl<'a> Pool<'a> {
     }
 
     /// Takes a free envelope and writes `msg` into it.
+    #[inline]
     pub(crate) fn alloc(&mut self, class: Class, msg: &Message) -> Option<u32> {
         if class == Class::User && self.free.len <= self.reserve {
             return None;
@@ -103,6 +104,7 @@ impl<'a> Pool<'a> {
         &self.slots[i as usize]
     }
 
+    #[inline]
     pub(crate) fn push(&mut self, fifo: &mut Fifo, i: u32) {
         self.next[i as usize] = NIL;
         if fifo.tail == NIL {
@@ -114,6 +116,7 @@ impl<'a> Pool<'a> {
         fifo.len += 1;
     }
 
+    #[inline]
     pub(crate) fn pop_from(&mut self, fifo: &mut Fifo) -> Option<u32> {
         let i = fifo.head;
         if i == NIL {
@@ -139,17 +142,24 @@ impl<'a> Pool<'a> {
         n
     }
 
+    /// The free list is a LIFO stack through `next` (the most recently freed envelope is
+    /// the warmest in cache); `free.len` counts it, `free.tail` is unused.
+    #[inline]
     fn push_free(&mut self, i: u32) {
-        let mut free = self.free;
-        self.push(&mut free, i);
-        self.free = free;
+        self.next[i as usize] = self.free.head;
+        self.free.head = i;
+        self.free.len += 1;
     }
 
+    #[inline]
     fn pop_free(&mut self) -> Option<u32> {
-        let mut free = self.free;
-        let r = self.pop_from(&mut free);
-        self.free = free;
-        r
+        let i = self.free.head;
+        if i == NIL {
+            return None;
+        }
+        self.free.head = self.next[i as usize];
+        self.free.len -= 1;
+        Some(i)
     }
 
     /// Walks the free list and checks it against its count.

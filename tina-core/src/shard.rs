@@ -481,15 +481,16 @@ impl<'a, P: Platform> Shard<'a, P> {
         let quota = self.core.types[usize::from(ty)].quota;
         let per_isolate = self.core.spec.shard.messages_per_dispatch_max;
         let mut calls = 0;
+        let mut msg = Message::EMPTY;
         while calls < quota {
             let Some(slot) = self.core.types[usize::from(ty)].pop_ready() else {
                 break;
             };
             let mut run = 0;
             while run < per_isolate && calls < quota {
-                let Some(msg) = self.core.next_message(ty, slot) else {
+                if !self.core.next_message_into(ty, slot, &mut msg) {
                     break;
-                };
+                }
                 calls += 1;
                 run += 1;
                 let generation = self.core.meta(ty, slot).generation;
@@ -514,9 +515,13 @@ impl<'a, P: Platform> Shard<'a, P> {
         )
     }
 
+    #[inline]
     fn dispatch_one(&mut self, ty: u8, slot: u32, msg: &Message) {
-        let me = self.core.handle(ty, slot);
-        let group = self.core.meta(ty, slot).group;
+        let (generation, group) = {
+            let m = self.core.meta(ty, slot);
+            (m.generation, m.group)
+        };
+        let me = Handle::pack(self.core.shard, TypeId(ty), slot, generation);
         let call = msg.is_call().then(|| (msg.src(), msg.correlation()));
         let Parts {
             transport,
