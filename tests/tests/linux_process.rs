@@ -1,0 +1,230 @@
+//! Whole-process behaviour of tina-linux, with the server in a child process (this binary
+//! re-executed): graceful shutdown on SIGTERM with open connections (exit 0 within the
+//! timeout) on both backends, and the epoll fallback under a seccomp filter that denies
+//! io_uring, with the logged reason.
+//!
+//! The binary has no libtest harness because the child runs the runtime on its main thread,
+//! where the control signals must be blocked before any other thread exists.
+
+mod linux_common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration as StdDuration, Instant as StdInstant};
+
+use linux_common::*;
+use tina_linux::{Backend, Config, Control, run};
+
+const CHILD_ENV: &str = "TINA_LINUX_TEST_CHILD";
+const SHUTDOWN_TIMEOUT: StdDuration = StdDuration::from_secs(3);
+
+/// The child: an echo server with signal handling, as a real service runs it.
+fn child(mode: &str) -> ! {
+    let mut parts = mode.split(':');
+    let kind = parts.next().unwrap_or("");
+    let backend = Backend::parse(parts.next().unwrap_or("auto")).unwrap_or(Backend::Auto);
+    let port: u16 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    if kind == "seccomp"
+        && let Err(e) = tina_linux::deny_io_uring_with_seccomp()
+    {
+        eprintln!("child: cannot install the seccomp filter: errno {e}");
+        std::process::exit(3);
+    }
+    let spec = echo_spec(SocketAddr::from(([127, 0, 0, 1], port)), 2, 64);
+    let config = Config {
+        backend,
+        shutdown_timeout: Some(SHUTDOWN_TIMEOUT),
+        ..Config::default()
+    };
+    match run(spec, &config, &Control::new()) {
+        Ok(r) => {
+            eprintln!("child: stopped, clean={}", r.clean);
+            std::process::exit(if r.clean { 0 } else { 1 });
+        }
+        Err(e) => {
+            eprintln!("child: {e}");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// A child server and its stderr lines (read on a thread, delivered through a channel).
+struct Server {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Server {
+    fn spawn(mode: &str) -> Server {
+        let mut child = Command::new(std::env::current_exe().expect("own path"))
+            .env(CHILD_ENV, mode)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn the child server");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Server {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (bounded) for a stderr line containing `needle` and returns it.
+    fn wait_line(&mut self, needle: &str) -> String {
+        let deadline = StdInstant::now() + StdDuration::from_secs(10);
+        if let Some(l) = self.seen.iter().find(|l| l.contains(needle)) {
+            return l.clone();
+        }
+        loop {
+            let left = deadline.saturating_duration_since(StdInstant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    self.seen.push(l.clone());
+                    if l.contains(needle) {
+                        return l;
+                    }
+                }
+                Err(_) => panic!(
+                    "no stderr line containing {needle:?} within 10 s; got:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        let r = unsafe { libc::kill(self.child.id() as i32, sig) };
+        assert_eq!(r, 0, "kill failed");
+    }
+
+    /// Waits (bounded) for the child's exit; returns its code and how long it took.
+    fn wait_exit(mut self, bound: StdDuration) -> (Option<i32>, StdDuration) {
+        let start = StdInstant::now();
+        let (tx, rx) = mpsc::channel();
+        let pid = self.child.id();
+        std::thread::spawn(move || {
+            let status = self.child.wait();
+            let _ = tx.send(status);
+        });
+        match rx.recv_timeout(bound) {
+            Ok(Ok(status)) => (status.code(), start.elapsed()),
+            _ => {
+                // SAFETY: killing our own child; no memory-safety preconditions.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                panic!("the child did not exit within {bound:?}");
+            }
+        }
+    }
+}
+
+fn graceful_shutdown_with_open_connections(backend: &str) {
+    let port = free_port();
+    let mut server = Server::spawn(&format!("server:{backend}:{port}"));
+    server.wait_line("listening on");
+    server.wait_line(&format!("with the {} backend", backend_name(backend)));
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut clients: Vec<_> = (0..8).map(|_| connect(addr)).collect();
+    let mut back = [0u8; 64];
+    for s in clients.iter_mut() {
+        echo_once(s, b"open and idle", &mut back).expect("echo");
+    }
+    // The connections stay open and idle (parked on a receive) while we ask for shutdown.
+    server.signal(libc::SIGTERM);
+    server.wait_line("graceful shutdown");
+    for s in clients.iter_mut() {
+        assert!(
+            closed_by_peer(s),
+            "the server closes open connections on shutdown"
+        );
+    }
+    let (code, took) = server.wait_exit(SHUTDOWN_TIMEOUT + StdDuration::from_secs(5));
+    assert_eq!(code, Some(0), "a clean shutdown exits 0");
+    assert!(
+        took < SHUTDOWN_TIMEOUT,
+        "shutdown took {took:?}, over the timeout"
+    );
+}
+
+fn backend_name(b: &str) -> &'static str {
+    if b == "epoll" { "epoll" } else { "io_uring" }
+}
+
+fn seccomp_denies_io_uring_falls_back_to_epoll() {
+    let port = free_port();
+    let mut server = Server::spawn(&format!("seccomp:auto:{port}"));
+    let reason = server.wait_line("falling back to epoll");
+    assert!(
+        reason.contains("EPERM") && reason.contains("seccomp"),
+        "the fallback line names the reason: {reason}"
+    );
+    server.wait_line("with the epoll backend");
+    server.wait_line("listening on");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = connect(addr);
+    let mut back = [0u8; 64];
+    echo_once(&mut s, b"served over epoll", &mut back).expect("echo over the fallback");
+    assert_eq!(&back[..16], b"served over epoll"[..16].as_ref());
+    drop(s);
+    server.signal(libc::SIGTERM);
+    let (code, _) = server.wait_exit(SHUTDOWN_TIMEOUT + StdDuration::from_secs(5));
+    assert_eq!(code, Some(0));
+    eprintln!("fallback reason logged: {reason}");
+}
+
+fn main() {
+    if let Ok(mode) = std::env::var(CHILD_ENV) {
+        child(&mode);
+    }
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let tests: [(&str, fn()); 3] = [
+        ("graceful_shutdown_with_open_connections_uring", || {
+            graceful_shutdown_with_open_connections("uring")
+        }),
+        ("graceful_shutdown_with_open_connections_epoll", || {
+            graceful_shutdown_with_open_connections("epoll")
+        }),
+        (
+            "seccomp_denies_io_uring_falls_back_to_epoll",
+            seccomp_denies_io_uring_falls_back_to_epoll,
+        ),
+    ];
+    let start = StdInstant::now();
+    let (mut passed, mut failed, mut filtered) = (0, 0, 0);
+    println!("\nrunning {} tests", tests.len());
+    for (name, f) in tests {
+        if !filter.is_empty() && !filter.iter().any(|w| name.contains(w.as_str())) {
+            filtered += 1;
+            continue;
+        }
+        let ok = std::panic::catch_unwind(f).is_ok();
+        println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
+        if ok {
+            passed += 1;
+        } else {
+            failed += 1;
+        }
+    }
+    println!(
+        "\ntest result: {}. {passed} passed; {failed} failed; 0 ignored; 0 measured; {filtered} \
+         filtered out; finished in {:.2}s\n",
+        if failed == 0 { "ok" } else { "FAILED" },
+        start.elapsed().as_secs_f64()
+    );
+    std::process::exit(if failed == 0 { 0 } else { 101 });
+}
