@@ -103,6 +103,17 @@ fn init<T: Isolate>(
     }
 }
 
+/// How a dispatch went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dispatched {
+    /// The handler returned; its effect was written.
+    Ran,
+    /// The handler panicked and the platform trapped it.
+    Panicked,
+    /// The slot was empty (never happens for a slot the metadata says is live).
+    Empty,
+}
+
 /// The dense storage of one isolate type.
 pub(crate) struct TypedArena<'a, T> {
     slots: &'a mut [Option<T>],
@@ -110,14 +121,15 @@ pub(crate) struct TypedArena<'a, T> {
 
 /// Type-erased access to one arena.
 pub(crate) trait ErasedArena<'a> {
-    /// Runs the handler of the isolate in `slot` on `msg` through the platform trap.
-    /// `None` if the slot is empty (never happens for a slot the metadata says is live).
+    /// Runs the handler of the isolate in `slot` on `msg` through the platform trap, writing
+    /// its effect into `effect` (no copies of the large enum on the hot path).
     fn dispatch(
         &mut self,
         slot: u32,
         msg: &Message,
         parts: &mut CtxParts<'_, 'a>,
-    ) -> Option<Result<Effect, Panicked>>;
+        effect: &mut Effect,
+    ) -> Dispatched;
     /// See [`SlotPlacer::place`].
     fn place(&mut self, slot: u32, value: &mut dyn Any) -> bool;
     /// See [`SlotPlacer::drop_slot`].
@@ -131,15 +143,21 @@ pub(crate) trait ErasedArena<'a> {
 }
 
 impl<'a, T: Isolate> ErasedArena<'a> for TypedArena<'a, T> {
+    #[inline]
     fn dispatch(
         &mut self,
         slot: u32,
         msg: &Message,
         parts: &mut CtxParts<'_, 'a>,
-    ) -> Option<Result<Effect, Panicked>> {
+        effect: &mut Effect,
+    ) -> Dispatched {
         let (before, rest) = self.slots.split_at_mut(slot as usize);
-        let (current, after) = rest.split_first_mut()?;
-        let isolate = current.as_mut()?;
+        let Some((current, after)) = rest.split_first_mut() else {
+            return Dispatched::Empty;
+        };
+        let Some(isolate) = current.as_mut() else {
+            return Dispatched::Empty;
+        };
         let mut own = SplitSlots {
             before,
             after,
@@ -147,9 +165,10 @@ impl<'a, T: Isolate> ErasedArena<'a> for TypedArena<'a, T> {
         };
         let trap = parts.trap;
         let mut ctx = Ctx::new(parts, Some(&mut own));
-        let mut effect = Effect::Receive;
-        let outcome = trap.run(&mut || effect = isolate.handle(msg, &mut ctx));
-        Some(outcome.map(|()| effect))
+        match trap.run(&mut || *effect = isolate.handle(msg, &mut ctx)) {
+            Ok(()) => Dispatched::Ran,
+            Err(Panicked) => Dispatched::Panicked,
+        }
     }
 
     fn place(&mut self, slot: u32, value: &mut dyn Any) -> bool {

@@ -338,8 +338,9 @@ impl<'a> Core<'a> {
             self.counters.stale_deliveries += 1;
             return Err(SendError::StaleHandle);
         };
-        let cap = self.types[usize::from(ty)].mailbox_capacity;
-        if self.meta(ty, slot).mailbox.len >= cap {
+        let t = &mut self.types[usize::from(ty)];
+        let m = &mut t.metas[slot as usize];
+        if m.mailbox.len >= t.mailbox_capacity {
             self.counters.mailbox_full += 1;
             return Err(SendError::MailboxFull);
         }
@@ -347,10 +348,8 @@ impl<'a> Core<'a> {
             self.counters.pool_exhausted += 1;
             return Err(SendError::PoolExhausted);
         };
-        let mut mailbox = self.meta(ty, slot).mailbox;
-        self.pool.push(&mut mailbox, i);
-        self.meta(ty, slot).mailbox = mailbox;
-        self.wake(ty, slot);
+        self.pool.push(&mut m.mailbox, i);
+        t.make_ready(slot);
         Ok(())
     }
 
@@ -585,25 +584,25 @@ impl<'a> Core<'a> {
         transport: &mut dyn Transport,
         ty: u8,
         slot: u32,
-        effect: Effect,
+        effect: &Effect,
         call: Option<(Handle, u64)>,
     ) -> Option<Exit> {
-        match effect {
+        match *effect {
             Effect::Done => return Some(Exit::Normal),
             Effect::Crash(reason) => return Some(Exit::Crashed(reason)),
             Effect::Yield => self.meta(ty, slot).state = State::Yielded,
             Effect::Receive => self.meta(ty, slot).state = State::Receiving,
             Effect::Call {
                 to,
-                message,
+                ref message,
                 timeout,
-            } => self.start_call(transport, ty, slot, to, &message, timeout),
-            Effect::Reply(out) => {
+            } => self.start_call(transport, ty, slot, to, message, timeout),
+            Effect::Reply(ref out) => {
                 let Some((caller, correlation)) = call else {
                     return Some(Exit::Crashed(CrashReason::REPLY_WITHOUT_CALL));
                 };
                 let me = self.handle(ty, slot);
-                let msg = Message::build(me, caller, &out).with_reply(correlation);
+                let msg = Message::build(me, caller, out).with_reply(correlation);
                 // A reply that cannot be delivered is the caller's timeout; it is counted.
                 let _ = self.send(transport, &msg);
                 self.meta(ty, slot).state = State::Receiving;

@@ -229,7 +229,7 @@ impl<'x, 'a> Ctx<'x, 'a> {
         }
         let exit = self
             .core
-            .apply_effect(self.transport, ty, slot, effect, None);
+            .apply_effect(self.transport, ty, slot, &effect, None);
         self.core.io.bufs.release_held_from(held_mark);
         self.core.transfers.release_held_from(transfer_mark);
         if exit.is_some() {

@@ -15,7 +15,7 @@
 //! be stated. The platform uses the [`StepReport`] to decide between stepping again at once,
 //! sleeping until `next_deadline`, or sleeping until woken.
 
-use crate::arena::ArenaRef;
+use crate::arena::{ArenaRef, Dispatched};
 use crate::core::{Core, Exit, Meta, NOTICE_SHUTDOWN, State, TypeState};
 use crate::counters::Counters;
 use crate::ctx::{ArenaAccess, Ctx, CtxParts};
@@ -545,19 +545,23 @@ impl<'a, P: Platform> Shard<'a, P> {
             group,
             call,
         };
-        let outcome = current
-            .as_mut()
-            .and_then(|a| a.dispatch(slot, msg, &mut parts));
-        self.core.counters.dispatches += 1;
-        let effect = match outcome {
-            Some(Ok(effect)) => effect,
-            Some(Err(_)) => {
-                self.core.counters.panics += 1;
-                Effect::Crash(CrashReason::PANIC)
-            }
-            None => Effect::Crash(CrashReason("internal: dispatched an empty slot")),
+        let mut effect = Effect::Receive;
+        let outcome = match current.as_mut() {
+            Some(a) => a.dispatch(slot, msg, &mut parts, &mut effect),
+            None => Dispatched::Empty,
         };
-        let exit = self.core.apply_effect(transport, ty, slot, effect, call);
+        self.core.counters.dispatches += 1;
+        match outcome {
+            Dispatched::Ran => {}
+            Dispatched::Panicked => {
+                self.core.counters.panics += 1;
+                effect = Effect::Crash(CrashReason::PANIC);
+            }
+            Dispatched::Empty => {
+                effect = Effect::Crash(CrashReason("internal: dispatched an empty slot"));
+            }
+        }
+        let exit = self.core.apply_effect(transport, ty, slot, &effect, call);
         self.core.io.bufs.release_held_from(0);
         self.core.transfers.release_held_from(0);
         self.core.scratch_dirty = true;
