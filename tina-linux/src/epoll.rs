@@ -115,10 +115,10 @@ impl EpollReactor {
         match op.op {
             IoOp::Accept { listener } => {
                 let r = sys::accept(listener.0, &mut op.addr);
-                if let Ok(fd) = r {
-                    if let Some(slot) = self.fds.get_mut(fd as usize) {
-                        *slot = FD_SLOT_EMPTY;
-                    }
+                if let Ok(fd) = r
+                    && let Some(slot) = self.fds.get_mut(fd as usize)
+                {
+                    *slot = FD_SLOT_EMPTY;
                 }
                 done(r.map(|fd| fd as usize))
             }

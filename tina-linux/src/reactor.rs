@@ -164,7 +164,7 @@ impl Op {
     /// The completion of this op with `result`, echoing its buffer.
     pub(crate) fn completion(&self, result: Result<u32, IoError>) -> IoCompletion {
         let peer = match (self.op.kind(), result) {
-            (IoKind::Accept | IoKind::RecvFrom, Ok(_)) => self.addr.to_socket_addr(),
+            (IoKind::Accept | IoKind::RecvFrom, Ok(_)) => self.addr.socket_addr(),
             _ => None,
         };
         IoCompletion {

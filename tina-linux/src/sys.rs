@@ -358,7 +358,7 @@ impl SockAddr {
     }
 
     /// The Rust form, if the family is IPv4 or IPv6.
-    pub(crate) fn to_socket_addr(&self) -> Option<SocketAddr> {
+    pub(crate) fn socket_addr(&self) -> Option<SocketAddr> {
         match i32::from(self.storage.ss_family) {
             libc::AF_INET => {
                 // SAFETY: the family says the storage holds a sockaddr_in; storage is aligned.
@@ -475,7 +475,7 @@ pub(crate) fn local_addr(fd: i32) -> Result<SocketAddr, Errno> {
     let mut a = SockAddr::empty();
     // SAFETY: `a` has room for `a.len` bytes; the kernel updates `a.len`.
     check(unsafe { libc::getsockname(fd, a.as_mut_ptr(), &mut a.len) })?;
-    a.to_socket_addr().ok_or(libc::EAFNOSUPPORT)
+    a.socket_addr().ok_or(libc::EAFNOSUPPORT)
 }
 
 /// The pending error of a socket (`SO_ERROR`), e.g. the outcome of a non-blocking connect.
@@ -736,11 +736,12 @@ impl<const N: usize> core::fmt::Write for StackBuf<N> {
 
 extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
     let shard = FAULT_SHARD.with(|s| s.get());
-    // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers; si_addr is valid to
-    // read for SIGSEGV/SIGBUS/SIGILL/SIGFPE.
+    // The kernel passes a valid siginfo to SA_SIGINFO handlers; si_addr is meaningful for
+    // SIGSEGV/SIGBUS/SIGILL/SIGFPE.
     let addr = if info.is_null() {
         0
     } else {
+        // SAFETY: see above: `info` is non-null and valid for this signal.
         (unsafe { (*info).si_addr() }) as usize
     };
     let mut b = StackBuf::<320>::new();
