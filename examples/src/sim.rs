@@ -24,16 +24,19 @@ pub fn scenarios() -> [ScenarioEntry; 3] {
             name: "echo",
             about: "TCP echo on every shard; simulated clients verify every byte",
             run: echo::run,
+            faults: echo::FAULTS,
         },
         ScenarioEntry {
             name: "bank",
             about: "cross-shard transfers with calls and timeouts; money is conserved",
             run: bank::run,
+            faults: bank::FAULTS,
         },
         ScenarioEntry {
             name: "dispatcher",
             about: "crashing workers restart with new handles; stale sends are refused",
             run: dispatcher::run,
+            faults: dispatcher::FAULTS,
         },
     ]
 }

@@ -18,7 +18,7 @@
 //!
 //! Wall-clock time is read here, to report speed; never inside a simulation.
 
-use crate::config::{FaultKind, FaultMode, SimConfig};
+use crate::config::{FaultKind, FaultMode, FaultSet, SimConfig};
 use crate::sim::{Outcome, Report};
 use std::io::Write;
 
@@ -36,6 +36,8 @@ pub struct ScenarioEntry {
     pub name: &'static str,
     /// One line about it.
     pub about: &'static str,
+    /// The fault kinds it can exercise (the others are reported as not applicable).
+    pub faults: FaultSet,
     /// Builds the system and runs it.
     pub run: fn(&SimConfig, &ScenarioOptions) -> Report,
 }
@@ -353,7 +355,15 @@ fn sweep(
     );
     for k in FaultKind::ALL {
         let c = covered[k.index()];
-        let _ = writeln!(out, "  {:<14} {:>5}  {:>3}%", k.name(), c, c * 100 / n);
+        if entry.faults.contains(k) {
+            let _ = writeln!(out, "  {:<14} {:>5}  {:>3}%", k.name(), c, c * 100 / n);
+        } else {
+            let _ = writeln!(
+                out,
+                "  {:<14}   n/a  (the scenario cannot exercise it)",
+                k.name()
+            );
+        }
     }
     let _ = writeln!(
         out,

@@ -252,7 +252,7 @@ impl FaultConfig {
                     &[Ratio::new(1, 100), Ratio::new(1, 500), Ratio::new(1, 2000)]
                 }
                 FaultKind::HandlerPanic => &[Ratio::new(1, 200), Ratio::new(1, 1000)],
-                FaultKind::InitFailure => &[Ratio::new(1, 10), Ratio::new(1, 50)],
+                FaultKind::InitFailure => &[Ratio::new(1, 2), Ratio::new(1, 5)],
                 FaultKind::ShardCrash => &[Ratio::new(1, 1000), Ratio::new(1, 4000)],
             };
             let pick = *rng.pick(menu).unwrap_or(&Ratio::NEVER);

@@ -133,7 +133,9 @@ pub(crate) struct Kernel {
     pub(crate) sockets: Vec<Socket>,
     /// Sockets not closed yet (the ones scans need to look at), in id order.
     pub(crate) active: BTreeSet<usize>,
-    pub(crate) fds: Vec<Vec<Option<FdEntry>>>,
+    /// Per shard: descriptor → (entry, serial). The serial tells a reused number apart.
+    pub(crate) fds: Vec<Vec<Option<(FdEntry, u64)>>>,
+    fd_serial_next: u64,
     pub(crate) disks: Vec<BTreeMap<String, Vec<u8>>>,
     pub(crate) io_rng: Vec<SimRng>,
     ephemeral_next: u16,
@@ -151,6 +153,7 @@ impl Kernel {
             sockets: Vec::new(),
             active: BTreeSet::new(),
             fds: (0..shard_count).map(|_| Vec::new()).collect(),
+            fd_serial_next: 1,
             disks: (0..shard_count).map(|_| BTreeMap::new()).collect(),
             io_rng: (0..shard_count)
                 .map(|s| SimRng::stream(seed, Domain::shard_io(s as u8)))
@@ -193,18 +196,34 @@ impl Kernel {
             }
             None => return Err(IoError::TooManyOpenFiles),
         };
-        table[i] = Some(entry);
+        table[i] = Some((entry, self.fd_serial_next));
+        self.fd_serial_next += 1;
         Ok(Fd(i as i32 + 3))
     }
 
     pub(crate) fn fd(&self, shard: u8, fd: Fd) -> Option<&FdEntry> {
         let i = usize::try_from(fd.0.checked_sub(3)?).ok()?;
-        self.fds[usize::from(shard)].get(i)?.as_ref()
+        self.fds[usize::from(shard)]
+            .get(i)?
+            .as_ref()
+            .map(|(e, _)| e)
+    }
+
+    /// The serial of the open descriptor `fd` (it changes when the number is reused).
+    pub(crate) fn fd_serial(&self, shard: u8, fd: Fd) -> Option<u64> {
+        let i = usize::try_from(fd.0.checked_sub(3)?).ok()?;
+        self.fds[usize::from(shard)]
+            .get(i)?
+            .as_ref()
+            .map(|(_, s)| *s)
     }
 
     pub(crate) fn fd_take(&mut self, shard: u8, fd: Fd) -> Option<FdEntry> {
         let i = usize::try_from(fd.0.checked_sub(3)?).ok()?;
-        self.fds[usize::from(shard)].get_mut(i)?.take()
+        self.fds[usize::from(shard)]
+            .get_mut(i)?
+            .take()
+            .map(|(e, _)| e)
     }
 
     pub(crate) fn fd_socket(&self, shard: u8, fd: Fd) -> Result<SockId, IoError> {

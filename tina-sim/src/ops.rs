@@ -37,6 +37,25 @@ pub(crate) struct PendingOp {
     pub(crate) error_decided: bool,
     /// Whether the owner was live just before the step that completes it.
     pub(crate) owner_live: bool,
+    /// The serial of the op's descriptor at submission: like io_uring, an op acts on the
+    /// descriptor as it was when submitted, never on a later reuse of its number.
+    pub(crate) fd_serial: Option<u64>,
+}
+
+/// The descriptor an op acts on.
+fn op_fd(op: &IoOp) -> Option<Fd> {
+    Some(match *op {
+        IoOp::Accept { listener } => listener,
+        IoOp::Connect { socket, .. }
+        | IoOp::Recv { socket, .. }
+        | IoOp::Send { socket, .. }
+        | IoOp::SendTo { socket, .. }
+        | IoOp::RecvFrom { socket, .. } => socket,
+        IoOp::Read { file, .. } | IoOp::Write { file, .. } => file,
+        IoOp::Close { fd } => fd,
+        IoOp::SendFile { out, .. } => out,
+        IoOp::Open { .. } => return None,
+    })
 }
 
 fn op_words(op: &IoOp) -> [u64; 3] {
@@ -131,6 +150,7 @@ impl World {
                 ],
                 || format!("s{shard} {} {:?} data#{out_digest:016x}", s.owner, s.op),
             );
+            let fd_serial = op_fd(&s.op).and_then(|fd| self.kernel.fd_serial(shard, fd));
             self.kernel.pending[usize::from(shard)].push(PendingOp {
                 owner: s.owner,
                 op: s.op,
@@ -138,6 +158,7 @@ impl World {
                 not_before,
                 error_decided: false,
                 owner_live: true,
+                fd_serial,
             });
         }
         batch.len()
@@ -293,6 +314,12 @@ impl World {
             return Some(done(Err(e)));
         }
         let now = self.now;
+        if let Some(fd) = op_fd(&p.op)
+            && self.kernel.fd_serial(shard, fd) != p.fd_serial
+        {
+            // The descriptor was closed after submission (its number may be reused now).
+            return Some(done(Err(IoError::BadDescriptor)));
+        }
         match p.op {
             IoOp::Close { fd } => Some(done(self.close_fd(shard, fd))),
             IoOp::Accept { listener } => {

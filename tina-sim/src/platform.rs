@@ -136,10 +136,12 @@ enum Verdict {
 /// `catch_unwind` plus handler faults.
 ///
 /// The core's `Trap::run` does not say whether it runs a handler or an `init`, so the trap
-/// infers it: calls while the shard boots or is revived, and calls nested inside another
-/// trapped call (a spawn from a handler), are `init`s; other calls are handlers (this
-/// includes the `init` of a restart done by supervision after a handler returned, which is
-/// then subject to the handler faults).
+/// infers it: calls while the shard is revived, calls nested inside another trapped call (a
+/// spawn from a handler), and the first call after a call that crashed or panicked (almost
+/// always supervision restarting that isolate) are treated as `init`s; other calls are
+/// handlers. A misclassified call fails the same way either way (the trap returns
+/// `Panicked`); only the fault it is counted under differs. No fault is injected while the
+/// system boots.
 pub struct SimTrap {
     shard: u8,
     world: WorldRef,
@@ -153,7 +155,10 @@ impl SimTrap {
         let now = w.now;
         let faults = w.faults;
         let t = &mut w.traps[sh];
-        let init = t.booting || t.depth > 0;
+        let init = t.booting || t.depth > 0 || t.after_crash;
+        if t.depth == 0 {
+            t.after_crash = false;
+        }
         t.depth += 1;
         if !faulty {
             return (Verdict::Run, init);
@@ -195,7 +200,11 @@ impl Trap for SimTrap {
         };
         let mut w = self.world.borrow_mut();
         let shard = self.shard;
-        w.traps[usize::from(shard)].depth -= 1;
+        let t = &mut w.traps[usize::from(shard)];
+        t.depth -= 1;
+        if t.depth == 0 && outcome.is_err() {
+            t.after_crash = true;
+        }
         let code = match (verdict, outcome) {
             (Verdict::Fail(kind), _) => {
                 let t = &mut w.traps[usize::from(shard)];

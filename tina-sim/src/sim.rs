@@ -442,6 +442,7 @@ impl<'s, 'a> Simulation<'s, 'a> {
                 p.owner_live = shard.is_live(p.owner);
             }
             w.tallies[s] = Default::default();
+            w.traps[s].after_crash = false;
         }
         let r = self.shards[s].step(Instant::from_ticks(now));
         let c = self.shards[s].counters();

@@ -73,6 +73,9 @@ pub(crate) struct TrapState {
     pub(crate) booting: bool,
     /// A whole-shard crash is in progress until this tick (every call fails).
     pub(crate) storm_until: Option<u64>,
+    /// The previous top-level call crashed or panicked: the next one is most likely
+    /// supervision restarting that isolate (an `init`).
+    pub(crate) after_crash: bool,
     /// Whether the current storm has been counted as an injected fault.
     pub(crate) storm_counted: bool,
 }
@@ -141,6 +144,7 @@ impl World {
                     rng: SimRng::stream(seed, Domain::shard_trap(s as u8)),
                     depth: 0,
                     booting: false,
+                    after_crash: false,
                     storm_until: None,
                     storm_counted: false,
                 })

@@ -43,7 +43,7 @@ pub const ACCOUNTS: usize = 4;
 /// Initial balance of every account.
 pub const INITIAL_BALANCE: u64 = 1_000;
 /// Transfers each teller performs.
-pub const TRANSFERS: u64 = 25;
+pub const TRANSFERS: u64 = 80;
 /// The money in the system.
 pub const TOTAL: u64 = (SHARD_COUNT * ACCOUNTS) as u64 * INITIAL_BALANCE;
 
@@ -830,6 +830,9 @@ impl Isolate for Teller {
     }
 }
 
+/// The fault kinds the bank exercises: all but TCP resets (it uses no sockets).
+pub const FAULTS: FaultSet = FaultSet::ALL.without(FaultSet::of(&[FaultKind::TcpReset]));
+
 /// The bank's checks and goal, all over the shards' disks.
 #[derive(Default)]
 pub struct BankScenario {
@@ -878,8 +881,7 @@ pub fn audit(view: &SimView<'_, '_>) -> Result<(u64, u64, u64), String> {
 
 impl Scenario for BankScenario {
     fn faults(&self) -> FaultSet {
-        // No sockets in the bank.
-        FaultSet::ALL.without(FaultSet::of(&[FaultKind::TcpReset]))
+        FAULTS
     }
 
     fn watched_types(&self) -> Vec<TypeWatch> {

@@ -26,6 +26,15 @@ pub const SHARD_COUNT: usize = 3;
 /// Jobs each dispatcher hands out.
 pub const JOBS: u64 = 300;
 
+/// The fault kinds the dispatcher exercises: all but I/O faults (it does no I/O).
+pub const FAULTS: FaultSet = FaultSet::ALL.without(FaultSet::of(&[
+    FaultKind::IoError,
+    FaultKind::IoDelay,
+    FaultKind::IoShort,
+    FaultKind::IoReorder,
+    FaultKind::TcpReset,
+]));
+
 /// The dispatcher scenario's checks.
 #[derive(Default)]
 pub struct DispatcherScenario {
@@ -35,14 +44,7 @@ pub struct DispatcherScenario {
 
 impl Scenario for DispatcherScenario {
     fn faults(&self) -> FaultSet {
-        // The dispatcher does no I/O.
-        FaultSet::ALL.without(FaultSet::of(&[
-            FaultKind::IoError,
-            FaultKind::IoDelay,
-            FaultKind::IoShort,
-            FaultKind::IoReorder,
-            FaultKind::TcpReset,
-        ]))
+        FAULTS
     }
 
     fn watched_types(&self) -> Vec<TypeWatch> {

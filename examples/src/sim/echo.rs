@@ -31,6 +31,10 @@ pub const SHARD_COUNT: usize = 3;
 pub const CLIENT_COUNT: usize = 12;
 /// The service address (a documentation range: nothing real).
 pub const SERVICE: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 7000);
+/// The fault kinds the echo system exercises: all of them (no cross-shard messages flow,
+/// but drops — as retransmission delays —, delays and partitions apply to TCP between the
+/// clients and the shards).
+pub const FAULTS: FaultSet = FaultSet::ALL;
 /// Ticks without progress after which a client gives a session up.
 const STALL_TICKS: u64 = 3_000;
 
@@ -268,9 +272,7 @@ impl EchoScenario {
 
 impl Scenario for EchoScenario {
     fn faults(&self) -> FaultSet {
-        // No cross-shard messages flow in the echo system, but drops (as retransmission
-        // delays), delays and partitions apply to TCP between clients and shards.
-        FaultSet::ALL
+        FAULTS
     }
 
     fn watched_types(&self) -> Vec<TypeWatch> {
