@@ -733,6 +733,21 @@ mod tests {
         assert_eq!(rx.pop(), Some(4));
     }
 
+    /// Slot storage can be built in a constant context, as a `static` needs.
+    const fn static_slots() -> [Slot<Envelope>; 16] {
+        [const { Slot::new() }; 16]
+    }
+
+    #[test]
+    fn ring_over_const_built_slots_works() {
+        let mut slots = static_slots();
+        let mut ring = Ring::new(&mut slots).unwrap();
+        let (mut tx, mut rx) = ring.split();
+        tx.try_push(Envelope::new(7)).unwrap();
+        tx.publish();
+        assert_eq!(rx.pop(), Some(Envelope::new(7)));
+    }
+
     #[test]
     fn ring_halves_are_send() {
         fn send<S: Send>() {}
