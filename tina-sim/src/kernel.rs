@@ -64,7 +64,15 @@ pub(crate) enum TcpState {
 #[derive(Debug)]
 pub(crate) struct Segment {
     pub(crate) ready_at: u64,
-    pub(crate) bytes: VecDeque<u8>,
+    pub(crate) bytes: Vec<u8>,
+    /// Bytes of `bytes` already read.
+    pub(crate) read: usize,
+}
+
+impl Segment {
+    fn len(&self) -> usize {
+        self.bytes.len() - self.read
+    }
 }
 
 #[derive(Debug)]
@@ -310,7 +318,7 @@ impl Kernel {
             .rx
             .iter()
             .take_while(|s| s.ready_at <= now)
-            .map(|s| s.bytes.len())
+            .map(Segment::len)
             .sum()
     }
 
@@ -323,14 +331,11 @@ impl Kernel {
             if seg.ready_at > now {
                 break;
             }
-            while n < out.len() {
-                let Some(b) = seg.bytes.pop_front() else {
-                    break;
-                };
-                out[n] = b;
-                n += 1;
-            }
-            if seg.bytes.is_empty() {
+            let k = seg.len().min(out.len() - n);
+            out[n..n + k].copy_from_slice(&seg.bytes[seg.read..seg.read + k]);
+            seg.read += k;
+            n += k;
+            if seg.len() == 0 {
                 s.rx.pop_front();
             }
         }
@@ -349,10 +354,11 @@ impl Kernel {
         let s = self.sock_mut(to);
         s.rx_len += bytes.len();
         match s.rx.back_mut() {
-            Some(last) if last.ready_at == ready_at => last.bytes.extend(bytes),
+            Some(last) if last.ready_at == ready_at => last.bytes.extend_from_slice(bytes),
             _ => s.rx.push_back(Segment {
                 ready_at,
-                bytes: bytes.iter().copied().collect(),
+                bytes: bytes.to_vec(),
+                read: 0,
             }),
         }
         if s.owner == Node::Outside {

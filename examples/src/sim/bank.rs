@@ -53,8 +53,13 @@ const CALL_TIMEOUT: Duration = Duration::from_ticks(40);
 const RETRY: UserTag = UserTag::new(0x83);
 const FLUSH: UserTag = UserTag::new(0x84);
 
-/// Planted bug (test-only): a branch forgets which deposits it applied when it restarts.
-static FORGET_DEDUP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Branch arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+pub struct BranchArgs {
+    /// Planted bug (test-only, 1 = on): forget which deposits were applied when starting.
+    pub forget_dedup: u8,
+}
 
 /// A withdraw or deposit request from a teller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
@@ -477,6 +482,7 @@ impl TellerState {
 
 /// The accounts of one shard.
 pub struct Branch {
+    args: BranchArgs,
     file: StateFile<BRANCH_WORDS>,
     loaded: bool,
     /// State in memory (ahead of the disk while `version > persisted`).
@@ -559,13 +565,14 @@ impl Branch {
 }
 
 impl Isolate for Branch {
-    type Args = ();
+    type Args = BranchArgs;
 
-    fn init(_: &(), ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
+    fn init(args: &BranchArgs, ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
         let file = StateFile::new(BRANCH_FILE);
         let first = file.open(ctx)?;
         Ok((
             Branch {
+                args: *args,
                 file,
                 loaded: false,
                 state: BranchState::initial(),
@@ -587,7 +594,7 @@ impl Isolate for Branch {
                 FileStep::Continue(effect) => effect,
                 FileStep::Loaded(record) => {
                     self.state = BranchState::from_record(record);
-                    if FORGET_DEDUP.load(std::sync::atomic::Ordering::Relaxed) {
+                    if self.args.forget_dedup != 0 {
                         for t in self.state.tellers.iter_mut() {
                             t.2 = 0; // the planted bug: deposits seen before are forgotten
                         }
@@ -924,10 +931,9 @@ impl Scenario for BankScenario {
 /// Runs the bank scenario. `--plant forget-dedup` makes branches forget, when they restart,
 /// which deposits they already applied (a bug the checker must catch).
 pub fn run(config: &SimConfig, options: &ScenarioOptions) -> Report {
-    FORGET_DEDUP.store(
-        options.plant.as_deref() == Some("forget-dedup"),
-        std::sync::atomic::Ordering::Relaxed,
-    );
+    let branch = BranchArgs {
+        forget_dedup: u8::from(options.plant.as_deref() == Some("forget-dedup")),
+    };
     let types = [
         TypeSpec::of::<Branch>("branch")
             .capacity(1)
@@ -939,7 +945,7 @@ pub fn run(config: &SimConfig, options: &ScenarioOptions) -> Report {
     let children: Vec<[ChildSpec<'static>; 2]> = (0..SHARD_COUNT)
         .map(|s| {
             [
-                ChildSpec::isolate::<Branch>(&(), Restart::Permanent),
+                ChildSpec::isolate::<Branch>(&branch, Restart::Permanent),
                 ChildSpec::isolate::<Teller>(&(s as u8), Restart::Permanent),
             ]
         })

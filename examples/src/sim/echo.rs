@@ -88,6 +88,8 @@ struct Client {
 pub struct EchoScenario {
     clients: Vec<Client>,
     corrupted: Option<String>,
+    read_buf: Vec<u8>,
+    chunk: Vec<u8>,
 }
 
 impl Default for EchoScenario {
@@ -121,6 +123,8 @@ impl EchoScenario {
                 })
                 .collect(),
             corrupted: None,
+            read_buf: vec![0; 4096],
+            chunk: Vec::new(),
         }
     }
 
@@ -190,9 +194,9 @@ impl EchoScenario {
                 Stage::Talking | Stage::Draining => {
                     let Some(s) = c.socket else { return Wake::Busy };
                     // Read whatever came back, checking every byte.
-                    let mut buf = [0u8; 4096];
+                    let buf = &mut self.read_buf;
                     loop {
-                        match env.read(s, &mut buf) {
+                        match env.read(s, buf) {
                             ClientRead::Data(n) => {
                                 let expected = c.sent.get(c.received..c.received + n);
                                 if expected != Some(&buf[..n]) && self.corrupted.is_none() {
@@ -227,7 +231,8 @@ impl EchoScenario {
                                 let n = (env.rng().range(1, 1_500) as usize)
                                     .min(c.to_send - c.sent.len());
                                 let start = c.sent.len();
-                                let mut chunk = vec![0u8; n];
+                                let chunk = &mut self.chunk;
+                                chunk.resize(n, 0);
                                 for part in chunk.chunks_mut(8) {
                                     let word = env.rng().next_u64().to_le_bytes();
                                     for (b, w) in part.iter_mut().zip(word) {
@@ -237,7 +242,7 @@ impl EchoScenario {
                                 if c.poison && start == 0 {
                                     chunk[0] = POISON_BYTE;
                                 }
-                                match env.write(s, &chunk) {
+                                match env.write(s, chunk) {
                                     Ok(k) => {
                                         c.sent.extend_from_slice(&chunk[..k]);
                                         if k > 0 {
