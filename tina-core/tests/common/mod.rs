@@ -278,9 +278,14 @@ impl Rig<'_> {
     pub fn step(&mut self) -> StepReport {
         self.now += 1;
         let r = self.shard.step(Instant::from_ticks(self.now));
-        self.shard
-            .check_invariants()
-            .expect("invariants hold after every step");
+        // Natively after every step; under Miri (hunting undefined behaviour, ~1000x slower)
+        // every 16th step, which still covers every test's end state through `Drop`-time
+        // checks in the tests themselves.
+        if !cfg!(miri) || self.now.is_multiple_of(16) {
+            self.shard
+                .check_invariants()
+                .expect("invariants hold after every step");
+        }
         r
     }
 
