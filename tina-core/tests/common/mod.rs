@@ -278,9 +278,8 @@ impl Rig<'_> {
     pub fn step(&mut self) -> StepReport {
         self.now += 1;
         let r = self.shard.step(Instant::from_ticks(self.now));
-        // Natively after every step; under Miri (hunting undefined behaviour, ~1000x slower)
-        // every 16th step, which still covers every test's end state through `Drop`-time
-        // checks in the tests themselves.
+        // Natively after every step; under Miri (there to find undefined behaviour, and about
+        // a thousand times slower) only every 16th step.
         if !cfg!(miri) || self.now.is_multiple_of(16) {
             self.shard
                 .check_invariants()
