@@ -1,0 +1,63 @@
+//! Banned APIs in the simulator's sources: floating point, hash maps with random state and
+//! the wall clock would make runs depend on something other than the seed. Only the CLI may
+//! read the wall clock (to report speed) and format floating-point speeds.
+
+use std::path::Path;
+
+const BANNED: &[&str] = &[
+    "f32",
+    "f64",
+    "HashMap",
+    "HashSet",
+    "RandomState",
+    "std::time",
+    "SystemTime",
+    "Instant::now",
+    "thread_rng",
+];
+
+/// Files allowed to use some banned names, and which.
+const ALLOWED: &[(&str, &[&str])] = &[("cli.rs", &["f64", "std::time"])];
+
+fn code_part(line: &str) -> &str {
+    let line = line.trim_start();
+    if line.starts_with("//") {
+        return "";
+    }
+    line.split("//").next().unwrap_or("")
+}
+
+fn is_word(text: &str, at: usize, len: usize) -> bool {
+    let before = text[..at].chars().next_back();
+    let after = text[at + len..].chars().next();
+    let ident = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    !ident(before) && !ident(after)
+}
+
+#[test]
+fn tidy_no_floats_hashmaps_or_wall_clock_in_simulation_paths() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut found = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(&src).unwrap().flatten().collect();
+    entries.sort_by_key(|e| e.path());
+    for entry in entries {
+        let path = entry.path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let allowed = ALLOWED
+            .iter()
+            .find(|(f, _)| *f == name)
+            .map_or(&[][..], |(_, a)| a);
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = code_part(line);
+            for banned in BANNED.iter().filter(|b| !allowed.contains(b)) {
+                if let Some(at) = code.find(banned)
+                    && is_word(code, at, banned.len())
+                {
+                    found.push(format!("{name}:{}: `{banned}` in `{}`", n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "banned APIs:\n{}", found.join("\n"));
+}
