@@ -93,9 +93,9 @@ impl World {
     ) -> Result<(), SendError> {
         self.observe_live(msg.src());
         let t = usize::from(to.0);
-        let result = if t >= self.shard_count {
-            Err(SendError::StaleHandle)
-        } else if self.net.quarantined[t] || self.partitioned(Node::Shard(from), Node::Shard(to.0))
+        let result = if t >= self.shard_count
+            || self.net.quarantined[t]
+            || self.partitioned(Node::Shard(from), Node::Shard(to.0))
         {
             Err(SendError::StaleHandle)
         } else {

@@ -495,7 +495,7 @@ impl World {
                 };
                 let buf = p.buf?;
                 let s = self.kernel.sock_mut(id);
-                if !s.dgrams.front().is_some_and(|d| d.ready_at <= now) {
+                if s.dgrams.front().is_none_or(|d| d.ready_at > now) {
                     return None;
                 }
                 let d = s.dgrams.pop_front()?;

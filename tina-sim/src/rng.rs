@@ -31,7 +31,7 @@ impl SplitMix64 {
     }
 
     /// The next output.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
         mix64(self.state)
     }
@@ -54,7 +54,7 @@ impl SimRng {
     /// A generator seeded from one `u64` through splitmix64 (never all-zero).
     pub fn from_u64(seed: u64) -> SimRng {
         let mut sm = SplitMix64::new(seed);
-        let s = [sm.next(), sm.next(), sm.next(), sm.next()];
+        let s = [sm.next_u64(), sm.next_u64(), sm.next_u64(), sm.next_u64()];
         SimRng { s }
     }
 
@@ -261,8 +261,8 @@ mod tests {
     #[test]
     fn splitmix_matches_reference_vector() {
         let mut s = SplitMix64::new(1234567);
-        assert_eq!(s.next(), 6457827717110365317);
-        assert_eq!(s.next(), 3203168211198807973);
+        assert_eq!(s.next_u64(), 6457827717110365317);
+        assert_eq!(s.next_u64(), 3203168211198807973);
     }
 
     #[test]

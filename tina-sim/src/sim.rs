@@ -354,13 +354,13 @@ impl<'s, 'a> Simulation<'s, 'a> {
             );
             quiescent = next.is_none();
             // Checkers.
-            if rounds % self.config.check_every_rounds.max(1) == 0 || quiescent {
-                if let Err(v) = self.run_checkers(scenario, quiescent) {
-                    break Outcome::Checker(v);
-                }
+            if (rounds.is_multiple_of(self.config.check_every_rounds.max(1)) || quiescent)
+                && let Err(v) = self.run_checkers(scenario, quiescent)
+            {
+                break Outcome::Checker(v);
             }
             // Goal.
-            if liveness_at.is_some() || quiescent || rounds % 16 == 0 {
+            if liveness_at.is_some() || quiescent || rounds.is_multiple_of(16) {
                 let mut reached = false;
                 self.view(quiescent, &mut |v| reached = scenario.goal(v));
                 if reached {
