@@ -8,17 +8,20 @@
 //!   conserved despite crashes, drops and partitions.
 //! - [`dispatcher`]: the job dispatcher of [`crate::dispatcher`], with local and cross-shard
 //!   workers that crash and restart; stale handles are refused.
+//! - [`idle`]: a heartbeat once a simulated second per shard, to measure time compression
+//!   (no faults).
 //!
 //! [`scenarios`] lists them for the `simulate` binary (and for tests).
 
 pub mod bank;
 pub mod dispatcher;
 pub mod echo;
+pub mod idle;
 
 use tina_sim::cli::ScenarioEntry;
 
 /// Every scenario, for `tina_sim::cli`.
-pub fn scenarios() -> [ScenarioEntry; 3] {
+pub fn scenarios() -> [ScenarioEntry; 4] {
     [
         ScenarioEntry {
             name: "echo",
@@ -37,6 +40,12 @@ pub fn scenarios() -> [ScenarioEntry; 3] {
             about: "crashing workers restart with new handles; stale sends are refused",
             run: dispatcher::run,
             faults: dispatcher::FAULTS,
+        },
+        ScenarioEntry {
+            name: "idle",
+            about: "a heartbeat per simulated second on every shard (time compression)",
+            run: idle::run,
+            faults: idle::FAULTS,
         },
     ]
 }
