@@ -212,3 +212,26 @@ fn sim_every_injected_fault_is_counted_and_deterministic() {
         assert_eq!(a.faults, faults);
     });
 }
+
+#[test]
+fn sim_event_logs_compare_equal_for_a_seed_and_differ_across_seeds() {
+    two_shards::<Udp>(|spec| {
+        let run = |seed| {
+            let mut config = SimConfig::new(seed);
+            config.ticks = 50;
+            config.record_events = true;
+            config.faults = FaultMode::Swarm;
+            tina_sim::run(spec, &config, &mut FileHasHello)
+        };
+        let (a, b, c) = (run(3), run(3), run(4));
+        let (la, lb, lc) = (
+            a.event_log.unwrap(),
+            b.event_log.unwrap(),
+            c.event_log.unwrap(),
+        );
+        assert!(!la.is_empty());
+        assert_eq!(tina_sim::first_difference(&la, &lb), None);
+        let (i, x, y) = tina_sim::first_difference(&la, &lc).expect("seeds differ");
+        assert_ne!(x, y, "event {i}");
+    });
+}
