@@ -183,6 +183,36 @@ pub struct Parts<'p, P: Platform + ?Sized> {
     pub log: &'p mut P::Log,
 }
 
+/// The usual platform: its four parts side by side. Most drivers need nothing more, e.g.
+/// `type LinuxPlatform = Bundle<RingTransport<'r, EventFdWake>, Reactor, CatchUnwind, Stderr>`.
+#[derive(Default)]
+pub struct Bundle<T, I, R, L> {
+    /// The transport.
+    pub transport: T,
+    /// The I/O driver.
+    pub io: I,
+    /// The trap.
+    pub trap: R,
+    /// The log sink.
+    pub log: L,
+}
+
+impl<T: Transport, I: IoDriver, R: Trap, L: LogSink> Platform for Bundle<T, I, R, L> {
+    type Transport = T;
+    type Io = I;
+    type Trap = R;
+    type Log = L;
+
+    fn parts(&mut self) -> Parts<'_, Self> {
+        Parts {
+            transport: &mut self.transport,
+            io: &mut self.io,
+            trap: &self.trap,
+            log: &mut self.log,
+        }
+    }
+}
+
 /// A transport for a single-shard system: every cross-shard send is stale.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NoTransport;

@@ -10,8 +10,8 @@ use crate::log::{LogRecord, LogSink};
 use crate::memory::RegionBlock;
 use crate::message::Message;
 use crate::platform::{
-    CompletionSink, IoBuffers, IoDriver, Panicked, Parts, PeerEvent, Platform, SocketControl,
-    Submission, Transport, Trap,
+    Bundle, CompletionSink, IoBuffers, IoDriver, Panicked, PeerEvent, SocketControl, Submission,
+    Transport, Trap,
 };
 use crate::shard::{SendError, Shard};
 use crate::spec::SystemSpec;
@@ -177,34 +177,8 @@ impl Trap for CatchPanic {
     }
 }
 
-/// The test platform.
-#[derive(Default)]
-pub struct TestPlatform {
-    /// Cross-shard envelopes.
-    pub transport: TestTransport,
-    /// Scripted I/O.
-    pub io: TestIo,
-    /// Panic trap.
-    pub trap: CatchPanic,
-    /// Log records.
-    pub log: TestLog,
-}
-
-impl Platform for TestPlatform {
-    type Transport = TestTransport;
-    type Io = TestIo;
-    type Trap = CatchPanic;
-    type Log = TestLog;
-
-    fn parts(&mut self) -> Parts<'_, Self> {
-        Parts {
-            transport: &mut self.transport,
-            io: &mut self.io,
-            trap: &self.trap,
-            log: &mut self.log,
-        }
-    }
-}
+/// The test platform: in-memory transport, scripted I/O, panics trapped, logs kept.
+pub type TestPlatform = Bundle<TestTransport, TestIo, CatchPanic, TestLog>;
 
 /// Builds an envelope as a peer shard would send it (for feeding a test transport).
 pub fn envelope(src: Handle, dst: Handle, out: &crate::message::Outgoing) -> Message {

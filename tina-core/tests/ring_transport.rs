@@ -3,7 +3,7 @@
 mod common;
 use common::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use tina_core::platform::{NoIo, Parts, PeerEvent, Platform, Transport};
+use tina_core::platform::{Bundle, NoIo, PeerEvent, Transport};
 use tina_core::ring::{Ring, Slot};
 use tina_core::testing::{CatchPanic, TestLog, region_for};
 use tina_core::transport::{RingTransport, ShardLink, Wake};
@@ -17,27 +17,7 @@ impl Wake for &CountWakes {
     }
 }
 
-struct RingPlatform<'r, W: Wake> {
-    transport: RingTransport<'r, W>,
-    io: NoIo,
-    trap: CatchPanic,
-    log: TestLog,
-}
-
-impl<'r, W: Wake> Platform for RingPlatform<'r, W> {
-    type Transport = RingTransport<'r, W>;
-    type Io = NoIo;
-    type Trap = CatchPanic;
-    type Log = TestLog;
-    fn parts(&mut self) -> Parts<'_, Self> {
-        Parts {
-            transport: &mut self.transport,
-            io: &mut self.io,
-            trap: &self.trap,
-            log: &mut self.log,
-        }
-    }
-}
+type RingPlatform<'r, W> = Bundle<RingTransport<'r, W>, NoIo, CatchPanic, TestLog>;
 
 fn remote(shard: u8) -> Handle {
     Handle::new(ShardId(shard), TypeId(0), 0, 1).unwrap()
