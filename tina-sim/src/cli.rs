@@ -3,6 +3,7 @@
 //! ```text
 //! <program> run <scenario> --seed <u64> [--faults none|swarm] [--ticks N]
 //!                          [--liveness-ticks N] [--trace-out FILE] [--plant BUG]
+//!                          [--strict-shutdown]
 //! <program> sweep <scenario> --seeds <N> [--start <S>] [--faults none|swarm] [--ticks N]
 //! <program> compare <event-log-a> <event-log-b>
 //! <program> list
@@ -63,6 +64,7 @@ struct Args {
     liveness_ticks: Option<u64>,
     trace_out: Option<String>,
     plant: Option<String>,
+    strict_shutdown: bool,
 }
 
 fn parse(args: &[String]) -> Result<Args, String> {
@@ -83,6 +85,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
         liveness_ticks: None,
         trace_out: None,
         plant: None,
+        strict_shutdown: false,
     };
     let num = |v: Option<&String>, name: &str| -> Result<u64, String> {
         v.ok_or(format!("{name} needs a value"))?
@@ -100,6 +103,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
                 a.trace_out = Some(it.next().ok_or("--trace-out needs a file")?.clone())
             }
             "--plant" => a.plant = Some(it.next().ok_or("--plant needs a bug name")?.clone()),
+            "--strict-shutdown" => a.strict_shutdown = true,
             "--faults" => {
                 a.faults = match it.next().map(String::as_str) {
                     Some("none") => FaultMode::None,
@@ -206,6 +210,7 @@ fn config_for(a: &Args, seed: u64) -> SimConfig {
         c.liveness_ticks = t;
     }
     c.record_events = a.trace_out.is_some();
+    c.strict_shutdown = a.strict_shutdown;
     c
 }
 
@@ -223,6 +228,9 @@ fn replay_command(program: &str, scenario: &str, a: &Args, seed: u64) -> String 
     }
     if let Some(p) = &a.plant {
         cmd.push_str(&format!(" --plant {p}"));
+    }
+    if a.strict_shutdown {
+        cmd.push_str(" --strict-shutdown");
     }
     cmd
 }
@@ -279,6 +287,9 @@ fn print_run(
     if !r.summary.is_empty() {
         let _ = writeln!(out, "summary: {}", r.summary);
     }
+    if let Some(s) = &r.shutdown {
+        let _ = writeln!(out, "shutdown: {s}");
+    }
     let secs = wall.as_secs_f64().max(1e-9);
     let sim_ms = (r.ticks as f64) * (r.tick_ns as f64) / 1e6;
     let _ = writeln!(
@@ -307,6 +318,7 @@ fn sweep(
     let n = a.seeds.max(1);
     let mut covered = [0u64; FaultKind::COUNT];
     let mut failed = 0u64;
+    let mut leaky = Vec::new();
     let mut first_code = 0;
     let mut dispatches = 0u64;
     let mut ticks = 0u64;
@@ -328,6 +340,9 @@ fn sweep(
         let r = (entry.run)(&config, options);
         dispatches += r.dispatches;
         ticks += r.ticks;
+        if r.shutdown.as_deref().is_some_and(|s| s != "clean") {
+            leaky.push(seed);
+        }
         for k in FaultKind::ALL {
             if r.injected(k) > 0 {
                 covered[k.index()] += 1;
@@ -364,6 +379,15 @@ fn sweep(
                 k.name()
             );
         }
+    }
+    if !leaky.is_empty() {
+        let shown: Vec<String> = leaky.iter().take(10).map(u64::to_string).collect();
+        let _ = writeln!(
+            out,
+            "shutdown leaks (reported, not failed; --strict-shutdown fails on them): {} seeds, e.g. {}",
+            leaky.len(),
+            shown.join(" ")
+        );
     }
     let _ = writeln!(
         out,

@@ -329,6 +329,9 @@ pub struct SimConfig {
     pub net_latency_ticks: u64,
     /// Keep the full event log in the report (for `--trace-out` and comparisons).
     pub record_events: bool,
+    /// Fail the run (as a checker violation) when the final graceful shutdown leaks a
+    /// resource; otherwise leaks are only reported in [`Report::shutdown`](crate::Report).
+    pub strict_shutdown: bool,
 }
 
 impl SimConfig {
@@ -343,6 +346,7 @@ impl SimConfig {
             faults: FaultMode::None,
             net_latency_ticks: 1,
             record_events: false,
+            strict_shutdown: false,
         }
     }
 

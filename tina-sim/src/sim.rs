@@ -14,6 +14,10 @@
 //!                                             nothing left at all: quiescent
 //! ```
 //!
+//! After a pass, every shard is shut down gracefully (forced after the spec's shutdown
+//! timeout) and must give back every envelope, timer, I/O buffer and descriptor; a leak is
+//! reported in [`Report::shutdown`] (a checker violation with `strict_shutdown`).
+//!
 //! The run ends with **pass** when the scenario's goal holds in the liveness phase,
 //! **checker violation** as soon as a checker fails, **liveness failure** when the liveness
 //! bound passes (or the system goes quiescent) without the goal, and **framework panic** when
@@ -106,6 +110,9 @@ pub struct Report {
     pub counters: Vec<Counters>,
     /// The scenario's summary line.
     pub summary: String,
+    /// After a pass: `"clean"` if the final graceful shutdown returned every resource, else
+    /// what leaked (a checker violation instead with `strict_shutdown`).
+    pub shutdown: Option<String>,
     /// The last log lines of the system.
     pub log_tail: Vec<String>,
     /// The full event log, when recording was asked for.
@@ -189,6 +196,7 @@ fn failed_boot(config: &SimConfig, faults: FaultConfig, world: &WorldRef, msg: S
                 injected: [0; FaultKind::COUNT],
                 counters: Vec::new(),
                 summary: String::new(),
+                shutdown: None,
                 log_tail: Vec::new(),
                 event_log: None,
             };
@@ -208,6 +216,7 @@ fn failed_boot(config: &SimConfig, faults: FaultConfig, world: &WorldRef, msg: S
         injected: w.injected,
         counters: Vec::new(),
         summary: String::new(),
+        shutdown: None,
         log_tail: w.log_tail.iter().cloned().collect(),
         event_log: w.trace.take_log(),
     }
@@ -227,6 +236,7 @@ struct Simulation<'s, 'a> {
     seen: Vec<Counters>,
     storm_ticks: u64,
     tick_ns: u64,
+    shutdown_timeout: u64,
 }
 
 impl<'s, 'a> Simulation<'s, 'a> {
@@ -272,6 +282,7 @@ impl<'s, 'a> Simulation<'s, 'a> {
             quarantined_since: vec![None; n],
             storm_ticks: 500,
             tick_ns: spec.tick_ns,
+            shutdown_timeout: spec.shutdown_timeout.ticks(),
         })
     }
 
@@ -390,6 +401,22 @@ impl<'s, 'a> Simulation<'s, 'a> {
         };
         let mut summary = String::new();
         self.view(false, &mut |v| summary = scenario.summary(v));
+        let mut shutdown = None;
+        let outcome = match outcome {
+            Outcome::Pass => match self.shutdown_phase(&mut now) {
+                Ok(()) => {
+                    shutdown = Some("clean".to_string());
+                    Outcome::Pass
+                }
+                Err(v) if self.config.strict_shutdown => Outcome::Checker(v),
+                Err(v) => {
+                    shutdown = Some(v);
+                    Outcome::Pass
+                }
+            },
+            o => o,
+        };
+        self.view(false, &mut |v| summary = scenario.summary(v));
         let mut w = self.world.borrow_mut();
         let code = outcome.exit_code() as u64;
         w.trace.ev(Ev::Check, &[code], || format!("end {outcome}"));
@@ -407,9 +434,86 @@ impl<'s, 'a> Simulation<'s, 'a> {
             injected: w.injected,
             counters: self.shards.iter().map(|s| s.counters()).collect(),
             summary,
+            shutdown,
             log_tail: w.log_tail.iter().cloned().collect(),
             event_log: w.trace.take_log(),
         }
+    }
+
+    /// After a passing run: a graceful shutdown of every shard (forced after the spec's
+    /// shutdown timeout), then every shard must have returned everything — no envelope,
+    /// timer or I/O buffer in use, no descriptor left open, no operation pending.
+    fn shutdown_phase(&mut self, now: &mut u64) -> Result<(), String> {
+        let n = self.shards.len();
+        for s in 0..n {
+            self.shards[s].shutdown();
+        }
+        self.world
+            .borrow_mut()
+            .trace
+            .ev(Ev::Phase, &[*now], || format!("shutdown from t{now}"));
+        let timeout = self.shutdown_timeout;
+        let start = *now;
+        let mut forced = false;
+        let mut quiet_rounds = 0;
+        loop {
+            *now += 1;
+            self.world.borrow_mut().now = *now;
+            let mut order: Vec<usize> = (0..n).collect();
+            self.rng_sched.shuffle(&mut order);
+            for s in order {
+                let _ = self.step_shard(s, *now);
+            }
+            if let Some(v) = self.world.borrow().violations.first() {
+                return Err(v.clone());
+            }
+            let stopped = self
+                .shards
+                .iter()
+                .all(|s| matches!(s.status(), ShardStatus::Stopped | ShardStatus::Quarantined));
+            let pending = self
+                .world
+                .borrow()
+                .kernel
+                .pending
+                .iter()
+                .any(|p| !p.is_empty());
+            if stopped && !pending {
+                quiet_rounds += 1;
+                if quiet_rounds >= 2 {
+                    break;
+                }
+            } else {
+                quiet_rounds = 0;
+            }
+            if !forced && *now >= start + timeout {
+                forced = true;
+                for s in 0..n {
+                    if self.shards[s].status() != ShardStatus::Stopped {
+                        self.shards[s].force_stop();
+                    }
+                }
+            }
+            if *now >= start + timeout + 1_000 {
+                return Err(format!(
+                    "shutdown: I/O still pending {} ticks after the shutdown was forced",
+                    1_000
+                ));
+            }
+        }
+        let w = self.world.borrow();
+        for (s, shard) in self.shards.iter().enumerate() {
+            let (envelopes, timers, buffers) = shard.resources_in_use();
+            let fds = w.kernel.open_fds(s as u8);
+            if (envelopes, timers, buffers, fds) != (0, 0, 0, 0) || shard.live_isolates() != 0 {
+                return Err(format!(
+                    "shard {s} leaked after shutdown{}: {} isolates, {envelopes} envelopes, {timers} timers, {buffers} I/O buffers, {fds} descriptors",
+                    if forced { " (forced)" } else { "" },
+                    shard.live_isolates()
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn run_checkers(&mut self, scenario: &mut dyn Scenario, quiescent: bool) -> Result<(), String> {
@@ -460,6 +564,9 @@ impl<'s, 'a> Simulation<'s, 'a> {
             w.violations.push(msg);
         }
         let digest = counters_digest(&c);
+        let (envelopes, timers, buffers) = self.shards[s].resources_in_use();
+        let resources =
+            u64::from(envelopes) | (u64::from(timers) << 21) | (u64::from(buffers) << 42);
         w.trace.ev(
             Ev::Step,
             &[
@@ -471,8 +578,13 @@ impl<'s, 'a> Simulation<'s, 'a> {
                 u64::from(r.live_isolates),
                 r.status as u64,
                 digest,
+                resources,
             ],
-            || format!("s{s} {r:?} counters#{digest:016x}"),
+            || {
+                format!(
+                    "s{s} {r:?} counters#{digest:016x} in-use: {envelopes} envelopes, {timers} timers, {buffers} I/O buffers"
+                )
+            },
         );
         if matches!(
             r.status,

@@ -120,6 +120,8 @@ fn sim_udp_datagram_lands_in_a_file_with_real_bytes() {
         config.ticks = 100;
         let report = tina_sim::run(spec, &config, &mut FileHasHello);
         assert_eq!(report.outcome, Outcome::Pass, "{:?}", report.log_tail);
+        // The final shutdown (forced: these isolates ignore it) leaves nothing behind.
+        assert_eq!(report.shutdown.as_deref(), Some("clean"));
     });
 }
 
@@ -133,7 +135,10 @@ impl Isolate for Panicky {
         }
         Ok((Panicky, Effect::Receive))
     }
-    fn handle(&mut self, _: &Message, _: &mut Ctx) -> Effect {
+    fn handle(&mut self, msg: &Message, _: &mut Ctx) -> Effect {
+        if msg.is_shutdown() {
+            return Effect::Done;
+        }
         panic!("boom");
     }
 }

@@ -57,6 +57,9 @@ impl Isolate for Heart {
     }
 
     fn handle(&mut self, msg: &Message, ctx: &mut Ctx) -> Effect {
+        if msg.is_shutdown() {
+            return Effect::Done;
+        }
         if msg.is::<Beat>() {
             self.heard += 1;
         } else if msg.tag() == BEAT_TIMER.into() {
