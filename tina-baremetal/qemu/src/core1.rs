@@ -9,7 +9,8 @@
 //! Core 1 then resets like any Armv8-M core: SP = word 0 of its table (the top of
 //! `CORE1_STACK`), PC = word 1 (`core1_reset`, plain Rust: hardware has already set up the stack,
 //! and `.data`/`.bss` were initialised by core 0 before the launch). Core 1 never runs
-//! cortex-m-rt's reset handler.
+//! cortex-m-rt's reset handler. Its faults end the run; its SysTick is the same wake tick as
+//! core 0's (`deadline::on_wake_tick`).
 //!
 //! ```text
 //!   core 0                                  core 1
@@ -28,6 +29,7 @@ use cortex_m::register::msplim;
 use portable_atomic::AtomicBool;
 
 use crate::board;
+use crate::deadline;
 use crate::report::fail;
 
 /// Core 1's main stack. Overflow faults (MSPLIM is set to its bottom) instead of corrupting
@@ -44,8 +46,12 @@ unsafe impl Sync for Core1Stack {}
 
 static CORE1_STACK: Core1Stack = Core1Stack(UnsafeCell::new(MaybeUninit::uninit()));
 
-/// A handler in core 1's vector table. Faults end the run, so none of them returns.
-type Handler = extern "C" fn() -> !;
+/// Core 1's reset vector: entered with the stack already set up, never returns.
+type ResetHandler = extern "C" fn() -> !;
+/// Any other entry of core 1's vector table. A plain AAPCS function is a valid Armv8-M
+/// exception handler: the hardware stacks the caller-saved registers and returns through
+/// EXC_RETURN in LR.
+type Handler = extern "C" fn();
 
 /// Armv8-M vector table: initial SP, Reset, then the 14 system exception slots (2..=15).
 /// Core 1 enables no external interrupt, so the table stops there; 16 words fit the 128-byte
@@ -53,7 +59,7 @@ type Handler = extern "C" fn() -> !;
 #[repr(C, align(128))]
 struct VectorTable {
     initial_stack_pointer: *const u8,
-    reset: Handler,
+    reset: ResetHandler,
     /// NMI, HardFault, MemManage, BusFault, UsageFault, SecureFault, 3 reserved, SVCall,
     /// DebugMonitor, reserved, PendSV, SysTick.
     system_exceptions: [Option<Handler>; 14],
@@ -86,7 +92,7 @@ static CORE1_VECTOR_TABLE: VectorTable = VectorTable {
         Some(core1_fault), // DebugMonitor
         RESERVED,
         Some(core1_fault), // PendSV
-        Some(core1_fault), // SysTick
+        Some(core1_systick),
     ],
 };
 
@@ -115,7 +121,12 @@ extern "C" fn core1_reset() -> ! {
     crate::core1_main()
 }
 
-/// Every fault core 1 can take: report and end the run.
-extern "C" fn core1_fault() -> ! {
+/// Every fault core 1 can take: report and end the run (never returns).
+extern "C" fn core1_fault() {
     fail!("core 1 took exception {:?}", SCB::vect_active())
+}
+
+/// Core 1's SysTick (started by `crate::core1_main`): the same wake tick as core 0's.
+extern "C" fn core1_systick() {
+    deadline::on_wake_tick();
 }

@@ -4,9 +4,14 @@
 //! Time comes from the shared tick counter in `board` (timer 0, MAINCLK), so both cores measure
 //! against the same clock. Three layers:
 //! 1. every wait loop (`wait_for`, the critical-section spinlock) checks its own deadline;
-//! 2. the whole run has `RUN_TIMEOUT_MS`, checked by those loops and by a SysTick interrupt on
-//!    core 0 (the backstop for a core 0 stuck outside a wait loop with interrupts enabled);
+//! 2. the whole run has `RUN_TIMEOUT_MS`, checked by those loops, by each core's shard loop
+//!    after every step, and by a SysTick interrupt on each core (the backstop for a core stuck
+//!    outside a wait loop with interrupts enabled);
 //! 3. `run.sh` wraps QEMU in `timeout 120` for anything else (e.g. a lockup with PRIMASK set).
+//!
+//! The same per-core SysTick, every `WAKE_TICK_PERIOD_MS` (one Tina tick), is also what bounds
+//! an idle core's WFE on hardware: taking the interrupt ends the WFE, so a core waiting for a
+//! timer deadline wakes at most one tick late even if no other core sends an event.
 
 use cortex_m::asm;
 use cortex_m::peripheral::SYST;
@@ -24,12 +29,13 @@ pub const RUN_TIMEOUT_MS: u32 = 100_000;
 /// Polls of the awaited condition between two WFEs (and two looks at the clock).
 const POLLS_PER_WFE: u32 = 64;
 
-/// How often the SysTick backstop on core 0 looks at the run deadline.
-const BACKSTOP_PERIOD_MS: u32 = 100;
+/// Period of each core's SysTick: the run-deadline backstop and the bound on an idle WFE.
+/// Equal to Tina's tick (`system::TICK_NS`), so a timer deadline is never missed by more.
+pub const WAKE_TICK_PERIOD_MS: u32 = 1;
 
 // The tick counter must not wrap within a run, and SysTick's reload is 24 bits.
 const _: () = assert!((RUN_TIMEOUT_MS as u64) * (TICKS_PER_MS as u64) < u32::MAX as u64);
-const _: () = assert!(BACKSTOP_PERIOD_MS * TICKS_PER_MS <= 1 << 24);
+const _: () = assert!(WAKE_TICK_PERIOD_MS * TICKS_PER_MS <= 1 << 24);
 
 /// A point in time, in ticks since `board::start_ticks()`.
 #[derive(Clone, Copy, Debug)]
@@ -84,19 +90,26 @@ pub fn wait_for<T>(what: &str, timeout_ms: u32, mut ready: impl FnMut() -> Optio
     }
 }
 
-/// Starts the SysTick backstop on core 0 (SysTick is per core).
-pub fn start_backstop(mut syst: SYST) {
+/// Starts this core's SysTick (SysTick is per core; each core passes its own): an interrupt
+/// every `WAKE_TICK_PERIOD_MS` that runs `on_wake_tick`.
+pub fn start_wake_tick(mut syst: SYST) {
     // QEMU's SSE-200 wires no SysTick reference clock: count the processor clock.
     syst.set_clock_source(SystClkSource::Core);
-    syst.set_reload(BACKSTOP_PERIOD_MS * TICKS_PER_MS - 1);
+    syst.set_reload(WAKE_TICK_PERIOD_MS * TICKS_PER_MS - 1);
     syst.clear_current();
     syst.enable_interrupt();
     syst.enable_counter();
 }
 
-#[exception]
-fn SysTick() {
+/// The SysTick handler of both cores (core 1 reaches it through its own vector table). Taking
+/// the interrupt has already ended a WFE; all that is left is the run-deadline backstop.
+pub fn on_wake_tick() {
     if run_expired() {
         fail!("run exceeded {} ms (SysTick backstop)", RUN_TIMEOUT_MS);
     }
+}
+
+#[exception]
+fn SysTick() {
+    on_wake_tick();
 }

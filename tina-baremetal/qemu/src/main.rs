@@ -1,15 +1,23 @@
-//! Two-core bring-up of QEMU's `mps2-an521` (Arm SSE-200, two Cortex-M33) for Tina's bare-metal
-//! CI run (SPEC §7).
+//! Tina on both cores of QEMU's `mps2-an521` (Arm SSE-200, two Cortex-M33), the bare-metal
+//! CI run of SPEC §7: one tina-core shard per core, driven by `tina_baremetal::run`, with
+//! isolates on the two cores talking through tina-core's SPSC rings.
 //!
-//! Core 0 boots through cortex-m-rt, starts the shared tick counter and a SysTick backstop,
-//! then launches core 1 (`core1`). Both cores then run two tests:
-//! 1. `shared_counter`: both cores increment one counter inside critical sections
-//!    (`multicore_cs`, PRIMASK plus an inter-core spinlock); the total must be exact;
-//! 2. `ping_pong`: thousands of 128-byte request/response round trips through two single-slot
-//!    mailboxes (`mailbox`), idling with WFE and waking the peer with SEV.
+//! Core 0 boots through cortex-m-rt, starts the shared tick counter and its SysTick, wires the
+//! rings (`wiring`) and hands core 1 its halves, then launches core 1 (`core1`). Both cores
+//! then
+//! 1. run the shared-counter test (`shared_counter`): both cores increment one counter inside
+//!    critical sections (`multicore_cs`, PRIMASK plus an inter-core spinlock); the total must
+//!    be exact (this is what the `broken-critical-section` variant fails);
+//! 2. boot their shard from the static spec (`system`) and run it (`shards`): thousands of
+//!    Call/Reply round trips between core 0's driver and core 1's ponger, a call that must
+//!    time out (to an isolate that never answers), one to an incarnation that is gone (must
+//!    time out too) and one that must be answered within its timeout (`isolates`); at the end
+//!    core 0 checks both shards' isolate state and counters.
 //!
 //! Results go to the host through semihosting: a line containing `PASS` and exit status 0, or a
 //! `FAIL` line and exit status 1 (`report`), also on panic, fault or timeout (`deadline`).
+//! Tina's own log records go out as semihosting text (`platform::SemihostingLog`), or as defmt
+//! frames with the `defmt` feature (`defmt_log`).
 //!
 //! Features `never-release-core1` and `broken-critical-section` build negative tests that must
 //! fail; see README.md.
@@ -25,11 +33,16 @@ compile_error!(
 mod board;
 mod core1;
 mod deadline;
-mod mailbox;
+#[cfg(feature = "defmt")]
+mod defmt_log;
+mod isolates;
 mod multicore_cs;
-mod ping_pong;
+mod platform;
 mod report;
+mod shards;
 mod shared_counter;
+mod system;
+mod wiring;
 
 use core::sync::atomic::Ordering;
 
@@ -52,7 +65,7 @@ fn main() -> ! {
     board::start_ticks();
     let peripherals =
         cortex_m::Peripherals::take().unwrap_or_else(|| fail!("core peripherals already taken"));
-    deadline::start_backstop(peripherals.SYST);
+    deadline::start_wake_tick(peripherals.SYST);
 
     let core_index = board::core_index();
     hprintln!("core 0: up, CPU_IDENTITY = {}", core_index);
@@ -64,6 +77,12 @@ fn main() -> ! {
     }
     if !board::core1_is_waiting() {
         fail!("core 1 is not held by CPUWAIT at boot");
+    }
+
+    // Core 0 wires every ring before core 1 exists: core 1 can only take its own halves.
+    let [core0_channels, core1_channels] = wiring::wire_rings();
+    if wiring::CORE1_CHANNELS.put(core1_channels).is_err() {
+        fail!("core 1's channels were handed over twice");
     }
 
     if cfg!(feature = "never-release-core1") {
@@ -92,12 +111,27 @@ fn main() -> ! {
     );
 
     let increment_count = shared_counter::run_core0();
-    ping_pong::run_core0();
+    let summary = shards::run_core0(core0_channels);
 
     hprintln!(
-        "PASS: 2 cores, shared counter exact over {} increments, {} ping-pong round trips, {} ms",
+        "ping-pong: {} Call/Reply round trips between shard 0 and shard 1 in {} ms",
+        summary.round_trips,
+        summary.ping_pong_ms
+    );
+    hprintln!(
+        "call timeouts: silent isolate timed out after {} ms, gone incarnation after {} ms \
+         (timeout {} ms); prompt call answered in {} ms (timeout {} ms)",
+        summary.silent_timeout_ms,
+        summary.stale_timeout_ms,
+        isolates::EXPIRING_CALL_TIMEOUT_MS,
+        summary.prompt_reply_ms,
+        isolates::PROMPT_CALL_TIMEOUT_MS
+    );
+    hprintln!(
+        "PASS: 2 cores, 2 Tina shards, {} round trips through the rings, 2 calls timed out and \
+         1 answered as expected, shared counter exact over {} increments, {} ms",
+        summary.round_trips,
         increment_count,
-        ping_pong::ROUND_TRIP_COUNT,
         deadline::elapsed_ms()
     );
     report::exit(debug::EXIT_SUCCESS)
@@ -108,12 +142,19 @@ fn core1_main() -> ! {
     let core_index = board::core_index();
     // Printed before checking in, so it never overlaps core 0's lines.
     hprintln!("core 1: up, CPU_IDENTITY = {}", core_index);
+    // SAFETY: the SCS (SysTick included) is banked per core, so this is core 1's own SysTick,
+    // and nothing else on core 1 touches it. `steal` also stores `true` to cortex-m's plain
+    // `TAKEN` flag; core 0 stored the same value in `Peripherals::take` before it released
+    // core 1 (ordered by the launch's DSB) and never accesses the flag again, so the two
+    // accesses cannot race.
+    let peripherals = unsafe { cortex_m::Peripherals::steal() };
+    deadline::start_wake_tick(peripherals.SYST);
     CORE1_IDENTITY.store(core_index + 1, Ordering::Release);
     asm::dsb();
     asm::sev();
 
     shared_counter::run_core1();
-    ping_pong::run_core1();
+    shards::run_core1();
 
     // Done: idle until core 0 ends the run.
     loop {
