@@ -26,6 +26,9 @@ use crate::harness::{Sample, Spread, cpu_model, milli, ratio, run_pair, two_cpus
 
 /// The batched producer publishes after this many pushes at most (or when the ring is full).
 const PUBLISH_BATCH_MAX: u64 = 32;
+/// A spinning thread that was on its CPU for less of a round than this shared the core with
+/// other work: the run is flagged as contended.
+const ON_CPU_PERCENT_MIN: u64 = 90;
 /// Capacities measured.
 const CAPACITIES: [usize; 2] = [16, 1024];
 
@@ -258,9 +261,10 @@ pub(crate) fn run(options: &Options) {
     println!(
         "| capacity | contender | ns/msg median | ns/msg min–max | tina batched ÷ this, \
          median (min–max) | tina per-message ÷ this, median (min–max) | CPU ns/msg \
-         producer + consumer (median) |"
+         producer + consumer (median) | on-CPU % of wall, producer / consumer (min) |"
     );
-    println!("|---:|---|---:|---:|---:|---:|---:|");
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|");
+    let mut contended = false;
 
     for capacity in CAPACITIES {
         // Warm-up: page in the storage, ramp the CPU clocks, start the threads once.
@@ -304,8 +308,22 @@ pub(crate) fn run(options: &Options) {
                     .map(|s| ps_per_message(s.consumer_cpu_ns, options.messages))
                     .collect::<Vec<_>>(),
             );
+            let on_cpu_percent = |cpu: fn(&Sample) -> u64| {
+                samples[i]
+                    .iter()
+                    .map(|s| cpu(s) * 100 / s.wall_ns.max(1))
+                    .min()
+                    .unwrap_or(0)
+            };
+            let producer_on_cpu = on_cpu_percent(|s| s.producer_cpu_ns);
+            let consumer_on_cpu = on_cpu_percent(|s| s.consumer_cpu_ns);
+            let spins = matches!(
+                contender,
+                Contender::TinaBatched | Contender::TinaPerMessage | Contender::Rtrb
+            );
+            contended |= spins && producer_on_cpu.min(consumer_on_cpu) < ON_CPU_PERCENT_MIN;
             println!(
-                "| {capacity} | {} | {} | {}–{} | {} ({}–{}) | {} ({}–{}) | {} + {} |",
+                "| {capacity} | {} | {} | {}–{} | {} ({}–{}) | {} ({}–{}) | {} + {} | {} / {} |",
                 contender.name(),
                 milli(wall.median),
                 milli(wall.min),
@@ -318,8 +336,17 @@ pub(crate) fn run(options: &Options) {
                 ratio(per_message.max),
                 milli(producer_cpu.median),
                 milli(consumer_cpu.median),
+                producer_on_cpu,
+                consumer_on_cpu,
             );
         }
+    }
+    if contended {
+        println!(
+            "\n**CONTENDED**: a spinning thread was on its CPU less than \
+             {ON_CPU_PERCENT_MIN}% of a round; other work shared these cores and the \
+             numbers above overstate the cost."
+        );
     }
     println!(
         "\nRatios are computed per round, then summarised (below 1.00: Tina is faster). \
