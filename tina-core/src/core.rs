@@ -299,6 +299,10 @@ pub(crate) struct Core<'a> {
     pub(crate) transfers: BufferPool<'a>,
     /// Peers announced as quarantined (bit per shard): sends to them fail at once.
     pub(crate) quarantined_peers: [u64; 4],
+    /// A descriptor delivered to the running handler call by an Accept/Open completion, and
+    /// whether an isolate took ownership of it (`Ctx::own_fd`) during the call. Unclaimed
+    /// when the receiver exits, it is closed instead of leaking.
+    pub(crate) pending_fd: Option<(crate::io::Fd, bool)>,
 }
 
 impl<'a> Core<'a> {
@@ -501,6 +505,10 @@ impl<'a> Core<'a> {
             }
             State::AwaitingIo => {
                 let c = m.io_completion.take()?;
+                if let Some(fd) = c.fd() {
+                    // The new descriptor belongs to this handler call until someone owns it.
+                    self.pending_fd = Some((fd, false));
+                }
                 if let Some(buf) = c.buf {
                     // The delivered buffer belongs to this one handler call.
                     self.io.bufs.set_state(buf, BufState::Held);
@@ -733,7 +741,7 @@ impl<'a> Core<'a> {
         let mut timers = core::mem::replace(&mut m.timers, NIL);
         m.call_timer = None;
         m.call_failure = None;
-        m.io_completion = None;
+        let undelivered = m.io_completion.take();
         m.io_in_flight = false;
         m.notices = 0;
         m.watches_shards = false;
@@ -748,6 +756,15 @@ impl<'a> Core<'a> {
             self.queue_reclaim(IoOp::Close {
                 fd: crate::io::Fd(owned_fd),
             });
+        }
+        if let Some(c) = undelivered {
+            // Completed but never handled: its buffer and descriptor have no owner now.
+            if let Some(b) = c.buf {
+                self.io.bufs.free(b);
+            }
+            if let Some(fd) = c.fd() {
+                self.queue_reclaim(IoOp::Close { fd });
+            }
         }
         if reply != NIL {
             self.pool.release(reply);

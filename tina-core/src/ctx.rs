@@ -14,7 +14,7 @@ use crate::io::{
 };
 use crate::iobuf::{BufState, WorkChunk};
 use crate::isolate::{InitArgs, Isolate};
-use crate::message::{Message, Outgoing, Payload, PayloadTooLarge, UserTag};
+use crate::message::{CallToken, Message, Outgoing, Payload, PayloadTooLarge, UserTag};
 use crate::platform::{SocketControl, Transport, Trap};
 use crate::pool::Class;
 use crate::shard::{SendError, SpawnError};
@@ -471,10 +471,29 @@ impl<'x, 'a> Ctx<'x, 'a> {
     /// Makes this isolate the owner of a descriptor (or of none): if the isolate is torn down
     /// while owning it — a crash, a panic, a group restart — the shard closes it, so a crashed
     /// connection never leaks its socket. Returning `Io(Close)` on it ends the ownership.
+    ///
+    /// A descriptor delivered by an `Accept` or `Open` completion belongs to the handler call
+    /// that receives it until some isolate owns it this way (e.g. the connection isolate the
+    /// handler spawns, from its `init`); if the receiver exits without that happening, the
+    /// shard closes the descriptor.
     pub fn own_fd(&mut self, fd: Option<Fd>) {
         if let Some((ty, slot)) = self.core.locate(self.me) {
             self.core.meta(ty, slot).owned_fd = fd.map_or(-1, |f| f.0);
         }
+        if let (Some(fd), Some((pending, claimed))) = (fd, self.core.pending_fd.as_mut())
+            && *pending == fd
+        {
+            *claimed = true;
+        }
+    }
+
+    /// Answers a call later — after the handler that received it has returned (e.g. once a
+    /// write completed). `token` comes from [`Message::call_token`]; the reply is accepted
+    /// only if the caller still waits for exactly that call, otherwise it is dropped and
+    /// counted as stale by the caller's shard.
+    pub fn reply_to(&mut self, token: CallToken, out: &Outgoing) -> Result<(), SendError> {
+        let msg = Message::build(self.me, token.caller, out).with_reply(token.correlation);
+        self.core.send(self.transport, &msg)
     }
 
     /// Subscribes (or not) this isolate to peer shard status notices: `SHARD_RESTARTED` and

@@ -128,8 +128,8 @@ pub use effect::{CrashReason, Effect};
 pub use handle::{GENERATION_MAX, Handle, SLOT_MAX, ShardId, TypeId};
 pub use isolate::{INIT_ARGS_SIZE_MAX, InitArgs, Isolate};
 pub use message::{
-    Message, Outgoing, PAYLOAD_SIZE_MAX, Payload, PayloadTooLarge, Tag, USER_TAG_MIN, UserTag,
-    system_tag,
+    CallToken, Message, Outgoing, PAYLOAD_SIZE_MAX, Payload, PayloadTooLarge, Tag, USER_TAG_MIN,
+    UserTag, system_tag,
 };
 pub use placement::key_to_shard;
 pub use shard::{BootError, SendError, Shard, ShardStatus, SpawnError, StepReport};

@@ -230,6 +230,15 @@ impl Message {
         self.flags & FLAG_REPLY != 0
     }
 
+    /// For a call: the token to answer it later with `Ctx::reply_to` (instead of, or after,
+    /// returning from the handler).
+    pub fn call_token(&self) -> Option<CallToken> {
+        self.is_call().then_some(CallToken {
+            caller: self.src,
+            correlation: self.correlation,
+        })
+    }
+
     /// The call's correlation id (0 for plain messages).
     pub fn correlation(&self) -> u64 {
         self.correlation
@@ -341,6 +350,21 @@ impl fmt::Debug for Message {
             .field("correlation", &self.correlation)
             .field("len", &self.len)
             .finish()
+    }
+}
+
+/// Identifies one call so it can be answered later (`Ctx::reply_to`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct CallToken {
+    pub(crate) caller: Handle,
+    pub(crate) correlation: u64,
+}
+
+impl CallToken {
+    /// The caller.
+    pub fn caller(&self) -> Handle {
+        self.caller
     }
 }
 

@@ -347,6 +347,7 @@ impl<'a, P: Platform> Shard<'a, P> {
                 scratch_dirty: true,
                 transfers,
                 quarantined_peers: [0; 4],
+                pending_fd: None,
             },
             arenas,
             platform,
@@ -565,6 +566,12 @@ impl<'a, P: Platform> Shard<'a, P> {
         self.core.io.bufs.release_held_from(0);
         self.core.transfers.release_held_from(0);
         self.core.scratch_dirty = true;
+        if let Some((fd, claimed)) = self.core.pending_fd.take()
+            && !claimed
+            && exit.is_some()
+        {
+            self.core.queue_reclaim(crate::io::IoOp::Close { fd });
+        }
         if let Some(exit) = exit {
             self.exit_isolate(ty, slot, exit);
         }
@@ -743,6 +750,17 @@ impl<'a, P: Platform> Shard<'a, P> {
     /// Live isolates.
     pub fn live_isolates(&self) -> u32 {
         self.core.live()
+    }
+
+    /// Handles of every live isolate on this shard, type by type, in slot order.
+    pub fn live_handles(&self) -> impl Iterator<Item = Handle> + '_ {
+        self.core.types.iter().enumerate().flat_map(move |(ty, t)| {
+            t.metas.iter().enumerate().filter_map(move |(slot, m)| {
+                (m.is_live() && m.state != State::Initializing).then(|| {
+                    Handle::pack(self.core.shard, TypeId(ty as u8), slot as u32, m.generation)
+                })
+            })
+        })
     }
 
     /// Handles of the live isolates of type `T`, in slot order.

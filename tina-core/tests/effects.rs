@@ -201,3 +201,51 @@ fn panic_in_a_handler_crashes_only_that_isolate_and_leaves_the_shard_consistent(
         assert_eq!(rig.shard.resources_in_use(), (0, 0, 0));
     });
 }
+
+#[test]
+fn a_call_can_be_answered_later_and_a_too_late_answer_is_dropped() {
+    let types = [TypeSpec::of::<Actor>("actor").capacity(4)];
+    let mut deferring = args(1);
+    deferring.reply_to_calls = 2;
+    let children = [
+        ChildSpec::isolate::<Actor>(&args(0), Restart::Permanent),
+        ChildSpec::isolate::<Actor>(&deferring, Restart::Permanent),
+    ];
+    let shards = [ShardSpec {
+        root: GroupSpec::one_for_one(&children),
+    }];
+    let spec = SystemSpec::new(&shards, &types);
+    with_rig(&spec, |rig| {
+        let hs = rig.actors();
+        let (caller, callee) = (hs[0], hs[1]);
+        // In time: the callee stores the token, returns, and answers on a later tick.
+        rig.send(caller, cmd_to(op::CALL, callee, 1, 50));
+        rig.step_until_idle(5);
+        assert!(rig.actor(callee).deferred.is_some());
+        rig.send(callee, cmd(op::REPLY_DEFERRED));
+        rig.step_until_idle(5);
+        let last = *rig.actor(caller).seen.last().unwrap();
+        assert!(
+            last.is_reply && last.n == 1000 && last.src == callee,
+            "{last:?}"
+        );
+        // Too late: the caller timed out; the answer is dropped as stale.
+        rig.send(caller, cmd_to(op::CALL, callee, 2, 3));
+        rig.advance_to(rig.now + 10);
+        assert_eq!(
+            rig.actor(caller).seen.last().unwrap().tag,
+            system_tag::CALL_TIMEOUT.0
+        );
+        rig.send(callee, cmd(op::REPLY_DEFERRED));
+        rig.step_until_idle(5);
+        assert_eq!(rig.actor(callee).deferred_result, Some(Ok(())));
+        assert_eq!(rig.shard.counters().stale_replies, 1);
+        assert_eq!(
+            rig.actor(caller).seen.last().unwrap().tag,
+            system_tag::CALL_TIMEOUT.0,
+            "nothing after the timeout"
+        );
+        let live: Vec<Handle> = rig.shard.live_handles().collect();
+        assert_eq!(live, hs, "live_handles lists every live isolate");
+    });
+}

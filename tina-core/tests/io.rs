@@ -3,6 +3,7 @@
 mod common;
 use common::*;
 use tina_core::io::*;
+use tina_core::platform::Submission;
 use tina_core::testing::TestPlatform;
 use tina_core::*;
 
@@ -18,6 +19,8 @@ struct Conn {
 struct ConnArgs {
     fd: i32,
     /// 1: on the first completion, send from a buffer kept from an earlier call (illegal).
+    /// 2: accept instead of receive; on the accepted socket crash without owning it.
+    /// 3: accept; spawn a `Conn` that owns the accepted socket, then crash.
     misuse: u32,
 }
 
@@ -30,16 +33,24 @@ impl Isolate for Conn {
             None
         };
         let fd = Fd(a.fd);
+        if a.misuse == 4 {
+            ctx.own_fd(Some(fd));
+        }
+        let first = if a.misuse == 2 || a.misuse == 3 {
+            Effect::Io(IoOp::Accept { listener: fd })
+        } else {
+            Effect::Io(IoOp::Recv {
+                socket: fd,
+                len: 64,
+            })
+        };
         Ok((
             Conn {
                 fd,
                 completions: Vec::new(),
                 stale_buf,
             },
-            Effect::Io(IoOp::Recv {
-                socket: fd,
-                len: 64,
-            }),
+            first,
         ))
     }
 
@@ -48,6 +59,16 @@ impl Isolate for Conn {
             return Effect::Receive;
         };
         self.completions.push(c);
+        if let (IoKind::Accept, Some(accepted)) = (c.kind, c.fd()) {
+            if self.fd.0 == 3 {
+                // Listener test modes: 3 hands the socket to a child that owns it.
+                let _ = ctx.spawn::<Conn>(&ConnArgs {
+                    fd: accepted.0,
+                    misuse: 4,
+                });
+            }
+            return Effect::Crash(CrashReason("crash holding an accepted socket"));
+        }
         if let Some(buf) = self.stale_buf.take() {
             return Effect::Io(IoOp::Send {
                 socket: self.fd,
@@ -313,5 +334,103 @@ fn an_op_naming_a_buffer_from_an_earlier_call_crashes_the_isolate() {
         assert!(!rig.shard.is_live(h));
         assert_eq!(rig.shard.counters().crashes, 1);
         assert_eq!(rig.shard.resources_in_use(), (0, 0, 0));
+    });
+}
+
+fn accept_then_crash(mode: u32) -> Vec<Submission> {
+    let types = [TypeSpec::of::<Conn>("conn").capacity(4)];
+    let children = [ChildSpec::isolate::<Conn>(
+        &ConnArgs {
+            fd: if mode == 3 { 3 } else { 5 },
+            misuse: mode,
+        },
+        Restart::Temporary,
+    )];
+    let shards = [ShardSpec {
+        root: GroupSpec::one_for_one(&children).dynamic(2),
+    }];
+    let spec = spec_with(&types, &shards, 4, 8);
+    with_rig(&spec, |rig| {
+        let h = rig.shard.handles::<Conn>().next().unwrap();
+        rig.step();
+        rig.shard.platform().io.completions.push_back((
+            h,
+            IoCompletion::new(IoKind::Accept, Ok(42)),
+            Vec::new(),
+        ));
+        rig.step();
+        rig.step();
+        assert!(!rig.shard.is_live(h));
+        rig.shard.platform().io.submitted.clone()
+    })
+}
+
+#[test]
+fn an_accepted_socket_nobody_owns_is_closed_when_its_receiver_crashes() {
+    let subs = accept_then_crash(2);
+    let closes: Vec<&Submission> = subs
+        .iter()
+        .filter(|s| s.op == IoOp::Close { fd: Fd(42) })
+        .collect();
+    assert_eq!(closes.len(), 1, "{subs:?}");
+    assert!(closes[0].owner.is_none(), "closed as reclaim work");
+}
+
+#[test]
+fn an_accepted_socket_owned_by_a_spawned_child_is_left_open() {
+    let subs = accept_then_crash(3);
+    assert!(
+        !subs.iter().any(|s| s.op == IoOp::Close { fd: Fd(42) }),
+        "the child owns it: {subs:?}"
+    );
+    assert!(
+        subs.iter().any(|s| s.op
+            == IoOp::Recv {
+                socket: Fd(42),
+                len: 64
+            }),
+        "the child serves it"
+    );
+}
+
+#[test]
+fn a_completion_that_arrives_as_its_owner_is_torn_down_is_reclaimed() {
+    let types = [
+        TypeSpec::of::<Actor>("actor").capacity(1),
+        TypeSpec::of::<Conn>("conn").capacity(1),
+    ];
+    let children = [
+        ChildSpec::isolate::<Actor>(&args(0), Restart::Permanent),
+        ChildSpec::isolate::<Conn>(&ConnArgs { fd: 7, misuse: 0 }, Restart::Permanent),
+    ];
+    let shards = [ShardSpec {
+        root: GroupSpec::one_for_one(&children).strategy(Strategy::OneForAll),
+    }];
+    let spec = spec_with(&types, &shards, 4, 8);
+    with_rig(&spec, |rig| {
+        let conn = rig.shard.handles::<Conn>().next().unwrap();
+        rig.step();
+        let sub = rig.shard.platform().io.submitted[0];
+        // In one tick: the completion lands (phase 2), then the actor (dispatched before the
+        // connection's type) crashes and one-for-all tears the connection down before it
+        // could handle the completion.
+        let io = &mut rig.shard.platform().io;
+        io.completions.push_back((
+            conn,
+            IoCompletion {
+                kind: IoKind::Recv,
+                result: Ok(3),
+                buf: sub.buf,
+                peer: None,
+            },
+            b"abc".to_vec(),
+        ));
+        let actor = rig.actors()[0];
+        rig.send(actor, cmd(op::CRASH));
+        rig.step();
+        assert!(!rig.shard.is_live(conn));
+        // Only the new connection's receive buffer is out: the old one came back.
+        assert_eq!(rig.shard.resources_in_use().2, 1);
+        assert_eq!(rig.shard.counters().io_completed, 1);
     });
 }

@@ -53,6 +53,7 @@ pub mod op {
     pub const SEND_THEN_PANIC: u32 = 11;
     pub const BURN: u32 = 12;
     pub const YIELD_THEN_CRASH: u32 = 13;
+    pub const REPLY_DEFERRED: u32 = 14;
 }
 
 /// Init arguments of the actor.
@@ -102,6 +103,8 @@ pub struct Actor {
     pub last_spawn: Option<Result<Handle, SpawnError>>,
     pub incarnation_marker: u64,
     pub crash_after_yields: bool,
+    pub deferred: Option<CallToken>,
+    pub deferred_result: Option<Result<(), SendError>>,
 }
 
 impl Isolate for Actor {
@@ -122,6 +125,8 @@ impl Isolate for Actor {
                 last_spawn: None,
                 incarnation_marker: args.id,
                 crash_after_yields: false,
+                deferred: None,
+                deferred_result: None,
             },
             Effect::Receive,
         ))
@@ -152,6 +157,11 @@ impl Isolate for Actor {
         }
         if msg.is_shutdown() {
             return Effect::Done;
+        }
+        if msg.is_call() && self.args.reply_to_calls == 2 {
+            // Answer later, on REPLY_DEFERRED.
+            self.deferred = msg.call_token();
+            return Effect::Receive;
         }
         if msg.is_call()
             && self.args.reply_to_calls != 0
@@ -216,6 +226,13 @@ impl Isolate for Actor {
                 panic!("panic after context calls")
             }
             op::BURN => Effect::Yield,
+            op::REPLY_DEFERRED => {
+                if let Some(token) = self.deferred.take() {
+                    let out = Outgoing::new(&Pong { n: 1000 });
+                    self.deferred_result = Some(ctx.reply_to(token, &out));
+                }
+                Effect::Receive
+            }
             op::YIELD_THEN_CRASH => {
                 self.yields_left = cmd.count;
                 self.crash_after_yields = true;
