@@ -755,11 +755,13 @@ impl<'a, P: Platform> Shard<'a, P> {
     /// Handles of every live isolate on this shard, type by type, in slot order.
     pub fn live_handles(&self) -> impl Iterator<Item = Handle> + '_ {
         self.core.types.iter().enumerate().flat_map(move |(ty, t)| {
-            t.metas.iter().enumerate().filter_map(move |(slot, m)| {
-                (m.is_live() && m.state != State::Initializing).then(|| {
+            t.metas
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| m.is_live() && m.state != State::Initializing)
+                .map(move |(slot, m)| {
                     Handle::pack(self.core.shard, TypeId(ty as u8), slot as u32, m.generation)
                 })
-            })
         })
     }
 
