@@ -22,7 +22,7 @@ use crate::effect::{CrashReason, Effect};
 use crate::isolate::{InitArgs, Isolate};
 use crate::memory::{Measure, MemoryError, Region};
 use crate::message::Message;
-use crate::platform::Panicked;
+use crate::platform::{CallKind, Panicked, TrapCall};
 use core::any::Any;
 use core::fmt;
 
@@ -164,8 +164,13 @@ impl<'a, T: Isolate> ErasedArena<'a> for TypedArena<'a, T> {
             split: slot,
         };
         let trap = parts.trap;
+        let call = TrapCall {
+            isolate: parts.me,
+            type_name: parts.core.spec.types[usize::from(parts.me.type_id().0)].name,
+            kind: CallKind::Handle,
+        };
         let mut ctx = Ctx::new(parts, Some(&mut own));
-        match trap.run(&mut || *effect = isolate.handle(msg, &mut ctx)) {
+        match trap.run(call, &mut || *effect = isolate.handle(msg, &mut ctx)) {
             Ok(()) => Dispatched::Ran,
             Err(Panicked) => Dispatched::Panicked,
         }

@@ -15,7 +15,7 @@ use crate::io::{
 use crate::iobuf::{BufState, WorkChunk};
 use crate::isolate::{InitArgs, Isolate};
 use crate::message::{CallToken, Message, Outgoing, Payload, PayloadTooLarge, UserTag};
-use crate::platform::{SocketControl, Transport, Trap};
+use crate::platform::{CallKind, SocketControl, Transport, Trap, TrapCall};
 use crate::pool::Class;
 use crate::shard::{SendError, SpawnError};
 use crate::spec::{Restart, TypeRef};
@@ -206,7 +206,12 @@ impl<'x, 'a> Ctx<'x, 'a> {
         self.group = group;
         let mut result = Err(CrashReason::PANIC);
         let trap = self.trap;
-        let trapped = trap.run(&mut || result = init(&args, self, slot));
+        let call = TrapCall {
+            isolate: child,
+            type_name: self.core.spec.types[usize::from(ty)].name,
+            kind: CallKind::Init,
+        };
+        let trapped = trap.run(call, &mut || result = init(&args, self, slot));
         (self.me, self.call, self.group) = saved;
         if trapped.is_err() {
             self.core.counters.panics += 1;

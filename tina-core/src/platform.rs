@@ -149,11 +149,35 @@ pub trait IoDriver: SocketControl {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Panicked;
 
+/// Which user function a trapped call runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum CallKind {
+    /// `Isolate::init` (a spawn, a boot, a restart).
+    Init,
+    /// `Isolate::handle`.
+    Handle,
+}
+
+/// What a trapped call is about: which isolate, of which type, doing what. Watchdogs report
+/// it, panic messages name it, the simulator injects faults by it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TrapCall {
+    /// The isolate.
+    pub isolate: Handle,
+    /// Its type's name from the spec.
+    pub type_name: &'static str,
+    /// `init` or `handle`.
+    pub kind: CallKind,
+}
+
 /// How the platform invokes user code (`init` and `handle`).
 pub trait Trap {
-    /// Runs `f`. A platform that can catch panics returns `Err(Panicked)` when `f` panics;
-    /// one that cannot (bare metal, `panic = "abort"`) just calls it.
-    fn run(&self, f: &mut dyn FnMut()) -> Result<(), Panicked>;
+    /// Runs `f`, the user call described by `call`. A platform that can catch panics returns
+    /// `Err(Panicked)` when `f` panics; one that cannot (bare metal, `panic = "abort"`) just
+    /// calls it.
+    fn run(&self, call: TrapCall, f: &mut dyn FnMut()) -> Result<(), Panicked>;
 }
 
 /// A bundle of the platform's parts for one shard.
@@ -250,7 +274,7 @@ impl IoDriver for NoIo {
 pub struct DirectTrap;
 
 impl Trap for DirectTrap {
-    fn run(&self, f: &mut dyn FnMut()) -> Result<(), Panicked> {
+    fn run(&self, _call: TrapCall, f: &mut dyn FnMut()) -> Result<(), Panicked> {
         f();
         Ok(())
     }

@@ -11,7 +11,7 @@ use crate::memory::RegionBlock;
 use crate::message::Message;
 use crate::platform::{
     Bundle, CompletionSink, IoBuffers, IoDriver, Panicked, PeerEvent, SocketControl, Submission,
-    Transport, Trap,
+    Transport, Trap, TrapCall,
 };
 use crate::shard::{SendError, Shard};
 use crate::spec::SystemSpec;
@@ -172,7 +172,7 @@ impl IoDriver for TestIo {
 pub struct CatchPanic;
 
 impl Trap for CatchPanic {
-    fn run(&self, f: &mut dyn FnMut()) -> Result<(), Panicked> {
+    fn run(&self, _call: TrapCall, f: &mut dyn FnMut()) -> Result<(), Panicked> {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|_| Panicked)
     }
 }

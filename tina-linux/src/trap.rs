@@ -10,7 +10,7 @@ use core::fmt::Write as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Once;
 
-use tina_core::platform::{Panicked, Trap};
+use tina_core::platform::{Panicked, Trap, TrapCall};
 
 use crate::sys::{self, StackBuf};
 
@@ -19,7 +19,7 @@ use crate::sys::{self, StackBuf};
 pub struct CatchPanic;
 
 impl Trap for CatchPanic {
-    fn run(&self, f: &mut dyn FnMut()) -> Result<(), Panicked> {
+    fn run(&self, _call: TrapCall, f: &mut dyn FnMut()) -> Result<(), Panicked> {
         catch_unwind(AssertUnwindSafe(f)).map_err(|_| Panicked)
     }
 }

@@ -17,8 +17,8 @@ use crate::world::WorldRef;
 use tina_core::io::{Control, ControlOutcome, IoError};
 use tina_core::log::{LogRecord, LogSink};
 use tina_core::platform::{
-    CompletionSink, IoBuffers, IoDriver, Panicked, Parts, PeerEvent, Platform, SocketControl,
-    Submission, Transport, Trap,
+    CallKind, CompletionSink, IoBuffers, IoDriver, Panicked, Parts, PeerEvent, Platform,
+    SocketControl, Submission, Transport, Trap, TrapCall,
 };
 use tina_core::{Handle, Message, SendError, ShardId};
 
@@ -148,14 +148,14 @@ pub struct SimTrap {
 }
 
 impl SimTrap {
-    fn decide(&self) -> (Verdict, bool) {
+    fn decide(&self, call: TrapCall) -> (Verdict, bool) {
         let mut w = self.world.borrow_mut();
         let faulty = w.phase == crate::world::Phase::Faulty && w.round > 0;
         let sh = usize::from(self.shard);
         let now = w.now;
         let faults = w.faults;
         let t = &mut w.traps[sh];
-        let init = t.booting || t.depth > 0 || t.after_crash;
+        let init = call.kind == CallKind::Init;
         if t.depth == 0 {
             t.after_crash = false;
         }
@@ -184,8 +184,8 @@ impl SimTrap {
 }
 
 impl Trap for SimTrap {
-    fn run(&self, f: &mut dyn FnMut()) -> Result<(), Panicked> {
-        let (verdict, init) = self.decide();
+    fn run(&self, call: TrapCall, f: &mut dyn FnMut()) -> Result<(), Panicked> {
+        let (verdict, init) = self.decide(call);
         let outcome = match verdict {
             Verdict::Fail(_) => Err(Panicked),
             Verdict::Run | Verdict::RunThenPanic => {
