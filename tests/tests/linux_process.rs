@@ -1,7 +1,8 @@
 //! Whole-process behaviour of tina-linux, with the server in a child process (this binary
 //! re-executed): graceful shutdown on SIGTERM with open connections (exit 0 within the
-//! timeout) on both backends, and the epoll fallback under a seccomp filter that denies
-//! io_uring, with the logged reason.
+//! timeout) on both backends, SIGUSR1 stats, the epoll fallback under a seccomp filter that
+//! denies io_uring (with the logged reason), a hardware fault in a handler (diagnostic and a
+//! non-zero exit), and the watchdog reporting a handler stuck in a loop.
 //!
 //! The binary has no libtest harness because the child runs the runtime on its main thread,
 //! where the control signals must be blocked before any other thread exists.
@@ -15,15 +16,100 @@ use std::sync::mpsc;
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use linux_common::*;
-use tina_linux::{Backend, Config, Control, run};
+use tina_core::{
+    ChildSpec, CrashReason, Ctx, Duration, Effect, GroupSpec, Isolate, Message, Restart, ShardSpec,
+    SystemSpec, TypeSpec, UserTag,
+};
+use tina_linux::{Backend, Config, Control, WatchdogConfig, WatchdogPolicy, run};
 
 const CHILD_ENV: &str = "TINA_LINUX_TEST_CHILD";
 const SHUTDOWN_TIMEOUT: StdDuration = StdDuration::from_secs(3);
 
-/// The child: an echo server with signal handling, as a real service runs it.
+const WAKE: UserTag = UserTag::new(0x44);
+
+/// Writes through a null pointer in its first handler call: a hardware fault.
+struct Faulty;
+
+impl Isolate for Faulty {
+    type Args = ();
+
+    fn init(_: &(), ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
+        ctx.start_timer(Duration::from_ticks(50), WAKE)
+            .map_err(|_| CrashReason("no timer"))?;
+        Ok((Faulty, Effect::Receive))
+    }
+
+    fn handle(&mut self, msg: &Message, _: &mut Ctx) -> Effect {
+        if msg.tag() == WAKE.into() {
+            let p = std::hint::black_box(core::ptr::null_mut::<u64>());
+            // SAFETY: deliberately unsound: this test needs a real SIGSEGV inside a handler.
+            unsafe { p.write_volatile(1) };
+        }
+        Effect::Receive
+    }
+}
+
+/// Spins for 1.5 s in one handler call (a handler "stuck in a loop"), once.
+struct Stuck;
+
+impl Isolate for Stuck {
+    type Args = ();
+
+    fn init(_: &(), ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
+        ctx.start_timer(Duration::from_ticks(50), WAKE)
+            .map_err(|_| CrashReason("no timer"))?;
+        Ok((Stuck, Effect::Receive))
+    }
+
+    fn handle(&mut self, msg: &Message, _: &mut Ctx) -> Effect {
+        if msg.is_shutdown() {
+            return Effect::Done;
+        }
+        if msg.tag() == WAKE.into() {
+            let until = StdInstant::now() + StdDuration::from_millis(1_500);
+            while StdInstant::now() < until {
+                std::hint::spin_loop();
+            }
+        }
+        Effect::Receive
+    }
+}
+
+/// Runs a one-shard system of one isolate `T` (for the fault and watchdog children).
+fn run_single<T: Isolate<Args = ()>>(name: &'static str) -> ! {
+    let types = [TypeSpec::of::<T>(name)];
+    let children = [ChildSpec::isolate::<T>(&(), Restart::Permanent)];
+    let shards = [ShardSpec {
+        root: GroupSpec::one_for_one(&children),
+    }];
+    let spec = SystemSpec::new(&shards, &types);
+    let config = Config {
+        watchdog: Some(WatchdogConfig {
+            stall_after: StdDuration::from_millis(300),
+            policy: WatchdogPolicy::Report,
+        }),
+        shutdown_timeout: Some(SHUTDOWN_TIMEOUT),
+        ..Config::default()
+    };
+    match run(&spec, &config, &Control::new()) {
+        Ok(r) => std::process::exit(if r.clean { 0 } else { 1 }),
+        Err(e) => {
+            eprintln!("child: {e}");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// The child: an echo server with signal handling, as a real service runs it (or one of the
+/// single-isolate systems).
 fn child(mode: &str) -> ! {
     let mut parts = mode.split(':');
     let kind = parts.next().unwrap_or("");
+    match kind {
+        "segv" => run_single::<Faulty>("faulty"),
+        "stuck" => run_single::<Stuck>("stuck"),
+        _ => {}
+    }
     let backend = Backend::parse(parts.next().unwrap_or("auto")).unwrap_or(Backend::Auto);
     let port: u16 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
     if kind == "seccomp"
@@ -141,6 +227,12 @@ fn graceful_shutdown_with_open_connections(backend: &str) {
     for s in clients.iter_mut() {
         echo_once(s, b"open and idle", &mut back).expect("echo");
     }
+    server.signal(libc::SIGUSR1);
+    let stats = server.wait_line("stats shard 1");
+    assert!(
+        stats.contains("Running"),
+        "SIGUSR1 prints each shard's stats: {stats}"
+    );
     // The connections stay open and idle (parked on a receive) while we ask for shutdown.
     server.signal(libc::SIGTERM);
     server.wait_line("graceful shutdown");
@@ -184,6 +276,30 @@ fn seccomp_denies_io_uring_falls_back_to_epoll() {
     eprintln!("fallback reason logged: {reason}");
 }
 
+fn hardware_fault_in_a_handler_is_reported_and_exits_nonzero() {
+    let mut child = Server::spawn("segv");
+    let line = child.wait_line("fatal SIGSEGV");
+    assert!(
+        line.contains("on shard 0"),
+        "the diagnostic names the shard: {line}"
+    );
+    let (code, _) = child.wait_exit(StdDuration::from_secs(10));
+    assert_eq!(code, Some(128 + libc::SIGSEGV), "exit status 128 + SIGSEGV");
+}
+
+fn watchdog_reports_a_handler_stuck_in_a_loop() {
+    let mut child = Server::spawn("stuck");
+    let line = child.wait_line("tina watchdog: shard 0 has been stuck");
+    assert!(
+        line.contains("stuck"),
+        "the report names the types on the shard: {line}"
+    );
+    child.wait_line("making progress again");
+    child.signal(libc::SIGTERM);
+    let (code, _) = child.wait_exit(SHUTDOWN_TIMEOUT + StdDuration::from_secs(5));
+    assert_eq!(code, Some(0));
+}
+
 fn main() {
     if let Ok(mode) = std::env::var(CHILD_ENV) {
         child(&mode);
@@ -192,7 +308,7 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let tests: [(&str, fn()); 3] = [
+    let tests: [(&str, fn()); 5] = [
         ("graceful_shutdown_with_open_connections_uring", || {
             graceful_shutdown_with_open_connections("uring")
         }),
@@ -202,6 +318,14 @@ fn main() {
         (
             "seccomp_denies_io_uring_falls_back_to_epoll",
             seccomp_denies_io_uring_falls_back_to_epoll,
+        ),
+        (
+            "hardware_fault_in_a_handler_is_reported_and_exits_nonzero",
+            hardware_fault_in_a_handler_is_reported_and_exits_nonzero,
+        ),
+        (
+            "watchdog_reports_a_handler_stuck_in_a_loop",
+            watchdog_reports_a_handler_stuck_in_a_loop,
         ),
     ];
     let start = StdInstant::now();

@@ -394,6 +394,14 @@ impl Reactor {
         }
     }
 
+    /// Hands queued submissions to the kernel (io_uring; epoll runs them at submit). The
+    /// driver calls it at the end of every tick that does not end in [`Reactor::wait`].
+    pub(crate) fn flush(&mut self) {
+        if let Reactor::Uring(r) = self {
+            r.flush();
+        }
+    }
+
     /// Operations in flight.
     pub fn in_flight(&self) -> usize {
         match self {

@@ -690,7 +690,12 @@ impl ShardThread<'_, '_> {
                 if me.shutdown_requested.swap(false, Ordering::Relaxed)
                     && shutdown_deadline.is_none()
                 {
-                    shard.shutdown();
+                    if shard.status() == ShardStatus::Quarantined {
+                        // Nothing runs on a quarantined shard: there is nothing to drain.
+                        shard.force_stop();
+                    } else {
+                        shard.shutdown();
+                    }
                     shutdown_deadline = Some(now_ns.saturating_add(self.timeout_ns));
                 }
                 if me.revive_requested.swap(false, Ordering::Relaxed)
@@ -748,6 +753,7 @@ impl ShardThread<'_, '_> {
                 self.publish(shard, ticks, sleeps);
             }
             if report.work_remaining {
+                shard.platform().io.flush();
                 continue;
             }
             // Maybe idle: announce that we are going to sleep, then re-check (shared.rs).
@@ -760,6 +766,7 @@ impl ShardThread<'_, '_> {
                 || platform.io.has_ready()
             {
                 me.sleeping.store(false, Ordering::Relaxed);
+                platform.io.flush();
                 continue;
             }
             let mut timeout_ns = report.next_deadline.map(|d| {
@@ -774,6 +781,7 @@ impl ShardThread<'_, '_> {
             }
             if timeout_ns == Some(0) {
                 me.sleeping.store(false, Ordering::Relaxed);
+                shard.platform().io.flush();
                 continue;
             }
             self.publish(shard, ticks, sleeps);

@@ -30,6 +30,9 @@ use crate::sys::{self, Errno, SockAddr};
 
 const WAKE_TOKEN: u64 = u64::MAX;
 const CANCEL_TOKEN: u64 = u64::MAX - 1;
+const TIMEOUT_TOKEN: u64 = u64::MAX - 2;
+/// How long dropping the reactor waits for cancelled operations to finish.
+const DRAIN_ON_DROP_NS: u64 = 1_000_000_000;
 const SPLICE_CHUNK_MAX: u32 = 64 * 1024;
 
 /// Probes io_uring: a 4-entry ring and one no-op. `Err((step, errno))`.
@@ -60,6 +63,10 @@ pub struct UringReactor {
     shutting_down: bool,
     /// SQEs pushed since the last `io_uring_enter`.
     unsubmitted: usize,
+    /// Whether `io_uring_enter` takes a timeout (kernel 5.11+).
+    ext_arg: bool,
+    /// The timeout of a `Timeout` op (kernels without `ext_arg`).
+    timeout: types::Timespec,
 }
 
 impl UringReactor {
@@ -71,6 +78,7 @@ impl UringReactor {
             .build(sq)
             .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
         Ok(UringReactor {
+            ext_arg: ring.params().is_feature_ext_arg(),
             ring,
             ops: OpTable::new(in_flight_max),
             pending: Pending::new(in_flight_max + 16),
@@ -78,6 +86,7 @@ impl UringReactor {
             wake_armed: false,
             shutting_down: false,
             unsubmitted: 0,
+            timeout: types::Timespec::new(),
         })
     }
 
@@ -104,7 +113,8 @@ impl UringReactor {
         }
     }
 
-    fn flush(&mut self) {
+    /// Hands the SQEs pushed since the last `io_uring_enter` to the kernel.
+    pub(crate) fn flush(&mut self) {
         if self.unsubmitted > 0 {
             let _ = self.ring.submit();
             self.unsubmitted = 0;
@@ -228,7 +238,6 @@ impl UringReactor {
                     continue;
                 }
                 // Table full: refuse this and the rest (the core completes them).
-                self.flush();
                 return k;
             };
             match self.prepare(i, &mut buffers) {
@@ -244,7 +253,8 @@ impl UringReactor {
                 }
             }
         }
-        self.flush();
+        // The batch reaches the kernel at the end of the tick: with the next wait's
+        // `io_uring_enter` when the shard goes idle (one syscall for both), else by `flush`.
         batch.len()
     }
 
@@ -266,7 +276,6 @@ impl UringReactor {
                 break;
             }
         }
-        self.flush();
     }
 
     fn on_cqe(&mut self, token: u64, res: i32, sink: &mut dyn CompletionSink) {
@@ -275,7 +284,7 @@ impl UringReactor {
             sys::eventfd_drain(self.wake_fd);
             return;
         }
-        if token == CANCEL_TOKEN {
+        if token == CANCEL_TOKEN || token == TIMEOUT_TOKEN {
             return;
         }
         let Some(i) = self.ops.lookup(token) else {
@@ -340,17 +349,32 @@ impl UringReactor {
             unsafe { self.push(&entry) };
             self.wake_armed = true;
         }
+        let ts = timeout_ns.map(|ns| {
+            types::Timespec::new()
+                .sec(ns / 1_000_000_000)
+                .nsec((ns % 1_000_000_000) as u32)
+        });
+        if let Some(ts) = ts
+            && !self.ext_arg
+        {
+            // Kernels before 5.11 cannot pass a timeout to io_uring_enter: use a timeout op.
+            // A late one from an earlier wait only causes a spurious wake.
+            self.timeout = ts;
+            let entry = opcode::Timeout::new(&self.timeout)
+                .build()
+                .user_data(TIMEOUT_TOKEN);
+            // SAFETY: `self.timeout` lives in this reactor, which outlives the ring's use of
+            // it (the kernel copies the timespec when it prepares the request).
+            unsafe { self.push(&entry) };
+        }
         self.unsubmitted = 0;
         let submitter = self.ring.submitter();
-        let _ = match timeout_ns {
-            Some(ns) => {
-                let ts = types::Timespec::new()
-                    .sec(ns / 1_000_000_000)
-                    .nsec((ns % 1_000_000_000) as u32);
+        let _ = match ts {
+            Some(ts) if self.ext_arg => {
                 let args = types::SubmitArgs::new().timespec(&ts);
                 submitter.submit_with_args(1, &args)
             }
-            None => submitter.submit_and_wait(1),
+            _ => submitter.submit_and_wait(1),
         };
     }
 
@@ -367,6 +391,29 @@ impl UringReactor {
             unsafe { self.push(&entry) };
         }
         self.flush();
+    }
+}
+
+impl Drop for UringReactor {
+    /// The kernel may still write into the shard's buffers for operations in flight, and the
+    /// shard's memory is unmapped right after: cancel everything and reap the completions
+    /// (bounded) before the ring goes away.
+    fn drop(&mut self) {
+        if self.ops.in_flight() == 0 {
+            return;
+        }
+        self.cancel_all();
+        let deadline = sys::monotonic_ns() + DRAIN_ON_DROP_NS;
+        while self.ops.in_flight() > 0 && sys::monotonic_ns() < deadline {
+            let ts = types::Timespec::new().nsec(10_000_000);
+            let args = types::SubmitArgs::new().timespec(&ts);
+            let _ = self.ring.submitter().submit_with_args(1, &args);
+            while let Some(cqe) = self.ring.completion().next() {
+                if let Some(i) = self.ops.lookup(cqe.user_data()) {
+                    self.ops.remove(i);
+                }
+            }
+        }
     }
 }
 
