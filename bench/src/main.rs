@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release -p tina-bench -- all            # every benchmark, full length
 //! cargo run --release -p tina-bench -- ring           # B1: cross-core ring
+//! cargo run --release -p tina-bench -- intra          # B2: send + dispatch within a shard
 //! cargo run --release -p tina-bench -- all --quick    # CI: checks the harness, not the speed
 //! ```
 //!
@@ -11,11 +12,12 @@
 //! a result worth recording).
 
 mod harness;
+mod intra;
 mod ring;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: tina-bench [all|ring] [--quick] [--messages N] [--rounds R]";
+const USAGE: &str = "usage: tina-bench [all|ring|intra] [--quick] [--messages N] [--rounds R]";
 
 fn main() -> ExitCode {
     let mut command = "all".to_string();
@@ -32,7 +34,7 @@ fn main() -> ExitCode {
                 println!("{USAGE}");
                 return ExitCode::SUCCESS;
             }
-            "all" | "ring" => command = arg,
+            "all" | "ring" | "intra" => command = arg,
             _ => {
                 eprintln!("unknown argument `{arg}`\n{USAGE}");
                 return ExitCode::FAILURE;
@@ -47,8 +49,17 @@ fn main() -> ExitCode {
         messages: messages.unwrap_or(if quick { 20_000 } else { 1_000_000 }),
         rounds: rounds.unwrap_or(if quick { 2 } else { 7 }),
     };
+    let intra = intra::Options {
+        messages: messages.unwrap_or(if quick { 20_000 } else { 2_000_000 }),
+        rounds: rounds.unwrap_or(if quick { 2 } else { 7 }),
+    };
     match command.as_str() {
-        "all" | "ring" => ring::run(&options),
+        "all" => {
+            ring::run(&options);
+            intra::run(&intra);
+        }
+        "ring" => ring::run(&options),
+        "intra" => intra::run(&intra),
         _ => unreachable!("parsed above"),
     }
     ExitCode::SUCCESS
