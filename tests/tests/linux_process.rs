@@ -169,8 +169,14 @@ impl Server {
 
     /// Waits (bounded) for a stderr line containing `needle` and returns it.
     fn wait_line(&mut self, needle: &str) -> String {
+        self.wait_line_with(&[needle])
+    }
+
+    /// Waits (bounded) for a stderr line containing every one of `needles` and returns it.
+    fn wait_line_with(&mut self, needles: &[&str]) -> String {
+        let matches = |l: &String| needles.iter().all(|n| l.contains(n));
         let deadline = StdInstant::now() + StdDuration::from_secs(10);
-        if let Some(l) = self.seen.iter().find(|l| l.contains(needle)) {
+        if let Some(l) = self.seen.iter().find(|l| matches(l)) {
             return l.clone();
         }
         loop {
@@ -178,12 +184,12 @@ impl Server {
             match self.lines.recv_timeout(left) {
                 Ok(l) => {
                     self.seen.push(l.clone());
-                    if l.contains(needle) {
+                    if matches(&l) {
                         return l;
                     }
                 }
                 Err(_) => panic!(
-                    "no stderr line containing {needle:?} within 10 s; got:\n{}",
+                    "no stderr line containing {needles:?} within 10 s; got:\n{}",
                     self.seen.join("\n")
                 ),
             }
@@ -219,7 +225,9 @@ impl Server {
 fn graceful_shutdown_with_open_connections(backend: &str) {
     let port = free_port();
     let mut server = Server::spawn(&format!("server:{backend}:{port}"));
-    server.wait_line("listening on");
+    // Both shards are up once each listener has logged.
+    server.wait_line_with(&["tina[s0 ", "listening on"]);
+    server.wait_line_with(&["tina[s1 ", "listening on"]);
     server.wait_line(&format!("with the {} backend", backend_name(backend)));
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut clients: Vec<_> = (0..8).map(|_| connect(addr)).collect();

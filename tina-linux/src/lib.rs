@@ -44,9 +44,10 @@
 //!   protocol in [`shared`](crate#wake-protocol)), and blocks in `io_uring_enter` or
 //!   `epoll_wait` until I/O, its next timer, or a peer's eventfd. Busy shards never make a
 //!   wake syscall. An idle process uses ~0% CPU.
+//! - **Watchdog**: names the shard, the isolate, its type and the call stuck in one tick.
 //! - **Faults**: handler panics are caught (`catch_unwind`) and become isolate crashes;
-//!   SIGSEGV/SIGBUS/SIGILL/SIGFPE print the signal, address and shard from an alternate stack
-//!   and exit with 128+signal.
+//!   SIGSEGV/SIGBUS/SIGILL/SIGFPE print the signal, address, shard and the isolate (and type
+//!   and call) that was running, from an alternate stack, and exit with 128+signal.
 //!
 //! ## Wake protocol
 //!
@@ -56,11 +57,6 @@
 //! producer pays). The fences forbid the outcome where both miss each other's store, so no
 //! wake-up is lost; a busy consumer never sets the flag, so busy producers make no syscall.
 //!
-//! ## Known limit
-//!
-//! tina-core's `Trap::run` receives only a closure, so neither the watchdog nor the fault
-//! reporter can name the isolate and type that was running; they name the shard (and the
-//! watchdog the types it hosts).
 #![deny(unsafe_code)]
 
 mod epoll;

@@ -277,14 +277,14 @@ impl Control {
 pub(crate) struct LinuxPlatform<'r> {
     transport: RingTransport<'r>,
     io: Reactor,
-    trap: CatchPanic,
+    trap: CatchPanic<'r>,
     log: StderrLog,
 }
 
 impl<'r> Platform for LinuxPlatform<'r> {
     type Transport = RingTransport<'r>;
     type Io = Reactor;
-    type Trap = CatchPanic;
+    type Trap = CatchPanic<'r>;
     type Log = StderrLog;
 
     fn parts(&mut self) -> Parts<'_, Self> {
@@ -374,7 +374,11 @@ pub fn run(
                 .map_err(|e| RunError::Boot(format!("eventfd failed: {}", sys::errno_name(e))))?,
         );
     }
-    let shards = fds.iter().map(|fd| ShardShared::new(fd.0)).collect();
+    let type_names: Vec<&'static str> = spec.types.iter().map(|t| t.name).collect();
+    let shards = fds
+        .iter()
+        .map(|fd| ShardShared::new(fd.0, type_names.clone()))
+        .collect();
     control
         .inner
         .set(Inner {
@@ -490,11 +494,10 @@ pub fn run(
             }
         }
         let dog = config.watchdog.and_then(|w| {
-            let names: Vec<&'static str> = spec.types.iter().map(|t| t.name).collect();
             std::thread::Builder::new()
                 .name("tina-watchdog".into())
                 .spawn_scoped(scope, move || {
-                    watchdog::watch(&inner.shards, w, &names, &|| {
+                    watchdog::watch(&inner.shards, w, &|| {
                         done_count.load(Ordering::Acquire) >= n
                     })
                 })
@@ -604,7 +607,7 @@ impl ShardThread<'_, '_> {
     ) -> bool {
         let i = self.index;
         let me = &self.peers[i];
-        sys::set_fault_shard(i as i32);
+        sys::set_fault_shard(i as i32, me);
         if self.config.pin
             && let Err(e) = sys::pin_current_thread(self.cpu)
         {
@@ -650,7 +653,7 @@ impl ShardThread<'_, '_> {
         let platform = LinuxPlatform {
             transport: RingTransport::new(i, outbound, inbound, self.peers),
             io: reactor,
-            trap: CatchPanic,
+            trap: CatchPanic::new(me),
             log: StderrLog {
                 level_max: self.config.log_level,
             },
@@ -667,6 +670,7 @@ impl ShardThread<'_, '_> {
             }
         };
         drop(mapping);
+        sys::clear_fault_shard();
         clean
     }
 

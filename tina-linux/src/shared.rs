@@ -212,11 +212,17 @@ pub(crate) struct ShardShared {
     pub(crate) revive_requested: AtomicBool,
     /// Monotonic ns when the current tick started; 0 between ticks and while asleep.
     pub(crate) step_started_ns: AtomicU64,
+    /// The isolate whose `init`/`handle` runs now (handle bits; 0: none), and which call
+    /// (1: init, 2: handle). Written by the trap around every user call.
+    pub(crate) running: AtomicU64,
+    pub(crate) running_kind: AtomicU8,
+    /// The spec's type names, by type id (for reports).
+    pub(crate) type_names: Vec<&'static str>,
     pub(crate) stats: StatsCell,
 }
 
 impl ShardShared {
-    pub(crate) fn new(wake_fd: i32) -> ShardShared {
+    pub(crate) fn new(wake_fd: i32, type_names: Vec<&'static str>) -> ShardShared {
         ShardShared {
             sleeping: AtomicBool::new(false),
             wake_fd,
@@ -227,8 +233,30 @@ impl ShardShared {
             force_requested: AtomicBool::new(false),
             revive_requested: AtomicBool::new(false),
             step_started_ns: AtomicU64::new(0),
+            running: AtomicU64::new(0),
+            running_kind: AtomicU8::new(0),
+            type_names,
             stats: StatsCell::default(),
         }
+    }
+
+    /// The user call running now: (isolate, type name, "init"/"handle"), if any.
+    pub(crate) fn running_call(&self) -> Option<(tina_core::Handle, &'static str, &'static str)> {
+        let bits = self.running.load(Ordering::Relaxed);
+        if bits == 0 {
+            return None;
+        }
+        let h = tina_core::Handle::from_bits(bits);
+        let name = self
+            .type_names
+            .get(usize::from(h.type_id().0))
+            .copied()
+            .unwrap_or("?");
+        let kind = match self.running_kind.load(Ordering::Relaxed) {
+            1 => "init",
+            _ => "handle",
+        };
+        Some((h, name, kind))
     }
 
     pub(crate) fn state(&self) -> ShardState {

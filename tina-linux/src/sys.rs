@@ -15,6 +15,8 @@ use std::fmt::Write as _;
 
 use tina_core::io::{Domain, ShutdownHow, SocketKind, SocketOption};
 
+use crate::shared::ShardShared;
+
 /// A raw OS error number.
 pub(crate) type Errno = i32;
 
@@ -694,11 +696,31 @@ pub(crate) fn signal_name(sig: i32) -> &'static str {
 thread_local! {
     /// The shard this thread runs (-1: not a shard thread), read by the fault handler.
     static FAULT_SHARD: Cell<i32> = const { Cell::new(-1) };
+    /// That shard's shared state (null: none), read by the fault handler and the panic hook.
+    static FAULT_SHARED: Cell<*const ShardShared> = const { Cell::new(core::ptr::null()) };
 }
 
-/// Marks the calling thread as the thread of `shard` for fault reports.
-pub(crate) fn set_fault_shard(shard: i32) {
+/// Marks the calling thread as the thread of `shard` for fault reports. `shared` must stay
+/// alive until [`clear_fault_shard`] is called on this thread.
+pub(crate) fn set_fault_shard(shard: i32, shared: &ShardShared) {
     FAULT_SHARD.with(|s| s.set(shard));
+    FAULT_SHARED.with(|s| s.set(shared));
+}
+
+/// Ends [`set_fault_shard`] (the shard thread is finishing).
+pub(crate) fn clear_fault_shard() {
+    FAULT_SHARD.with(|s| s.set(-1));
+    FAULT_SHARED.with(|s| s.set(core::ptr::null()));
+}
+
+/// The shared state of the shard the calling thread runs.
+pub(crate) fn fault_shared() -> Option<&'static ShardShared> {
+    let p = FAULT_SHARED.with(|s| s.get());
+    // SAFETY: a non-null pointer was set by `set_fault_shard` from a reference its caller
+    // keeps alive until `clear_fault_shard` on this same thread, which nulls it; this thread
+    // cannot observe it after that. The `'static` is only as long as this thread's current
+    // shard run; callers use it for the duration of one report.
+    (!p.is_null()).then(|| unsafe { &*p })
 }
 
 /// The shard the calling thread runs, or -1.
@@ -747,11 +769,15 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut 
     let mut b = StackBuf::<320>::new();
     let _ = write!(b, "tina: fatal {} at address {addr:#x} ", signal_name(sig));
     if shard >= 0 {
-        let _ = write!(
-            b,
-            "on shard {shard} (inside a handler or the scheduler; the platform trap is not told \
-             which isolate runs)"
-        );
+        let _ = write!(b, "on shard {shard}, ");
+        match fault_shared().and_then(ShardShared::running_call) {
+            Some((h, ty, kind)) => {
+                let _ = write!(b, "in {kind} of isolate {h} (type {ty})");
+            }
+            None => {
+                let _ = write!(b, "in the scheduler (no user call was running)");
+            }
+        }
     } else {
         let _ = write!(b, "outside any shard thread");
     }

@@ -6,9 +6,9 @@
 //! how long it has run; when the tick finally ends it reports that too. Policy `Abort` ends
 //! the process instead (a supervisor such as systemd then restarts it).
 //!
-//! The report cannot name the isolate and type being run: tina-core's `Trap::run` receives
-//! only a closure, so no platform learns which handler it is running (an API gap recorded in
-//! the driver's docs). It names the shard, the duration, and the types the shard hosts.
+//! The report names the shard, how long the tick has run, and the isolate, its type and the
+//! call (`init` or `handle`) the trap recorded as running — or says that no user call was
+//! running (the scheduler itself is slow).
 
 use core::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -46,12 +46,7 @@ impl Default for WatchdogConfig {
 
 /// Watches `shards` until `done()` says every shard has finished. Allocation-free after its
 /// first iteration.
-pub(crate) fn watch(
-    shards: &[ShardShared],
-    config: WatchdogConfig,
-    type_names: &[&'static str],
-    done: &dyn Fn() -> bool,
-) {
+pub(crate) fn watch(shards: &[ShardShared], config: WatchdogConfig, done: &dyn Fn() -> bool) {
     let stall_ns = config
         .stall_after
         .as_nanos()
@@ -82,18 +77,22 @@ pub(crate) fn watch(
             let mut b = StackBuf::<512>::new();
             let _ = write!(
                 b,
-                "tina watchdog: shard {i} has been stuck in one tick for {}.{:03} s (a handler \
-                 in an endless loop or a blocking call?); types on it:",
+                "tina watchdog: shard {i} has been stuck in one tick for {}.{:03} s: ",
                 ran / 1_000_000_000,
                 (ran / 1_000_000) % 1000
             );
-            for name in type_names {
-                let _ = write!(b, " {name}");
+            match s.running_call() {
+                Some((h, ty, kind)) => {
+                    let _ = writeln!(
+                        b,
+                        "{kind} of isolate {h} (type {ty}) is running (an endless loop or a \
+                         blocking call?)"
+                    );
+                }
+                None => {
+                    let _ = writeln!(b, "no user call is running (the scheduler is slow)");
+                }
             }
-            let _ = writeln!(
-                b,
-                " (the running isolate is not visible to the platform: Trap::run is not told)"
-            );
             sys::write_stderr(b.as_bytes());
             if config.policy == WatchdogPolicy::Abort {
                 sys::write_stderr(b"tina watchdog: policy is Abort: aborting the process\n");
