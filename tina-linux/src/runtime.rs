@@ -129,6 +129,8 @@ struct Inner {
 #[derive(Default)]
 pub struct Control {
     inner: OnceLock<Inner>,
+    /// Set when [`run`] returns (or fails before booting).
+    ended: AtomicBool,
 }
 
 impl Control {
@@ -224,10 +226,12 @@ impl Control {
                     .iter()
                     .all(|s| s.state() == ShardState::Running);
             }
-            if std::time::Instant::now() >= deadline {
+            if std::time::Instant::now() >= deadline || self.ended.load(Ordering::Acquire) {
                 return false;
             }
-            std::thread::yield_now();
+            // `run` has not published its state yet (it validates the spec and probes
+            // io_uring first): a short bounded wait at boot only.
+            std::thread::sleep(StdDuration::from_millis(1));
         }
     }
 
@@ -363,6 +367,16 @@ pub fn run(
     config: &Config,
     control: &Control,
 ) -> Result<RunReport, RunError> {
+    let r = run_system(spec, config, control);
+    control.ended.store(true, Ordering::Release);
+    r
+}
+
+fn run_system(
+    spec: &SystemSpec<'_>,
+    config: &Config,
+    control: &Control,
+) -> Result<RunReport, RunError> {
     spec.validate().map_err(RunError::Spec)?;
     let n = spec.shards.len();
     let (backend, fallback_reason) = choose_backend(config)?;
@@ -404,6 +418,16 @@ pub fn run(
             backend.name(),
             if config.pin { "" } else { " (not pinned)" }
         );
+        let mut distinct = cpus.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if distinct.len() < n {
+            say!(
+                "warning: {n} shards share {} CPU(s) (the process affinity mask or the \
+                 configured CPUs allow no more); shards on one CPU take turns",
+                distinct.len()
+            );
+        }
     }
 
     sys::ignore_sigpipe();

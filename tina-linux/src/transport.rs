@@ -19,7 +19,7 @@ use tina_core::platform::{PeerEvent, Transport};
 use tina_core::ring::{Consumer, Producer};
 use tina_core::{Message, SendError, ShardId};
 
-use crate::shared::ShardShared;
+use crate::shared::{ShardShared, ShardState};
 
 /// The transport of one shard.
 pub struct RingTransport<'r> {
@@ -76,7 +76,10 @@ impl Transport for RingTransport<'_> {
         let Some(peer) = self.peers.get(j) else {
             return Err(SendError::StaleHandle);
         };
-        if peer.state() == crate::shared::ShardState::Quarantined {
+        if matches!(
+            peer.state(),
+            ShardState::Quarantined | ShardState::Stopped | ShardState::Failed
+        ) {
             return Err(SendError::StaleHandle);
         }
         match self.outbound.get_mut(j).and_then(Option::as_mut) {
@@ -119,8 +122,8 @@ impl Transport for RingTransport<'_> {
     fn announce(&mut self, event: PeerEvent) {
         let me = &self.peers[self.me];
         me.set_state(match event {
-            PeerEvent::Quarantined => crate::shared::ShardState::Quarantined,
-            PeerEvent::Restarted => crate::shared::ShardState::Running,
+            PeerEvent::Quarantined => ShardState::Quarantined,
+            PeerEvent::Restarted => ShardState::Running,
         });
         me.last_event.store(
             match event {
