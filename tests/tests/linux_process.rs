@@ -2,7 +2,8 @@
 //! re-executed): graceful shutdown on SIGTERM with open connections (exit 0 within the
 //! timeout) on both backends, SIGUSR1 stats, the epoll fallback under a seccomp filter that
 //! denies io_uring (with the logged reason), a hardware fault in a handler (diagnostic and a
-//! non-zero exit), and the watchdog reporting a handler stuck in a loop.
+//! non-zero exit), the watchdog reporting a handler stuck in a loop, and SIGUSR2 reviving a
+//! quarantined shard.
 //!
 //! The binary has no libtest harness because the child runs the runtime on its main thread,
 //! where the control signals must be blocked before any other thread exists.
@@ -75,6 +76,25 @@ impl Isolate for Stuck {
     }
 }
 
+/// Crashes on every message: its shard's root group runs out of restarts, the shard recovers
+/// until it is quarantined.
+struct CrashLoop;
+
+impl Isolate for CrashLoop {
+    type Args = ();
+
+    fn init(_: &(), _: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
+        Ok((CrashLoop, Effect::Yield))
+    }
+
+    fn handle(&mut self, msg: &Message, _: &mut Ctx) -> Effect {
+        if msg.is_shutdown() {
+            return Effect::Done;
+        }
+        Effect::Crash(CrashReason("crash loop"))
+    }
+}
+
 /// Runs a one-shard system of one isolate `T` (for the fault and watchdog children).
 fn run_single<T: Isolate<Args = ()>>(name: &'static str) -> ! {
     let types = [TypeSpec::of::<T>(name)];
@@ -108,6 +128,7 @@ fn child(mode: &str) -> ! {
     match kind {
         "segv" => run_single::<Faulty>("faulty"),
         "stuck" => run_single::<Stuck>("stuck"),
+        "crashloop" => run_single::<CrashLoop>("crashloop"),
         _ => {}
     }
     let backend = Backend::parse(parts.next().unwrap_or("auto")).unwrap_or(Backend::Auto);
@@ -308,6 +329,18 @@ fn watchdog_reports_a_handler_stuck_in_a_loop() {
     assert_eq!(code, Some(0));
 }
 
+fn sigusr2_revives_a_quarantined_shard() {
+    let mut child = Server::spawn("crashloop");
+    child.wait_line("shard 0: quarantined");
+    child.signal(libc::SIGUSR2);
+    child.wait_line("SIGUSR2: reviving");
+    child.wait_line("shard 0: revived");
+    // It crash-loops again and is quarantined again; a quarantined shard stops at once.
+    child.signal(libc::SIGTERM);
+    let (code, _) = child.wait_exit(SHUTDOWN_TIMEOUT + StdDuration::from_secs(5));
+    assert_eq!(code, Some(0));
+}
+
 fn main() {
     if let Ok(mode) = std::env::var(CHILD_ENV) {
         child(&mode);
@@ -316,7 +349,7 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let tests: [(&str, fn()); 5] = [
+    let tests: [(&str, fn()); 6] = [
         ("graceful_shutdown_with_open_connections_uring", || {
             graceful_shutdown_with_open_connections("uring")
         }),
@@ -334,6 +367,10 @@ fn main() {
         (
             "watchdog_reports_a_handler_stuck_in_a_loop",
             watchdog_reports_a_handler_stuck_in_a_loop,
+        ),
+        (
+            "sigusr2_revives_a_quarantined_shard",
+            sigusr2_revives_a_quarantined_shard,
         ),
     ];
     let start = StdInstant::now();
