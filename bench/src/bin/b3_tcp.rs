@@ -12,6 +12,11 @@
 //! `utime + stime` from `/proc/<pid>/stat` over the measured window and reports server CPU
 //! per request (primary), requests per second, and per-round ratios Tina/peer (median and
 //! range). A round whose client thread used over 95% of its core is marked client-bound.
+//!
+//! `--rate R --conns C` switches to latency at a fixed offered rate: request `k` is scheduled
+//! at `k / R` seconds and goes out on connection `k mod C` (queued behind that connection's
+//! outstanding request if needed); latency is measured from the **scheduled** time, so a slow
+//! server cannot hide its queueing (no coordinated omission). Reports p50/p99/p99.9.
 
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -31,6 +36,8 @@ struct Options {
     measure: StdDuration,
     conns: Vec<usize>,
     size: usize,
+    /// Open-loop latency mode: requests per second offered (0: closed-loop throughput mode).
+    rate: u64,
 }
 
 fn main() {
@@ -47,6 +54,7 @@ fn main() {
         measure: StdDuration::from_secs(10),
         conns: vec![1, 16, 64, 256],
         size: 1024,
+        rate: 0,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -62,6 +70,7 @@ fn main() {
             "--seconds" => o.measure = StdDuration::from_secs_f64(val().parse().expect("secs")),
             "--warmup" => o.warmup = StdDuration::from_secs_f64(val().parse().expect("secs")),
             "--size" => o.size = val().parse().expect("--size BYTES"),
+            "--rate" => o.rate = val().parse().expect("--rate REQUESTS_PER_SECOND"),
             "--conns" => {
                 o.conns = val()
                     .split(',')
@@ -75,7 +84,11 @@ fn main() {
             }
         }
     }
-    bench(&o);
+    if o.rate > 0 {
+        latency_bench(&o);
+    } else {
+        bench(&o);
+    }
 }
 
 // ───────────────────────────── servers ─────────────────────────────
@@ -373,6 +386,197 @@ fn load(addr: SocketAddr, server_pid: u32, conns: usize, o: &Options) -> Sample 
             .user_data(((i as u64) << 1) | 1);
             // SAFETY: `bufs` outlives the ring's use of it (see the send above).
             unsafe { ring.submission().push(&e).expect("sq room") };
+        }
+    }
+}
+
+/// Latency at a fixed offered rate; returns (p50, p99, p99.9) in µs and the server's CPU
+/// µs per request.
+fn load_at_rate(addr: SocketAddr, server_pid: u32, conns: usize, o: &Options) -> [f64; 4] {
+    let streams: Vec<TcpStream> = (0..conns)
+        .map(|_| {
+            let s = TcpStream::connect(addr).expect("connect");
+            s.set_nodelay(true).expect("nodelay");
+            s
+        })
+        .collect();
+    let size = o.size;
+    let request = vec![0x5Au8; size];
+    let mut bufs = vec![0u8; size * conns];
+    let mut got = vec![0usize; conns];
+    let mut sent = vec![0usize; conns];
+    // Per connection: scheduled times of requests not yet answered (front: in flight).
+    let mut queue: Vec<std::collections::VecDeque<u64>> = (0..conns)
+        .map(|_| std::collections::VecDeque::new())
+        .collect();
+    let mut ring: IoUring =
+        IoUring::new((conns * 2).next_power_of_two().max(8) as u32).expect("ring");
+    let push = |ring: &mut IoUring, e: io_uring::squeue::Entry| {
+        // SAFETY: every buffer the entries point to (`request`, `bufs`) outlives the ring's
+        // use of them: they live until this function returns, after the last reap.
+        while unsafe { ring.submission().push(&e) }.is_err() {
+            ring.submit().expect("submit");
+        }
+    };
+    let send = |ring: &mut IoUring, i: usize, from: usize| {
+        let e = opcode::Send::new(
+            types::Fd(streams[i].as_raw_fd()),
+            request[from..].as_ptr(),
+            (size - from) as u32,
+        )
+        .build()
+        .user_data((i as u64) << 1);
+        push(ring, e);
+    };
+    let start = StdInstant::now();
+    let ns = |t: StdInstant| t.duration_since(start).as_nanos() as u64;
+    let period_ns = 1_000_000_000 / o.rate.max(1);
+    let warm_ns = o.warmup.as_nanos() as u64;
+    let end_ns = warm_ns + o.measure.as_nanos() as u64;
+    let mut next_k = 0u64;
+    let mut latencies: Vec<u64> = Vec::with_capacity((o.rate as usize) * 12);
+    let (mut cpu0, mut done0, mut done) = (0u64, 0u64, 0u64);
+    let mut measuring = false;
+    loop {
+        let now = ns(StdInstant::now());
+        if !measuring && now >= warm_ns {
+            measuring = true;
+            cpu0 = cpu_ticks_of(server_pid);
+            done0 = done;
+        }
+        if now >= end_ns {
+            break;
+        }
+        while next_k * period_ns <= now {
+            let i = (next_k % conns as u64) as usize;
+            queue[i].push_back(next_k * period_ns);
+            if queue[i].len() == 1 {
+                send(&mut ring, i, 0);
+            }
+            next_k += 1;
+        }
+        let wait = (next_k * period_ns).saturating_sub(ns(StdInstant::now()));
+        let ts = types::Timespec::new()
+            .sec(wait / 1_000_000_000)
+            .nsec((wait % 1_000_000_000) as u32);
+        let args = types::SubmitArgs::new().timespec(&ts);
+        let _ = ring.submitter().submit_with_args(1, &args);
+        let cqes: Vec<(u64, i32)> = ring
+            .completion()
+            .map(|c| (c.user_data(), c.result()))
+            .collect();
+        for (ud, res) in cqes {
+            let i = (ud >> 1) as usize;
+            assert!(res > 0, "connection {i} failed: {res}");
+            let n = res as usize;
+            if ud & 1 == 0 {
+                sent[i] += n;
+                if sent[i] < size {
+                    send(&mut ring, i, sent[i]);
+                    continue;
+                }
+                sent[i] = 0;
+            } else {
+                got[i] += n;
+                if got[i] >= size {
+                    got[i] = 0;
+                    let scheduled = queue[i].pop_front().expect("a request in flight");
+                    done += 1;
+                    if measuring && scheduled >= warm_ns {
+                        latencies.push(ns(StdInstant::now()) - scheduled);
+                    }
+                    if !queue[i].is_empty() {
+                        send(&mut ring, i, 0);
+                    }
+                    continue;
+                }
+            }
+            let buf = &mut bufs[i * size + got[i]..(i + 1) * size];
+            let e = opcode::Recv::new(
+                types::Fd(streams[i].as_raw_fd()),
+                buf.as_mut_ptr(),
+                buf.len() as u32,
+            )
+            .build()
+            .user_data(((i as u64) << 1) | 1);
+            push(&mut ring, e);
+        }
+    }
+    let server_s = (cpu_ticks_of(server_pid) - cpu0) as f64 / clk_tck();
+    // Requests still queued at the end count at their current age (they are the tail).
+    let now = ns(StdInstant::now());
+    for q in &queue {
+        latencies.extend(q.iter().filter(|&&t| t >= warm_ns).map(|&t| now - t));
+    }
+    latencies.sort_unstable();
+    let pct = |p: f64| {
+        let k = ((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1));
+        latencies.get(k).copied().unwrap_or(0) as f64 / 1000.0
+    };
+    [
+        pct(0.50),
+        pct(0.99),
+        pct(0.999),
+        server_s * 1e6 / (done - done0).max(1) as f64,
+    ]
+}
+
+fn latency_bench(o: &Options) {
+    pin(CLIENT_CPU);
+    let conns = o.conns.first().copied().unwrap_or(64);
+    println!(
+        "B3 latency at a fixed offered rate: {} req/s of {} B over {conns} connection(s), \
+         measured from the scheduled send time; server on CPU {SERVER_CPU}, load generator on \
+         CPU {CLIENT_CPU}; {} round(s) × {:.1} s after {:.1} s warm-up, systems interleaved",
+        o.rate,
+        o.size,
+        o.rounds,
+        o.measure.as_secs_f64(),
+        o.warmup.as_secs_f64()
+    );
+    let mut samples: Vec<Vec<[f64; 4]>> = SYSTEMS.iter().map(|_| Vec::new()).collect();
+    for _ in 0..o.rounds {
+        for (k, system) in SYSTEMS.iter().enumerate() {
+            let (child, addr) = start_server(system);
+            samples[k].push(load_at_rate(addr, child.id(), conns, o));
+            stop_server(child);
+        }
+    }
+    println!(
+        "{:<11} {:>22} {:>22} {:>24} {:>14}",
+        "system", "p50 µs [min–max]", "p99 µs [min–max]", "p99.9 µs [min–max]", "server µs/req"
+    );
+    for (k, system) in SYSTEMS.iter().enumerate() {
+        let mut cols = Vec::new();
+        for q in 0..4 {
+            let mut v: Vec<f64> = samples[k].iter().map(|s| s[q]).collect();
+            let (lo, hi) = range(&v);
+            cols.push((median(&mut v), lo, hi));
+        }
+        println!(
+            "{system:<11} {:>8.0} [{:>5.0}–{:>6.0}] {:>8.0} [{:>5.0}–{:>6.0}] {:>9.0} [{:>5.0}–{:>7.0}] {:>14.2}",
+            cols[0].0,
+            cols[0].1,
+            cols[0].2,
+            cols[1].0,
+            cols[1].1,
+            cols[1].2,
+            cols[2].0,
+            cols[2].1,
+            cols[2].2,
+            cols[3].0
+        );
+    }
+    for (t, tina) in ["tina-uring", "tina-epoll"].iter().enumerate() {
+        for (p, peer) in SYSTEMS.iter().enumerate().skip(2) {
+            let mut r: Vec<f64> = (0..o.rounds)
+                .map(|i| samples[t][i][1] / samples[p][i][1])
+                .collect();
+            let (lo, hi) = range(&r);
+            println!(
+                "  {tina}/{peer}: p99 ×{:.2} [{lo:.2}–{hi:.2}]",
+                median(&mut r)
+            );
         }
     }
 }
