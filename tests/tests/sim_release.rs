@@ -2,7 +2,8 @@
 //!
 //! 1. the same seed gives the same trace hash in the debug build (this test, in-process) and
 //!    the release build (the `simulate` binary, built here with `cargo build --release`);
-//! 2. `sweep` over 200 seeds of every scenario with `--faults swarm` passes, and every fault
+//! 2. `sweep` over 200 seeds of every scenario with `--faults swarm --strict-shutdown` passes
+//!    (no envelope, timer, buffer or descriptor leaked at the final shutdown), and every fault
 //!    kind a scenario can exercise is injected in at least 20% of the seeds (read from the
 //!    coverage summary the sweep prints);
 //! 3. the planted bug is found by a release sweep and its printed replay command reproduces
@@ -97,7 +98,10 @@ fn sim_release_build_matches_debug_and_sweeps_pass() {
     for e in tina_examples::sim::scenarios() {
         let (code, out) = simulate(
             &bin,
-            &format!("sweep {} --seeds 200 --faults swarm", e.name),
+            &format!(
+                "sweep {} --seeds 200 --faults swarm --strict-shutdown",
+                e.name
+            ),
         );
         assert_eq!(code, 0, "{} sweep failed:\n{out}", e.name);
         assert!(out.contains("200 seeds, 0 failed"), "{out}");

@@ -658,11 +658,19 @@ impl Teller {
     }
 
     /// After a failed call: ask the next generations of the branch whether they are alive
-    /// (only the live one answers, with its handle). The window widens with failures.
+    /// (only the live one answers, with its handle). The window widens with failures; at its
+    /// widest it slides further out on each failure (a branch whose restarts kept failing in
+    /// `init` may have used up many generations), cycling through 16 windows.
     fn probe(&mut self, shard: u8, ctx: &mut Ctx) {
         let base = self.known[usize::from(shard)];
-        let width = (4 * (1 + self.failures)).min(PROBES_MAX);
-        for g in base + 1..=base + width {
+        let wide = 4 * (1 + self.failures);
+        let (from, width) = if wide <= PROBES_MAX {
+            (base + 1, wide)
+        } else {
+            let slide = ((wide - PROBES_MAX) / 4) % 16;
+            (base + 1 + slide * PROBES_MAX, PROBES_MAX)
+        };
+        for g in from..from + width {
             if let Some(h) = Handle::new(ShardId(shard), TypeId(0), 0, g) {
                 let _ = ctx.send(h, &Probe { _pad: 0 });
             }
