@@ -443,3 +443,76 @@ impl IoDriver for Reactor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tina_core::io::Fd;
+
+    fn sub(fd: i32) -> Submission {
+        Submission {
+            owner: Handle::NONE,
+            op: IoOp::Close { fd: Fd(fd) },
+            buf: None,
+        }
+    }
+
+    #[test]
+    fn op_table_tokens_go_stale_when_an_entry_is_reused() {
+        let mut t = OpTable::new(2);
+        let (i, token) = t.insert(&sub(3)).unwrap();
+        let (_, other) = t.insert(&sub(4)).unwrap();
+        assert!(t.insert(&sub(5)).is_none(), "full");
+        assert_eq!(t.lookup(token), Some(i));
+        t.remove(i);
+        assert_eq!(t.lookup(token), None, "freed");
+        let (j, reused) = t.insert(&sub(6)).unwrap();
+        assert_eq!(j, i);
+        assert_ne!(reused, token, "a new generation");
+        assert_eq!(t.lookup(token), None, "the old token stays stale");
+        assert!(t.lookup(other).is_some());
+        assert_eq!(t.in_flight(), 2);
+    }
+
+    #[test]
+    fn errors_map_to_the_core_vocabulary() {
+        assert_eq!(io_error(libc::ECONNRESET), IoError::ConnectionReset);
+        assert_eq!(io_error(libc::ECANCELED), IoError::Canceled);
+        assert_eq!(io_error(libc::EMFILE), IoError::TooManyOpenFiles);
+        assert_eq!(io_error(libc::ENOSPC), IoError::Os(libc::ENOSPC));
+    }
+
+    #[test]
+    fn backend_names_parse() {
+        assert_eq!(Backend::parse("uring"), Some(Backend::Uring));
+        assert_eq!(Backend::parse("io_uring"), Some(Backend::Uring));
+        assert_eq!(Backend::parse("epoll"), Some(Backend::Epoll));
+        assert_eq!(Backend::parse("auto"), Some(Backend::Auto));
+        assert_eq!(Backend::parse("kqueue"), None);
+    }
+
+    #[test]
+    fn socket_control_creates_binds_and_reports_the_address() {
+        assert!(control(Control::LocalAddr { socket: Fd(-1) }).is_err());
+        let fd = match control(Control::Socket {
+            domain: tina_core::io::Domain::Ipv4,
+            kind: tina_core::io::SocketKind::Stream,
+        }) {
+            Ok(ControlOutcome::Fd(fd)) => fd,
+            other => panic!("socket: {other:?}"),
+        };
+        let any = core::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        assert_eq!(
+            control(Control::Bind {
+                socket: fd,
+                addr: any
+            }),
+            Ok(ControlOutcome::Done)
+        );
+        match control(Control::LocalAddr { socket: fd }) {
+            Ok(ControlOutcome::Addr(a)) => assert_ne!(a.port(), 0),
+            other => panic!("local addr: {other:?}"),
+        }
+        assert!(close_now(fd.0).is_ok());
+    }
+}

@@ -330,3 +330,46 @@ impl ShardShared {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_roundtrip_through_the_stats_cell() {
+        let mut a = [0u64; COUNTER_FIELDS];
+        for (i, v) in a.iter_mut().enumerate() {
+            *v = i as u64 * 7 + 1;
+        }
+        let c = counters_from_array(&a);
+        assert_eq!(counters_to_array(&c), a);
+    }
+
+    #[test]
+    fn wake_rings_the_eventfd_only_for_a_sleeping_shard_and_only_once() {
+        let fd = sys::eventfd().unwrap();
+        let s = ShardShared::new(fd.0, vec!["t"]);
+        s.wake_if_sleeping();
+        assert_eq!(
+            sys::eventfd_drain(fd.0),
+            0,
+            "a busy shard is never signalled"
+        );
+        s.sleeping.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        s.wake_if_sleeping();
+        s.wake_if_sleeping();
+        assert_eq!(sys::eventfd_drain(fd.0), 1, "one producer pays the syscall");
+        assert!(!s.sleeping.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn running_call_names_the_isolate_and_type() {
+        let s = ShardShared::new(-1, vec!["listener", "connection"]);
+        assert_eq!(s.running_call(), None);
+        let h = tina_core::Handle::new(tina_core::ShardId(0), tina_core::TypeId(1), 5, 2).unwrap();
+        s.running.store(h.to_bits(), Ordering::Relaxed);
+        s.running_kind.store(2, Ordering::Relaxed);
+        assert_eq!(s.running_call(), Some((h, "connection", "handle")));
+    }
+}

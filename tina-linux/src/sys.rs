@@ -209,11 +209,12 @@ pub(crate) fn eventfd_signal(fd: i32) {
     unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
 }
 
-/// Resets an eventfd to zero (non-blocking).
-pub(crate) fn eventfd_drain(fd: i32) {
+/// Resets an eventfd to zero (non-blocking); returns the count it held (0: none).
+pub(crate) fn eventfd_drain(fd: i32) -> u64 {
     let mut v: u64 = 0;
     // SAFETY: reads at most 8 bytes into a live u64; EAGAIN when already zero is fine.
-    unsafe { libc::read(fd, (&mut v as *mut u64).cast(), 8) };
+    let n = unsafe { libc::read(fd, (&mut v as *mut u64).cast(), 8) };
+    if n == 8 { v } else { 0 }
 }
 
 /// A pipe pair `(read, write)` for splice.
@@ -908,5 +909,53 @@ pub(crate) fn errno_name(e: Errno) -> &'static str {
         libc::EACCES => "EACCES (permission denied)",
         libc::EAGAIN => "EAGAIN (resource temporarily unavailable)",
         _ => "OS error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sockaddr_roundtrips_v4_and_v6() {
+        for a in [
+            "127.0.0.1:7000",
+            "[::1]:53",
+            "[fe80::1%3]:8080",
+            "0.0.0.0:0",
+        ] {
+            let addr: SocketAddr = a.parse().unwrap();
+            assert_eq!(SockAddr::from(&addr).socket_addr(), Some(addr));
+        }
+        assert_eq!(
+            SockAddr::empty().socket_addr(),
+            None,
+            "family 0 is no address"
+        );
+    }
+
+    #[test]
+    fn stack_buf_truncates_instead_of_growing() {
+        let mut b = StackBuf::<8>::new();
+        let _ = write!(b, "0123456789");
+        assert_eq!(b.as_bytes(), b"01234567");
+    }
+
+    #[test]
+    fn mapping_is_aligned_and_sized_for_the_core() {
+        let mut m = Mapping::new_prefaulted(10_000, true).unwrap();
+        let r = m.region();
+        assert!(r.len() >= 10_000);
+        assert_eq!(r.as_ptr() as usize % tina_core::memory::REGION_ALIGN, 0);
+    }
+
+    #[test]
+    fn eventfd_counts_and_drains() {
+        let fd = eventfd().unwrap();
+        assert_eq!(eventfd_drain(fd.0), 0);
+        eventfd_signal(fd.0);
+        eventfd_signal(fd.0);
+        assert_eq!(eventfd_drain(fd.0), 2);
+        assert_eq!(eventfd_drain(fd.0), 0);
     }
 }
