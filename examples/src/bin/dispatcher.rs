@@ -96,8 +96,8 @@ fn main() {
             let c = &report.stats[0].counters;
             println!(
                 "dispatcher: done ({} backend, {} shutdown): {} worker crashes, {} restarts, {} \
-                 stale sends refused safely (none reached a new incarnation), {} jobs' \
-                 messages delivered",
+                 stale sends refused safely (none reached a new incarnation), {} local messages \
+                 delivered (jobs, results, check-ins)",
                 report.backend.name(),
                 if report.clean { "clean" } else { "forced" },
                 c.crashes,
@@ -105,6 +105,14 @@ fn main() {
                 c.stale_deliveries,
                 c.sends_local,
             );
+            if c.stale_deliveries == 0 {
+                println!(
+                    "dispatcher: no send went stale this run: supervision restarts a worker \
+                     within the tick it crashes, and its check-in reaches the dispatcher \
+                     before the dispatcher's next job (a stale send would be refused with \
+                     StaleHandle and logged)"
+                );
+            }
             std::process::exit(if report.clean { 0 } else { 1 });
         }
         Ok(Err(e)) => {
