@@ -726,14 +726,6 @@ impl ShardThread<'_, '_> {
                     }
                     shutdown_deadline = Some(now_ns.saturating_add(self.timeout_ns));
                 }
-                if me.revive_requested.swap(false, Ordering::Relaxed)
-                    && shard.status() == ShardStatus::Quarantined
-                {
-                    match shard.revive() {
-                        Ok(()) => say!("shard {}: revived", self.index),
-                        Err(e) => say!("shard {}: revive failed: {e}", self.index),
-                    }
-                }
             }
             if let Some(d) = shutdown_deadline
                 && now_ns >= d
@@ -749,7 +741,20 @@ impl ShardThread<'_, '_> {
             }
             me.step_started_ns.store(now_ns, Ordering::Relaxed);
             let now = Instant::from_ticks(now_ns.saturating_sub(self.epoch_ns) / tick_ns);
-            let report = shard.step(now);
+            let mut report = shard.step(now);
+            // Revive after a step, so the new tree's `init`s see the current time (the core
+            // keeps the time of its last step, which is old on a quarantined, sleeping shard).
+            if me.revive_requested.load(Ordering::Relaxed)
+                && me.revive_requested.swap(false, Ordering::Relaxed)
+                && shard.status() == ShardStatus::Quarantined
+            {
+                match shard.revive() {
+                    Ok(()) => say!("shard {}: revived", self.index),
+                    Err(e) => say!("shard {}: revive failed: {e}", self.index),
+                }
+                report.status = shard.status();
+                report.work_remaining = true;
+            }
             me.step_started_ns.store(0, Ordering::Relaxed);
             ticks += 1;
             let new_state = ShardState::of(report.status);
