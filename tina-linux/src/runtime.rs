@@ -43,8 +43,12 @@ pub struct Config {
     pub pin: bool,
     /// Ask for transparent huge pages for shard regions of 2 MiB or more (best effort).
     pub huge_pages: bool,
-    /// Handle SIGINT/SIGTERM/SIGUSR1/SIGUSR2 in the thread that calls [`run`] (default true;
-    /// turn off when embedding several runtimes in one process, e.g. tests).
+    /// Handle SIGINT/SIGTERM/SIGUSR1/SIGUSR2 in the thread that calls [`run`] (default true).
+    /// `run` blocks them in its own thread, and the shard threads inherit that; threads that
+    /// already exist keep their masks, so call `run` from the main thread before starting
+    /// other threads (or block these signals in them), else a signal may take its default
+    /// action there. Turn off when embedding runtimes in a larger program (e.g. tests) and
+    /// use [`Control::shutdown`] instead.
     pub signals: bool,
     /// Install the SIGSEGV/SIGBUS/SIGILL/SIGFPE reporter (default true).
     pub fault_handlers: bool,

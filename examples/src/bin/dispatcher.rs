@@ -65,9 +65,12 @@ fn main() {
             .budget(1_000_000, tina_core::Duration::from_ticks(1_000)),
     }];
     let spec = SystemSpec::new(&shards, &types);
+    // The runtime runs beside this thread, which stops it: no signal handling (Ctrl-C
+    // simply ends the program).
     let config = Config {
         backend,
         log_level: if verbose { Level::Info } else { Level::Error },
+        signals: false,
         ..Config::default()
     };
     let control = Control::new();

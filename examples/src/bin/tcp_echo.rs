@@ -298,8 +298,11 @@ fn demo(o: &Options) {
     });
     let mut spec = SystemSpec::new(&shards, &types);
     spec.shard = shard_config(connections);
+    // The runtime runs beside this thread, which stops it: no signal handling (Ctrl-C
+    // simply ends the demo).
     let config = Config {
         backend: o.backend,
+        signals: false,
         ..Config::default()
     };
     let control = Control::new();
