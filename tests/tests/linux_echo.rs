@@ -1,12 +1,20 @@
 //! Echo correctness on loopback, both backends: 200 concurrent connections, random payloads
-//! from 1 byte to 64 KiB, every byte echoed in order (some clients shrink their receive
-//! buffer so the server's sends complete partially).
+//! from 1 byte to 64 KiB, every byte echoed in order; and the same echo isolate behind a
+//! listener whose sockets have a 4 KiB send buffer while whole payloads of up to 256 KiB
+//! arrive in one receive, so the server's sends complete partially and the connection must
+//! resend the tail.
 
 mod linux_common;
 
 use std::net::SocketAddr;
 
 use linux_common::*;
+use tina_core::io::{Domain, Fd, IoKind, IoOp, SocketKind, SocketOption};
+use tina_core::{
+    ChildSpec, CrashReason, Ctx, Effect, GroupSpec, Isolate, Message, Restart, ShardConfig,
+    ShardSpec, SystemSpec, TypeSpec,
+};
+use tina_examples::echo::{ConnArgs, Connection};
 use tina_linux::Backend;
 
 const THREADS: usize = 8;
@@ -76,4 +84,123 @@ fn echo_200_connections_random_payloads_uring() {
 #[test]
 fn echo_200_connections_random_payloads_epoll() {
     echo_many(Backend::Epoll);
+}
+
+/// A listener whose sockets (and so every accepted one) have a 4 KiB send buffer, serving the
+/// shared echo `Connection`.
+struct TinySendBufferListener {
+    socket: Fd,
+}
+
+impl Isolate for TinySendBufferListener {
+    type Args = u16;
+
+    fn init(port: &u16, ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
+        let socket = ctx
+            .socket(Domain::Ipv4, SocketKind::Stream)
+            .map_err(|_| CrashReason("socket"))?;
+        ctx.own_fd(Some(socket));
+        ctx.set_option(socket, SocketOption::SendBufferSize(4096))
+            .map_err(|_| CrashReason("SO_SNDBUF"))?;
+        ctx.bind(socket, SocketAddr::from(([127, 0, 0, 1], *port)))
+            .map_err(|_| CrashReason("bind"))?;
+        ctx.listen(socket, 128).map_err(|_| CrashReason("listen"))?;
+        Ok((
+            TinySendBufferListener { socket },
+            Effect::Io(IoOp::Accept { listener: socket }),
+        ))
+    }
+
+    fn handle(&mut self, msg: &Message, ctx: &mut Ctx) -> Effect {
+        if msg.is_shutdown() {
+            return Effect::Io(IoOp::Close { fd: self.socket });
+        }
+        if ctx.is_shutting_down() {
+            // The pending accept was cancelled: close the listening socket and leave.
+            return match msg.io_completion() {
+                Some(c) if c.kind == IoKind::Close => Effect::Done,
+                _ => Effect::Io(IoOp::Close { fd: self.socket }),
+            };
+        }
+        match msg.io_completion() {
+            Some(c) if c.kind == IoKind::Accept => {
+                if let Some(fd) = c.fd() {
+                    ctx.spawn::<Connection>(&ConnArgs { fd: fd.0 })
+                        .expect("room for the connection");
+                }
+                Effect::Io(IoOp::Accept {
+                    listener: self.socket,
+                })
+            }
+            Some(c) if c.kind == IoKind::Close => Effect::Done,
+            _ => Effect::Receive,
+        }
+    }
+}
+
+fn echo_with_partial_sends(backend: Backend) {
+    const CONNECTIONS: usize = 8;
+    const BIG_PAYLOAD_SIZE_MAX: usize = 256 * 1024;
+    let port = free_port();
+    let types: &'static [TypeSpec] = Box::leak(Box::new([
+        TypeSpec::of::<TinySendBufferListener>("listener"),
+        TypeSpec::of::<Connection>("connection").capacity(CONNECTIONS as u32),
+    ]));
+    let children: &'static [ChildSpec<'static>] =
+        Box::leak(Box::new([ChildSpec::isolate::<TinySendBufferListener>(
+            &port,
+            Restart::Permanent,
+        )]));
+    let shards: &'static [ShardSpec<'static>] = Box::leak(Box::new([ShardSpec {
+        root: GroupSpec::one_for_one(children).dynamic(CONNECTIONS as u32),
+    }]));
+    let mut spec = SystemSpec::new(shards, types);
+    // Big buffers: one receive can take a whole payload, which then cannot go out in one
+    // send through a 4 KiB send buffer.
+    spec.shard = ShardConfig {
+        io_buffer_count: CONNECTIONS as u32 + 16,
+        io_buffer_size: BIG_PAYLOAD_SIZE_MAX as u32,
+        io_submissions_per_tick_max: CONNECTIONS as u32 + 16,
+        ..ShardConfig::DEFAULT
+    };
+    let spec: &'static SystemSpec<'static> = Box::leak(Box::new(spec));
+    let rt = Running::start(spec, test_config(backend));
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    std::thread::scope(|scope| {
+        for t in 0..CONNECTIONS as u64 {
+            scope.spawn(move || {
+                let mut rng = Rng::new(1000 + t);
+                let mut s = connect(addr);
+                for _ in 0..3 {
+                    let len =
+                        BIG_PAYLOAD_SIZE_MAX / 2 + rng.next() as usize % (BIG_PAYLOAD_SIZE_MAX / 2);
+                    let mut out = vec![0u8; len];
+                    rng.fill(&mut out);
+                    // Write and read at once (full duplex), so neither side waits on the other.
+                    let mut writer = s.try_clone().expect("clone");
+                    let sent = out.clone();
+                    let w = std::thread::spawn(move || {
+                        std::io::Write::write_all(&mut writer, &sent).expect("write")
+                    });
+                    let mut back = vec![0u8; len];
+                    std::io::Read::read_exact(&mut s, &mut back).expect("read the echo");
+                    w.join().expect("writer");
+                    assert!(out == back, "bytes differ");
+                }
+            });
+        }
+    });
+    let stats = rt.control.stats();
+    assert_eq!(stats[0].counters.crashes, 0);
+    assert!(rt.stop().clean);
+}
+
+#[test]
+fn echo_with_partial_sends_uring() {
+    echo_with_partial_sends(Backend::Uring);
+}
+
+#[test]
+fn echo_with_partial_sends_epoll() {
+    echo_with_partial_sends(Backend::Epoll);
 }
