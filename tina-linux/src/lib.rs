@@ -59,10 +59,12 @@
 //!
 #![deny(unsafe_code)]
 
+mod control;
 mod epoll;
 mod log;
 mod reactor;
 mod runtime;
+mod shard;
 mod shared;
 #[allow(unsafe_code)]
 mod sys;
@@ -72,10 +74,11 @@ mod trap;
 mod uring;
 mod watchdog;
 
+pub use control::Control;
 pub use epoll::EpollReactor;
 pub use log::StderrLog;
 pub use reactor::{ActiveBackend, Backend, Reactor};
-pub use runtime::{Config, Control, RunError, RunReport, run};
+pub use runtime::{Config, RunError, RunReport, run};
 pub use shared::{ShardState, ShardStats};
 pub use transport::RingTransport;
 pub use trap::CatchPanic;

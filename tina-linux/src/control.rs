@@ -1,0 +1,234 @@
+//! [`Control`]: a handle on a running system, and the control loop that turns signals into
+//! requests (SIGINT/SIGTERM → graceful shutdown, again → forced; SIGUSR1 → stats; SIGUSR2 →
+//! revive).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::time::Duration as StdDuration;
+
+use crate::log::say;
+use crate::reactor::ActiveBackend;
+use crate::runtime::Config;
+use crate::shared::{ShardShared, ShardState, ShardStats};
+use crate::sys::{self, OwnedFd};
+
+pub(crate) struct Inner {
+    pub(crate) shards: Vec<ShardShared>,
+    pub(crate) _wake_fds: Vec<OwnedFd>,
+    pub(crate) backend: ActiveBackend,
+    pub(crate) fallback_reason: Option<String>,
+    pub(crate) started: Mutex<usize>,
+    pub(crate) finished: Mutex<usize>,
+    pub(crate) changed: Condvar,
+    pub(crate) forced: AtomicBool,
+}
+
+/// A handle on a running system, usable from any thread: request shutdown, revive
+/// quarantined shards, read stats. Create it, pass it to [`run`](crate::run), use it
+/// elsewhere.
+#[derive(Default)]
+pub struct Control {
+    pub(crate) inner: OnceLock<Inner>,
+    /// Set when [`run`](crate::run) returns (or fails before booting).
+    pub(crate) ended: AtomicBool,
+}
+
+impl Control {
+    /// A control for one run.
+    pub fn new() -> Control {
+        Control::default()
+    }
+
+    fn shards(&self) -> &[ShardShared] {
+        self.inner.get().map_or(&[], |i| &i.shards)
+    }
+
+    /// Starts a graceful shutdown of every shard.
+    pub fn shutdown(&self) {
+        for s in self.shards() {
+            s.request(&s.shutdown_requested);
+        }
+    }
+
+    /// Stops every shard at once (isolates are torn down without a shutdown message).
+    pub fn force_stop(&self) {
+        if let Some(i) = self.inner.get() {
+            i.forced.store(true, Ordering::Relaxed);
+        }
+        for s in self.shards() {
+            s.request(&s.force_requested);
+        }
+    }
+
+    /// Revives every quarantined shard (what SIGUSR2 does).
+    pub fn revive(&self) {
+        for s in self.shards() {
+            if s.state() == ShardState::Quarantined {
+                s.request(&s.revive_requested);
+            }
+        }
+    }
+
+    /// The backend in use, once booted.
+    pub fn backend(&self) -> Option<ActiveBackend> {
+        self.inner.get().map(|i| i.backend)
+    }
+
+    /// Why io_uring was not used, if the runtime fell back to epoll.
+    pub fn fallback_reason(&self) -> Option<&str> {
+        self.inner.get().and_then(|i| i.fallback_reason.as_deref())
+    }
+
+    /// Number of shards (0 before boot).
+    pub fn shard_count(&self) -> usize {
+        self.shards().len()
+    }
+
+    /// Fills `out` with a snapshot of each shard (no allocation); returns how many.
+    pub fn stats_into(&self, out: &mut [ShardStats]) -> usize {
+        let shards = self.shards();
+        let n = shards.len().min(out.len());
+        for (i, (o, s)) in out.iter_mut().zip(shards).enumerate().take(n) {
+            *o = s.snapshot(i as u8);
+        }
+        n
+    }
+
+    /// A snapshot of every shard.
+    pub fn stats(&self) -> Vec<ShardStats> {
+        self.shards()
+            .iter()
+            .enumerate()
+            .map(|(i, s)| s.snapshot(i as u8))
+            .collect()
+    }
+
+    /// Blocks until every shard has booted (or failed to), at most `timeout`. Returns whether
+    /// all are running.
+    pub fn wait_running(&self, timeout: StdDuration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(inner) = self.inner.get() {
+                let mut started = inner.started.lock().unwrap_or_else(|e| e.into_inner());
+                while *started < inner.shards.len() {
+                    let now = std::time::Instant::now();
+                    if now >= deadline {
+                        return false;
+                    }
+                    started = inner
+                        .changed
+                        .wait_timeout(started, deadline - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+                return inner
+                    .shards
+                    .iter()
+                    .all(|s| s.state() == ShardState::Running);
+            }
+            if std::time::Instant::now() >= deadline || self.ended.load(Ordering::Acquire) {
+                return false;
+            }
+            // `run` has not published its state yet (it validates the spec and probes
+            // io_uring first): a short bounded wait at boot only.
+            std::thread::sleep(StdDuration::from_millis(1));
+        }
+    }
+
+    /// Prints every shard's stats on stderr (what SIGUSR1 does). Allocation-free.
+    pub fn print_stats(&self) {
+        for (i, s) in self.shards().iter().enumerate() {
+            let st = s.snapshot(i as u8);
+            let c = &st.counters;
+            say!(
+                "stats shard {} {:?}: live={} queued={} timers={} io_bufs={} io_in_flight={} \
+                 ticks={} sleeps={} cpu={}ms dispatches={} sends(local/remote)={}/{} \
+                 io(submitted/completed/stale)={}/{}/{} crashes={} panics={} restarts={} \
+                 recoveries={} drops(mailbox/pool/ring/stale/quarantine)={}/{}/{}/{}/{} \
+                 spawn_failures={}",
+                i,
+                st.state,
+                st.live_isolates,
+                st.messages_queued,
+                st.timers_pending,
+                st.io_buffers_in_use,
+                st.io_in_flight,
+                st.ticks,
+                st.sleeps,
+                st.cpu_ns / 1_000_000,
+                c.dispatches,
+                c.sends_local,
+                c.sends_remote,
+                c.io_submitted,
+                c.io_completed,
+                c.io_stale_completions,
+                c.crashes,
+                c.panics,
+                c.restarts,
+                c.shard_recoveries,
+                c.mailbox_full,
+                c.pool_exhausted,
+                c.ring_full,
+                c.stale_deliveries,
+                c.quarantine_drops,
+                c.spawn_failures,
+            );
+        }
+    }
+}
+
+/// Waits for the shards to finish, handling signals if configured.
+pub(crate) fn control_loop(control: &Control, config: &Config, n: usize, timeout_ns: u64) {
+    let Some(inner) = control.inner.get() else {
+        return;
+    };
+    let mut terms = 0u32;
+    let mut hard_deadline: Option<std::time::Instant> = None;
+    loop {
+        if *inner.finished.lock().unwrap_or_else(|e| e.into_inner()) >= n {
+            return;
+        }
+        if let Some(d) = hard_deadline
+            && std::time::Instant::now() >= d
+        {
+            say!("shards did not stop after a forced stop; exiting now");
+            std::process::exit(1);
+        }
+        if !config.signals {
+            let f = inner.finished.lock().unwrap_or_else(|e| e.into_inner());
+            if *f < n {
+                let _ = inner
+                    .changed
+                    .wait_timeout(f, StdDuration::from_millis(100))
+                    .unwrap_or_else(|e| e.into_inner());
+            }
+            continue;
+        }
+        match sys::wait_signal(&sys::CONTROL_SIGNALS, 100) {
+            Some(sig @ (libc::SIGINT | libc::SIGTERM)) => {
+                terms += 1;
+                if terms == 1 {
+                    say!(
+                        "{}: graceful shutdown (bounded by {} ms; send it again to force)",
+                        sys::signal_name(sig),
+                        timeout_ns / 1_000_000
+                    );
+                    control.shutdown();
+                } else {
+                    say!(
+                        "{} again: forcing the shards to stop",
+                        sys::signal_name(sig)
+                    );
+                    control.force_stop();
+                    hard_deadline = Some(std::time::Instant::now() + StdDuration::from_secs(1));
+                }
+            }
+            Some(libc::SIGUSR1) => control.print_stats(),
+            Some(libc::SIGUSR2) => {
+                say!("SIGUSR2: reviving quarantined shards");
+                control.revive();
+            }
+            _ => {}
+        }
+    }
+}
