@@ -1,5 +1,7 @@
 //! Containment and capacity on loopback, both backends: a poisoned connection panics and dies
-//! alone; a flood beyond capacity is refused cleanly and counted.
+//! alone; a flood beyond capacity is refused cleanly and counted; a shard recovery tears down
+//! connections whose receive is in flight, and their sockets really close (the in-flight
+//! operations are cancelled and reclaimed as stale completions).
 
 mod linux_common;
 
@@ -7,7 +9,11 @@ use std::io::Write;
 use std::net::SocketAddr;
 
 use linux_common::*;
-use tina_examples::echo::POISON_BYTE;
+use tina_core::{
+    ChildSpec, CrashReason, Ctx, Duration, Effect, GroupSpec, Isolate, Message, Restart,
+    ShardConfig, ShardSpec, SystemSpec, TypeSpec, UserTag,
+};
+use tina_examples::echo::{Connection, ListenArgs, Listener, POISON_BYTE};
 
 #[test]
 fn poisoned_connection_dies_alone_others_keep_echoing() {
@@ -82,5 +88,81 @@ fn connection_flood_beyond_capacity_is_refused_and_counted() {
         drop(accepted);
         let report = rt.stop();
         assert!(report.clean);
+    }
+}
+
+const BOOM: UserTag = UserTag::new(0x45);
+
+/// Crashes one second after it starts; its group has no restart budget, so the crash
+/// escalates to a whole-shard recovery.
+struct Bomb;
+
+impl Isolate for Bomb {
+    type Args = ();
+
+    fn init(_: &(), ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
+        ctx.start_timer(Duration::from_ticks(1_000), BOOM)
+            .map_err(|_| CrashReason("no timer"))?;
+        Ok((Bomb, Effect::Receive))
+    }
+
+    fn handle(&mut self, msg: &Message, _: &mut Ctx) -> Effect {
+        if msg.is_shutdown() {
+            return Effect::Done;
+        }
+        if msg.tag() == BOOM.into() {
+            return Effect::Crash(CrashReason("boom"));
+        }
+        Effect::Receive
+    }
+}
+
+#[test]
+fn shard_recovery_closes_connections_with_a_receive_in_flight() {
+    for backend in BACKENDS {
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let types: &'static [TypeSpec] = Box::leak(Box::new([
+            TypeSpec::of::<Listener>("listener"),
+            TypeSpec::of::<Connection>("connection").capacity(16),
+            TypeSpec::of::<Bomb>("bomb"),
+        ]));
+        let children: &'static [ChildSpec<'static>] = Box::leak(Box::new([
+            ChildSpec::isolate::<Listener>(&ListenArgs::new(addr, 64), Restart::Permanent),
+            ChildSpec::isolate::<Bomb>(&(), Restart::Permanent),
+        ]));
+        let shards: &'static [ShardSpec<'static>] = Box::leak(Box::new([ShardSpec {
+            root: GroupSpec::one_for_one(children)
+                .dynamic(16)
+                .budget(0, Duration::from_ticks(60_000)),
+        }]));
+        let mut spec = SystemSpec::new(shards, types);
+        spec.shard = ShardConfig {
+            io_buffer_count: 64,
+            io_submissions_per_tick_max: 64,
+            ..ShardConfig::DEFAULT
+        };
+        let spec: &'static SystemSpec<'static> = Box::leak(Box::new(spec));
+        let rt = Running::start(spec, test_config(backend));
+        let mut clients: Vec<_> = (0..5).map(|_| connect(addr)).collect();
+        let mut back = [0u8; 16];
+        for s in clients.iter_mut() {
+            echo_once(s, b"parked", &mut back).expect("echo before the recovery");
+            // Each connection is now parked on a receive in flight.
+            s.set_read_timeout(Some(std::time::Duration::from_secs(4)))
+                .unwrap();
+        }
+        for (k, s) in clients.iter_mut().enumerate() {
+            assert!(
+                closed_by_peer(s),
+                "{backend:?}: connection {k} must be closed by the recovery, not left open"
+            );
+        }
+        let report = rt.stop();
+        let c = &report.stats[0].counters;
+        assert!(c.shard_recoveries >= 1, "{backend:?}: {c:?}");
+        assert!(
+            c.io_stale_completions >= 5,
+            "{backend:?}: the cancelled receives come back as stale completions: {c:?}"
+        );
     }
 }

@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 use tina_core::io::{IoError, IoOp};
 use tina_core::platform::{CompletionSink, IoBuffers, Submission};
 
-use crate::reactor::{OpTable, Pending, close_now, io_error, open_path, waits_for_peer};
+use crate::reactor::{OpTable, Pending, close_now, io_error, open_path, uses_fd, waits_for_peer};
 use crate::sys::{self, Epoll, EpollEvent, Errno, SockAddr};
 
 const WAKE_DATA: u64 = u64::MAX;
@@ -247,14 +247,24 @@ impl EpollReactor {
         batch.len()
     }
 
-    /// Completes (with `Canceled`) operations waiting on a descriptor about to be closed.
+    /// Completes (with `Canceled`) operations waiting on a descriptor about to be closed, so
+    /// none of them can later act on a new descriptor that reuses the number.
     fn cancel_waiters_on(&mut self, fd: i32) {
-        let Some(slot) = self.fds.get(fd as usize).copied() else {
-            return;
-        };
-        for i in [slot.reader, slot.writer] {
-            if i != NIL {
+        if let Some(slot) = self.fds.get(fd as usize).copied() {
+            for i in [slot.reader, slot.writer] {
+                if i != NIL {
+                    self.finish_parked(i, Err(IoError::Canceled));
+                }
+            }
+        }
+        for _ in 0..self.polled.len() {
+            let Some(i) = self.polled.pop_front() else {
+                break;
+            };
+            if uses_fd(&self.ops.get(i).op, fd) {
                 self.finish_parked(i, Err(IoError::Canceled));
+            } else {
+                self.polled.push_back(i);
             }
         }
     }

@@ -118,6 +118,21 @@ pub(crate) fn waits_for_peer(op: &IoOp) -> bool {
     )
 }
 
+/// Whether `op` works on descriptor `fd`.
+pub(crate) fn uses_fd(op: &IoOp, fd: i32) -> bool {
+    match *op {
+        IoOp::Accept { listener } => listener.0 == fd,
+        IoOp::Connect { socket, .. }
+        | IoOp::Recv { socket, .. }
+        | IoOp::Send { socket, .. }
+        | IoOp::SendTo { socket, .. }
+        | IoOp::RecvFrom { socket, .. } => socket.0 == fd,
+        IoOp::Read { file, .. } | IoOp::Write { file, .. } => file.0 == fd,
+        IoOp::SendFile { out, file, .. } => out.0 == fd || file.0 == fd,
+        IoOp::Close { .. } | IoOp::Open { .. } => false,
+    }
+}
+
 /// One operation in flight.
 pub(crate) struct Op {
     pub(crate) owner: Handle,

@@ -25,7 +25,7 @@ use io_uring::{IoUring, opcode, squeue, types};
 use tina_core::io::{IoCompletion, IoError, IoOp};
 use tina_core::platform::{CompletionSink, IoBuffers, Submission};
 
-use crate::reactor::{OpTable, Pending, close_now, io_error, open_path, waits_for_peer};
+use crate::reactor::{OpTable, Pending, close_now, io_error, open_path, uses_fd, waits_for_peer};
 use crate::sys::{self, Errno, SockAddr};
 
 const WAKE_TOKEN: u64 = u64::MAX;
@@ -232,6 +232,9 @@ impl UringReactor {
                     .push(s.owner, completion_of(s, Err(IoError::Canceled)));
                 continue;
             }
+            if let IoOp::Close { fd } = s.op {
+                self.cancel_ops_on(fd.0);
+            }
             let Some((i, _)) = self.ops.insert(s) else {
                 if let (IoOp::Close { fd }, true) = (s.op, s.owner.is_none()) {
                     let _ = close_now(fd.0);
@@ -376,6 +379,23 @@ impl UringReactor {
             }
             _ => submitter.submit_and_wait(1),
         };
+    }
+
+    /// Cancels the operations in flight on `fd` before it is closed. An operation holds its
+    /// own reference to the file, so without this a receive of a torn-down isolate would keep
+    /// the socket open (the peer never sees it close) until data arrived. The cancelled
+    /// operations complete with `Canceled` and the core reclaims them as stale.
+    fn cancel_ops_on(&mut self, fd: i32) {
+        for i in 0..self.ops.capacity() as u32 {
+            if !self.ops.is_live(i) || !uses_fd(&self.ops.get(i).op, fd) {
+                continue;
+            }
+            let entry = opcode::AsyncCancel::new(self.ops.token(i))
+                .build()
+                .user_data(CANCEL_TOKEN);
+            // SAFETY: a cancel request references no memory (the token is a plain number).
+            unsafe { self.push(&entry) };
+        }
     }
 
     pub(crate) fn cancel_all(&mut self) {
