@@ -214,7 +214,12 @@ impl ShardThread<'_, '_> {
                 me.set_state(state);
             }
             match report.status {
-                ShardStatus::Stopped => break,
+                ShardStatus::Stopped => {
+                    // The last tick may have queued reclaim work (closing descriptors of
+                    // isolates torn down): hand it to the kernel before leaving.
+                    shard.platform().io.flush();
+                    break;
+                }
                 ShardStatus::AbortRequested => {
                     say!(
                         "shard {}: recovered too often and the quarantine policy is Abort: \
