@@ -52,6 +52,9 @@ impl Payload for Done {
 }
 
 const TICK: UserTag = UserTag::new(0x73);
+const WARMED_UP: UserTag = UserTag::new(0x74);
+/// Ticks a (re)started worker takes before it checks in.
+pub const WARM_UP_TICKS: u64 = 20;
 
 /// Dispatcher arguments.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
@@ -193,12 +196,11 @@ impl Isolate for Worker {
     type Args = WorkerArgs;
 
     fn init(args: &WorkerArgs, ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
-        let check_in = CheckIn {
-            index: args.index,
-            _pad: 0,
-        };
-        // A full mailbox is fine: the dispatcher will learn of us from the next restart.
-        let _ = ctx.send(Handle::from_bits(args.dispatcher), &check_in);
+        // A worker warms up before it checks in (think: loading its state). Until then the
+        // dispatcher still holds the previous incarnation's handle, and its sends to it are
+        // refused at once as stale.
+        ctx.start_timer(Duration::from_ticks(WARM_UP_TICKS), WARMED_UP)
+            .map_err(|_| CrashReason("no timer for the warm-up"))?;
         Ok((
             Worker {
                 args: *args,
@@ -211,6 +213,15 @@ impl Isolate for Worker {
     fn handle(&mut self, msg: &Message, ctx: &mut Ctx) -> Effect {
         if msg.is_shutdown() {
             return Effect::Done;
+        }
+        if msg.tag() == WARMED_UP.into() {
+            let check_in = CheckIn {
+                index: self.args.index,
+                _pad: 0,
+            };
+            // A full mailbox is fine: the dispatcher will learn of us at the next restart.
+            let _ = ctx.send(Handle::from_bits(self.args.dispatcher), &check_in);
+            return Effect::Receive;
         }
         let Some(job) = msg.decode::<Job>() else {
             return Effect::Receive;

@@ -87,6 +87,7 @@ impl Payload for Bound {
 pub const POISON_BYTE: u8 = 0xFF;
 
 const RETRY_ACCEPT: UserTag = UserTag::new(0x61);
+const RETRY_RECV: UserTag = UserTag::new(0x62);
 
 /// The listening isolate (one per shard).
 pub struct Listener {
@@ -261,6 +262,14 @@ impl Connection {
                 self.recv()
             }
             (_, Err(IoError::Canceled)) => self.close(),
+            // The shard is short of buffers or submission slots this tick: transient, so try
+            // the receive again next tick instead of dropping the client.
+            (IoKind::Recv, Err(IoError::NoBuffers | IoError::QueueFull)) => {
+                match ctx.start_timer(Duration::from_ticks(1), RETRY_RECV) {
+                    Ok(_) => Effect::Receive,
+                    Err(_) => self.close(),
+                }
+            }
             (_, Err(_)) => self.close(),
             _ => self.recv(),
         }
@@ -287,6 +296,9 @@ impl Isolate for Connection {
     fn handle(&mut self, msg: &Message, ctx: &mut Ctx) -> Effect {
         if msg.is_shutdown() {
             return self.close();
+        }
+        if msg.tag() == RETRY_RECV.into() {
+            return self.recv();
         }
         let Some(c) = msg.io_completion() else {
             return Effect::Receive;

@@ -658,8 +658,10 @@ impl<'a, P: Platform> Shard<'a, P> {
         true
     }
 
-    /// Brings a quarantined shard back: a fresh supervision tree from the spec.
-    pub fn revive(&mut self) -> Result<(), BootError> {
+    /// Brings a quarantined shard back at time `now`: a fresh supervision tree from the spec
+    /// (its `init`s, and the timers they start, see `now`, not the time of the last step).
+    pub fn revive(&mut self, now: Instant) -> Result<(), BootError> {
+        self.core.now = self.core.now.max(now);
         if !matches!(
             self.status,
             ShardStatus::Quarantined | ShardStatus::AbortRequested

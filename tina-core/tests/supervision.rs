@@ -269,7 +269,7 @@ fn the_root_over_budget_recovers_the_shard_then_quarantines_it() {
         assert_eq!(rig.step().dispatched, 0);
         assert_eq!(rig.shard.counters().quarantine_drops, 1);
         // Revive: a fresh tree.
-        rig.shard.revive().unwrap();
+        rig.shard.revive(Instant::from_ticks(rig.now)).unwrap();
         assert_eq!(rig.shard.status(), ShardStatus::Running);
         let mut running = ids(rig);
         running.sort();
@@ -300,7 +300,7 @@ fn a_child_whose_init_keeps_failing_escalates_after_a_bounded_number_of_attempts
         assert_eq!(rig.shard.resources_in_use(), (0, 0, 0));
         // Fixed, the operator revives it.
         set_failing(&[]);
-        rig.shard.revive().unwrap();
+        rig.shard.revive(Instant::from_ticks(rig.now)).unwrap();
         let mut running = ids(rig);
         running.sort();
         assert_eq!(running, [0, 1, 2]);

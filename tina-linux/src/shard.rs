@@ -186,13 +186,13 @@ impl ShardThread<'_, '_> {
             me.step_started_ns.store(now_ns, Ordering::Relaxed);
             let now = Instant::from_ticks(now_ns.saturating_sub(self.epoch_ns) / tick_ns);
             let mut report = shard.step(now);
-            // Revive after a step, so the new tree's `init`s see the current time (the core
-            // keeps the time of its last step, which is old on a quarantined, sleeping shard).
+            // Revive between steps, at this step's time: the new tree's `init`s see the
+            // current time, not the time a quarantined, sleeping shard last stepped at.
             if me.revive_requested.load(Ordering::Relaxed)
                 && me.revive_requested.swap(false, Ordering::Relaxed)
                 && shard.status() == ShardStatus::Quarantined
             {
-                match shard.revive() {
+                match shard.revive(now) {
                     Ok(()) => say!("shard {}: revived", self.index),
                     Err(e) => say!("shard {}: revive failed: {e}", self.index),
                 }

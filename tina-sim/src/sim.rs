@@ -678,7 +678,7 @@ impl<'s, 'a> Simulation<'s, 'a> {
             }
             self.quarantined_since[s] = None;
             self.world.borrow_mut().traps[s].booting = true;
-            let r = self.shards[s].revive();
+            let r = self.shards[s].revive(tina_core::Instant::from_ticks(now));
             let mut w = self.world.borrow_mut();
             w.traps[s].booting = false;
             w.trace
