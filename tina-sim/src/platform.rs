@@ -17,55 +17,33 @@ use crate::world::WorldRef;
 use tina_core::io::{Control, ControlOutcome, IoError};
 use tina_core::log::{LogRecord, LogSink};
 use tina_core::platform::{
-    CallKind, CompletionSink, IoBuffers, IoDriver, Panicked, Parts, PeerEvent, Platform,
-    SocketControl, Submission, Transport, Trap, TrapCall,
+    Bundle, CallKind, CompletionSink, IoBuffers, IoDriver, Panicked, PeerEvent, SocketControl,
+    Submission, Transport, Trap, TrapCall,
 };
 use tina_core::{Handle, Message, SendError, ShardId};
 
-/// One shard's platform in the simulator.
-pub struct SimPlatform {
-    transport: SimTransport,
-    io: SimIo,
-    trap: SimTrap,
-    log: SimLog,
-}
+/// One shard's platform in the simulator: the four simulated parts, bundled.
+pub type SimPlatform = Bundle<SimTransport, SimIo, SimTrap, SimLog>;
 
-impl SimPlatform {
-    pub(crate) fn new(shard: u8, world: &WorldRef) -> SimPlatform {
-        SimPlatform {
-            transport: SimTransport {
-                shard,
-                world: world.clone(),
-            },
-            io: SimIo {
-                shard,
-                world: world.clone(),
-            },
-            trap: SimTrap {
-                shard,
-                world: world.clone(),
-            },
-            log: SimLog {
-                shard,
-                world: world.clone(),
-            },
-        }
-    }
-}
-
-impl Platform for SimPlatform {
-    type Transport = SimTransport;
-    type Io = SimIo;
-    type Trap = SimTrap;
-    type Log = SimLog;
-
-    fn parts(&mut self) -> Parts<'_, Self> {
-        Parts {
-            transport: &mut self.transport,
-            io: &mut self.io,
-            trap: &self.trap,
-            log: &mut self.log,
-        }
+/// Builds shard `shard`'s platform over the shared world.
+pub(crate) fn sim_platform(shard: u8, world: &WorldRef) -> SimPlatform {
+    Bundle {
+        transport: SimTransport {
+            shard,
+            world: world.clone(),
+        },
+        io: SimIo {
+            shard,
+            world: world.clone(),
+        },
+        trap: SimTrap {
+            shard,
+            world: world.clone(),
+        },
+        log: SimLog {
+            shard,
+            world: world.clone(),
+        },
     }
 }
 

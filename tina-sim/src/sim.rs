@@ -251,7 +251,7 @@ impl<'s, 'a> Simulation<'s, 'a> {
         let mut shards = Vec::with_capacity(regions.regions.len());
         for (i, blocks) in regions.regions.iter_mut().enumerate() {
             world.borrow_mut().traps[i].booting = true;
-            let platform = SimPlatform::new(i as u8, world);
+            let platform = crate::platform::sim_platform(i as u8, world);
             let shard = Shard::new(
                 spec,
                 ShardId(i as u8),
