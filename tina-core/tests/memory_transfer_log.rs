@@ -157,17 +157,9 @@ fn with_mems(n: usize, f: impl FnOnce(&mut Rig<'_>, Vec<Handle>)) {
     });
 }
 
+/// Delivers a command and steps until the shard is idle.
 fn tell(rig: &mut Rig<'_>, to: Handle, op: u32, len: u32, target: Handle) {
-    rig.shard
-        .deliver(
-            to,
-            &Outgoing::new(&Do {
-                op,
-                len,
-                to: target.to_bits(),
-            }),
-        )
-        .unwrap();
+    tell_once(rig, to, op, len, target);
     rig.step_until_idle(5);
 }
 
@@ -268,17 +260,14 @@ fn a_queued_transfer_is_reclaimed_when_its_receiver_is_torn_down() {
     });
 }
 
+/// Delivers a command and steps exactly once.
 fn tell_once(rig: &mut Rig<'_>, to: Handle, op: u32, len: u32, target: Handle) {
-    rig.shard
-        .deliver(
-            to,
-            &Outgoing::new(&Do {
-                op,
-                len,
-                to: target.to_bits(),
-            }),
-        )
-        .unwrap();
+    let cmd = Do {
+        op,
+        len,
+        to: target.to_bits(),
+    };
+    rig.shard.deliver(to, &Outgoing::new(&cmd)).unwrap();
     rig.step();
 }
 
