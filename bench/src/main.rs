@@ -5,6 +5,7 @@
 //! cargo run --release -p tina-bench -- all            # every benchmark, full length
 //! cargo run --release -p tina-bench -- ring           # B1: cross-core ring
 //! cargo run --release -p tina-bench -- intra          # B2: send + dispatch within a shard
+//! cargo run --release -p tina-bench -- memory         # B6: memory per idle isolate
 //! cargo run --release -p tina-bench -- all --quick    # CI: checks the harness, not the speed
 //! ```
 //!
@@ -13,11 +14,13 @@
 
 mod harness;
 mod intra;
+mod memory;
 mod ring;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: tina-bench [all|ring|intra] [--quick] [--messages N] [--rounds R]";
+const USAGE: &str =
+    "usage: tina-bench [all|ring|intra|memory] [--quick] [--messages N] [--rounds R]";
 
 fn main() -> ExitCode {
     let mut command = "all".to_string();
@@ -34,7 +37,13 @@ fn main() -> ExitCode {
                 println!("{USAGE}");
                 return ExitCode::SUCCESS;
             }
-            "all" | "ring" | "intra" => command = arg,
+            "all" | "ring" | "intra" | "memory" => command = arg,
+            "b6-child" => {
+                let contender = args.next().unwrap_or_default();
+                let n = args.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+                memory::child(&contender, n);
+                return ExitCode::SUCCESS;
+            }
             _ => {
                 eprintln!("unknown argument `{arg}`\n{USAGE}");
                 return ExitCode::FAILURE;
@@ -57,9 +66,11 @@ fn main() -> ExitCode {
         "all" => {
             ring::run(&options);
             intra::run(&intra);
+            memory::run(quick, intra.rounds.max(3));
         }
         "ring" => ring::run(&options),
         "intra" => intra::run(&intra),
+        "memory" => memory::run(quick, intra.rounds.max(3)),
         _ => unreachable!("parsed above"),
     }
     ExitCode::SUCCESS
