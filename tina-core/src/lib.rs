@@ -83,8 +83,24 @@
 //! - **Safe**: `#![deny(unsafe_code)]` except [`memory`] (carving typed slices from the region)
 //!   and [`ring`] (the cross-shard SPSC ring), both covered by Miri.
 //!
-//! See `DESIGN.md`-level notes in each module's docs: [`arena`](crate) for how heterogeneous
-//! types live without `alloc`, [`io`] for the I/O contract, [`platform`] for the seam.
+//! ## How the hard parts are solved
+//!
+//! - **Heterogeneous types without `alloc`**: each type lives in its own dense arena (a slice
+//!   of `Option<T>` carved at boot) behind a small object-safe trait; the scheduler's metadata
+//!   (generation, state, mailbox, queues) is kept apart, so finding work never touches isolate
+//!   memory, and only the per-type call is dynamic.
+//! - **`ctx.spawn` while the running isolate is borrowed**: the arena splits its slots around
+//!   the running one and lends the halves to the context, so a spawn of the same type places
+//!   its child directly; `init` runs at once and `InitFailed` is a synchronous result.
+//! - **Mailboxes**: intrusive FIFOs over the shard's one message pool (12 bytes per isolate);
+//!   I/O completions, call timeouts and shutdown notices live in the isolate's metadata and
+//!   never need a pool slot; replies and timers may use the system reserve.
+//! - **Memory**: one 128-aligned region per shard, carved once; [`Shard::memory_required`]
+//!   replays the carve, so the size is exact.
+//!
+//! Each module's docs state what it owns and guarantees: [`io`] for the I/O contract,
+//! [`platform`] for the seam a driver implements, [`memory`] for boot-time memory, [`ring`] and
+//! [`transport`] for cross-shard messaging, [`spec`] for the boot spec and its validation.
 #![no_std]
 #![deny(unsafe_code)]
 #![deny(clippy::float_arithmetic)]
