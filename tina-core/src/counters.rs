@@ -66,3 +66,98 @@ pub struct Counters {
     /// Slots retired because their generation reached the maximum.
     pub slots_retired: u64,
 }
+
+impl Counters {
+    /// How many counters there are.
+    pub const FIELD_COUNT: usize = 30;
+
+    /// Every counter, in declaration order (for platforms that publish them as atomics, and
+    /// for hashing).
+    pub fn to_array(&self) -> [u64; Self::FIELD_COUNT] {
+        [
+            self.dispatches,
+            self.sends_local,
+            self.sends_remote,
+            self.inbound_delivered,
+            self.stale_deliveries,
+            self.mailbox_full,
+            self.pool_exhausted,
+            self.ring_full,
+            self.quarantine_drops,
+            self.stale_replies,
+            self.call_timeouts,
+            self.timer_exhausted,
+            self.timer_drops,
+            self.timers_fired,
+            self.io_buffer_exhausted,
+            self.io_submission_full,
+            self.io_submitted,
+            self.io_completed,
+            self.io_stale_completions,
+            self.io_bogus_completions,
+            self.transfer_exhausted,
+            self.log_drops,
+            self.spawns,
+            self.spawn_failures,
+            self.crashes,
+            self.panics,
+            self.exits,
+            self.restarts,
+            self.shard_recoveries,
+            self.slots_retired,
+        ]
+    }
+
+    /// The inverse of [`Counters::to_array`].
+    pub fn from_array(a: &[u64; Self::FIELD_COUNT]) -> Counters {
+        Counters {
+            dispatches: a[0],
+            sends_local: a[1],
+            sends_remote: a[2],
+            inbound_delivered: a[3],
+            stale_deliveries: a[4],
+            mailbox_full: a[5],
+            pool_exhausted: a[6],
+            ring_full: a[7],
+            quarantine_drops: a[8],
+            stale_replies: a[9],
+            call_timeouts: a[10],
+            timer_exhausted: a[11],
+            timer_drops: a[12],
+            timers_fired: a[13],
+            io_buffer_exhausted: a[14],
+            io_submission_full: a[15],
+            io_submitted: a[16],
+            io_completed: a[17],
+            io_stale_completions: a[18],
+            io_bogus_completions: a[19],
+            transfer_exhausted: a[20],
+            log_drops: a[21],
+            spawns: a[22],
+            spawn_failures: a[23],
+            crashes: a[24],
+            panics: a[25],
+            exits: a[26],
+            restarts: a[27],
+            shard_recoveries: a[28],
+            slots_retired: a[29],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_array_roundtrip_keeps_every_field_in_place() {
+        let mut a = [0u64; Counters::FIELD_COUNT];
+        for (i, v) in a.iter_mut().enumerate() {
+            *v = 1000 + i as u64;
+        }
+        let c = Counters::from_array(&a);
+        assert_eq!(c.to_array(), a);
+        assert_eq!(c.dispatches, 1000);
+        assert_eq!(c.slots_retired, 1000 + Counters::FIELD_COUNT as u64 - 1);
+    }
+}

@@ -72,77 +72,7 @@ impl ShardState {
     }
 }
 
-const COUNTER_FIELDS: usize = 30;
-
-fn counters_to_array(c: &Counters) -> [u64; COUNTER_FIELDS] {
-    [
-        c.dispatches,
-        c.sends_local,
-        c.sends_remote,
-        c.inbound_delivered,
-        c.stale_deliveries,
-        c.mailbox_full,
-        c.pool_exhausted,
-        c.ring_full,
-        c.quarantine_drops,
-        c.stale_replies,
-        c.call_timeouts,
-        c.timer_exhausted,
-        c.timer_drops,
-        c.timers_fired,
-        c.io_buffer_exhausted,
-        c.io_submission_full,
-        c.io_submitted,
-        c.io_completed,
-        c.io_stale_completions,
-        c.io_bogus_completions,
-        c.transfer_exhausted,
-        c.log_drops,
-        c.spawns,
-        c.spawn_failures,
-        c.crashes,
-        c.panics,
-        c.exits,
-        c.restarts,
-        c.shard_recoveries,
-        c.slots_retired,
-    ]
-}
-
-fn counters_from_array(a: &[u64; COUNTER_FIELDS]) -> Counters {
-    Counters {
-        dispatches: a[0],
-        sends_local: a[1],
-        sends_remote: a[2],
-        inbound_delivered: a[3],
-        stale_deliveries: a[4],
-        mailbox_full: a[5],
-        pool_exhausted: a[6],
-        ring_full: a[7],
-        quarantine_drops: a[8],
-        stale_replies: a[9],
-        call_timeouts: a[10],
-        timer_exhausted: a[11],
-        timer_drops: a[12],
-        timers_fired: a[13],
-        io_buffer_exhausted: a[14],
-        io_submission_full: a[15],
-        io_submitted: a[16],
-        io_completed: a[17],
-        io_stale_completions: a[18],
-        io_bogus_completions: a[19],
-        transfer_exhausted: a[20],
-        log_drops: a[21],
-        spawns: a[22],
-        spawn_failures: a[23],
-        crashes: a[24],
-        panics: a[25],
-        exits: a[26],
-        restarts: a[27],
-        shard_recoveries: a[28],
-        slots_retired: a[29],
-    }
-}
+const COUNTER_FIELDS: usize = Counters::FIELD_COUNT;
 
 /// A snapshot of one shard: counters, queue depths and life signs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -295,7 +225,7 @@ impl ShardShared {
             .stats
             .counters
             .iter()
-            .zip(counters_to_array(&p.counters))
+            .zip(Counters::to_array(&p.counters))
         {
             cell.store(v, r);
         }
@@ -318,7 +248,7 @@ impl ShardShared {
         ShardStats {
             shard,
             state: self.state(),
-            counters: counters_from_array(&a),
+            counters: Counters::from_array(&a),
             live_isolates: self.stats.live.load(r),
             messages_queued: self.stats.queued.load(r),
             timers_pending: self.stats.timers.load(r),
@@ -341,8 +271,8 @@ mod tests {
         for (i, v) in a.iter_mut().enumerate() {
             *v = i as u64 * 7 + 1;
         }
-        let c = counters_from_array(&a);
-        assert_eq!(counters_to_array(&c), a);
+        let c = Counters::from_array(&a);
+        assert_eq!(Counters::to_array(&c), a);
     }
 
     #[test]

@@ -846,31 +846,7 @@ fn io_ready(w: &World, now: u64) -> bool {
 }
 
 fn counters_digest(c: &Counters) -> u64 {
-    let words = [
-        c.dispatches,
-        c.sends_local,
-        c.sends_remote,
-        c.inbound_delivered,
-        c.stale_deliveries,
-        c.mailbox_full,
-        c.pool_exhausted,
-        c.ring_full,
-        c.quarantine_drops,
-        c.stale_replies,
-        c.call_timeouts,
-        c.timers_fired,
-        c.io_submitted,
-        c.io_completed,
-        c.io_stale_completions,
-        c.spawns,
-        c.spawn_failures,
-        c.crashes,
-        c.panics,
-        c.exits,
-        c.restarts,
-        c.shard_recoveries,
-        c.log_drops,
-    ];
+    let words = c.to_array();
     let mut h = crate::hash::Hasher128::new();
     for w in words {
         h.word(w);
