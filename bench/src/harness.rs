@@ -149,3 +149,62 @@ pub(crate) fn cpu_model() -> String {
         })
         .unwrap_or_else(|| "unknown".to_string())
 }
+
+/// One line of the suite's closing summary: a headline comparison of one workload.
+pub(crate) struct Row {
+    /// Workload id and case, e.g. `B1 cap 1024`.
+    pub(crate) id: String,
+    /// What is compared and in which unit.
+    pub(crate) metric: String,
+    /// Tina's median (with unit).
+    pub(crate) tina: String,
+    /// The peer's name and median (with unit).
+    pub(crate) peer: String,
+    /// Tina ÷ peer per round, median (min–max), or the headline relation for non-ratio rows.
+    pub(crate) ratio: String,
+    /// The target from the issue, and whether this run met it.
+    pub(crate) target: String,
+}
+
+/// The rows every benchmark contributes; `all` prints them as one markdown table at the end.
+#[derive(Default)]
+pub(crate) struct Summary {
+    rows: Vec<Row>,
+}
+
+impl Summary {
+    /// Adds one row.
+    pub(crate) fn add(&mut self, row: Row) {
+        self.rows.push(row);
+    }
+
+    /// Prints the table (nothing if no benchmark added a row).
+    pub(crate) fn print(&self) {
+        if self.rows.is_empty() {
+            return;
+        }
+        println!("## Summary\n");
+        println!(
+            "| id | metric | tina (median) | peer (median) | tina ÷ peer, median (min–max) | target |"
+        );
+        println!("|---|---|---:|---:|---:|---|");
+        for r in &self.rows {
+            println!(
+                "| {} | {} | {} | {} | {} | {} |",
+                r.id, r.metric, r.tina, r.peer, r.ratio, r.target
+            );
+        }
+        println!();
+    }
+}
+
+/// `median (min–max)` of per-mille ratios, printed with two decimals.
+pub(crate) fn ratio_spread(per_mille: &[u64]) -> String {
+    let s = Spread::of(per_mille);
+    format!("{} ({}–{})", ratio(s.median), ratio(s.min), ratio(s.max))
+}
+
+/// Whether a target was met, as the summary prints it.
+pub(crate) fn verdict(target: &str, met: bool) -> String {
+    format!("{target}: {}", if met { "met" } else { "**missed**" })
+}

@@ -16,7 +16,9 @@
 //! Reported: nanoseconds per message (median and min–max over the rounds) and the per-round
 //! ratio peer ÷ tina (how many times faster Tina is; above 1 means Tina wins).
 
-use crate::harness::{Spread, milli, pin_current_thread, ratio, two_cpus};
+use crate::harness::{
+    Row, Spread, Summary, milli, pin_current_thread, ratio, ratio_spread, two_cpus, verdict,
+};
 use std::time::Instant as WallInstant;
 use tina_core::testing::{TestPlatform, region_for};
 use tina_core::*;
@@ -401,7 +403,7 @@ impl Contender {
 }
 
 /// Runs B2 and prints its table.
-pub(crate) fn run(options: &Options) {
+pub(crate) fn run(options: &Options, summary: &mut Summary) {
     let cpu = two_cpus().map(|[c, _]| c);
     println!("## B2 — intra-shard send + dispatch\n");
     match cpu {
@@ -447,6 +449,26 @@ pub(crate) fn run(options: &Options) {
             milli(s.min),
             milli(s.max)
         );
+        if matches!(c, Contender::TokioPingPong | Contender::TokioFanOut) {
+            let tina = Spread::of(&ps[twin]);
+            let tina_over_peer: Vec<u64> = ps[twin]
+                .iter()
+                .zip(&ps[i])
+                .map(|(&tina, &peer)| tina * 1000 / peer.max(1))
+                .collect();
+            let per_tina = Spread::of(&tina_over_peer).median;
+            summary.add(Row {
+                id: format!("B2 {}", CONTENDERS[twin].1.trim_start_matches("tina ")),
+                metric: "send + dispatch, ns/msg".into(),
+                tina: milli(tina.median),
+                peer: format!("{name} {}", milli(s.median)),
+                ratio: ratio_spread(&tina_over_peer),
+                target: verdict(
+                    "≤ 30 ns and ≥ 10× tokio",
+                    tina.median <= 30_000 && per_tina <= 100,
+                ),
+            });
+        }
     }
     println!();
 }

@@ -62,16 +62,17 @@ fn main() -> ExitCode {
         messages: messages.unwrap_or(if quick { 20_000 } else { 2_000_000 }),
         rounds: rounds.unwrap_or(if quick { 2 } else { 7 }),
     };
-    match command.as_str() {
-        "all" => {
-            ring::run(&options);
-            intra::run(&intra);
-            memory::run(quick, intra.rounds.max(3));
-        }
-        "ring" => ring::run(&options),
-        "intra" => intra::run(&intra),
-        "memory" => memory::run(quick, intra.rounds.max(3)),
-        _ => unreachable!("parsed above"),
+    let mut summary = harness::Summary::default();
+    let all = command == "all";
+    if all || command == "ring" {
+        ring::run(&options, &mut summary);
     }
+    if all || command == "intra" {
+        intra::run(&intra, &mut summary);
+    }
+    if all || command == "memory" {
+        memory::run(quick, intra.rounds.max(3), &mut summary);
+    }
+    summary.print();
     ExitCode::SUCCESS
 }

@@ -131,7 +131,7 @@ fn measure(contender: &str, n: u32) -> u64 {
 }
 
 /// Runs B6 (isolates) and prints its table.
-pub(crate) fn run(quick: bool, rounds: usize) {
+pub(crate) fn run(quick: bool, rounds: usize, summary: &mut crate::harness::Summary) {
     let n = count(quick);
     println!("## B6 — memory per idle isolate\n");
     println!(
@@ -170,4 +170,17 @@ pub(crate) fn run(quick: bool, rounds: usize) {
         crate::harness::ratio(r.max)
     );
     println!();
+    let tina_over_tokio: Vec<u64> = tina_per
+        .iter()
+        .zip(&tokio_per)
+        .map(|(&t, &k)| t * 1000 / k.max(1))
+        .collect();
+    summary.add(crate::harness::Row {
+        id: "B6 isolates".into(),
+        metric: format!("RSS bytes per idle isolate ({n})"),
+        tina: t.median.to_string(),
+        peer: format!("tokio task + mpsc {}", k.median),
+        ratio: crate::harness::ratio_spread(&tina_over_tokio),
+        target: "lower is better".into(),
+    });
 }

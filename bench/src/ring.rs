@@ -22,7 +22,9 @@ use std::sync::mpsc;
 
 use tina_core::ring::{Ring, Slot};
 
-use crate::harness::{Sample, Spread, cpu_model, milli, ratio, run_pair, two_cpus};
+use crate::harness::{
+    Row, Sample, Spread, Summary, cpu_model, milli, ratio, run_pair, two_cpus, verdict,
+};
 
 /// The batched producer publishes after this many pushes at most (or when the ring is full).
 const PUBLISH_BATCH_MAX: u64 = 32;
@@ -244,7 +246,7 @@ fn ps_per_message(wall_or_cpu_ns: u64, messages: u64) -> u64 {
 }
 
 /// Runs B1 and prints its markdown table.
-pub(crate) fn run(options: &Options) {
+pub(crate) fn run(options: &Options, summary: &mut Summary) {
     let cpus = two_cpus();
     let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("## B1 — cross-core ring (micro-benchmark)\n");
@@ -322,6 +324,22 @@ pub(crate) fn run(options: &Options) {
                 Contender::TinaBatched | Contender::TinaPerMessage | Contender::Rtrb
             );
             contended |= spins && producer_on_cpu.min(consumer_on_cpu) < ON_CPU_PERCENT_MIN;
+            if contender == Contender::Rtrb {
+                let tina = Spread::of(&wall_ps[index_of(Contender::TinaBatched)]);
+                summary.add(Row {
+                    id: format!("B1 cap {capacity}"),
+                    metric: "cross-core ns/msg (128 B)".into(),
+                    tina: milli(tina.median),
+                    peer: format!("rtrb {}", milli(wall.median)),
+                    ratio: format!(
+                        "{} ({}–{})",
+                        ratio(batched.median),
+                        ratio(batched.min),
+                        ratio(batched.max)
+                    ),
+                    target: verdict("≤ 1.5× raw SPSC", batched.median <= 1500),
+                });
+            }
             println!(
                 "| {capacity} | {} | {} | {}–{} | {} ({}–{}) | {} ({}–{}) | {} + {} | {} / {} |",
                 contender.name(),
