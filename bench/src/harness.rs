@@ -208,3 +208,13 @@ pub(crate) fn ratio_spread(per_mille: &[u64]) -> String {
 pub(crate) fn verdict(target: &str, met: bool) -> String {
     format!("{target}: {}", if met { "met" } else { "**missed**" })
 }
+
+/// Options every duration-based workload takes from the command line.
+pub(crate) struct Common {
+    /// CI mode: check that the harness works, in seconds; the numbers mean nothing.
+    pub(crate) quick: bool,
+    /// Interleaved rounds (at least 5 for a result worth recording; 1 in quick mode).
+    pub(crate) rounds: usize,
+    /// `--seconds S`: overrides the workload's default timed window.
+    pub(crate) seconds: Option<u64>,
+}

@@ -6,38 +6,68 @@
 //! cargo run --release -p tina-bench -- ring           # B1: cross-core ring
 //! cargo run --release -p tina-bench -- intra          # B2: send + dispatch within a shard
 //! cargo run --release -p tina-bench -- memory         # B6: memory per idle isolate
+//! cargo run --release -p tina-bench -- overload       # B4: overload, RSS over time, drops
+//! cargo run --release -p tina-bench -- idle           # B5: idle CPU and wake-up latency
+//! cargo run --release -p tina-bench -- conns          # B6: memory per idle TCP connection
+//! cargo run --release -p tina-bench -- isolation      # B7: latency isolation
 //! cargo run --release -p tina-bench -- all --quick    # CI: checks the harness, not the speed
 //! ```
 //!
-//! Options: `--messages N` (per timed run) and `--rounds R` (interleaved rounds, at least 5 for
-//! a result worth recording).
+//! Options: `--messages N` (per timed run), `--rounds R` (interleaved rounds, at least 5 for
+//! a result worth recording) and `--seconds S` (length of the timed window of the workloads
+//! that run for a duration: B4, B5, B7).
+//!
+//! Benchmarks that measure a whole process (its RSS, its CPU) re-execute this binary as a child:
+//! `tina-bench child <workload> <args…>` is that hidden entry point.
 
+mod conns;
 mod harness;
+mod idle;
 mod intra;
+mod isolation;
 mod memory;
+mod overload;
 mod ring;
 
 use std::process::ExitCode;
 
-const USAGE: &str =
-    "usage: tina-bench [all|ring|intra|memory] [--quick] [--messages N] [--rounds R]";
+const USAGE: &str = "usage: tina-bench [all|ring|intra|memory|overload|idle|conns|isolation] \
+                     [--quick] [--messages N] [--rounds R] [--seconds S]";
 
 fn main() -> ExitCode {
     let mut command = "all".to_string();
     let mut quick = false;
     let mut messages = None;
     let mut rounds = None;
+    let mut seconds = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => quick = true,
             "--messages" => messages = args.next().and_then(|v| v.parse().ok()),
             "--rounds" => rounds = args.next().and_then(|v| v.parse().ok()),
+            "--seconds" => seconds = args.next().and_then(|v| v.parse().ok()),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return ExitCode::SUCCESS;
             }
-            "all" | "ring" | "intra" | "memory" => command = arg,
+            "all" | "ring" | "intra" | "memory" | "overload" | "idle" | "conns" | "isolation" => {
+                command = arg
+            }
+            "child" => {
+                let workload = args.next().unwrap_or_default();
+                let rest: Vec<String> = args.collect();
+                return match workload.as_str() {
+                    "overload" => overload::child(&rest),
+                    "idle" => idle::child(&rest),
+                    "conns" => conns::child(&rest),
+                    "isolation" => isolation::child(&rest),
+                    _ => {
+                        eprintln!("unknown child workload `{workload}`");
+                        ExitCode::FAILURE
+                    }
+                };
+            }
             "b6-child" => {
                 let contender = args.next().unwrap_or_default();
                 let n = args.next().and_then(|v| v.parse().ok()).unwrap_or(0);
@@ -50,8 +80,8 @@ fn main() -> ExitCode {
             }
         }
     }
-    if matches!(messages, Some(0)) || matches!(rounds, Some(0)) {
-        eprintln!("--messages and --rounds must be positive numbers\n{USAGE}");
+    if matches!(messages, Some(0)) || matches!(rounds, Some(0)) || matches!(seconds, Some(0)) {
+        eprintln!("--messages, --rounds and --seconds must be positive numbers\n{USAGE}");
         return ExitCode::FAILURE;
     }
     let options = ring::Options {
@@ -61,6 +91,11 @@ fn main() -> ExitCode {
     let intra = intra::Options {
         messages: messages.unwrap_or(if quick { 20_000 } else { 2_000_000 }),
         rounds: rounds.unwrap_or(if quick { 2 } else { 7 }),
+    };
+    let common = harness::Common {
+        quick,
+        rounds: rounds.unwrap_or(if quick { 1 } else { 5 }),
+        seconds,
     };
     let mut summary = harness::Summary::default();
     let all = command == "all";
@@ -72,6 +107,18 @@ fn main() -> ExitCode {
     }
     if all || command == "memory" {
         memory::run(quick, intra.rounds.max(3), &mut summary);
+    }
+    if all || command == "conns" {
+        conns::run(&common, &mut summary);
+    }
+    if all || command == "overload" {
+        overload::run(&common, &mut summary);
+    }
+    if all || command == "idle" {
+        idle::run(&common, &mut summary);
+    }
+    if all || command == "isolation" {
+        isolation::run(&common, &mut summary);
     }
     summary.print();
     ExitCode::SUCCESS
