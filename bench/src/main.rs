@@ -10,6 +10,7 @@
 //! cargo run --release -p tina-bench -- idle           # B5: idle CPU and wake-up latency
 //! cargo run --release -p tina-bench -- conns          # B6: memory per idle TCP connection
 //! cargo run --release -p tina-bench -- isolation      # B7: latency isolation
+//! cargo run --release -p tina-bench -- sim            # B8: simulator speed
 //! cargo run --release -p tina-bench -- all --quick    # CI: checks the harness, not the speed
 //! ```
 //!
@@ -28,10 +29,11 @@ mod isolation;
 mod memory;
 mod overload;
 mod ring;
+mod sim;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: tina-bench [all|ring|intra|memory|overload|idle|conns|isolation] \
+const USAGE: &str = "usage: tina-bench [all|ring|intra|memory|overload|idle|conns|isolation|sim] \
                      [--quick] [--messages N] [--rounds R] [--seconds S]";
 
 fn main() -> ExitCode {
@@ -51,9 +53,8 @@ fn main() -> ExitCode {
                 println!("{USAGE}");
                 return ExitCode::SUCCESS;
             }
-            "all" | "ring" | "intra" | "memory" | "overload" | "idle" | "conns" | "isolation" => {
-                command = arg
-            }
+            "all" | "ring" | "intra" | "memory" | "overload" | "idle" | "conns" | "isolation"
+            | "sim" => command = arg,
             "child" => {
                 let workload = args.next().unwrap_or_default();
                 let rest: Vec<String> = args.collect();
@@ -119,6 +120,9 @@ fn main() -> ExitCode {
     }
     if all || command == "isolation" {
         isolation::run(&common, &mut summary);
+    }
+    if all || command == "sim" {
+        sim::run(&common, &mut summary);
     }
     summary.print();
     ExitCode::SUCCESS
