@@ -11,9 +11,12 @@ use crate::reactor::ActiveBackend;
 use crate::runtime::Config;
 use crate::shared::{ShardShared, ShardState, ShardStats};
 use crate::sys::{self, OwnedFd};
+use tina_core::transport::ShardLink;
 
 pub(crate) struct Inner {
     pub(crate) shards: Vec<ShardShared>,
+    /// Every shard's link (sleep flag, status announcements), by shard index.
+    pub(crate) links: Vec<ShardLink>,
     pub(crate) _wake_fds: Vec<OwnedFd>,
     pub(crate) backend: ActiveBackend,
     pub(crate) fallback_reason: Option<String>,
@@ -43,11 +46,25 @@ impl Control {
         self.inner.get().map_or(&[], |i| &i.shards)
     }
 
+    /// Sets one request flag on every shard (those `wanted`) and wakes the sleeping ones.
+    fn request_each(
+        &self,
+        wanted: impl Fn(&ShardShared) -> bool,
+        flag: fn(&ShardShared) -> &AtomicBool,
+    ) {
+        let Some(inner) = self.inner.get() else {
+            return;
+        };
+        for (s, link) in inner.shards.iter().zip(&inner.links) {
+            if wanted(s) {
+                s.request(link, flag(s));
+            }
+        }
+    }
+
     /// Starts a graceful shutdown of every shard.
     pub fn shutdown(&self) {
-        for s in self.shards() {
-            s.request(&s.shutdown_requested);
-        }
+        self.request_each(|_| true, |s| &s.shutdown_requested);
     }
 
     /// Stops every shard at once (isolates are torn down without a shutdown message).
@@ -55,18 +72,15 @@ impl Control {
         if let Some(i) = self.inner.get() {
             i.forced.store(true, Ordering::Relaxed);
         }
-        for s in self.shards() {
-            s.request(&s.force_requested);
-        }
+        self.request_each(|_| true, |s| &s.force_requested);
     }
 
     /// Revives every quarantined shard (what SIGUSR2 does).
     pub fn revive(&self) {
-        for s in self.shards() {
-            if s.state() == ShardState::Quarantined {
-                s.request(&s.revive_requested);
-            }
-        }
+        self.request_each(
+            |s| s.state() == ShardState::Quarantined,
+            |s| &s.revive_requested,
+        );
     }
 
     /// The backend in use, once booted.

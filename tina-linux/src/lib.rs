@@ -40,8 +40,8 @@
 //!   that nothing is allocated on any path of the loop.
 //! - **I/O** ([`Reactor`]): the whole I/O vocabulary of tina-core on io_uring or epoll;
 //!   reactor-owned buffers; one submission batch per tick; `cancel_all` at shutdown.
-//! - **Sleep**: a shard with no work sets its `sleeping` flag, re-checks its rings (the fence
-//!   protocol in [`shared`](crate#wake-protocol)), and blocks in `io_uring_enter` or
+//! - **Sleep**: a shard with no work announces sleep on its link, re-checks its rings (the
+//!   fence protocol below), and blocks in `io_uring_enter` or
 //!   `epoll_wait` until I/O, its next timer, or a peer's eventfd. Busy shards never make a
 //!   wake syscall. An idle process uses ~0% CPU.
 //! - **Watchdog**: names the shard, the isolate, its type and the call stuck in one tick.
@@ -51,11 +51,14 @@
 //!
 //! ## Wake protocol
 //!
-//! The consumer stores `sleeping = true`, issues a SeqCst fence, re-checks its inbound rings
-//! and only then blocks; a producer publishes (release store), issues a SeqCst fence, and
-//! rings the consumer's eventfd only if it sees `sleeping` (swapping it to false so one
-//! producer pays). The fences forbid the outcome where both miss each other's store, so no
-//! wake-up is lost; a busy consumer never sets the flag, so busy producers make no syscall.
+//! The rings and their sleep protocol are tina-core's
+//! ([`tina_core::transport::RingTransport`], model-checked with loom there), the same code
+//! the bare-metal platform runs. The shard announces sleep on its link (flag, `SeqCst`
+//! fence), re-checks its rings, requests and completions, and only then blocks; a producer
+//! publishes, fences, and rings the shard's eventfd only if it sees the flag, and only the
+//! first waker of one sleep pays the `write(2)` (see [`shared`](crate#wake-protocol) for the
+//! doorbell). No wake-up is lost; a busy shard never sets the flag, so busy producers make no
+//! syscall.
 //!
 #![deny(unsafe_code)]
 
@@ -80,7 +83,7 @@ pub use log::StderrLog;
 pub use reactor::{ActiveBackend, Backend, Reactor};
 pub use runtime::{Config, RunError, RunReport, run};
 pub use shared::{ShardState, ShardStats};
-pub use transport::RingTransport;
+pub use transport::{EventfdWake, LinuxTransport};
 pub use trap::CatchPanic;
 pub use uring::UringReactor;
 pub use watchdog::{WatchdogConfig, WatchdogPolicy};

@@ -20,6 +20,7 @@ use std::time::Duration as StdDuration;
 
 use tina_core::log::Level;
 use tina_core::ring::{Consumer, Producer, Ring, Slot};
+use tina_core::transport::ShardLink;
 use tina_core::{Message, SystemSpec};
 
 use crate::control::{Control, Inner, control_loop};
@@ -207,6 +208,7 @@ fn run_system(
         .inner
         .set(Inner {
             shards,
+            links: (0..n).map(|_| ShardLink::new()).collect(),
             _wake_fds: fds,
             backend,
             fallback_reason: fallback_reason.clone(),
@@ -284,17 +286,20 @@ fn run_system(
         || spec.shutdown_timeout.ticks().saturating_mul(spec.tick_ns),
         |d| d.as_nanos().min(u128::from(u64::MAX)) as u64,
     );
+    // Each shard's scratch for the peers' status sequence numbers (one per shard).
+    let mut seen: Vec<Vec<u32>> = (0..n).map(|_| vec![0; n]).collect();
     let mut final_stats = Vec::new();
     let all_clean = AtomicBool::new(true);
     let done_count = AtomicUsize::new(0);
     let done_count = &done_count;
     std::thread::scope(|scope| {
         let mut threads = Vec::with_capacity(n);
-        for (i, (outbound, inbound)) in halves.drain(..).enumerate() {
+        for (i, ((outbound, inbound), seen)) in halves.iter_mut().zip(&mut seen).enumerate() {
             let ctx = ShardThread {
                 index: i,
                 spec,
                 peers: &inner.shards,
+                links: &inner.links,
                 backend,
                 cpu: cpus[i],
                 config,
@@ -306,7 +311,7 @@ fn run_system(
             let t = std::thread::Builder::new()
                 .name(format!("tina-shard-{i}"))
                 .spawn_scoped(scope, move || {
-                    let clean = ctx.run(outbound, inbound);
+                    let clean = ctx.run(outbound, inbound, seen);
                     if !clean {
                         all_clean.store(false, Ordering::Relaxed);
                     }

@@ -2,10 +2,11 @@
 //! platform (transport, reactor, trap, log), boot the shard, then loop — requests, one step,
 //! sleep when idle (the wake protocol of [`crate::shared`]).
 
-use std::sync::atomic::{Ordering, fence};
+use std::sync::atomic::Ordering;
 
 use tina_core::platform::{Parts, Platform};
 use tina_core::ring::{Consumer, Producer};
+use tina_core::transport::ShardLink;
 use tina_core::{Instant, Message, Shard, ShardId, ShardStatus, SystemSpec};
 
 use crate::control::Inner;
@@ -14,19 +15,19 @@ use crate::reactor::{ActiveBackend, Reactor};
 use crate::runtime::Config;
 use crate::shared::{Published, ShardShared, ShardState};
 use crate::sys;
-use crate::transport::RingTransport;
+use crate::transport::LinuxTransport;
 use crate::trap::CatchPanic;
 
 /// The Linux platform of one shard.
 pub(crate) struct LinuxPlatform<'r> {
-    transport: RingTransport<'r>,
+    transport: LinuxTransport<'r>,
     io: Reactor,
     trap: CatchPanic<'r>,
     log: StderrLog,
 }
 
 impl<'r> Platform for LinuxPlatform<'r> {
-    type Transport = RingTransport<'r>;
+    type Transport = LinuxTransport<'r>;
     type Io = Reactor;
     type Trap = CatchPanic<'r>;
     type Log = StderrLog;
@@ -52,6 +53,8 @@ pub(crate) struct ShardThread<'s, 'x> {
     pub(crate) index: usize,
     pub(crate) spec: &'x SystemSpec<'s>,
     pub(crate) peers: &'x [ShardShared],
+    /// Every shard's sleep flag and status (the core's ring protocol).
+    pub(crate) links: &'x [ShardLink],
     pub(crate) backend: ActiveBackend,
     pub(crate) cpu: usize,
     pub(crate) config: &'x Config,
@@ -60,7 +63,7 @@ pub(crate) struct ShardThread<'s, 'x> {
     pub(crate) inner: &'x Inner,
 }
 
-impl ShardThread<'_, '_> {
+impl<'x> ShardThread<'_, 'x> {
     fn mark_started(&self, state: ShardState) {
         self.peers[self.index].set_state(state);
         *self.inner.started.lock().unwrap_or_else(|e| e.into_inner()) += 1;
@@ -68,11 +71,15 @@ impl ShardThread<'_, '_> {
     }
 
     /// Boots the shard on this thread and runs its loop. Returns whether it ended cleanly.
-    pub(crate) fn run(
+    pub(crate) fn run<'r>(
         &self,
-        outbound: Vec<Option<Producer<'_, Message>>>,
-        inbound: Vec<Option<Consumer<'_, Message>>>,
-    ) -> bool {
+        outbound: &'r mut [Option<Producer<'r, Message>>],
+        inbound: &'r mut [Option<Consumer<'r, Message>>],
+        seen: &'r mut [u32],
+    ) -> bool
+    where
+        'x: 'r,
+    {
         let i = self.index;
         let me = &self.peers[i];
         sys::set_fault_shard(i as i32, me);
@@ -119,7 +126,14 @@ impl ShardThread<'_, '_> {
             }
         };
         let platform = LinuxPlatform {
-            transport: RingTransport::new(i, outbound, inbound, self.peers),
+            transport: LinuxTransport::new(
+                ShardId(i as u8),
+                outbound,
+                inbound,
+                self.links,
+                seen,
+                self.peers,
+            ),
             io: reactor,
             trap: CatchPanic::new(me),
             log: StderrLog {
@@ -239,15 +253,11 @@ impl ShardThread<'_, '_> {
                 continue;
             }
             // Maybe idle: announce that we are going to sleep, then re-check (shared.rs).
-            me.sleeping.store(true, Ordering::Relaxed);
-            fence(Ordering::SeqCst);
+            let link = &self.links[self.index];
+            me.prepare_sleep(link);
             let platform = shard.platform();
-            if platform.transport.has_inbound()
-                || platform.transport.has_peer_events()
-                || me.has_request()
-                || platform.io.has_ready()
-            {
-                me.sleeping.store(false, Ordering::Relaxed);
+            if platform.transport.has_inbound() || me.has_request() || platform.io.has_ready() {
+                link.woke();
                 platform.io.flush();
                 continue;
             }
@@ -262,14 +272,14 @@ impl ShardThread<'_, '_> {
                 timeout_ns = Some(timeout_ns.map_or(left, |t| t.min(left)));
             }
             if timeout_ns == Some(0) {
-                me.sleeping.store(false, Ordering::Relaxed);
+                link.woke();
                 shard.platform().io.flush();
                 continue;
             }
             self.publish(shard, ticks, sleeps);
             last_publish = now_ns;
             shard.platform().io.wait(timeout_ns);
-            me.sleeping.store(false, Ordering::Relaxed);
+            link.woke();
             sleeps += 1;
         }
         self.publish(shard, ticks, sleeps);

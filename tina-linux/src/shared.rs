@@ -2,29 +2,34 @@
 //! doorbell, its status, operator requests, its heartbeat and a stats snapshot.
 //!
 //! Everything is an atomic written by one side; nothing here is on the busy path except the
-//! peer's `sleeping` flag (read once per tick per peer published to) and the shard's own
-//! `step_started_ns` (two relaxed stores per tick).
+//! shard's own `step_started_ns` (two relaxed stores per tick).
 //!
 //! # The wake protocol (no lost wake-up, no syscall on the busy path)
 //!
+//! The protocol is tina-core's ([`tina_core::transport`]): the shard announces sleep on its
+//! [`ShardLink`] (flag, then `SeqCst` fence) and re-checks its rings, requests and
+//! completions before blocking; a producer publishes, fences, and wakes the shard only if it
+//! sees the flag. Linux adds the doorbell: an eventfd the shard's `io_uring_enter` or
+//! `epoll_wait` also waits on, and a `rung` flag so that one waker per sleep pays the
+//! `write(2)`:
+//!
 //! ```text
-//!   consumer (going idle)                      producer (end of its tick)
-//!   1. sleeping.store(true)                    a. ring.publish()   (Release store of tail)
-//!   2. fence(SeqCst)                           b. fence(SeqCst)
-//!   3. rings empty? requests? completions?     c. sleeping.load() → true?
-//!      yes → sleeping.store(false), run           then sleeping.swap(false) → true?
-//!      no  → block on epoll/io_uring + eventfd       then eventfd write (one syscall)
-//!   4. sleeping.store(false) after waking
+//!   shard (going idle)                          waker (producer or control loop)
+//!   1. rung.store(false)                        a. publish / set request flag
+//!   2. link.sleeping = true; fence(SeqCst)      b. fence(SeqCst)
+//!   3. rings? requests? completions?            c. link asleep?  → rung.swap(true) was false?
+//!      yes → link.woke(), run                                     → eventfd write
+//!      no  → block on io_uring/epoll + eventfd
+//!   4. link.woke() after waking
 //! ```
 //!
-//! The two SeqCst fences order 1 before 3 and a before c in a single total order, so either
-//! the consumer sees the published tail in 3 (and does not sleep), or the producer sees
-//! `sleeping` in c (and rings the eventfd, which is level-triggered: a ring before the block
-//! makes the block return at once). The `swap` makes only one producer pay the syscall per
-//! sleep. A busy consumer never sets `sleeping`, so busy producers never make a syscall.
+//! The eventfd is level-triggered, so a ring that lands before the block makes the block
+//! return at once. `rung` is cleared in 1, before the fence in 2, so a waker that sees the
+//! flag of this sleep also sees `rung` cleared and rings.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering, fence};
 
+use tina_core::transport::ShardLink;
 use tina_core::{Counters, ShardStatus};
 
 use crate::sys;
@@ -128,14 +133,12 @@ pub(crate) struct Published {
 /// State of one shard shared across threads.
 #[repr(align(128))]
 pub(crate) struct ShardShared {
-    /// Set by the shard right before it blocks (see the module docs).
-    pub(crate) sleeping: AtomicBool,
     /// The shard's doorbell (an eventfd), valid for the runtime's life.
     pub(crate) wake_fd: i32,
+    /// Whether someone rang the doorbell during the current sleep: cleared by the shard
+    /// before it announces sleep, set by the first waker (who alone writes the eventfd).
+    rung: AtomicBool,
     state: AtomicU8,
-    /// Bumped on every status announcement; `last_event` holds the latest.
-    pub(crate) event_seq: AtomicU32,
-    pub(crate) last_event: AtomicU8,
     /// Operator requests.
     pub(crate) shutdown_requested: AtomicBool,
     pub(crate) force_requested: AtomicBool,
@@ -154,11 +157,9 @@ pub(crate) struct ShardShared {
 impl ShardShared {
     pub(crate) fn new(wake_fd: i32, type_names: Vec<&'static str>) -> ShardShared {
         ShardShared {
-            sleeping: AtomicBool::new(false),
             wake_fd,
+            rung: AtomicBool::new(false),
             state: AtomicU8::new(ShardState::Booting.to_u8()),
-            event_seq: AtomicU32::new(0),
-            last_event: AtomicU8::new(0),
             shutdown_requested: AtomicBool::new(false),
             force_requested: AtomicBool::new(false),
             revive_requested: AtomicBool::new(false),
@@ -197,19 +198,29 @@ impl ShardShared {
         self.state.store(s.to_u8(), Ordering::Release);
     }
 
-    /// Wakes the shard if it sleeps (producer side, step c of the protocol; the caller has
-    /// issued the SeqCst fence after its stores).
-    pub(crate) fn wake_if_sleeping(&self) {
-        if self.sleeping.load(Ordering::Relaxed) && self.sleeping.swap(false, Ordering::Relaxed) {
+    /// The shard's half of going to sleep: re-arm the doorbell, then announce sleep on its
+    /// link (which fences). Afterwards re-check everything that can wake it.
+    pub(crate) fn prepare_sleep(&self, link: &ShardLink) {
+        self.rung.store(false, Ordering::Relaxed);
+        link.prepare_sleep();
+    }
+
+    /// Rings the doorbell: the first call per sleep writes the eventfd, later ones return.
+    /// Called by a waker that saw the shard's link asleep after its `SeqCst` fence.
+    pub(crate) fn ring_doorbell(&self) {
+        if !self.rung.swap(true, Ordering::Relaxed) {
             sys::eventfd_signal(self.wake_fd);
         }
     }
 
-    /// Sets a request flag and wakes the shard (for the control loop; not on a hot path).
-    pub(crate) fn request(&self, flag: &AtomicBool) {
+    /// Sets a request flag and wakes the shard if it sleeps (for the control loop; not on a
+    /// hot path). `link` is this shard's link.
+    pub(crate) fn request(&self, link: &ShardLink, flag: &AtomicBool) {
         flag.store(true, Ordering::Relaxed);
         fence(Ordering::SeqCst);
-        self.wake_if_sleeping();
+        if link.is_sleeping() {
+            self.ring_doorbell();
+        }
     }
 
     /// Whether any operator request is pending.
@@ -276,21 +287,26 @@ mod tests {
     }
 
     #[test]
-    fn wake_rings_the_eventfd_only_for_a_sleeping_shard_and_only_once() {
+    fn doorbell_rings_only_for_a_sleeping_shard_and_only_once_per_sleep() {
         let fd = sys::eventfd().unwrap();
         let s = ShardShared::new(fd.0, vec!["t"]);
-        s.wake_if_sleeping();
+        let link = ShardLink::new();
+        let flag = AtomicBool::new(false);
+        s.request(&link, &flag);
         assert_eq!(
             sys::eventfd_drain(fd.0),
             0,
             "a busy shard is never signalled"
         );
-        s.sleeping.store(true, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
-        s.wake_if_sleeping();
-        s.wake_if_sleeping();
-        assert_eq!(sys::eventfd_drain(fd.0), 1, "one producer pays the syscall");
-        assert!(!s.sleeping.load(Ordering::Relaxed));
+        s.prepare_sleep(&link);
+        s.request(&link, &flag);
+        s.request(&link, &flag);
+        s.ring_doorbell();
+        assert_eq!(sys::eventfd_drain(fd.0), 1, "one waker pays the syscall");
+        link.woke();
+        s.prepare_sleep(&link);
+        s.ring_doorbell();
+        assert_eq!(sys::eventfd_drain(fd.0), 1, "the next sleep is rung again");
     }
 
     #[test]

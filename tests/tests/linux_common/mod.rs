@@ -8,7 +8,7 @@ use std::time::Duration as StdDuration;
 
 use tina_core::{ChildSpec, GroupSpec, Restart, ShardConfig, ShardSpec, SystemSpec, TypeSpec};
 use tina_examples::echo::{Connection, ListenArgs, Listener};
-use tina_linux::{Backend, Config, Control, RunError, RunReport, run};
+use tina_linux::{Backend, Config, Control, RunError, RunReport, ShardStats, run};
 
 /// Both backends, for tests that run on each.
 pub(crate) const BACKENDS: [Backend; 2] = [Backend::Uring, Backend::Epoll];
@@ -81,6 +81,22 @@ impl Running {
             "the runtime did not boot within 10 s"
         );
         Running { control, thread }
+    }
+
+    /// The shards' published stats once `settled` holds, or after 10 s (the last snapshot
+    /// either way, so the caller's assertion reports what was seen). Shards publish when
+    /// they go to sleep and every 10 ms while busy, so a count can lag the traffic that
+    /// caused it by up to one publication.
+    #[allow(dead_code)]
+    pub(crate) fn stats_when(&self, settled: impl Fn(&[ShardStats]) -> bool) -> Vec<ShardStats> {
+        let deadline = std::time::Instant::now() + StdDuration::from_secs(10);
+        loop {
+            let stats = self.control.stats();
+            if settled(&stats) || std::time::Instant::now() >= deadline {
+                return stats;
+            }
+            std::thread::yield_now();
+        }
     }
 
     /// Graceful shutdown; returns the report.
