@@ -1,4 +1,6 @@
-//! Loom models of the cross-shard ring (`tina_core::ring`).
+//! Loom models of the cross-shard ring (`tina_core::ring`) and of the transport's sleep
+//! protocol (`tina_core::transport`: a shard announces sleep, fences and re-checks; a
+//! producer publishes, fences and wakes whoever it sees asleep — no wake-up is lost).
 //!
 //! loom runs each model under every interleaving of its atomic operations (bounded here by
 //! `LOOM_MAX_PREEMPTIONS`) and checks, at every access to a slot, that the last conflicting
@@ -270,4 +272,100 @@ fn loom_broken_relaxed_publish_is_caught() {
 #[should_panic(expected = "Causality violation")]
 fn loom_broken_relaxed_commit_is_caught() {
     model_stream(40, 8, 16, 0, LoomFault::RelaxedCommit);
+}
+
+// ─── The sleep protocol of `tina_core::transport` ─────────────────────────────────────────
+
+mod sleep_protocol {
+    use loom::sync::atomic::{AtomicBool, Ordering};
+    use loom::thread;
+    use tina_core::Message;
+    use tina_core::ShardId;
+    use tina_core::platform::Transport;
+    use tina_core::ring::{Consumer, Producer, Ring, Slot};
+    use tina_core::transport::{RingTransport, ShardLink, Wake};
+
+    /// Records that a wake-up was sent (stands for an eventfd write or `SEV`).
+    struct Doorbell(&'static AtomicBool);
+
+    impl Wake for Doorbell {
+        fn wake(&self, _peer: ShardId) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn leak<T>(value: T) -> &'static mut T {
+        Box::leak(Box::new(value))
+    }
+
+    type Halves = (
+        &'static mut [Option<Producer<'static, Message>>],
+        &'static mut [Option<Consumer<'static, Message>>],
+    );
+
+    /// Shard 0 sends one message to shard 1 and publishes while shard 1 decides whether to
+    /// sleep, with its checks in the order `announce_first` says. Panics with "lost wake-up"
+    /// if shard 1 went to sleep with the message pending and nobody rang it.
+    ///
+    /// Everything is leaked: loom threads need `'static`, and each model iteration is small.
+    fn model(announce_first: bool) {
+        loom::model(move || {
+            let links: &'static [ShardLink] = leak([ShardLink::new(), ShardLink::new()]);
+            let rung: &'static AtomicBool = leak(AtomicBool::new(false));
+            let slots: &'static mut [Slot<Message>] =
+                Box::leak((0..16).map(|_| Slot::new()).collect::<Box<[_]>>());
+            let ring = leak(Ring::new(slots).expect("valid capacity"));
+            let (p, c) = ring.split();
+            let shard0: Halves = (leak([None, Some(p)]), leak([None, None]));
+            let shard1: Halves = (leak([None, None]), leak([Some(c), None]));
+            let producer = thread::spawn(move || {
+                let mut t0 = RingTransport::new(
+                    ShardId(0),
+                    shard0.0,
+                    shard0.1,
+                    links,
+                    leak([0u32; 2]),
+                    Doorbell(rung),
+                );
+                t0.send(ShardId(1), &Message::default()).expect("room");
+                t0.publish();
+            });
+            let mut t1 = RingTransport::new(
+                ShardId(1),
+                shard1.0,
+                shard1.1,
+                links,
+                leak([0u32; 2]),
+                Doorbell(rung),
+            );
+            let slept = if announce_first {
+                t1.link().prepare_sleep();
+                !t1.has_inbound()
+            } else {
+                // The broken order: check, then announce.
+                let empty = !t1.has_inbound();
+                t1.link().prepare_sleep();
+                empty
+            };
+            producer.join().unwrap();
+            if slept {
+                assert!(rung.load(Ordering::SeqCst), "lost wake-up");
+            }
+            t1.link().woke();
+            let mut got = 0;
+            t1.receive(&mut |_| got += 1);
+            assert_eq!(got, 1, "the message arrives");
+        });
+    }
+
+    #[test]
+    fn loom_sleep_protocol_never_loses_a_wake_up() {
+        model(true);
+    }
+
+    #[test]
+    #[should_panic(expected = "lost wake-up")]
+    fn loom_broken_check_before_announcing_sleep_is_caught() {
+        model(false);
+    }
 }
