@@ -5,6 +5,7 @@
 //! cargo run --release -p tina-bench -- all            # every benchmark, full length
 //! cargo run --release -p tina-bench -- ring           # B1: cross-core ring
 //! cargo run --release -p tina-bench -- intra          # B2: send + dispatch within a shard
+//! cargo run --release -p tina-bench -- tcp            # B3: TCP echo (own options: tcp --help)
 //! cargo run --release -p tina-bench -- memory         # B6: memory per idle isolate
 //! cargo run --release -p tina-bench -- overload       # B4: overload, RSS over time, drops
 //! cargo run --release -p tina-bench -- idle           # B5: idle CPU and wake-up latency
@@ -30,10 +31,11 @@ mod memory;
 mod overload;
 mod ring;
 mod sim;
+mod tcp;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: tina-bench [all|ring|intra|memory|overload|idle|conns|isolation|sim] \
+const USAGE: &str = "usage: tina-bench [all|ring|intra|tcp|memory|overload|idle|conns|isolation|sim] \
                      [--quick] [--messages N] [--rounds R] [--seconds S]";
 
 fn main() -> ExitCode {
@@ -55,6 +57,10 @@ fn main() -> ExitCode {
             }
             "all" | "ring" | "intra" | "memory" | "overload" | "idle" | "conns" | "isolation"
             | "sim" => command = arg,
+            "tcp" => {
+                let rest: Vec<String> = args.collect();
+                return tcp::command(quick, &rest);
+            }
             "child" => {
                 let workload = args.next().unwrap_or_default();
                 let rest: Vec<String> = args.collect();
@@ -63,6 +69,7 @@ fn main() -> ExitCode {
                     "idle" => idle::child(&rest),
                     "conns" => conns::child(&rest),
                     "isolation" => isolation::child(&rest),
+                    "tcp" => tcp::child(&rest),
                     _ => {
                         eprintln!("unknown child workload `{workload}`");
                         ExitCode::FAILURE
@@ -105,6 +112,9 @@ fn main() -> ExitCode {
     }
     if all || command == "intra" {
         intra::run(&intra, &mut summary);
+    }
+    if all {
+        tcp::run(&common, &mut summary);
     }
     if all || command == "memory" {
         memory::run(quick, intra.rounds.max(3), &mut summary);
