@@ -28,8 +28,8 @@
 //!   less than scheduled. Drained at the end; `offered == delivered`.
 //!
 //! Growth is measured from the sample at the end of the warm-up (boot and the first pages
-//! touched) to the largest sample after it (the drain included); the total peak is reported
-//! too. A child whose RSS passes [`RSS_LIMIT`] ends its window early and says so.
+//! touched) to the largest sample up to the end of the offered window; the peak over the whole
+//! run (drain and teardown included) is reported too. A child whose RSS passes [`RSS_LIMIT`] ends its window early and says so.
 
 use crate::harness::{self, Common, Row, Spread, Summary};
 use std::io::Write;
@@ -83,11 +83,16 @@ fn page_size() -> u64 {
     if size > 0 { size as u64 } else { 4096 }
 }
 
+/// The resident set, read without allocating (so the monitor adds nothing to what it measures).
 fn rss_bytes(page: u64) -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
+    use std::io::Read;
+    let mut buf = [0u8; 128];
+    let n = std::fs::File::open("/proc/self/statm")
+        .and_then(|mut f| f.read(&mut buf))
+        .unwrap_or(0);
+    let pages: u64 = std::str::from_utf8(&buf[..n])
+        .ok()
+        .and_then(|text| text.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     pages * page
@@ -135,12 +140,18 @@ struct Monitor {
 /// the RSS passes `RSS_LIMIT`), keeps sampling until `DONE`, then takes a last sample.
 fn monitor(window_ms: u64, limit: u64) -> Monitor {
     let page = page_size();
+    // Room for every sample (the window, then up to a minute of drain), written once now so
+    // its pages are resident before the window starts: recording adds nothing to the RSS.
+    let room = (window_ms / SAMPLE_MS) as usize + 700;
+    let mut samples = Vec::with_capacity(room);
+    samples.resize(room, (u64::MAX, u64::MAX));
+    samples.clear();
     while !GO.load(Ordering::Acquire) {
         std::thread::sleep(StdDuration::from_millis(1));
     }
     let start = StdInstant::now();
     let ms = |start: StdInstant| start.elapsed().as_millis() as u64;
-    let mut samples = vec![(0, rss_bytes(page))];
+    samples.push((0, rss_bytes(page)));
     let mut next = SAMPLE_MS;
     let (stop_ms, early) = loop {
         let now = ms(start);
@@ -149,7 +160,9 @@ fn monitor(window_ms: u64, limit: u64) -> Monitor {
             continue;
         }
         let rss = rss_bytes(page);
-        samples.push((now, rss));
+        if samples.len() + 1 < room {
+            samples.push((now, rss));
+        }
         next += SAMPLE_MS;
         if now >= window_ms || rss > limit {
             STOP.store(true, Ordering::Release);
@@ -158,7 +171,9 @@ fn monitor(window_ms: u64, limit: u64) -> Monitor {
     };
     while !DONE.load(Ordering::Acquire) {
         std::thread::sleep(StdDuration::from_millis(SAMPLE_MS));
-        samples.push((ms(start), rss_bytes(page)));
+        if samples.len() + 1 < room {
+            samples.push((ms(start), rss_bytes(page)));
+        }
     }
     samples.push((ms(start), rss_bytes(page)));
     Monitor {
@@ -622,13 +637,14 @@ impl Run {
         self.samples.iter().map(|s| s.1).max().unwrap_or(0)
     }
 
-    /// Growth after warm-up: the largest sample from the warm-up's end on, minus the RSS then.
+    /// Growth after warm-up: the largest sample from the warm-up's end to the window's end,
+    /// minus the RSS at the warm-up's end. (The drain and teardown count in the peak only.)
     fn growth(&self, warmup_ms: u64) -> u64 {
         let warm = self.rss_warm(warmup_ms);
         let later = self
             .samples
             .iter()
-            .filter(|s| s.0 >= warmup_ms)
+            .filter(|s| s.0 >= warmup_ms && s.0 <= self.window_ms)
             .map(|s| s.1)
             .max()
             .unwrap_or(warm);
@@ -768,8 +784,9 @@ pub(crate) fn run(common: &Common, summary: &mut Summary) {
         "Producer on CPU {} offers {} messages/s (10× the consumer's capacity: the consumer \
          spins {} µs per message, ≈ {} messages/s) for a {} s window; consumer on CPU {}. \
          96-byte payloads. Each contender in a fresh child process sampling its RSS \
-         (/proc/self/statm) every {} ms; growth is measured from the end of a {} ms warm-up. \
-         {} interleaved round(s). Tina: two shards, default ShardConfig (mailbox {}, rings of \
+         (/proc/self/statm) every {} ms; growth is the largest RSS between the end of a {} ms \
+         warm-up and the end of the window, minus the RSS at the warm-up's end; the peak covers \
+         the whole run. {} interleaved round(s). Tina: two shards, default ShardConfig (mailbox {}, rings of \
          1024, pool 4096). tokio bounded: capacity {}. CPU: {}.\n",
         cpus[0],
         OFFERED_PER_MS * 1000,
