@@ -37,6 +37,7 @@ use crate::harness::{
     Common, Row, Spread, Summary, cpu_model, milli, pin_current_thread, ratio_spread,
     thread_cpu_ns, verdict,
 };
+use crate::ring;
 
 /// The systems B3 compares, in the order they run each round.
 const SYSTEMS: [&str; 5] = ["tina-uring", "tina-epoll", "tokio", "monoio", "glommio"];
@@ -176,10 +177,11 @@ pub(crate) fn command(quick: bool, args: &[String]) -> ExitCode {
     }
     let mut summary = Summary::default();
     header(&o);
+    let active = active_systems();
     if o.rate > 0 {
-        latency(&o, o.conns[0], &mut summary);
+        latency(&o, o.conns[0], &active, &mut summary);
     } else {
-        throughput(&o, &mut summary);
+        throughput(&o, &active, &mut summary);
     }
     summary.print();
     ExitCode::SUCCESS
@@ -206,7 +208,8 @@ pub(crate) fn run(common: &Common, summary: &mut Summary) {
         o.measure = Duration::from_secs(s);
     }
     header(&o);
-    throughput(&o, summary);
+    let active = active_systems();
+    throughput(&o, &active, summary);
     let mut l = o.clone();
     l.rate = 20_000;
     if !common.quick {
@@ -214,7 +217,7 @@ pub(crate) fn run(common: &Common, summary: &mut Summary) {
         l.measure = Duration::from_secs(common.seconds.unwrap_or(5));
     }
     let conns = l.conns[0];
-    latency(&l, conns, summary);
+    latency(&l, conns, &active, summary);
 }
 
 fn header(o: &Options) {
@@ -841,14 +844,31 @@ pub(crate) fn per_round(a: &[u64], b: &[u64]) -> Vec<u64> {
         .collect()
 }
 
+/// The peers among the active systems.
+fn peers(active: &[usize]) -> impl Iterator<Item = usize> + '_ {
+    active.iter().copied().filter(|&k| k >= TINA_COUNT)
+}
+
+/// The systems that can run here (indices into [`SYSTEMS`]); prints a loud `SKIPPED` line for
+/// a peer that cannot (glommio needs io_uring and locked memory).
+fn active_systems() -> Vec<usize> {
+    let glommio = ring::glommio_unavailable();
+    if let Some(reason) = &glommio {
+        println!("**SKIPPED: glommio: {reason}**\n");
+    }
+    (0..SYSTEMS.len())
+        .filter(|&k| SYSTEMS[k] != "glommio" || glommio.is_none())
+        .collect()
+}
+
 /// Index (among the peers) of the peer with the lowest median of `metric`.
-fn best_peer(samples: &[Vec<u64>]) -> usize {
-    (TINA_COUNT..SYSTEMS.len())
+fn best_peer(samples: &[Vec<u64>], active: &[usize]) -> usize {
+    peers(active)
         .min_by_key(|&k| Spread::of(&samples[k]).median)
         .expect("at least one peer")
 }
 
-fn throughput(o: &Options, summary: &mut Summary) {
+fn throughput(o: &Options, active: &[usize], summary: &mut Summary) {
     pin_current_thread(CLIENT_CPU);
     println!(
         "**Closed loop**: every connection sends {} B and waits for the whole echo; {} s \
@@ -867,8 +887,8 @@ fn throughput(o: &Options, summary: &mut Summary) {
     for &conns in &o.conns {
         let mut samples: Vec<Vec<Throughput>> = SYSTEMS.iter().map(|_| Vec::new()).collect();
         for _ in 0..o.rounds {
-            for (k, system) in SYSTEMS.iter().enumerate() {
-                let server = Server::start("tcp", system);
+            for &k in active {
+                let server = Server::start("tcp", SYSTEMS[k]);
                 samples[k].push(closed_loop(&server, conns, o));
                 server.stop();
             }
@@ -881,7 +901,8 @@ fn throughput(o: &Options, summary: &mut Summary) {
             .iter()
             .map(|s| s.iter().map(Throughput::per_second).collect())
             .collect();
-        for (k, label) in LABELS.iter().enumerate() {
+        for &k in active {
+            let label = LABELS[k];
             let client = samples[k]
                 .iter()
                 .map(Throughput::client_per_mille)
@@ -902,9 +923,9 @@ fn throughput(o: &Options, summary: &mut Summary) {
                 }
             );
         }
-        let best = best_peer(&cpu);
+        let best = best_peer(&cpu, active);
         for t in 0..TINA_COUNT {
-            for p in TINA_COUNT..SYSTEMS.len() {
+            for p in peers(active) {
                 ratio_lines.push(format!(
                     "| {conns} | {} ÷ {} | {} | {} |",
                     LABELS[t],
@@ -945,7 +966,7 @@ fn throughput(o: &Options, summary: &mut Summary) {
     );
 }
 
-fn latency(o: &Options, conns: usize, summary: &mut Summary) {
+fn latency(o: &Options, conns: usize, active: &[usize], summary: &mut Summary) {
     pin_current_thread(CLIENT_CPU);
     println!(
         "**Latency at a fixed offered rate**: {} requests/s of {} B over {conns} connections, \
@@ -962,8 +983,8 @@ fn latency(o: &Options, conns: usize, summary: &mut Summary) {
     );
     let mut samples: Vec<Vec<Latency>> = SYSTEMS.iter().map(|_| Vec::new()).collect();
     for _ in 0..o.rounds {
-        for (k, system) in SYSTEMS.iter().enumerate() {
-            let server = Server::start("tcp", system);
+        for &k in active {
+            let server = Server::start("tcp", SYSTEMS[k]);
             samples[k].push(fixed_rate(
                 &server, conns, o.size, o.rate, o.warmup, o.measure,
             ));
@@ -984,7 +1005,8 @@ fn latency(o: &Options, conns: usize, summary: &mut Summary) {
          requests per round |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|");
-    for (k, label) in LABELS.iter().enumerate() {
+    for &k in active {
+        let label = LABELS[k];
         let client = samples[k]
             .iter()
             .map(|l| l.client_per_mille)
@@ -1008,9 +1030,9 @@ fn latency(o: &Options, conns: usize, summary: &mut Summary) {
     println!("\nLatencies: median (min–max) over the rounds, in µs.\n");
     println!("| pair | p99 ratio per round, median (min–max) |");
     println!("|---|---:|");
-    let best = best_peer(&p99);
+    let best = best_peer(&p99, active);
     for t in 0..TINA_COUNT {
-        for p in TINA_COUNT..SYSTEMS.len() {
+        for p in peers(active) {
             println!(
                 "| {} ÷ {} | {} |",
                 LABELS[t],
