@@ -704,6 +704,8 @@ pub(crate) struct Latency {
     pub(crate) server_ns_per_request: u64,
     /// The load generator thread's CPU over the window, per mille of the window.
     pub(crate) client_per_mille: u64,
+    /// The server process's CPU over the window, per mille of the window (1000: one core).
+    pub(crate) server_per_mille: u64,
     /// Requests scheduled in the window (each counted: answered, or at its age at the end).
     pub(crate) requests: u64,
 }
@@ -806,6 +808,7 @@ pub(crate) fn fixed_rate(
         p999_ns: pct(99_900),
         server_ns_per_request: server_cpu / (answered - answered0).max(1),
         client_per_mille: client_cpu * 1000 / (end_ns - warm_ns).max(1),
+        server_per_mille: server_cpu * 1000 / (end_ns - warm_ns).max(1),
         requests: latencies.len() as u64,
     }
 }
