@@ -217,4 +217,6 @@ pub(crate) struct Common {
     pub(crate) rounds: usize,
     /// `--seconds S`: overrides the workload's default timed window.
     pub(crate) seconds: Option<u64>,
+    /// Running as part of `all`: long workloads may use shorter default windows.
+    pub(crate) whole_suite: bool,
 }

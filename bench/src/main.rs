@@ -104,6 +104,7 @@ fn main() -> ExitCode {
         quick,
         rounds: rounds.unwrap_or(if quick { 1 } else { 5 }),
         seconds,
+        whole_suite: command == "all",
     };
     let mut summary = harness::Summary::default();
     let all = command == "all";

@@ -764,13 +764,12 @@ fn k(n: u64) -> String {
 pub(crate) fn run(common: &Common, summary: &mut Summary) {
     // `tina-bench overload` runs the 60 s window; `all` uses 20 s windows so the
     // whole suite stays reasonable (3 contenders × 5 rounds × ~21 s ≈ 5 minutes).
-    let explicit = std::env::args().skip(1).any(|a| a == "overload");
     let window_s = common.seconds.unwrap_or(if common.quick {
         2
-    } else if explicit {
-        60
-    } else {
+    } else if common.whole_suite {
         20
+    } else {
+        60
     });
     let window_ms = window_s * 1000;
     let warmup_ms = (window_ms / 4).min(5000);
