@@ -12,6 +12,8 @@
 //!   message back with that stamp appended.
 //! - **tokio**: a current-thread runtime (I/O driver enabled), an accept loop and a task per
 //!   connection that reads `CLOCK_MONOTONIC` as soon as `read` returns, then writes back.
+//! - **blocking** (the floor, not a peer): one thread blocked in `read` on the accepted socket,
+//!   no runtime — what the kernel and the machine cost by themselves.
 //!
 //! One round of one system:
 //!
@@ -44,7 +46,9 @@ use tina_core::{
     SystemSpec, TypeSpec, UserTag,
 };
 
-const SYSTEMS: [&str; 3] = ["tina-uring", "tina-epoll", "tokio"];
+const SYSTEMS: [&str; 4] = ["tina-uring", "tina-epoll", "tokio", "blocking"];
+/// Index of the peer in [`SYSTEMS`] (ratios are against it).
+const TOKIO: usize = 2;
 /// Bytes the client sends: its send time.
 const PING: usize = 8;
 /// Bytes the server answers: the client's send time, then its own receive time.
@@ -499,6 +503,25 @@ fn serve_tokio(addr: SocketAddr) {
     });
 }
 
+/// The floor: one thread blocked in `read` on the accepted socket, no runtime at all.
+fn serve_blocking(addr: SocketAddr) {
+    let listener = TcpListener::bind(addr).expect("bind");
+    for stream in listener.incoming() {
+        let Ok(mut s) = stream else {
+            continue;
+        };
+        let _ = s.set_nodelay(true);
+        let mut buf = [0u8; PONG];
+        while s.read_exact(&mut buf[..PING]).is_ok() {
+            let now_ns = monotonic_ns();
+            buf[PING..].copy_from_slice(&now_ns.to_le_bytes());
+            if s.write_all(&buf).is_err() {
+                break;
+            }
+        }
+    }
+}
+
 /// The child-process side of B5: `child idle <system> <port> <cpu|->`; serves until killed.
 pub(crate) fn child(args: &[String]) -> ExitCode {
     let system = args.first().map(String::as_str).unwrap_or("");
@@ -506,6 +529,7 @@ pub(crate) fn child(args: &[String]) -> ExitCode {
     match system {
         "tina-uring" | "tina-epoll" => serve_tina(system, addr, cpu),
         "tokio" => serve_tokio(addr),
+        "blocking" => serve_blocking(addr),
         _ => {
             eprintln!("unknown B5 system `{system}`");
             return ExitCode::FAILURE;
@@ -672,7 +696,9 @@ pub(crate) fn run(common: &Common, summary: &mut Summary) {
          connection at random gaps of {}–{} ms (seeded, the same for every system of a round); \
          wake-up = server's CLOCK_MONOTONIC on receipt − client's just before `write` (one way). \
          {} interleaved rounds. Tina: one shard, default ShardConfig and runtime Config (watchdog \
-         and signal-handling thread included). tokio: current-thread runtime, task per connection.\n",
+         and signal-handling thread included). tokio: current-thread runtime, task per \
+         connection. blocking: one thread blocked in `read`, no runtime — the floor, not a \
+         peer.\n",
         window.as_secs(),
         GAP_NS.0 / 1_000_000,
         GAP_NS.1 / 1_000_000,
@@ -698,8 +724,8 @@ pub(crate) fn run(common: &Common, summary: &mut Summary) {
     // Percent of a core with two decimals (`ratio` prints per mille as x.yy).
     let pct = |ns: u64| format!("{} %", harness::ratio(ns * 100_000 / window_ns.max(1)));
     // Microseconds of CPU per second of window.
-    let per_s = |ns: u64| format!("{} µs/s", ns * 1_000 / window_ns.max(1));
-    let tokio = &results[SYSTEMS.len() - 1];
+    let per_s = |ns: u64| format!("{} µs/s", ns * 1_000_000 / window_ns.max(1));
+    let tokio = &results[TOKIO];
     let col =
         |rounds: &[Round], f: fn(&Round) -> u64| -> Vec<u64> { rounds.iter().map(f).collect() };
 
@@ -721,7 +747,7 @@ pub(crate) fn run(common: &Common, summary: &mut Summary) {
             .iter()
             .map(|x| x.idle_wakeups * 1_000_000_000 / window_ns.max(1))
             .collect();
-        let ratio = if i == SYSTEMS.len() - 1 {
+        let ratio = if i >= TOKIO {
             "—".to_string()
         } else {
             ratio_text(
@@ -758,7 +784,7 @@ pub(crate) fn run(common: &Common, summary: &mut Summary) {
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (i, system) in SYSTEMS.iter().enumerate() {
         let r = &results[i];
-        let (r50, r99) = if i == SYSTEMS.len() - 1 {
+        let (r50, r99) = if i >= TOKIO {
             ("—".to_string(), "—".to_string())
         } else {
             (
@@ -793,11 +819,16 @@ pub(crate) fn run(common: &Common, summary: &mut Summary) {
             window.as_secs()
         ),
         tina: format!(
-            "{} (ticks {})",
+            "{} = {} (ticks {})",
             pct(idle_tina.median),
+            per_s(idle_tina.median),
             pct(idle_ticks.median)
         ),
-        peer: format!("tokio {}", pct(idle_tokio.median)),
+        peer: format!(
+            "tokio {} = {}",
+            pct(idle_tokio.median),
+            per_s(idle_tokio.median)
+        ),
         ratio: ratio_text(
             &col(tina, |x| x.idle_sched_ns),
             &col(tokio, |x| x.idle_sched_ns),
