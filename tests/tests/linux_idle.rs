@@ -1,4 +1,5 @@
-//! An idle runtime sleeps: under 2% of a core over seconds (from /proc/self/stat), and it still
+//! An idle runtime sleeps: under 2% of a core over seconds (from /proc/self/stat), its threads
+//! do not wake periodically (context switches from /proc/self/task), and it still
 //! wakes for a timer (shard 0 sleeps until its deadline) and for a cross-shard message (shard
 //! 1 sleeps with no deadline at all until shard 0's ring publish rings its eventfd). Both
 //! backends, one after the other (the CPU reading covers the whole process).
@@ -141,11 +142,13 @@ fn idle_then_wake(backend: Backend) {
     let rt = Running::start(spec, test_config(backend));
     let booted = StdInstant::now();
     let cpu_before = process_cpu_ticks();
+    let switches_before = runtime_thread_switches();
     let woke = rx
         .recv_timeout(StdDuration::from_secs(15))
         .expect("the reporter connected within 15 s")
         .expect("accept");
     let cpu_after = process_cpu_ticks();
+    let switches = runtime_thread_switches() - switches_before;
     let idle = woke.duration_since(booted);
     let stats = rt.control.stats();
     let report = rt.stop();
@@ -154,7 +157,7 @@ fn idle_then_wake(backend: Backend) {
     let used = cpu_after - cpu_before;
     let budget = idle.as_secs_f64() * clock_ticks_per_second() as f64 * 0.02;
     eprintln!(
-        "{}: idle {:.2} s, CPU {used} ticks (budget {budget:.1}); shard ticks {} / {}, sleeps {} / {}",
+        "{}: idle {:.2} s, CPU {used} ticks (budget {budget:.1}), {switches} thread switches; shard ticks {} / {}, sleeps {} / {}",
         backend_name(backend),
         idle.as_secs_f64(),
         stats[0].ticks,
@@ -176,6 +179,13 @@ fn idle_then_wake(backend: Backend) {
     );
     // Sleeping, not polling: a handful of ticks per shard over seconds.
     assert!(stats[0].ticks < 100 && stats[1].ticks < 100, "{stats:?}");
+    // No thread of the runtime wakes periodically: over the idle seconds the only wake-ups
+    // are the timer, the cross-shard message, the watchdog they unpark, and the last boot
+    // ticks (a 100 ms poll anywhere would alone be 30).
+    assert!(
+        switches <= 12,
+        "the runtime's threads were switched out {switches} times over {idle:?} of idleness"
+    );
 }
 
 fn backend_name(b: Backend) -> &'static str {

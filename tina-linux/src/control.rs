@@ -2,19 +2,25 @@
 //! requests (SIGINT/SIGTERM → graceful shutdown, again → forced; SIGUSR1 → stats; SIGUSR2 →
 //! revive).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering, fence};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Duration as StdDuration;
 
 use crate::log::say;
 use crate::reactor::ActiveBackend;
-use crate::runtime::Config;
 use crate::shared::{ShardShared, ShardState, ShardStats};
 use crate::sys::{self, OwnedFd};
 use tina_core::transport::ShardLink;
 
 pub(crate) struct Inner {
     pub(crate) shards: Vec<ShardShared>,
+    /// The control signals, when the runtime handles them (`Config::signals`).
+    pub(crate) signal_fd: Option<OwnedFd>,
+    /// Rung by each shard thread as it finishes (wakes the control loop).
+    pub(crate) done_fd: OwnedFd,
+    /// The watchdog thread, once started, and whether it is parked until a shard wakes.
+    pub(crate) watchdog: OnceLock<std::thread::Thread>,
+    pub(crate) watchdog_parked: AtomicBool,
     /// Every shard's link (sleep flag, status announcements), by shard index.
     pub(crate) links: Vec<ShardLink>,
     pub(crate) _wake_fds: Vec<OwnedFd>,
@@ -24,6 +30,20 @@ pub(crate) struct Inner {
     pub(crate) finished: Mutex<usize>,
     pub(crate) changed: Condvar,
     pub(crate) forced: AtomicBool,
+}
+
+impl Inner {
+    /// Called by a shard that has just woken from sleep: if the watchdog parked itself
+    /// because every shard slept, wake it (see [`crate::watchdog`] for the protocol).
+    pub(crate) fn wake_watchdog(&self) {
+        fence(Ordering::SeqCst);
+        if self.watchdog_parked.load(Ordering::Relaxed)
+            && self.watchdog_parked.swap(false, Ordering::Relaxed)
+            && let Some(t) = self.watchdog.get()
+        {
+            t.unpark();
+        }
+    }
 }
 
 /// A handle on a running system, usable from any thread: request shutdown, revive
@@ -191,8 +211,9 @@ impl Control {
     }
 }
 
-/// Waits for the shards to finish, handling signals if configured.
-pub(crate) fn control_loop(control: &Control, config: &Config, n: usize, timeout_ns: u64) {
+/// Waits for the shards to finish, handling signals if configured. Blocks without a timeout
+/// (an idle process stays idle) until a signal arrives or a shard thread finishes.
+pub(crate) fn control_loop(control: &Control, n: usize, timeout_ns: u64) {
     let Some(inner) = control.inner.get() else {
         return;
     };
@@ -208,41 +229,60 @@ pub(crate) fn control_loop(control: &Control, config: &Config, n: usize, timeout
             say!("shards did not stop after a forced stop; exiting now");
             std::process::exit(1);
         }
-        if !config.signals {
+        let Some(signal_fd) = &inner.signal_fd else {
+            // No signals to handle: sleep until a shard thread finishes.
             let f = inner.finished.lock().unwrap_or_else(|e| e.into_inner());
             if *f < n {
-                let _ = inner
-                    .changed
-                    .wait_timeout(f, StdDuration::from_millis(100))
-                    .unwrap_or_else(|e| e.into_inner());
+                drop(inner.changed.wait(f).unwrap_or_else(|e| e.into_inner()));
             }
             continue;
+        };
+        // Only a forced stop sets a deadline.
+        let timeout_ms = hard_deadline.map(|d| {
+            d.saturating_duration_since(std::time::Instant::now())
+                .as_millis()
+                .clamp(1, i32::MAX as u128) as i32
+        });
+        sys::poll_readable(&[signal_fd.0, inner.done_fd.0], timeout_ms);
+        sys::eventfd_drain(inner.done_fd.0);
+        while let Some(signal) = sys::read_signal(signal_fd.0) {
+            on_signal(control, signal, &mut terms, &mut hard_deadline, timeout_ns);
         }
-        match sys::wait_signal(&sys::CONTROL_SIGNALS, 100) {
-            Some(sig @ (libc::SIGINT | libc::SIGTERM)) => {
-                terms += 1;
-                if terms == 1 {
-                    say!(
-                        "{}: graceful shutdown (bounded by {} ms; send it again to force)",
-                        sys::signal_name(sig),
-                        timeout_ns / 1_000_000
-                    );
-                    control.shutdown();
-                } else {
-                    say!(
-                        "{} again: forcing the shards to stop",
-                        sys::signal_name(sig)
-                    );
-                    control.force_stop();
-                    hard_deadline = Some(std::time::Instant::now() + StdDuration::from_secs(1));
-                }
+    }
+}
+
+/// What the control loop does with one signal.
+fn on_signal(
+    control: &Control,
+    signal: i32,
+    terms: &mut u32,
+    hard_deadline: &mut Option<std::time::Instant>,
+    timeout_ns: u64,
+) {
+    match signal {
+        libc::SIGINT | libc::SIGTERM => {
+            *terms += 1;
+            if *terms == 1 {
+                say!(
+                    "{}: graceful shutdown (bounded by {} ms; send it again to force)",
+                    sys::signal_name(signal),
+                    timeout_ns / 1_000_000
+                );
+                control.shutdown();
+            } else {
+                say!(
+                    "{} again: forcing the shards to stop",
+                    sys::signal_name(signal)
+                );
+                control.force_stop();
+                *hard_deadline = Some(std::time::Instant::now() + StdDuration::from_secs(1));
             }
-            Some(libc::SIGUSR1) => control.print_stats(),
-            Some(libc::SIGUSR2) => {
-                say!("SIGUSR2: reviving quarantined shards");
-                control.revive();
-            }
-            _ => {}
         }
+        libc::SIGUSR1 => control.print_stats(),
+        libc::SIGUSR2 => {
+            say!("SIGUSR2: reviving quarantined shards");
+            control.revive();
+        }
+        _ => {}
     }
 }

@@ -43,7 +43,9 @@
 //! - **Sleep**: a shard with no work announces sleep on its link, re-checks its rings (the
 //!   fence protocol below), and blocks in `io_uring_enter` or
 //!   `epoll_wait` until I/O, its next timer, or a peer's eventfd. Busy shards never make a
-//!   wake syscall. An idle process uses ~0% CPU.
+//!   wake syscall. An idle process makes no wake-ups at all: the control loop blocks on a
+//!   signalfd and a "shard finished" eventfd without a timeout, and the watchdog parks while
+//!   every shard sleeps (the first shard to wake unparks it).
 //! - **Watchdog**: names the shard, the isolate, its type and the call stuck in one tick.
 //! - **Faults**: handler panics are caught (`catch_unwind`) and become isolate crashes;
 //!   SIGSEGV/SIGBUS/SIGILL/SIGFPE print the signal, address, shard and the isolate (and type

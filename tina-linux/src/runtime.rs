@@ -15,7 +15,7 @@
 //! from the spec, and the loop only reads the clock, steps, and blocks.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Duration as StdDuration;
 
 use tina_core::log::Level;
@@ -204,10 +204,23 @@ fn run_system(
         .iter()
         .map(|fd| ShardShared::new(fd.0, type_names.clone()))
         .collect();
+    let signal_fd = if config.signals {
+        Some(
+            sys::signalfd(&sys::CONTROL_SIGNALS)
+                .map_err(|e| RunError::Boot(format!("signalfd failed: {}", sys::errno_name(e))))?,
+        )
+    } else {
+        None
+    };
     control
         .inner
         .set(Inner {
             shards,
+            signal_fd,
+            done_fd: sys::eventfd()
+                .map_err(|e| RunError::Boot(format!("eventfd failed: {}", sys::errno_name(e))))?,
+            watchdog: OnceLock::new(),
+            watchdog_parked: AtomicBool::new(false),
             links: (0..n).map(|_| ShardLink::new()).collect(),
             _wake_fds: fds,
             backend,
@@ -319,6 +332,7 @@ fn run_system(
                     let mut f = inner.finished.lock().unwrap_or_else(|e| e.into_inner());
                     *f += 1;
                     inner.changed.notify_all();
+                    sys::eventfd_signal(inner.done_fd.0);
                 });
             match t {
                 Ok(t) => threads.push(t),
@@ -329,6 +343,7 @@ fn run_system(
                     *inner.started.lock().unwrap_or_else(|e| e.into_inner()) += 1;
                     *inner.finished.lock().unwrap_or_else(|e| e.into_inner()) += 1;
                     inner.changed.notify_all();
+                    sys::eventfd_signal(inner.done_fd.0);
                 }
             }
         }
@@ -336,13 +351,18 @@ fn run_system(
             std::thread::Builder::new()
                 .name("tina-watchdog".into())
                 .spawn_scoped(scope, move || {
-                    watchdog::watch(&inner.shards, w, &|| {
-                        done_count.load(Ordering::Acquire) >= n
-                    })
+                    let _ = inner.watchdog.set(std::thread::current());
+                    watchdog::watch(
+                        &inner.shards,
+                        &inner.links,
+                        &inner.watchdog_parked,
+                        w,
+                        &|| done_count.load(Ordering::Acquire) >= n,
+                    )
                 })
                 .ok()
         });
-        control_loop(control, config, n, timeout_ns);
+        control_loop(control, n, timeout_ns);
         for t in threads {
             let _ = t.join();
         }

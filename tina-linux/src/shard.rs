@@ -217,6 +217,10 @@ impl<'x> ShardThread<'_, 'x> {
             ticks += 1;
             let new_state = ShardState::of(report.status);
             if new_state != state {
+                // Publish the state before saying so: whoever reacts to the line (an
+                // operator's SIGUSR2) must find the shard quarantined.
+                state = new_state;
+                me.set_state(state);
                 if new_state == ShardState::Quarantined {
                     say!(
                         "shard {}: quarantined after too many recoveries (peers' sends to it \
@@ -224,8 +228,6 @@ impl<'x> ShardThread<'_, 'x> {
                         self.index
                     );
                 }
-                state = new_state;
-                me.set_state(state);
             }
             match report.status {
                 ShardStatus::Stopped => {
@@ -280,6 +282,7 @@ impl<'x> ShardThread<'_, 'x> {
             last_publish = now_ns;
             shard.platform().io.wait(timeout_ns);
             link.woke();
+            self.inner.wake_watchdog();
             sleeps += 1;
         }
         self.publish(shard, ticks, sleeps);

@@ -6,6 +6,19 @@
 //! how long it has run; when the tick finally ends it reports that too. Policy `Abort` ends
 //! the process instead (a supervisor such as systemd then restarts it).
 //!
+//! When every shard sleeps (or has stopped) no tick can be stuck, so the watchdog parks
+//! without a timeout and an idle process makes no wake-ups at all. The hand-off uses the same
+//! fence pattern as the shards' own sleep:
+//!
+//! ```text
+//!   watchdog (going to park)                 shard (just woke)
+//!   parked = true; fence(SeqCst)             link.woke(); fence(SeqCst)
+//!   every link still asleep? → park()        parked? → swap(false) → unpark(watchdog)
+//! ```
+//!
+//! Either the watchdog sees the shard awake and keeps watching, or the shard sees `parked`
+//! and unparks it (an unpark before the park is kept by the thread's token).
+//!
 //! The report names the shard, how long the tick has run, and the isolate, its type and the
 //! call (`init` or `handle`) the trap recorded as running — or says that no user call was
 //! running (the scheduler itself is slow).
@@ -14,7 +27,11 @@ use core::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::time::Duration as StdDuration;
 
-use crate::shared::ShardShared;
+use std::sync::atomic::{AtomicBool, fence};
+
+use tina_core::transport::ShardLink;
+
+use crate::shared::{ShardShared, ShardState};
 use crate::sys::{self, StackBuf};
 
 /// What the watchdog does about a stuck shard.
@@ -44,9 +61,22 @@ impl Default for WatchdogConfig {
     }
 }
 
+/// Whether no shard can be in a tick: each sleeps, has stopped, or failed to boot.
+fn all_idle(shards: &[ShardShared], links: &[ShardLink]) -> bool {
+    shards.iter().zip(links).all(|(s, l)| {
+        l.is_sleeping() || matches!(s.state(), ShardState::Stopped | ShardState::Failed)
+    })
+}
+
 /// Watches `shards` until `done()` says every shard has finished. Allocation-free after its
-/// first iteration.
-pub(crate) fn watch(shards: &[ShardShared], config: WatchdogConfig, done: &dyn Fn() -> bool) {
+/// first iteration. `parked` is the flag a waking shard checks (see the module docs).
+pub(crate) fn watch(
+    shards: &[ShardShared],
+    links: &[ShardLink],
+    parked: &AtomicBool,
+    config: WatchdogConfig,
+    done: &dyn Fn() -> bool,
+) {
     let stall_ns = config
         .stall_after
         .as_nanos()
@@ -54,6 +84,16 @@ pub(crate) fn watch(shards: &[ShardShared], config: WatchdogConfig, done: &dyn F
     let period = (config.stall_after / 4).max(StdDuration::from_millis(5));
     let mut reported = vec![0u64; shards.len()];
     while !done() {
+        if all_idle(shards, links) && reported.iter().all(|&r| r == 0) {
+            parked.store(true, Ordering::Relaxed);
+            fence(Ordering::SeqCst);
+            if all_idle(shards, links) {
+                // Woken by a shard (which clears `parked`) or by the runtime at the end.
+                std::thread::park();
+            }
+            parked.store(false, Ordering::Relaxed);
+            continue;
+        }
         std::thread::park_timeout(period);
         let now = sys::monotonic_ns();
         for (i, s) in shards.iter().enumerate() {

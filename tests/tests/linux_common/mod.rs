@@ -75,7 +75,10 @@ impl Running {
     /// Boots `spec` and waits (bounded) until every shard runs.
     pub(crate) fn start(spec: &'static SystemSpec<'static>, config: Config) -> Running {
         let control: &'static Control = Box::leak(Box::new(Control::new()));
-        let thread = std::thread::spawn(move || run(spec, &config, control));
+        let thread = std::thread::Builder::new()
+            .name("tina-control".into())
+            .spawn(move || run(spec, &config, control))
+            .expect("spawn the runtime thread");
         assert!(
             control.wait_running(StdDuration::from_secs(10)),
             "the runtime did not boot within 10 s"
@@ -197,6 +200,28 @@ pub(crate) fn process_cpu_ticks() -> u64 {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // utime and stime are fields 14 and 15 of the full line: 11 and 12 after the name.
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// How many times the runtime's threads (named `tina-*`: shards, watchdog, and the thread
+/// [`Running`] calls `run` on) have been switched out so far: each wake-up from a sleep is
+/// one voluntary switch, from /proc/self/task/*/status.
+#[allow(dead_code)]
+pub(crate) fn runtime_thread_switches() -> u64 {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task").expect("/proc/self/task") {
+        let dir = task.expect("task entry").path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if !comm.starts_with("tina-") {
+            continue;
+        }
+        let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
+        total += status
+            .lines()
+            .filter(|l| l.contains("ctxt_switches:"))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    total
 }
 
 /// Clock ticks per second for /proc CPU times.

@@ -43,16 +43,33 @@ pub(crate) fn restore_signal_mask(old: &libc::sigset_t) {
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old, core::ptr::null_mut()) };
 }
 
-/// Waits up to `timeout_ms` for one of `signals` (which must be blocked) and returns it.
-pub(crate) fn wait_signal(signals: &[i32], timeout_ms: u64) -> Option<i32> {
+/// A non-blocking `signalfd` for `signals` (which must be blocked in every thread).
+pub(crate) fn signalfd(signals: &[i32]) -> Result<super::OwnedFd, Errno> {
     let set = sigset(signals);
-    let ts = libc::timespec {
-        tv_sec: (timeout_ms / 1000) as libc::time_t,
-        tv_nsec: ((timeout_ms % 1000) * 1_000_000) as libc::c_long,
-    };
-    // SAFETY: `set` and `ts` are valid; a null siginfo pointer is allowed.
-    let s = unsafe { libc::sigtimedwait(&set, core::ptr::null_mut(), &ts) };
-    (s > 0).then_some(s)
+    // SAFETY: `set` is a valid sigset; -1 asks for a new descriptor.
+    check(unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) })
+        .map(super::OwnedFd)
+}
+
+/// Takes one pending signal from a `signalfd` (`None`: none pending).
+pub(crate) fn read_signal(fd: i32) -> Option<i32> {
+    // SAFETY: `signalfd_siginfo` is plain data for which all-zero is valid.
+    let mut info: libc::signalfd_siginfo = unsafe { core::mem::zeroed() };
+    let size = core::mem::size_of::<libc::signalfd_siginfo>();
+    // SAFETY: reads at most `size` bytes into the live `info`.
+    let n = unsafe { libc::read(fd, (&mut info as *mut libc::signalfd_siginfo).cast(), size) };
+    (n == size as isize).then_some(info.ssi_signo as i32)
+}
+
+/// Blocks until one of `fds` is readable or `timeout_ms` passes (`None`: no timeout).
+pub(crate) fn poll_readable(fds: &[i32; 2], timeout_ms: Option<i32>) {
+    let mut p = fds.map(|fd| libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    });
+    // SAFETY: `p` is a live array of two pollfds.
+    unsafe { libc::poll(p.as_mut_ptr(), 2, timeout_ms.unwrap_or(-1)) };
 }
 
 /// Makes SIGPIPE harmless for the whole process (writes to closed sockets return EPIPE).
