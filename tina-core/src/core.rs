@@ -209,6 +209,7 @@ impl<'a> TypeState<'a> {
     }
 
     /// Queues a slot that has work, unless it is queued already.
+    #[inline]
     pub(crate) fn make_ready(&mut self, slot: u32) {
         let m = &mut self.metas[slot as usize];
         if m.queued || !m.has_work() {
@@ -336,14 +337,30 @@ impl<'a> Core<'a> {
         self.types[usize::from(ty)].make_ready(slot);
     }
 
+    /// The type state and slot of a live local isolate (as [`Core::locate`], one lookup).
+    #[inline]
+    fn locate_mut<'t>(
+        types: &'t mut [TypeState<'a>],
+        shard: ShardId,
+        h: Handle,
+    ) -> Option<(&'t mut TypeState<'a>, usize)> {
+        if h.shard() != shard || h.is_none() {
+            return None;
+        }
+        let t = types.get_mut(usize::from(h.type_id().0))?;
+        let slot = h.slot() as usize;
+        let m = t.metas.get(slot)?;
+        (m.generation == h.generation() && m.is_live()).then_some((t, slot))
+    }
+
     /// Queues a message in a local mailbox.
+    #[inline]
     pub(crate) fn deliver_local(&mut self, msg: &Message, class: Class) -> Result<(), SendError> {
-        let Some((ty, slot)) = self.locate(msg.dst()) else {
+        let Some((t, slot)) = Self::locate_mut(self.types, self.shard, msg.dst()) else {
             self.counters.stale_deliveries += 1;
             return Err(SendError::StaleHandle);
         };
-        let t = &mut self.types[usize::from(ty)];
-        let m = &mut t.metas[slot as usize];
+        let m = &mut t.metas[slot];
         if m.mailbox.len >= t.mailbox_capacity {
             self.counters.mailbox_full += 1;
             return Err(SendError::MailboxFull);
@@ -353,7 +370,7 @@ impl<'a> Core<'a> {
             return Err(SendError::PoolExhausted);
         };
         self.pool.push(&mut m.mailbox, i);
-        t.make_ready(slot);
+        t.make_ready(slot as u32);
         Ok(())
     }
 

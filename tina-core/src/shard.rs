@@ -562,7 +562,14 @@ impl<'a, P: Platform> Shard<'a, P> {
                 effect = Effect::Crash(CrashReason("internal: dispatched an empty slot"));
             }
         }
-        let exit = self.core.apply_effect(transport, ty, slot, &effect, call);
+        // The common transition inline; the rest (and everything `init` returns) through
+        // `apply_effect`.
+        let exit = if let Effect::Receive = effect {
+            self.core.meta(ty, slot).state = State::Receiving;
+            None
+        } else {
+            self.core.apply_effect(transport, ty, slot, &effect, call)
+        };
         self.core.io.bufs.release_held_from(0);
         self.core.transfers.release_held_from(0);
         self.core.scratch_dirty = true;
