@@ -12,7 +12,7 @@ use crate::io::{IoCompletion, IoError, IoOp};
 use crate::iobuf::{BufState, BufferPool, IoState, WorkChunk};
 use crate::isolate::InitArgs;
 use crate::log::LogRing;
-use crate::message::{Message, Outgoing, system_tag};
+use crate::message::{Message, Outgoing, Payload, system_tag};
 use crate::platform::PeerEvent;
 use crate::platform::{Submission, Transport};
 use crate::pool::{Class, Fifo, NIL, Pool};
@@ -356,7 +356,20 @@ impl<'a> Core<'a> {
     /// Queues a message in a local mailbox.
     #[inline]
     pub(crate) fn deliver_local(&mut self, msg: &Message, class: Class) -> Result<(), SendError> {
-        let Some((t, slot)) = Self::locate_mut(self.types, self.shard, msg.dst()) else {
+        self.deliver_local_with(msg.dst(), class, |slot| *slot = *msg)
+    }
+
+    /// Queues a message for `dst` in a local mailbox, written by `write` straight into its
+    /// pool envelope (which must end up addressed to `dst`). Nothing is written when the
+    /// delivery is refused.
+    #[inline]
+    pub(crate) fn deliver_local_with(
+        &mut self,
+        dst: Handle,
+        class: Class,
+        write: impl FnOnce(&mut Message),
+    ) -> Result<(), SendError> {
+        let Some((t, slot)) = Self::locate_mut(self.types, self.shard, dst) else {
             self.counters.stale_deliveries += 1;
             return Err(SendError::StaleHandle);
         };
@@ -365,10 +378,11 @@ impl<'a> Core<'a> {
             self.counters.mailbox_full += 1;
             return Err(SendError::MailboxFull);
         }
-        let Some(i) = self.pool.alloc(class, msg) else {
+        let Some(i) = self.pool.alloc_with(class, write) else {
             self.counters.pool_exhausted += 1;
             return Err(SendError::PoolExhausted);
         };
+        debug_assert_eq!(self.pool.get(i).dst(), dst);
         self.pool.push(&mut m.mailbox, i);
         t.make_ready(slot as u32);
         Ok(())
@@ -415,6 +429,37 @@ impl<'a> Core<'a> {
         } else if self.deliver_local(msg, Class::User).is_ok() {
             self.counters.inbound_delivered += 1;
         }
+    }
+
+    /// Sends a typed user message from `src`: a local one is written straight into its pool
+    /// envelope, a remote one goes through [`Core::send`].
+    #[inline]
+    pub(crate) fn send_typed<T: Payload>(
+        &mut self,
+        transport: &mut dyn Transport,
+        src: Handle,
+        to: Handle,
+        value: &T,
+    ) -> Result<(), SendError> {
+        if to.shard() != self.shard {
+            return self.send_remote_typed(transport, src, to, value);
+        }
+        let r = self.deliver_local_with(to, Class::User, |slot| slot.write_typed(src, to, value));
+        if r.is_ok() {
+            self.counters.sends_local += 1;
+        }
+        r
+    }
+
+    #[inline(never)]
+    fn send_remote_typed<T: Payload>(
+        &mut self,
+        transport: &mut dyn Transport,
+        src: Handle,
+        to: Handle,
+        value: &T,
+    ) -> Result<(), SendError> {
+        self.send(transport, &Message::typed(src, to, value))
     }
 
     /// Sends a user message from `from`.

@@ -115,8 +115,7 @@ impl<'x, 'a> Ctx<'x, 'a> {
     /// Sends a typed message. Returns at once; nothing is retried by the framework.
     #[inline]
     pub fn send<T: Payload>(&mut self, to: Handle, value: &T) -> Result<(), SendError> {
-        let msg = Message::typed(self.me, to, value);
-        self.core.send(self.transport, &msg)
+        self.core.send_typed(self.transport, self.me, to, value)
     }
 
     /// Sends raw bytes under a user tag (at most 96 bytes).

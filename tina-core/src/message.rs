@@ -192,6 +192,24 @@ impl Message {
         m
     }
 
+    /// Overwrites this envelope (a pool slot) with a typed message: the same bytes as
+    /// [`Message::typed`] builds, written in place instead of built and copied.
+    #[inline]
+    pub(crate) fn write_typed<T: Payload>(&mut self, src: Handle, dst: Handle, value: &T) {
+        const { assert!(core::mem::size_of::<T>() <= PAYLOAD_SIZE_MAX) };
+        let bytes = bytemuck::bytes_of(value);
+        self.src = src;
+        self.dst = dst;
+        self.correlation = 0;
+        self.tag = T::TAG.into();
+        self.flags = 0;
+        self.len = bytes.len() as u8;
+        self.aux = 0;
+        let (used, rest) = self.payload.split_at_mut(bytes.len());
+        used.copy_from_slice(bytes);
+        rest.fill(0);
+    }
+
     pub(crate) fn with_call(mut self, correlation: u64) -> Message {
         self.flags |= FLAG_CALL;
         self.correlation = correlation;

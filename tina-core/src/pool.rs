@@ -88,11 +88,22 @@ impl<'a> Pool<'a> {
     /// Takes a free envelope and writes `msg` into it.
     #[inline]
     pub(crate) fn alloc(&mut self, class: Class, msg: &Message) -> Option<u32> {
+        self.alloc_with(class, |slot| *slot = *msg)
+    }
+
+    /// Takes a free envelope and lets `write` fill it in place (all 128 bytes: the slot
+    /// still holds an earlier message).
+    #[inline]
+    pub(crate) fn alloc_with(
+        &mut self,
+        class: Class,
+        write: impl FnOnce(&mut Message),
+    ) -> Option<u32> {
         if class == Class::User && self.free.len <= self.reserve {
             return None;
         }
         let i = self.pop_free()?;
-        self.slots[i as usize] = *msg;
+        write(&mut self.slots[i as usize]);
         Some(i)
     }
 
