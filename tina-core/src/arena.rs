@@ -22,7 +22,6 @@ use crate::effect::{CrashReason, Effect};
 use crate::isolate::{InitArgs, Isolate};
 use crate::memory::{Measure, MemoryError, Region};
 use crate::message::Message;
-use crate::platform::{CallKind, Panicked, TrapCall};
 use core::any::Any;
 use core::fmt;
 
@@ -103,17 +102,6 @@ fn init<T: Isolate>(
     }
 }
 
-/// How a dispatch went.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Dispatched {
-    /// The handler returned; its effect was written.
-    Ran,
-    /// The handler panicked and the platform trapped it.
-    Panicked,
-    /// The slot was empty (never happens for a slot the metadata says is live).
-    Empty,
-}
-
 /// The dense storage of one isolate type.
 pub(crate) struct TypedArena<'a, T> {
     slots: &'a mut [Option<T>],
@@ -121,15 +109,17 @@ pub(crate) struct TypedArena<'a, T> {
 
 /// Type-erased access to one arena.
 pub(crate) trait ErasedArena<'a> {
-    /// Runs the handler of the isolate in `slot` on `msg` through the platform trap, writing
-    /// its effect into `effect` (no copies of the large enum on the hot path).
+    /// Runs the handler of the isolate in `slot` on `msg`, writing its effect into `effect`,
+    /// which the caller sets to `Effect::Receive` beforehand (so the common answer costs no
+    /// copy of the large enum). Returns false, running nothing, if the slot is empty. The scheduler calls it inside the platform's trap, which it knows
+    /// statically, so the trap costs no dynamic call.
     fn dispatch(
         &mut self,
         slot: u32,
         msg: &Message,
         parts: &mut CtxParts<'_, 'a>,
         effect: &mut Effect,
-    ) -> Dispatched;
+    ) -> bool;
     /// See [`SlotPlacer::place`].
     fn place(&mut self, slot: u32, value: &mut dyn Any) -> bool;
     /// See [`SlotPlacer::drop_slot`].
@@ -150,30 +140,26 @@ impl<'a, T: Isolate> ErasedArena<'a> for TypedArena<'a, T> {
         msg: &Message,
         parts: &mut CtxParts<'_, 'a>,
         effect: &mut Effect,
-    ) -> Dispatched {
+    ) -> bool {
         let (before, rest) = self.slots.split_at_mut(slot as usize);
         let Some((current, after)) = rest.split_first_mut() else {
-            return Dispatched::Empty;
+            return false;
         };
         let Some(isolate) = current.as_mut() else {
-            return Dispatched::Empty;
+            return false;
         };
         let mut own = SplitSlots {
             before,
             after,
             split: slot,
         };
-        let trap = parts.trap;
-        let call = TrapCall {
-            isolate: parts.me,
-            type_name: parts.core.spec.types[usize::from(parts.me.type_id().0)].name,
-            kind: CallKind::Handle,
-        };
         let mut ctx = Ctx::new(parts, Some(&mut own));
-        match trap.run(call, &mut || *effect = isolate.handle(msg, &mut ctx)) {
-            Ok(()) => Dispatched::Ran,
-            Err(Panicked) => Dispatched::Panicked,
+        let returned = isolate.handle(msg, &mut ctx);
+        // `effect` starts as `Receive` (the common answer): only another effect is copied.
+        if !matches!(returned, Effect::Receive) {
+            *effect = returned;
         }
+        true
     }
 
     fn place(&mut self, slot: u32, value: &mut dyn Any) -> bool {

@@ -504,31 +504,32 @@ impl<'a> Core<'a> {
         }
     }
 
-    /// Takes the next thing to dispatch to an isolate, by its state.
-    /// Writes the next thing to dispatch into `out`; false if there is none.
+    /// Takes the next thing to dispatch to an isolate, by its state, and writes it into
+    /// `out`. Returns the isolate's generation and group (read in the same lookup), or
+    /// `None` if there is nothing to dispatch.
     #[inline]
-    pub(crate) fn next_message_into(&mut self, ty: u8, slot: u32, out: &mut Message) -> bool {
+    pub(crate) fn next_message_into(
+        &mut self,
+        ty: u8,
+        slot: u32,
+        out: &mut Message,
+    ) -> Option<(u32, u16)> {
         // Fields are borrowed one by one (metadata, pool) so the hot path has no repeated
         // lookups and no 256-byte `Option<Message>` return.
         let m = &mut self.types[usize::from(ty)].metas[slot as usize];
         if m.state == State::Receiving && m.notices == 0 {
-            let Some(i) = self.pool.pop_from(&mut m.mailbox) else {
-                return false;
-            };
+            let i = self.pool.pop_from(&mut m.mailbox)?;
+            let found = (m.generation, m.group);
             *out = *self.pool.get(i);
             self.pool.release(i);
             if out.transfer().is_some() {
                 self.hold_transfer(ty, slot, out);
             }
-            return true;
+            return Some(found);
         }
-        match self.next_message(ty, slot) {
-            Some(m) => {
-                *out = m;
-                true
-            }
-            None => false,
-        }
+        *out = self.next_message(ty, slot)?;
+        let m = self.meta(ty, slot);
+        Some((m.generation, m.group))
     }
 
     /// The slow path of [`Core::next_message_into`]: notices, replies, completions.

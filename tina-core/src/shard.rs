@@ -15,7 +15,7 @@
 //! be stated. The platform uses the [`StepReport`] to decide between stepping again at once,
 //! sleeping until `next_deadline`, or sleeping until woken.
 
-use crate::arena::{ArenaRef, Dispatched};
+use crate::arena::ArenaRef;
 use crate::core::{Core, Exit, Meta, NOTICE_SHUTDOWN, State, TypeState};
 use crate::counters::Counters;
 use crate::ctx::{ArenaAccess, Ctx, CtxParts};
@@ -28,7 +28,8 @@ use crate::isolate::Isolate;
 use crate::memory::{Measure, MemoryError, Region};
 use crate::message::{Message, Outgoing};
 use crate::platform::{
-    CompletionSink, IoBuffers, IoDriver, Parts, PeerEvent, Platform, Submission, Transport,
+    CallKind, CompletionSink, IoBuffers, IoDriver, Parts, PeerEvent, Platform, Submission,
+    Transport, Trap, TrapCall,
 };
 use crate::pool::{Class, Pool};
 use crate::spec::{DISPATCHES_PER_WEIGHT, QuarantinePolicy, SpecError, SystemSpec};
@@ -481,6 +482,7 @@ impl<'a, P: Platform> Shard<'a, P> {
     fn dispatch_type(&mut self, ty: u8) -> u32 {
         let quota = self.core.types[usize::from(ty)].quota;
         let per_isolate = self.core.spec.shard.messages_per_dispatch_max;
+        let type_name = self.core.spec.types[usize::from(ty)].name;
         let mut calls = 0;
         let mut msg = Message::EMPTY;
         while calls < quota {
@@ -489,15 +491,13 @@ impl<'a, P: Platform> Shard<'a, P> {
             };
             let mut run = 0;
             while run < per_isolate && calls < quota {
-                if !self.core.next_message_into(ty, slot, &mut msg) {
+                let Some((generation, group)) = self.core.next_message_into(ty, slot, &mut msg)
+                else {
                     break;
-                }
+                };
                 calls += 1;
                 run += 1;
-                let generation = self.core.meta(ty, slot).generation;
-                self.dispatch_one(ty, slot, &msg);
-                let m = self.core.meta(ty, slot);
-                if m.generation != generation || m.state != State::Receiving || !self.is_running() {
+                if !self.dispatch_one(ty, slot, generation, group, type_name, &msg) {
                     break;
                 }
             }
@@ -516,12 +516,19 @@ impl<'a, P: Platform> Shard<'a, P> {
         )
     }
 
+    /// Runs one handler call of the isolate in `slot` (whose current generation and group
+    /// the caller read) and applies its effect. Returns whether the same isolate may run
+    /// again in this batch: it is still there, waits for messages, and the shard runs.
     #[inline]
-    fn dispatch_one(&mut self, ty: u8, slot: u32, msg: &Message) {
-        let (generation, group) = {
-            let m = self.core.meta(ty, slot);
-            (m.generation, m.group)
-        };
+    fn dispatch_one(
+        &mut self,
+        ty: u8,
+        slot: u32,
+        generation: u32,
+        group: u16,
+        type_name: &'static str,
+        msg: &Message,
+    ) -> bool {
         let me = Handle::pack(self.core.shard, TypeId(ty), slot, generation);
         let call = msg.is_call().then(|| (msg.src(), msg.correlation()));
         let Parts {
@@ -532,7 +539,7 @@ impl<'a, P: Platform> Shard<'a, P> {
         } = self.platform.parts();
         let (before, rest) = self.arenas.split_at_mut(usize::from(ty));
         let Some((current, after)) = rest.split_first_mut() else {
-            return;
+            return false;
         };
         let mut parts = CtxParts {
             core: &mut self.core,
@@ -547,20 +554,27 @@ impl<'a, P: Platform> Shard<'a, P> {
             call,
         };
         let mut effect = Effect::Receive;
-        let outcome = match current.as_mut() {
-            Some(a) => a.dispatch(slot, msg, &mut parts, &mut effect),
-            None => Dispatched::Empty,
+        // The trap is the platform's own type, known here: its call is static and the
+        // per-type call inside it is the one dynamic call of a dispatch. Inside the trap only
+        // the context is built before the user call; nothing is half-updated if it panics.
+        let trap_call = TrapCall {
+            isolate: me,
+            type_name,
+            kind: CallKind::Handle,
+        };
+        let mut ran = false;
+        let trapped = match current.as_mut() {
+            Some(a) => trap.run(trap_call, &mut || {
+                ran = a.dispatch(slot, msg, &mut parts, &mut effect);
+            }),
+            None => Ok(()),
         };
         self.core.counters.dispatches += 1;
-        match outcome {
-            Dispatched::Ran => {}
-            Dispatched::Panicked => {
-                self.core.counters.panics += 1;
-                effect = Effect::Crash(CrashReason::PANIC);
-            }
-            Dispatched::Empty => {
-                effect = Effect::Crash(CrashReason("internal: dispatched an empty slot"));
-            }
+        if trapped.is_err() {
+            self.core.counters.panics += 1;
+            effect = Effect::Crash(CrashReason::PANIC);
+        } else if !ran {
+            effect = Effect::Crash(CrashReason("internal: dispatched an empty slot"));
         }
         // The common transition inline; the rest (and everything `init` returns) through
         // `apply_effect`.
@@ -582,6 +596,8 @@ impl<'a, P: Platform> Shard<'a, P> {
         if let Some(exit) = exit {
             self.exit_isolate(ty, slot, exit);
         }
+        let m = self.core.meta(ty, slot);
+        m.generation == generation && m.state == State::Receiving && self.is_running()
     }
 
     fn exit_isolate(&mut self, ty: u8, slot: u32, exit: Exit) {
