@@ -532,6 +532,40 @@ impl<'a> Core<'a> {
         Some((m.generation, m.group))
     }
 
+    /// After a handler call of the isolate in `slot` that did not end it: parks it as
+    /// `Receiving` if it returned `Receive`, then — if it may run again (`more`), is still
+    /// the same incarnation and waits for messages — takes its next message into `out` as
+    /// [`Core::next_message_into`] does, with the same metadata lookup.
+    #[inline]
+    pub(crate) fn after_dispatch(
+        &mut self,
+        ty: u8,
+        slot: u32,
+        generation: u32,
+        receive: bool,
+        more: bool,
+        out: &mut Message,
+    ) -> Option<(u32, u16)> {
+        let m = &mut self.types[usize::from(ty)].metas[slot as usize];
+        if receive {
+            m.state = State::Receiving;
+        }
+        if !more || m.generation != generation || m.state != State::Receiving {
+            return None;
+        }
+        if m.notices != 0 {
+            return self.next_message_into(ty, slot, out);
+        }
+        let i = self.pool.pop_from(&mut m.mailbox)?;
+        let found = (m.generation, m.group);
+        *out = *self.pool.get(i);
+        self.pool.release(i);
+        if out.transfer().is_some() {
+            self.hold_transfer(ty, slot, out);
+        }
+        Some(found)
+    }
+
     /// The slow path of [`Core::next_message_into`]: notices, replies, completions.
     #[cold]
     pub(crate) fn next_message(&mut self, ty: u8, slot: u32) -> Option<Message> {

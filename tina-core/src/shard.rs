@@ -481,26 +481,14 @@ impl<'a, P: Platform> Shard<'a, P> {
 
     fn dispatch_type(&mut self, ty: u8) -> u32 {
         let quota = self.core.types[usize::from(ty)].quota;
-        let per_isolate = self.core.spec.shard.messages_per_dispatch_max;
-        let type_name = self.core.spec.types[usize::from(ty)].name;
         let mut calls = 0;
-        let mut msg = Message::EMPTY;
         while calls < quota {
-            let Some(slot) = self.core.types[usize::from(ty)].pop_ready() else {
+            let Some((slot, exit)) = self.dispatch_batch(ty, quota, &mut calls) else {
                 break;
             };
-            let mut run = 0;
-            while run < per_isolate && calls < quota {
-                let Some((generation, group)) = self.core.next_message_into(ty, slot, &mut msg)
-                else {
-                    break;
-                };
-                calls += 1;
-                run += 1;
-                if !self.dispatch_one(ty, slot, generation, group, type_name, &msg) {
-                    break;
-                }
-            }
+            // Tearing an isolate down (and perhaps restarting its group or the shard) needs
+            // the whole shard, so it ends the batch; the next batch goes on with the queue.
+            self.exit_isolate(ty, slot, exit);
             self.core.types[usize::from(ty)].make_ready(slot);
             if !self.is_running() {
                 break;
@@ -516,21 +504,15 @@ impl<'a, P: Platform> Shard<'a, P> {
         )
     }
 
-    /// Runs one handler call of the isolate in `slot` (whose current generation and group
-    /// the caller read) and applies its effect. Returns whether the same isolate may run
-    /// again in this batch: it is still there, waits for messages, and the shard runs.
-    #[inline]
-    fn dispatch_one(
-        &mut self,
-        ty: u8,
-        slot: u32,
-        generation: u32,
-        group: u16,
-        type_name: &'static str,
-        msg: &Message,
-    ) -> bool {
-        let me = Handle::pack(self.core.shard, TypeId(ty), slot, generation);
-        let call = msg.is_call().then(|| (msg.src(), msg.correlation()));
+    /// Runs handler calls of type `ty` (ready queue in FIFO order, at most
+    /// `messages_per_dispatch_max` in a row per isolate) with one set of context parts,
+    /// until `calls` reaches `quota`, the ready queue is empty, or an isolate exits: that
+    /// one is returned, with its exit, for the caller to tear down. The shard's status
+    /// cannot change within a batch (only a teardown changes it).
+    fn dispatch_batch(&mut self, ty: u8, quota: u32, calls: &mut u32) -> Option<(u32, Exit)> {
+        let per_isolate = self.core.spec.shard.messages_per_dispatch_max;
+        let type_name = self.core.spec.types[usize::from(ty)].name;
+        let shard = self.core.shard;
         let Parts {
             transport,
             io,
@@ -538,66 +520,83 @@ impl<'a, P: Platform> Shard<'a, P> {
             ..
         } = self.platform.parts();
         let (before, rest) = self.arenas.split_at_mut(usize::from(ty));
-        let Some((current, after)) = rest.split_first_mut() else {
-            return false;
-        };
+        let (current, after) = rest.split_first_mut()?;
         let mut parts = CtxParts {
             core: &mut self.core,
             before,
             after,
             split: Some(ty),
-            transport: &mut *transport,
+            transport,
             control: io,
             trap,
-            me,
-            group,
-            call,
+            me: Handle::NONE,
+            group: 0,
+            call: None,
         };
-        let mut effect = Effect::Receive;
-        // The trap is the platform's own type, known here: its call is static and the
-        // per-type call inside it is the one dynamic call of a dispatch. Inside the trap only
-        // the context is built before the user call; nothing is half-updated if it panics.
-        let trap_call = TrapCall {
-            isolate: me,
-            type_name,
-            kind: CallKind::Handle,
-        };
-        let mut ran = false;
-        let trapped = match current.as_mut() {
-            Some(a) => trap.run(trap_call, &mut || {
-                ran = a.dispatch(slot, msg, &mut parts, &mut effect);
-            }),
-            None => Ok(()),
-        };
-        self.core.counters.dispatches += 1;
-        if trapped.is_err() {
-            self.core.counters.panics += 1;
-            effect = Effect::Crash(CrashReason::PANIC);
-        } else if !ran {
-            effect = Effect::Crash(CrashReason("internal: dispatched an empty slot"));
+        let mut msg = Message::EMPTY;
+        while *calls < quota {
+            let Some(slot) = parts.core.types[usize::from(ty)].pop_ready() else {
+                break;
+            };
+            let mut next = parts.core.next_message_into(ty, slot, &mut msg);
+            let mut run = 0;
+            while let Some((generation, group)) = next {
+                *calls += 1;
+                run += 1;
+                parts.me = Handle::pack(shard, TypeId(ty), slot, generation);
+                parts.group = group;
+                parts.call = msg.is_call().then(|| (msg.src(), msg.correlation()));
+                let mut effect = Effect::Receive;
+                // The trap is the platform's own type, known here: its call is static and
+                // the per-type call inside it is the one dynamic call of a dispatch. Inside
+                // the trap only the context is built before the user call; nothing is
+                // half-updated if it panics.
+                let trap_call = TrapCall {
+                    isolate: parts.me,
+                    type_name,
+                    kind: CallKind::Handle,
+                };
+                let mut ran = false;
+                let trapped = match current.as_mut() {
+                    Some(a) => trap.run(trap_call, &mut || {
+                        ran = a.dispatch(slot, &msg, &mut parts, &mut effect);
+                    }),
+                    None => Ok(()),
+                };
+                let core = &mut *parts.core;
+                core.counters.dispatches += 1;
+                if trapped.is_err() {
+                    core.counters.panics += 1;
+                    effect = Effect::Crash(CrashReason::PANIC);
+                } else if !ran {
+                    effect = Effect::Crash(CrashReason("internal: dispatched an empty slot"));
+                }
+                // The common transition is applied by `after_dispatch`; the rest (and
+                // everything `init` returns) by `apply_effect`.
+                let receive = matches!(effect, Effect::Receive);
+                let exit = if receive {
+                    None
+                } else {
+                    core.apply_effect(&mut *parts.transport, ty, slot, &effect, parts.call)
+                };
+                core.io.bufs.release_held_from(0);
+                core.transfers.release_held_from(0);
+                core.scratch_dirty = true;
+                if let Some((fd, claimed)) = core.pending_fd.take()
+                    && !claimed
+                    && exit.is_some()
+                {
+                    core.queue_reclaim(crate::io::IoOp::Close { fd });
+                }
+                if let Some(exit) = exit {
+                    return Some((slot, exit));
+                }
+                let more = run < per_isolate && *calls < quota;
+                next = core.after_dispatch(ty, slot, generation, receive, more, &mut msg);
+            }
+            parts.core.types[usize::from(ty)].make_ready(slot);
         }
-        // The common transition inline; the rest (and everything `init` returns) through
-        // `apply_effect`.
-        let exit = if let Effect::Receive = effect {
-            self.core.meta(ty, slot).state = State::Receiving;
-            None
-        } else {
-            self.core.apply_effect(transport, ty, slot, &effect, call)
-        };
-        self.core.io.bufs.release_held_from(0);
-        self.core.transfers.release_held_from(0);
-        self.core.scratch_dirty = true;
-        if let Some((fd, claimed)) = self.core.pending_fd.take()
-            && !claimed
-            && exit.is_some()
-        {
-            self.core.queue_reclaim(crate::io::IoOp::Close { fd });
-        }
-        if let Some(exit) = exit {
-            self.exit_isolate(ty, slot, exit);
-        }
-        let m = self.core.meta(ty, slot);
-        m.generation == generation && m.state == State::Receiving && self.is_running()
+        None
     }
 
     fn exit_isolate(&mut self, ty: u8, slot: u32, exit: Exit) {
