@@ -507,7 +507,7 @@ impl<'a> Core<'a> {
     /// Takes the next thing to dispatch to an isolate, by its state, and writes it into
     /// `out`. Returns the isolate's generation and group (read in the same lookup), or
     /// `None` if there is nothing to dispatch.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn next_message_into(
         &mut self,
         ty: u8,
@@ -518,15 +518,22 @@ impl<'a> Core<'a> {
         // lookups and no 256-byte `Option<Message>` return.
         let m = &mut self.types[usize::from(ty)].metas[slot as usize];
         if m.state == State::Receiving && m.notices == 0 {
-            let i = self.pool.pop_from(&mut m.mailbox)?;
+            if !self.pool.take_from(&mut m.mailbox, out) {
+                return None;
+            }
             let found = (m.generation, m.group);
-            *out = *self.pool.get(i);
-            self.pool.release(i);
             if out.transfer().is_some() {
                 self.hold_transfer(ty, slot, out);
             }
             return Some(found);
         }
+        self.next_message_slow(ty, slot, out)
+    }
+
+    /// [`Core::next_message_into`] for anything but a plain mailbox message.
+    #[cold]
+    #[inline(never)]
+    fn next_message_slow(&mut self, ty: u8, slot: u32, out: &mut Message) -> Option<(u32, u16)> {
         *out = self.next_message(ty, slot)?;
         let m = self.meta(ty, slot);
         Some((m.generation, m.group))
@@ -554,12 +561,12 @@ impl<'a> Core<'a> {
             return None;
         }
         if m.notices != 0 {
-            return self.next_message_into(ty, slot, out);
+            return self.next_message_slow(ty, slot, out);
         }
-        let i = self.pool.pop_from(&mut m.mailbox)?;
+        if !self.pool.take_from(&mut m.mailbox, out) {
+            return None;
+        }
         let found = (m.generation, m.group);
-        *out = *self.pool.get(i);
-        self.pool.release(i);
         if out.transfer().is_some() {
             self.hold_transfer(ty, slot, out);
         }

@@ -142,6 +142,27 @@ impl<'a> Pool<'a> {
         Some(i)
     }
 
+    /// Takes the head of `fifo`: copies it into `out` and returns its envelope to the free
+    /// list at once (one pass over the links). False if `fifo` is empty.
+    #[inline]
+    pub(crate) fn take_from(&mut self, fifo: &mut Fifo, out: &mut Message) -> bool {
+        let i = fifo.head;
+        if i == NIL {
+            return false;
+        }
+        let next = &mut self.next[i as usize];
+        fifo.head = *next;
+        if fifo.head == NIL {
+            fifo.tail = NIL;
+        }
+        fifo.len -= 1;
+        *next = self.free.head;
+        self.free.head = i;
+        self.free.len += 1;
+        *out = self.slots[i as usize];
+        true
+    }
+
     /// Returns every envelope of `fifo` to the free list.
     #[cfg(test)]
     pub(crate) fn release_all(&mut self, fifo: &mut Fifo) -> u32 {
