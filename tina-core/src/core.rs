@@ -178,6 +178,7 @@ impl<'a> TypeState<'a> {
         }
     }
 
+    #[inline]
     fn push(metas: &mut [Meta], q: &mut SlotQueue, slot: u32) {
         metas[slot as usize].queue_next = NIL;
         if q.tail == NIL {
@@ -188,6 +189,7 @@ impl<'a> TypeState<'a> {
         q.tail = slot;
     }
 
+    #[inline]
     fn pop(metas: &mut [Meta], q: &mut SlotQueue) -> Option<u32> {
         let slot = q.head;
         if slot == NIL {
@@ -202,6 +204,7 @@ impl<'a> TypeState<'a> {
     }
 
     /// Pops the next ready slot (its `queued` flag cleared).
+    #[inline]
     pub(crate) fn pop_ready(&mut self) -> Option<u32> {
         let slot = Self::pop(self.metas, &mut self.ready)?;
         self.metas[slot as usize].queued = false;
@@ -384,7 +387,13 @@ impl<'a> Core<'a> {
         };
         debug_assert_eq!(self.pool.get(i).dst(), dst);
         self.pool.push(&mut m.mailbox, i);
-        t.make_ready(slot as u32);
+        if m.state == State::Receiving && !m.queued {
+            // What `make_ready` decides for a waiting isolate that now has mail.
+            m.queued = true;
+            TypeState::push(t.metas, &mut t.ready, slot as u32);
+        } else {
+            t.make_ready(slot as u32);
+        }
         Ok(())
     }
 
@@ -504,33 +513,9 @@ impl<'a> Core<'a> {
         }
     }
 
-    /// Takes the next thing to dispatch to an isolate, by its state, and writes it into
-    /// `out`. Returns the isolate's generation and group (read in the same lookup), or
-    /// `None` if there is nothing to dispatch.
-    #[inline(always)]
-    pub(crate) fn next_message_into(
-        &mut self,
-        ty: u8,
-        slot: u32,
-        out: &mut Message,
-    ) -> Option<(u32, u16)> {
-        // Fields are borrowed one by one (metadata, pool) so the hot path has no repeated
-        // lookups and no 256-byte `Option<Message>` return.
-        let m = &mut self.types[usize::from(ty)].metas[slot as usize];
-        if m.state == State::Receiving && m.notices == 0 {
-            if !self.pool.take_from(&mut m.mailbox, out) {
-                return None;
-            }
-            let found = (m.generation, m.group);
-            if out.transfer().is_some() {
-                self.hold_transfer(ty, slot, out);
-            }
-            return Some(found);
-        }
-        self.next_message_slow(ty, slot, out)
-    }
-
-    /// [`Core::next_message_into`] for anything but a plain mailbox message.
+    /// Takes the next thing to dispatch to an isolate into `out` when it is anything but a
+    /// plain mailbox message (notices, replies, completions; see [`Core::next_message`]), and
+    /// returns the isolate's generation and group.
     #[cold]
     #[inline(never)]
     fn next_message_slow(&mut self, ty: u8, slot: u32, out: &mut Message) -> Option<(u32, u16)> {
@@ -539,10 +524,43 @@ impl<'a> Core<'a> {
         Some((m.generation, m.group))
     }
 
+    /// Pops the next ready isolate of type `ty` and takes its first message into `out` (the
+    /// head of its mailbox when it simply waits for messages, else through
+    /// [`Core::next_message_slow`]), with the lookup that popped it. Returns the slot
+    /// and, if a message was taken, the isolate's generation and group; if none was, the
+    /// slot is queued again if it has work (as at the end of a run).
+    #[inline]
+    pub(crate) fn next_ready(
+        &mut self,
+        ty: u8,
+        out: &mut Message,
+    ) -> Option<(u32, Option<(u32, u16)>)> {
+        let t = &mut self.types[usize::from(ty)];
+        let slot = t.pop_ready()?;
+        let m = &mut t.metas[slot as usize];
+        if m.state == State::Receiving && m.notices == 0 {
+            if self.pool.take_from(&mut m.mailbox, out) {
+                let found = (m.generation, m.group);
+                if out.transfer().is_some() {
+                    self.hold_transfer(ty, slot, out);
+                }
+                return Some((slot, Some(found)));
+            }
+            t.make_ready(slot);
+            return Some((slot, None));
+        }
+        let found = self.next_message_slow(ty, slot, out);
+        if found.is_none() {
+            self.types[usize::from(ty)].make_ready(slot);
+        }
+        Some((slot, found))
+    }
+
     /// After a handler call of the isolate in `slot` that did not end it: parks it as
     /// `Receiving` if it returned `Receive`, then — if it may run again (`more`), is still
     /// the same incarnation and waits for messages — takes its next message into `out` as
-    /// [`Core::next_message_into`] does, with the same metadata lookup.
+    /// [`Core::next_ready`] does, with the same metadata lookup. When it returns
+    /// `None` the run is over and the slot is queued again if it has work.
     #[inline]
     pub(crate) fn after_dispatch(
         &mut self,
@@ -553,27 +571,35 @@ impl<'a> Core<'a> {
         more: bool,
         out: &mut Message,
     ) -> Option<(u32, u16)> {
-        let m = &mut self.types[usize::from(ty)].metas[slot as usize];
+        let t = &mut self.types[usize::from(ty)];
+        let m = &mut t.metas[slot as usize];
         if receive {
             m.state = State::Receiving;
         }
-        if !more || m.generation != generation || m.state != State::Receiving {
-            return None;
+        if more && m.generation == generation && m.state == State::Receiving {
+            if m.notices == 0 {
+                if self.pool.take_from(&mut m.mailbox, out) {
+                    let found = (m.generation, m.group);
+                    if out.transfer().is_some() {
+                        self.hold_transfer(ty, slot, out);
+                    }
+                    return Some(found);
+                }
+            } else {
+                let found = self.next_message_slow(ty, slot, out);
+                if found.is_some() {
+                    return found;
+                }
+                self.types[usize::from(ty)].make_ready(slot);
+                return None;
+            }
         }
-        if m.notices != 0 {
-            return self.next_message_slow(ty, slot, out);
-        }
-        if !self.pool.take_from(&mut m.mailbox, out) {
-            return None;
-        }
-        let found = (m.generation, m.group);
-        if out.transfer().is_some() {
-            self.hold_transfer(ty, slot, out);
-        }
-        Some(found)
+        self.types[usize::from(ty)].make_ready(slot);
+        None
     }
 
-    /// The slow path of [`Core::next_message_into`]: notices, replies, completions.
+    /// The next thing to dispatch to an isolate, by its state: notices, replies,
+    /// completions, resumption, or the head of its mailbox.
     #[cold]
     pub(crate) fn next_message(&mut self, ty: u8, slot: u32) -> Option<Message> {
         let me = self.handle(ty, slot);

@@ -535,10 +535,11 @@ impl<'a, P: Platform> Shard<'a, P> {
         };
         let mut msg = Message::EMPTY;
         while *calls < quota {
-            let Some(slot) = parts.core.types[usize::from(ty)].pop_ready() else {
+            // Both `next_ready` and `after_dispatch` queue the isolate again (if it has work)
+            // when its run ends.
+            let Some((slot, mut next)) = parts.core.next_ready(ty, &mut msg) else {
                 break;
             };
-            let mut next = parts.core.next_message_into(ty, slot, &mut msg);
             let mut run = 0;
             while let Some((generation, group)) = next {
                 *calls += 1;
@@ -594,7 +595,6 @@ impl<'a, P: Platform> Shard<'a, P> {
                 let more = run < per_isolate && *calls < quota;
                 next = core.after_dispatch(ty, slot, generation, receive, more, &mut msg);
             }
-            parts.core.types[usize::from(ty)].make_ready(slot);
         }
         None
     }
