@@ -546,7 +546,7 @@ impl<'a> Core<'a> {
                 }
                 return Some((slot, Some(found)));
             }
-            t.make_ready(slot);
+            // Waiting, no notice, empty mailbox: no work, nothing to queue.
             return Some((slot, None));
         }
         let found = self.next_message_slow(ty, slot, out);
@@ -585,6 +585,8 @@ impl<'a> Core<'a> {
                     }
                     return Some(found);
                 }
+                // Waiting, no notice, empty mailbox: no work, nothing to queue.
+                return None;
             } else {
                 let found = self.next_message_slow(ty, slot, out);
                 if found.is_some() {
