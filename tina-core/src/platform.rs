@@ -177,6 +177,10 @@ pub trait Trap {
     /// Runs `f`, the user call described by `call`. A platform that can catch panics returns
     /// `Err(Panicked)` when `f` panics; one that cannot (bare metal, `panic = "abort"`) just
     /// calls it.
+    ///
+    /// It is on the dispatch hot path, and the scheduler calls it statically (the trap type
+    /// is part of the `Platform`): mark the implementation `#[inline]` so it can be inlined
+    /// across crates, which lets the compiler see through `f` as well.
     fn run(&self, call: TrapCall, f: &mut dyn FnMut()) -> Result<(), Panicked>;
 }
 
@@ -274,6 +278,7 @@ impl IoDriver for NoIo {
 pub struct DirectTrap;
 
 impl Trap for DirectTrap {
+    #[inline]
     fn run(&self, _call: TrapCall, f: &mut dyn FnMut()) -> Result<(), Panicked> {
         f();
         Ok(())

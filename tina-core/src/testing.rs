@@ -172,6 +172,7 @@ impl IoDriver for TestIo {
 pub struct CatchPanic;
 
 impl Trap for CatchPanic {
+    #[inline]
     fn run(&self, _call: TrapCall, f: &mut dyn FnMut()) -> Result<(), Panicked> {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|_| Panicked)
     }
