@@ -31,7 +31,7 @@ pub(crate) enum State {
     Initializing,
     /// Parked until its mailbox or a notice has something.
     Receiving,
-    /// Runs again next tick with a `RESUMED` notice.
+    /// Runs again next tick with a `RESUMED` notice (or `SHUTDOWN`, if a shutdown started).
     Yielded,
     /// Parked until its call's reply or timeout.
     AwaitingReply,
@@ -620,7 +620,15 @@ impl<'a> Core<'a> {
                 self.hold_transfer(ty, slot, &msg);
                 Some(msg)
             }
-            State::Yielded => Some(Message::system(me, system_tag::RESUMED, &[])),
+            State::Yielded => {
+                // A shutdown that started while it yielded is told in place of the resume
+                // (every isolate gets its notice; it resumes the isolate all the same).
+                if m.notices & NOTICE_SHUTDOWN != 0 {
+                    m.notices &= !NOTICE_SHUTDOWN;
+                    return Some(Message::system(me, system_tag::SHUTDOWN, &[]));
+                }
+                Some(Message::system(me, system_tag::RESUMED, &[]))
+            }
             State::AwaitingReply => {
                 if m.reply != NIL {
                     let i = m.reply;

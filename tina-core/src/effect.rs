@@ -49,7 +49,8 @@ pub enum Effect {
     Done,
     /// Voluntary failure: tear me down as crashed.
     Crash(CrashReason),
-    /// Run me again next tick (I get a `RESUMED` notice then).
+    /// Run me again next tick (I get a `RESUMED` notice then; if a graceful shutdown started
+    /// meanwhile, the `SHUTDOWN` notice comes in its place, once).
     Yield,
     /// Park me until my mailbox (or a system notice) has something for me.
     Receive,

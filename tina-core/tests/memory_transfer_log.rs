@@ -322,12 +322,44 @@ fn shutdown_delivers_a_notice_to_everyone_and_nothing_restarts() {
 }
 
 #[test]
-fn force_stop_ends_a_shutdown_that_does_not_finish() {
+fn a_yielding_isolate_gets_the_shutdown_notice_in_place_of_its_next_resume() {
     let a = actors(2, Restart::Permanent);
     let shards = a.shards();
     with_rig(&a.spec(&shards), |rig| {
         let hs = rig.actors();
         let mut busy = cmd(op::YIELD);
+        busy.count = 1_000_000;
+        rig.send(hs[0], busy);
+        let mut stubborn = cmd(op::STUBBORN);
+        stubborn.count = 1_000_000;
+        rig.send(hs[1], stubborn);
+        rig.step();
+        rig.shard.shutdown();
+        rig.step();
+        rig.step();
+        // The one that honours the notice is gone after one tick; the stubborn one saw the
+        // notice exactly once, in place of a resume, and keeps being resumed.
+        assert_eq!(rig.actors(), vec![hs[1]]);
+        assert_eq!(rig.shard.counters().exits, 1);
+        let tags: Vec<u16> = rig.actor(hs[1]).seen.iter().map(|s| s.tag).collect();
+        let shutdown = system_tag::SHUTDOWN.0;
+        let resumed = system_tag::RESUMED.0;
+        assert_eq!(
+            tags.iter().filter(|&&t| t == shutdown).count(),
+            1,
+            "{tags:?}"
+        );
+        assert_eq!(tags[tags.len() - 2..], [shutdown, resumed], "{tags:?}");
+    });
+}
+
+#[test]
+fn force_stop_ends_a_shutdown_that_does_not_finish() {
+    let a = actors(2, Restart::Permanent);
+    let shards = a.shards();
+    with_rig(&a.spec(&shards), |rig| {
+        let hs = rig.actors();
+        let mut busy = cmd(op::STUBBORN);
         busy.count = 1_000_000;
         rig.send(hs[0], busy);
         rig.step();

@@ -38,6 +38,7 @@ impl<'r> CatchPanic<'r> {
 }
 
 impl Trap for CatchPanic<'_> {
+    #[inline]
     fn run(&self, call: TrapCall, f: &mut dyn FnMut()) -> Result<(), Panicked> {
         if let Some(s) = self.shared {
             let kind = match call.kind {

@@ -162,6 +162,7 @@ impl SimTrap {
 }
 
 impl Trap for SimTrap {
+    #[inline]
     fn run(&self, call: TrapCall, f: &mut dyn FnMut()) -> Result<(), Panicked> {
         let (verdict, init) = self.decide(call);
         let outcome = match verdict {

@@ -54,6 +54,8 @@ pub mod op {
     pub const BURN: u32 = 12;
     pub const YIELD_THEN_CRASH: u32 = 13;
     pub const REPLY_DEFERRED: u32 = 14;
+    /// Yield `count` times, and keep yielding through a shutdown notice (never finishes).
+    pub const STUBBORN: u32 = 15;
 }
 
 /// Init arguments of the actor.
@@ -103,6 +105,8 @@ pub struct Actor {
     pub last_spawn: Option<Result<Handle, SpawnError>>,
     pub incarnation_marker: u64,
     pub crash_after_yields: bool,
+    /// Set by `STUBBORN`: a shutdown notice does not end this actor.
+    pub ignores_shutdown: bool,
     pub deferred: Option<CallToken>,
     pub deferred_result: Option<Result<(), SendError>>,
 }
@@ -125,6 +129,7 @@ impl Isolate for Actor {
                 last_spawn: None,
                 incarnation_marker: args.id,
                 crash_after_yields: false,
+                ignores_shutdown: false,
                 deferred: None,
                 deferred_result: None,
             },
@@ -156,7 +161,11 @@ impl Isolate for Actor {
             return Effect::Receive;
         }
         if msg.is_shutdown() {
-            return Effect::Done;
+            return if self.ignores_shutdown {
+                Effect::Yield
+            } else {
+                Effect::Done
+            };
         }
         if msg.is_call() && self.args.reply_to_calls == 2 {
             // Answer later, on REPLY_DEFERRED.
@@ -232,6 +241,11 @@ impl Isolate for Actor {
                     self.deferred_result = Some(ctx.reply_to(token, &out));
                 }
                 Effect::Receive
+            }
+            op::STUBBORN => {
+                self.yields_left = cmd.count;
+                self.ignores_shutdown = true;
+                Effect::Yield
             }
             op::YIELD_THEN_CRASH => {
                 self.yields_left = cmd.count;
