@@ -220,3 +220,27 @@ pub(crate) struct Common {
     /// Running as part of `all`: long workloads may use shorter default windows.
     pub(crate) whole_suite: bool,
 }
+
+/// The calling thread's CPU affinity, to put back after a workload pinned the thread (the
+/// next workload, and the child processes it starts, must see every allowed CPU again).
+pub(crate) struct Affinity(libc::cpu_set_t);
+
+impl Affinity {
+    /// The calling thread's affinity now.
+    pub(crate) fn current() -> Affinity {
+        // SAFETY: `cpu_set_t` is plain data for which all-zero is the empty set.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: pid 0 is the calling thread; `set` is a valid, writable `cpu_set_t` of the
+        // size passed.
+        let rc = unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) };
+        assert_eq!(rc, 0, "sched_getaffinity failed");
+        Affinity(set)
+    }
+
+    /// Gives the calling thread this affinity again.
+    pub(crate) fn restore(&self) {
+        // SAFETY: pid 0 is the calling thread; `self.0` is a valid `cpu_set_t`.
+        let rc = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &self.0) };
+        assert_eq!(rc, 0, "sched_setaffinity failed");
+    }
+}

@@ -537,7 +537,13 @@ unsafe fn push(ring: &mut IoUring, e: &squeue::Entry) {
 }
 
 /// Per-connection send/receive state of the load generator (allocated before the run).
+///
+/// The kernel writes into `replies` (and reads `request`) until each operation completes, and
+/// closing a socket does not end an io_uring operation on it, so dropping a `Wire` first shuts
+/// every socket down and reaps every operation still in flight (see `Drop`).
 struct Wire {
+    /// Operations pushed and not yet reaped.
+    in_flight: usize,
     streams: Vec<TcpStream>,
     size: usize,
     request: Vec<u8>,
@@ -546,6 +552,34 @@ struct Wire {
     got: Vec<usize>,
     ring: IoUring,
     completions: Vec<(u64, i32)>,
+}
+
+impl Drop for Wire {
+    fn drop(&mut self) {
+        // Shut the sockets down so every pending receive and send completes (with 0 or an
+        // error), then wait for all of them: only then may the buffers be freed.
+        for s in &self.streams {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.in_flight > 0 {
+            if Instant::now() >= deadline {
+                // The kernel still holds pointers into our buffers: leaking them is the only
+                // safe way out.
+                eprintln!(
+                    "tcp load generator: {} operations never completed",
+                    self.in_flight
+                );
+                std::mem::forget(std::mem::take(&mut self.replies));
+                std::mem::forget(std::mem::take(&mut self.request));
+                return;
+            }
+            let ts = types::Timespec::new().nsec(10_000_000);
+            let args = types::SubmitArgs::new().timespec(&ts);
+            let _ = self.ring.submitter().submit_with_args(1, &args);
+            self.reap();
+        }
+    }
 }
 
 /// What a completion finished.
@@ -560,6 +594,7 @@ enum Done {
 impl Wire {
     fn new(addr: SocketAddr, conns: usize, size: usize) -> Wire {
         Wire {
+            in_flight: 0,
             streams: connect(addr, conns),
             size,
             request: vec![0x5A; size],
@@ -580,9 +615,10 @@ impl Wire {
         )
         .build()
         .user_data((i as u64) << 1);
-        // SAFETY: `request` lives as long as `self`, and `self` outlives the ring (same
-        // struct, the ring is dropped with the sockets, which ends every operation).
+        // SAFETY: `request` is not touched until the operation is reaped: `Drop` reaps every
+        // operation before the buffers are freed.
         unsafe { push(&mut self.ring, &e) };
+        self.in_flight += 1;
     }
 
     fn recv(&mut self, i: usize) {
@@ -594,8 +630,10 @@ impl Wire {
         )
         .build()
         .user_data(((i as u64) << 1) | 1);
-        // SAFETY: `replies` lives as long as the ring (see `send`).
+        // SAFETY: this part of `replies` is not touched until the operation is reaped (see
+        // `send`).
         unsafe { push(&mut self.ring, &e) };
+        self.in_flight += 1;
     }
 
     /// Moves the ready completions into `self.completions` (no allocation: reserved up front).
@@ -603,6 +641,7 @@ impl Wire {
         self.completions.clear();
         self.completions
             .extend(self.ring.completion().map(|c| (c.user_data(), c.result())));
+        self.in_flight -= self.completions.len();
     }
 
     /// Handles one completion.
