@@ -31,9 +31,10 @@
 
 use crate::harness::{self, Common, Row, Spread, Summary};
 use crate::idle::{
-    Server, pin_child, raise_nofile, ratio_text, reset_close, rss_bytes_of, spread_with,
-    tina_config,
+    Server, pin_child, raise_nofile, ratio_text, reset_close, rss_bytes_of, serve_tina_child,
+    spread_with,
 };
+use crate::tcp::tokio_echo;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::ExitCode;
@@ -104,18 +105,10 @@ fn serve_tina(system: &str, addr: SocketAddr, cpu: Option<usize>, count: u32) {
     println!("region {region}");
     println!("pre {}", rss_bytes_of("self"));
     let _ = std::io::stdout().flush();
-    if let Err(e) = tina_linux::run(
-        &spec,
-        &tina_config(system, cpu),
-        &tina_linux::Control::new(),
-    ) {
-        eprintln!("tina: {e}");
-        std::process::exit(1);
-    }
+    serve_tina_child(&spec, system, cpu);
 }
 
 fn serve_tokio(addr: SocketAddr, buffer: usize) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     println!("region 0");
     println!("pre {}", rss_bytes_of("self"));
     let _ = std::io::stdout().flush();
@@ -129,25 +122,7 @@ fn serve_tokio(addr: SocketAddr, buffer: usize) {
         socket.set_reuseaddr(true).expect("SO_REUSEADDR");
         socket.bind(addr).expect("bind");
         let listener = socket.listen(BACKLOG).expect("listen");
-        loop {
-            let Ok((mut s, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = s.set_nodelay(true);
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; buffer];
-                loop {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => {
-                            if s.write_all(&buf[..n]).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                }
-            });
-        }
+        tokio_echo(listener, buffer).await
     });
 }
 

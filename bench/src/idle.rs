@@ -282,7 +282,7 @@ pub(crate) fn pin_child(args: &[String]) -> (SocketAddr, Option<usize>) {
 
 /// The runtime configuration every Tina child uses: defaults, except the backend, the CPU
 /// and the boot lines (not printed).
-pub(crate) fn tina_config(system: &str, cpu: Option<usize>) -> tina_linux::Config {
+fn tina_config(system: &str, cpu: Option<usize>) -> tina_linux::Config {
     tina_linux::Config {
         backend: if system.starts_with("tina-epoll") {
             tina_linux::Backend::Epoll
@@ -293,6 +293,15 @@ pub(crate) fn tina_config(system: &str, cpu: Option<usize>) -> tina_linux::Confi
         announce: false,
         log_level: tina_core::log::Level::Warn,
         ..tina_linux::Config::default()
+    }
+}
+
+/// Runs a Tina server child (`tina-uring…` or `tina-epoll…`, on `cpu`) until it is stopped;
+/// exits the process if the runtime refuses to boot.
+pub(crate) fn serve_tina_child(spec: &SystemSpec<'_>, system: &str, cpu: Option<usize>) {
+    if let Err(e) = tina_linux::run(spec, &tina_config(system, cpu), &tina_linux::Control::new()) {
+        eprintln!("tina: {e}");
+        std::process::exit(1);
     }
 }
 
@@ -461,14 +470,7 @@ fn serve_tina(system: &str, addr: SocketAddr, cpu: Option<usize>) {
         root: GroupSpec::one_for_one(&children).dynamic(connections),
     }];
     let spec = SystemSpec::new(&shards, &types);
-    if let Err(e) = tina_linux::run(
-        &spec,
-        &tina_config(system, cpu),
-        &tina_linux::Control::new(),
-    ) {
-        eprintln!("tina: {e}");
-        std::process::exit(1);
-    }
+    serve_tina_child(&spec, system, cpu);
 }
 
 fn serve_tokio(addr: SocketAddr) {

@@ -26,7 +26,7 @@ use tina_core::{CrashReason, Ctx, Effect, Isolate, Message};
 
 use crate::harness::{Common, Row, Spread, Summary, pin_current_thread, thread_cpu_ns, verdict};
 use crate::tcp::{
-    CLIENT_BOUND_PER_MILLE, Latency, Server, fixed_rate, micros_whole_spread, per_round,
+    CLIENT_BOUND_PER_MILLE, Latency, Server, fixed_rate, micros_whole_spread, per_round, tokio_echo,
 };
 
 /// CPU of the light side (Tina's shard 0; the load generator runs here too).
@@ -197,7 +197,6 @@ fn serve_tina(addr: SocketAddr, loops: usize) -> ExitCode {
 }
 
 fn serve_tokio(addr: SocketAddr, loops: usize) -> ExitCode {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_io()
@@ -213,25 +212,7 @@ fn serve_tokio(addr: SocketAddr, loops: usize) -> ExitCode {
             });
         }
         let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
-        loop {
-            let Ok((mut s, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = s.set_nodelay(true);
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 16 * 1024];
-                loop {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => {
-                            if s.write_all(&buf[..n]).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                }
-            });
-        }
+        tokio_echo(listener, 16 * 1024).await
     })
 }
 

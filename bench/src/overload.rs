@@ -607,14 +607,7 @@ struct Run {
     samples: Vec<(u64, u64)>,
     window_ms: u64,
     early: bool,
-    offered: u64,
-    delivered: u64,
-    refused: u64,
-    dest_dropped: u64,
-    queued: u64,
-    ring_full: u64,
-    mailbox_full: u64,
-    pool_exhausted: u64,
+    counts: Counts,
 }
 
 impl Run {
@@ -665,7 +658,7 @@ impl Run {
     }
 
     fn dropped(&self) -> u64 {
-        self.refused + self.dest_dropped
+        self.counts.refused + self.counts.dest_dropped
     }
 }
 
@@ -719,19 +712,22 @@ fn run_child(contender: &str, window_ms: u64) -> Run {
         samples,
         window_ms: get("window_ms"),
         early: get("early") != 0,
-        offered: get("offered"),
-        delivered: get("delivered"),
-        refused: get("refused"),
-        dest_dropped: get("dest_dropped"),
-        queued: get("queued"),
-        ring_full: get("ring_full"),
-        mailbox_full: get("mailbox_full"),
-        pool_exhausted: get("pool_exhausted"),
+        counts: Counts {
+            offered: get("offered"),
+            delivered: get("delivered"),
+            refused: get("refused"),
+            dest_dropped: get("dest_dropped"),
+            queued: get("queued"),
+            ring_full: get("ring_full"),
+            mailbox_full: get("mailbox_full"),
+            pool_exhausted: get("pool_exhausted"),
+            order_errors: get("order_errors"),
+        },
     };
     assert!(!run.samples.is_empty(), "B4 {contender}: no RSS samples");
     assert_eq!(
-        run.offered,
-        run.delivered + run.dropped() + run.queued,
+        run.counts.offered,
+        run.counts.delivered + run.dropped() + run.counts.queued,
         "B4 {contender}: offered ≠ delivered + dropped + queued"
     );
     run
@@ -822,7 +818,7 @@ pub(crate) fn run(common: &Common, summary: &mut Summary) {
         // peer's producer is held back by design.
         let behind = r
             .iter()
-            .filter(|x| x.per_s(x.offered) * 100 < OFFERED_PER_MS * 1000 * 95)
+            .filter(|x| x.per_s(x.counts.offered) * 100 < OFFERED_PER_MS * 1000 * 95)
             .count();
         let mut label = String::new();
         if early > 0 {
@@ -841,10 +837,10 @@ pub(crate) fn run(common: &Common, summary: &mut Summary) {
             col(&|x| x.rss_warm(warmup_ms), &mib),
             col(&|x| x.peak(), &mib),
             col(&|x| x.growth(warmup_ms), &kib),
-            col(&|x| x.per_s(x.offered), &k),
-            col(&|x| x.per_s(x.delivered), &k),
+            col(&|x| x.per_s(x.counts.offered), &k),
+            col(&|x| x.per_s(x.counts.delivered), &k),
             col(&|x| x.dropped(), &k),
-            col(&|x| x.queued, &k),
+            col(&|x| x.counts.queued, &k),
         );
     }
     println!();
@@ -882,16 +878,16 @@ pub(crate) fn run(common: &Common, summary: &mut Summary) {
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for (round, x) in runs[0].iter().enumerate() {
-        let exact = x.offered - x.delivered == x.dropped();
+        let exact = x.counts.offered - x.counts.delivered == x.dropped();
         println!(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             round + 1,
-            x.offered,
-            x.delivered,
-            x.offered - x.delivered,
-            x.ring_full,
-            x.mailbox_full,
-            x.pool_exhausted,
+            x.counts.offered,
+            x.counts.delivered,
+            x.counts.offered - x.counts.delivered,
+            x.counts.ring_full,
+            x.counts.mailbox_full,
+            x.counts.pool_exhausted,
             x.dropped(),
             if exact { "yes" } else { "**NO**" }
         );
@@ -928,8 +924,12 @@ pub(crate) fn run(common: &Common, summary: &mut Summary) {
         ratio: harness::ratio_spread(&ratios),
         target: harness::verdict(&target, met),
     });
-    let delivered =
-        |i: usize| -> Vec<u64> { runs[i].iter().map(|x| x.per_s(x.delivered)).collect() };
+    let delivered = |i: usize| -> Vec<u64> {
+        runs[i]
+            .iter()
+            .map(|x| x.per_s(x.counts.delivered))
+            .collect()
+    };
     let (td, bd) = (delivered(0), delivered(2));
     let ratios: Vec<u64> = td
         .iter()

@@ -311,33 +311,39 @@ fn serve_tina(addr: SocketAddr, backend: tina_linux::Backend) -> ExitCode {
 }
 
 fn serve_tokio(addr: SocketAddr) -> ExitCode {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()
         .expect("tokio runtime");
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
-        loop {
-            let Ok((mut s, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = s.set_nodelay(true);
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 16 * 1024];
-                loop {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => {
-                            if s.write_all(&buf[..n]).await.is_err() {
-                                return;
-                            }
+        tokio_echo(listener, 16 * 1024).await
+    })
+}
+
+/// The tokio peer's echo server, shared by B3, B6 and B7: accepts on `listener` forever, one
+/// task per connection, `read` + `write_all` through a `buffer`-byte buffer, `TCP_NODELAY`.
+pub(crate) async fn tokio_echo(listener: tokio::net::TcpListener, buffer: usize) -> ! {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        let Ok((mut s, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = s.set_nodelay(true);
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; buffer];
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        if s.write_all(&buf[..n]).await.is_err() {
+                            return;
                         }
                     }
                 }
-            });
-        }
-    })
+            }
+        });
+    }
 }
 
 fn serve_monoio(addr: SocketAddr) -> ExitCode {
