@@ -307,6 +307,11 @@ pub(crate) struct Core<'a> {
     /// whether an isolate took ownership of it (`Ctx::own_fd`) during the call. Unclaimed
     /// when the receiver exits, it is closed instead of leaking.
     pub(crate) pending_fd: Option<(crate::io::Fd, bool)>,
+    /// The error of the last socket-control call, if it failed (cleared when an `init`
+    /// starts): the likely root cause when that `init` fails.
+    pub(crate) control_error: Option<crate::io::IoError>,
+    /// The last `init` that failed, for the boot error.
+    pub(crate) init_failure: Option<crate::shard::InitFailure>,
 }
 
 impl<'a> Core<'a> {

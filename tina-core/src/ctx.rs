@@ -17,8 +17,8 @@ use crate::isolate::{InitArgs, Isolate};
 use crate::message::{CallToken, Message, Outgoing, Payload, PayloadTooLarge, UserTag};
 use crate::platform::{CallKind, SocketControl, Transport, Trap, TrapCall};
 use crate::pool::Class;
-use crate::shard::{SendError, SpawnError};
-use crate::spec::{Restart, TypeRef};
+use crate::shard::{InitFailure, SendError, SpawnError};
+use crate::spec::{Location, Restart, TypeRef};
 use crate::time::{Duration, Instant};
 use crate::timer::{TimerId, TimerKind, TimersExhausted};
 use crate::transfer::{TransferBuf, TransferError};
@@ -204,6 +204,7 @@ impl<'x, 'a> Ctx<'x, 'a> {
         self.call = None;
         self.group = group;
         let mut result = Err(CrashReason::PANIC);
+        self.core.control_error = None;
         let trap = self.trap;
         let call = TrapCall {
             isolate: child,
@@ -217,7 +218,14 @@ impl<'x, 'a> Ctx<'x, 'a> {
         }
         let effect = match result {
             Ok(effect) => effect,
-            Err(_) => {
+            Err(reason) => {
+                let path = self.core.groups.path(self.core.shard, group);
+                self.core.init_failure = Some(InitFailure {
+                    child: Location::Child(path, member),
+                    type_name: call.type_name,
+                    reason,
+                    io_error: self.core.control_error,
+                });
                 // Nothing was placed (or the placed value is dropped now); release the slot.
                 self.core.io.bufs.release_held_from(held_mark);
                 self.core.transfers.release_held_from(transfer_mark);
@@ -325,7 +333,9 @@ impl<'x, 'a> Ctx<'x, 'a> {
 
     /// Runs a synchronous socket-control call.
     pub fn control(&mut self, op: Control) -> Result<ControlOutcome, IoError> {
-        self.control.control(self.me, op)
+        let result = self.control.control(self.me, op);
+        self.core.control_error = result.err();
+        result
     }
 
     /// Creates a socket.

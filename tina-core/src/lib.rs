@@ -148,7 +148,10 @@ pub use message::{
     UserTag, system_tag,
 };
 pub use placement::key_to_shard;
-pub use shard::{BootError, SendError, Shard, ShardStatus, SpawnError, StepReport};
+pub use shard::{
+    BootError, InitFailure, SendError, Shard, ShardStatus, SpawnError, StepReport, SystemMemory,
+    ring_memory_required,
+};
 pub use spec::{
     ChildSpec, GroupSpec, QuarantinePolicy, Restart, RestartBudget, ShardConfig, ShardSpec,
     SpecError, Strategy, SystemSpec, TypeRef, TypeSpec,

@@ -79,30 +79,48 @@ impl RegionBlock {
 }
 
 /// Counts the bytes a carve sequence needs, assuming a 128-aligned base.
-#[derive(Clone, Copy, Debug, Default)]
+///
+/// Every step is checked: an offset, a padding or a product above the limit is
+/// [`MemoryError::Overflow`], never a wrap. The limit is `usize::MAX` ([`Measure::new`]);
+/// [`Measure::with_limit`] computes the same sizes as a target with a narrower `usize`
+/// would (`u32::MAX`: a 32-bit MCU), so a 64-bit host can check a spec for such a target.
+#[derive(Clone, Copy, Debug)]
 pub struct Measure {
     offset: usize,
+    limit: usize,
     overflow: bool,
 }
 
+impl Default for Measure {
+    fn default() -> Measure {
+        Measure::new()
+    }
+}
+
 impl Measure {
-    /// Starts at offset 0.
+    /// Starts at offset 0, with `usize::MAX` as the limit.
     pub const fn new() -> Measure {
+        Measure::with_limit(usize::MAX)
+    }
+
+    /// Starts at offset 0; any offset or size above `limit` is an overflow.
+    pub const fn with_limit(limit: usize) -> Measure {
         Measure {
             offset: 0,
+            limit,
             overflow: false,
         }
     }
 
     /// Accounts for `len` values of `T`.
     pub fn slice<T>(&mut self, len: usize) {
-        let align = align_of::<T>();
-        let start = self.offset.next_multiple_of(align);
-        match size_of::<T>()
-            .checked_mul(len)
-            .and_then(|b| start.checked_add(b))
-        {
-            Some(end) => self.offset = end,
+        self.add(align_of::<T>(), size_of::<T>(), len);
+    }
+
+    /// Accounts for `count × per` values of `T` (the product is checked too).
+    pub fn slice_of<T>(&mut self, count: usize, per: usize) {
+        match count.checked_mul(per) {
+            Some(len) => self.slice::<T>(len),
             None => self.overflow = true,
         }
     }
@@ -110,6 +128,20 @@ impl Measure {
     /// Accounts for one `T`.
     pub fn one<T>(&mut self) {
         self.slice::<T>(1);
+    }
+
+    fn add(&mut self, align: usize, size: usize, len: usize) {
+        let end = self
+            .offset
+            .checked_next_multiple_of(align)
+            .filter(|&start| start <= self.limit)
+            .zip(size.checked_mul(len))
+            .and_then(|(start, bytes)| start.checked_add(bytes))
+            .filter(|&end| end <= self.limit);
+        match end {
+            Some(end) => self.offset = end,
+            None => self.overflow = true,
+        }
     }
 
     /// The total, or an error if it overflowed.
@@ -158,14 +190,18 @@ impl<'a> Region<'a> {
         if align > REGION_ALIGN {
             return Err(MemoryError::AlignmentTooLarge);
         }
-        let pad = self.consumed.next_multiple_of(align) - self.consumed;
+        let pad = self
+            .consumed
+            .checked_next_multiple_of(align)
+            .ok_or(MemoryError::Overflow)?
+            - self.consumed;
         let bytes = size_of::<T>()
             .checked_mul(len)
             .and_then(|b| b.checked_add(pad))
             .ok_or(MemoryError::Overflow)?;
         if bytes > self.free.len() {
             return Err(MemoryError::Exhausted {
-                needed: self.consumed + bytes,
+                needed: self.consumed.saturating_add(bytes),
                 available: self.capacity,
             });
         }
@@ -195,7 +231,7 @@ impl<'a> Region<'a> {
     pub fn zeroed_bytes(&mut self, len: usize) -> Result<&'a mut [u8], MemoryError> {
         if len > self.free.len() {
             return Err(MemoryError::Exhausted {
-                needed: self.consumed + len,
+                needed: self.consumed.saturating_add(len),
                 available: self.capacity,
             });
         }
@@ -294,6 +330,56 @@ mod tests {
     fn measure_overflow_is_an_error() {
         let mut m = Measure::new();
         m.slice::<u64>(usize::MAX / 4);
+        assert_eq!(m.total(), Err(MemoryError::Overflow));
+    }
+
+    #[test]
+    fn measure_padding_past_usize_max_is_an_error_not_a_wrap() {
+        // An offset a few bytes below the top: aligning it for a `u64` would pass usize::MAX.
+        let mut m = Measure::new();
+        m.slice::<u8>(usize::MAX - 2);
+        assert_eq!(m.total(), Ok(usize::MAX - 2));
+        m.slice::<u64>(0);
+        assert_eq!(m.total(), Err(MemoryError::Overflow));
+    }
+
+    #[test]
+    fn measure_with_a_32_bit_limit_reports_what_wraps_on_a_32_bit_target() {
+        let limit = u32::MAX as usize;
+        // Fits in 32 bits: the same total as without a limit.
+        let mut narrow = Measure::with_limit(limit);
+        let mut wide = Measure::new();
+        for m in [&mut narrow, &mut wide] {
+            m.slice::<u8>(3);
+            m.slice_of::<u8>(65_535, 16 * 1024);
+            m.slice::<u64>(10);
+        }
+        assert_eq!(narrow.total(), wide.total());
+        assert!(narrow.total().unwrap() < limit);
+        // 65535 buffers of 64 KiB + 2 bytes: more than 2^32 − 1 bytes.
+        let mut narrow = Measure::with_limit(limit);
+        narrow.slice_of::<u8>(65_535, 65_538);
+        assert_eq!(narrow.total(), Err(MemoryError::Overflow));
+        // The product of the two counts alone overflows 32 bits.
+        let mut narrow = Measure::with_limit(limit);
+        narrow.slice_of::<u128>(1 << 20, 1 << 12);
+        assert_eq!(narrow.total(), Err(MemoryError::Overflow));
+        // An offset just below the limit: the padding for a `u32` crosses it.
+        let mut narrow = Measure::with_limit(limit);
+        narrow.slice::<u8>(limit - 1);
+        assert_eq!(narrow.total(), Ok(limit - 1));
+        narrow.slice::<u32>(0);
+        assert_eq!(narrow.total(), Err(MemoryError::Overflow));
+        // On a real 64-bit `usize` the same products fit.
+        if cfg!(target_pointer_width = "64") {
+            let mut wide = Measure::new();
+            wide.slice_of::<u8>(65_535, 65_538);
+            wide.slice_of::<u128>(1 << 20, 1 << 12);
+            assert!(wide.total().unwrap() > limit);
+        }
+        // The count product itself overflows usize.
+        let mut m = Measure::new();
+        m.slice_of::<u8>(usize::MAX, 2);
         assert_eq!(m.total(), Err(MemoryError::Overflow));
     }
 }

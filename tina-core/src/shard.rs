@@ -24,6 +24,7 @@ use crate::handle::{Handle, ShardId, TypeId};
 use crate::iobuf::{BufMeta, BufferPool, IoState, WorkChunk};
 use crate::log::{LogRecord, LogRing};
 
+use crate::io::IoError;
 use crate::isolate::Isolate;
 use crate::memory::{Measure, MemoryError, Region};
 use crate::message::{Message, Outgoing};
@@ -32,7 +33,8 @@ use crate::platform::{
     Transport, Trap, TrapCall,
 };
 use crate::pool::{Class, Pool};
-use crate::spec::{DISPATCHES_PER_WEIGHT, QuarantinePolicy, SpecError, SystemSpec};
+use crate::ring::{Ring, Slot};
+use crate::spec::{DISPATCHES_PER_WEIGHT, Location, QuarantinePolicy, SpecError, SystemSpec};
 use crate::supervision::{Departed, GroupState, Groups, Member, TreeSize, Verdict};
 use crate::time::Instant;
 use crate::timer::{TimerEntry, TimerWheel};
@@ -120,8 +122,50 @@ pub enum BootError {
         /// Shards in the spec.
         shard_count: usize,
     },
-    /// The supervision tree could not be started: a static child's `init` kept failing.
-    RootFailed,
+    /// The supervision tree could not be started: a static child's `init` failed (at boot a
+    /// failed `init` is not retried: the whole tree is refused).
+    RootFailed(InitFailure),
+}
+
+/// The static child whose `init` failed when a supervision tree was started, and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InitFailure {
+    /// Where the child is in the spec (`shards[s].root.children[c]…`).
+    pub child: Location,
+    /// The name of its type.
+    pub type_name: &'static str,
+    /// What its `init` returned ([`CrashReason::PANIC`] if it panicked).
+    pub reason: CrashReason,
+    /// The error of the last socket-control call (`Ctx::socket`, `bind`, `listen`, …) the
+    /// `init` made, if that call failed: usually the root cause (a `bind()` whose address is
+    /// in use). `None` if the last such call succeeded or there was none.
+    pub io_error: Option<IoError>,
+}
+
+impl InitFailure {
+    /// When no child's failure was recorded (a child that could not even be spawned).
+    pub(crate) fn unknown(shard: ShardId) -> InitFailure {
+        InitFailure {
+            child: Location::Shard(u16::from(shard.0)),
+            type_name: "?",
+            reason: CrashReason("a static child could not be spawned"),
+            io_error: None,
+        }
+    }
+}
+
+impl fmt::Display for InitFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} (type `{}`) failed to initialise: {}",
+            self.child, self.type_name, self.reason
+        )?;
+        if let Some(e) = self.io_error {
+            write!(f, ": {e}")?;
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Display for BootError {
@@ -135,9 +179,9 @@ impl fmt::Display for BootError {
                     "shard {shard} does not exist (the spec has {shard_count} shards)"
                 )
             }
-            BootError::RootFailed => f.write_str(
-                "the supervision tree failed to start: a static child's init kept failing",
-            ),
+            BootError::RootFailed(failure) => {
+                write!(f, "the supervision tree failed to start: {failure}")
+            }
         }
     }
 }
@@ -190,47 +234,21 @@ pub struct Shard<'a, P: Platform> {
 
 impl<'a, P: Platform> Shard<'a, P> {
     /// Exactly how many bytes [`Shard::new`] carves from its region for `shard` of `spec`.
+    /// Every size computation is checked: a spec whose region does not fit in `usize` is
+    /// [`MemoryError::Overflow`].
     pub fn memory_required(spec: &SystemSpec<'_>, shard: ShardId) -> Result<usize, BootError> {
-        spec.validate().map_err(BootError::Spec)?;
-        let root = &spec
-            .shards
-            .get(usize::from(shard.0))
-            .ok_or(BootError::NoSuchShard {
-                shard: shard.0,
-                shard_count: spec.shards.len(),
-            })?
-            .root;
-        let c = &spec.shard;
-        let mut m = Measure::new();
-        m.slice::<TypeState<'static>>(spec.types.len());
-        for t in spec.types {
-            m.slice::<Meta>(t.capacity as usize);
-        }
-        m.slice::<ArenaRef<'static>>(spec.types.len());
-        for t in spec.types {
-            (t.vtable.measure)(&mut m, t.capacity);
-        }
-        m.slice::<Message>(c.message_pool_size as usize);
-        m.slice::<u32>(c.message_pool_size as usize);
-        m.slice::<TimerEntry>(c.timer_entries as usize);
-        m.slice::<u32>(c.timer_spokes as usize);
-        m.slice::<u32>(c.timer_expirations_per_tick_max as usize);
-        m.slice::<u8>(c.io_buffer_count as usize * c.io_buffer_size as usize);
-        m.slice::<BufMeta>(c.io_buffer_count as usize);
-        m.slice::<Submission>(c.io_submissions_per_tick_max as usize);
-        let tree = TreeSize::of(root);
-        m.slice::<GroupState<'static>>(tree.groups);
-        m.slice::<Member>(tree.members);
-        m.slice::<u64>(tree.history);
-        m.slice::<u64>(spec.recoveries_max as usize);
-        m.slice::<LogRecord>(c.log_entries as usize);
-        for t in spec.types {
-            m.slice::<WorkChunk>(t.capacity as usize * WorkChunk::count_for(t.working_memory_size));
-        }
-        m.slice::<WorkChunk>(WorkChunk::count_for(scratch_size_max(spec)));
-        m.slice::<u8>(c.transfer_buffer_count as usize * c.transfer_buffer_size as usize);
-        m.slice::<BufMeta>(c.transfer_buffer_count as usize);
-        m.total().map_err(BootError::Memory)
+        region_size(spec, shard, Measure::new())
+    }
+
+    /// [`Shard::memory_required`] as a target whose `usize` ends at `limit` computes it
+    /// (`u32::MAX as usize`: a 32-bit MCU): every offset and product above `limit` is
+    /// [`MemoryError::Overflow`]. (Type sizes are the host's.)
+    pub fn memory_required_within(
+        spec: &SystemSpec<'_>,
+        shard: ShardId,
+        limit: usize,
+    ) -> Result<usize, BootError> {
+        region_size(spec, shard, Measure::with_limit(limit))
     }
 
     /// Validates the spec, carves every structure from `memory` (see
@@ -254,7 +272,7 @@ impl<'a, P: Platform> Shard<'a, P> {
         debug_assert_eq!(r.consumed(), needed, "memory_required must match the carve");
         let started = shard.with_ctx(|ctx| ctx.start_group(0));
         if started.is_err() {
-            return Err(BootError::RootFailed);
+            return Err(BootError::RootFailed(shard.init_failure()));
         }
         Ok(shard)
     }
@@ -294,7 +312,11 @@ impl<'a, P: Platform> Shard<'a, P> {
         let due = r.slice(c.timer_expirations_per_tick_max as usize, |_| 0u32)?;
         let io = IoState::new(
             BufferPool::new(
-                r.zeroed_bytes(c.io_buffer_count as usize * c.io_buffer_size as usize)?,
+                r.zeroed_bytes(
+                    (c.io_buffer_count as usize)
+                        .checked_mul(c.io_buffer_size as usize)
+                        .ok_or(MemoryError::Overflow)?,
+                )?,
                 c.io_buffer_size as usize,
                 r.slice(c.io_buffer_count as usize, |_| BufMeta::FREE)?,
             ),
@@ -318,14 +340,21 @@ impl<'a, P: Platform> Shard<'a, P> {
         let log = LogRing::new(r.slice(c.log_entries as usize, |_| LogRecord::EMPTY)?);
         for (i, t) in spec.types.iter().enumerate() {
             let per = WorkChunk::count_for(t.working_memory_size);
-            types[i].working = r.slice(t.capacity as usize * per, |_| WorkChunk::ZERO)?;
+            let chunks = (t.capacity as usize)
+                .checked_mul(per)
+                .ok_or(MemoryError::Overflow)?;
+            types[i].working = r.slice(chunks, |_| WorkChunk::ZERO)?;
             types[i].working_chunks = per;
         }
         let scratch = r.slice(WorkChunk::count_for(scratch_size_max(spec)), |_| {
             WorkChunk::ZERO
         })?;
         let transfers = BufferPool::new(
-            r.zeroed_bytes(c.transfer_buffer_count as usize * c.transfer_buffer_size as usize)?,
+            r.zeroed_bytes(
+                (c.transfer_buffer_count as usize)
+                    .checked_mul(c.transfer_buffer_size as usize)
+                    .ok_or(MemoryError::Overflow)?,
+            )?,
             c.transfer_buffer_size as usize,
             r.slice(c.transfer_buffer_count as usize, |_| BufMeta::FREE)?,
         );
@@ -349,6 +378,8 @@ impl<'a, P: Platform> Shard<'a, P> {
                 transfers,
                 quarantined_peers: [0; 4],
                 pending_fd: None,
+                control_error: None,
+                init_failure: None,
             },
             arenas,
             platform,
@@ -356,6 +387,14 @@ impl<'a, P: Platform> Shard<'a, P> {
             recoveries,
             recovery_count: 0,
         })
+    }
+
+    /// The last failed `init` (taken), or a placeholder if none was recorded.
+    fn init_failure(&mut self) -> InitFailure {
+        self.core
+            .init_failure
+            .take()
+            .unwrap_or_else(|| InitFailure::unknown(self.core.shard))
     }
 
     /// Runs `f` with a context that is not inside any handler (boot, supervision).
@@ -697,8 +736,9 @@ impl<'a, P: Platform> Shard<'a, P> {
             .transport
             .announce(PeerEvent::Restarted);
         if self.with_ctx(|ctx| ctx.start_group(0)).is_err() {
+            let failure = self.init_failure();
             self.recover();
-            return Err(BootError::RootFailed);
+            return Err(BootError::RootFailed(failure));
         }
         Ok(())
     }
@@ -911,6 +951,114 @@ impl<P: Platform> Drop for Shard<'_, P> {
         for a in self.arenas.iter_mut().flatten() {
             a.clear();
         }
+    }
+}
+
+/// The carve sequence of [`Shard::carve`], measured (it needs no platform).
+fn region_size(spec: &SystemSpec<'_>, shard: ShardId, mut m: Measure) -> Result<usize, BootError> {
+    spec.validate().map_err(BootError::Spec)?;
+    let root = &spec
+        .shards
+        .get(usize::from(shard.0))
+        .ok_or(BootError::NoSuchShard {
+            shard: shard.0,
+            shard_count: spec.shards.len(),
+        })?
+        .root;
+    let c = &spec.shard;
+    m.slice::<TypeState<'static>>(spec.types.len());
+    for t in spec.types {
+        m.slice::<Meta>(t.capacity as usize);
+    }
+    m.slice::<ArenaRef<'static>>(spec.types.len());
+    for t in spec.types {
+        (t.vtable.measure)(&mut m, t.capacity);
+    }
+    m.slice::<Message>(c.message_pool_size as usize);
+    m.slice::<u32>(c.message_pool_size as usize);
+    m.slice::<TimerEntry>(c.timer_entries as usize);
+    m.slice::<u32>(c.timer_spokes as usize);
+    m.slice::<u32>(c.timer_expirations_per_tick_max as usize);
+    m.slice_of::<u8>(c.io_buffer_count as usize, c.io_buffer_size as usize);
+    m.slice::<BufMeta>(c.io_buffer_count as usize);
+    m.slice::<Submission>(c.io_submissions_per_tick_max as usize);
+    let tree = TreeSize::of(root);
+    m.slice::<GroupState<'static>>(tree.groups);
+    m.slice::<Member>(tree.members);
+    m.slice::<u64>(tree.history);
+    m.slice::<u64>(spec.recoveries_max as usize);
+    m.slice::<LogRecord>(c.log_entries as usize);
+    for t in spec.types {
+        m.slice_of::<WorkChunk>(
+            t.capacity as usize,
+            WorkChunk::count_for(t.working_memory_size),
+        );
+    }
+    m.slice::<WorkChunk>(WorkChunk::count_for(scratch_size_max(spec)));
+    m.slice_of::<u8>(
+        c.transfer_buffer_count as usize,
+        c.transfer_buffer_size as usize,
+    );
+    m.slice::<BufMeta>(c.transfer_buffer_count as usize);
+    m.total().map_err(BootError::Memory)
+}
+
+/// Bytes of the cross-shard rings shard `consumer` drains (one from every other shard), laid
+/// out one after the other from a 128-aligned base: for each producer in shard order, its
+/// slots (`capacity × size_of::<Slot<Message>>()`) and then the [`Ring`] itself. A platform
+/// that maps ring memory per consumer (Linux) carves it in this order; one that keeps rings in
+/// `static`s (bare metal) can use it to size them. Checked like [`Shard::memory_required`].
+pub fn ring_memory_required(spec: &SystemSpec<'_>, consumer: ShardId) -> Result<usize, BootError> {
+    spec.validate().map_err(BootError::Spec)?;
+    let n = spec.shards.len();
+    if usize::from(consumer.0) >= n {
+        return Err(BootError::NoSuchShard {
+            shard: consumer.0,
+            shard_count: n,
+        });
+    }
+    let mut m = Measure::new();
+    for from in 0..n {
+        if from != usize::from(consumer.0) {
+            let capacity = spec.ring_capacity_between(from as u8, consumer.0);
+            m.slice::<Slot<Message>>(capacity as usize);
+            m.one::<Ring<'static, Message>>();
+        }
+    }
+    m.total().map_err(BootError::Memory)
+}
+
+/// The memory a whole system needs: every shard's region and every cross-shard ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SystemMemory {
+    /// The sum of every shard's [`Shard::memory_required`].
+    pub regions: usize,
+    /// The sum of every shard's [`ring_memory_required`] (the N×(N−1) rings).
+    pub rings: usize,
+}
+
+impl SystemMemory {
+    /// Measures `spec` (checked: a total that does not fit in `usize` is an overflow).
+    pub fn of(spec: &SystemSpec<'_>) -> Result<SystemMemory, BootError> {
+        let mut total = SystemMemory {
+            regions: 0,
+            rings: 0,
+        };
+        let overflow = BootError::Memory(MemoryError::Overflow);
+        for i in 0..spec.shards.len() {
+            let shard = ShardId(i as u8);
+            let region = region_size(spec, shard, Measure::new())?;
+            let rings = ring_memory_required(spec, shard)?;
+            total.regions = total.regions.checked_add(region).ok_or(overflow)?;
+            total.rings = total.rings.checked_add(rings).ok_or(overflow)?;
+        }
+        total.total().ok_or(overflow)?;
+        Ok(total)
+    }
+
+    /// Regions and rings together (`None` if that overflows `usize`).
+    pub fn total(&self) -> Option<usize> {
+        self.regions.checked_add(self.rings)
     }
 }
 

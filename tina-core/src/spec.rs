@@ -27,6 +27,11 @@ pub const ALIGN_MAX: usize = 128;
 pub const GROUP_DEPTH_MAX: usize = 8;
 /// Smallest cross-shard ring capacity.
 pub const RING_CAPACITY_MIN: u32 = 16;
+/// Largest cross-shard ring capacity (2^20 messages: 128 MiB of slots per ring).
+pub const RING_CAPACITY_MAX: u32 = 1 << 20;
+/// Largest restart budget of a group, and largest `recoveries_max` of a system (each entry
+/// is a remembered time in the shard's region).
+pub const RESTARTS_MAX: u32 = u16::MAX as u32;
 
 /// How a supervision group reacts when a child exits abnormally (or, for `Permanent`
 /// children, at all).
@@ -317,7 +322,7 @@ pub struct RingOverride {
     pub from: u8,
     /// Consumer shard.
     pub to: u8,
-    /// Capacity (a power of two ≥ 16).
+    /// Capacity (a power of two from 16 to 2^20).
     pub capacity: u32,
 }
 
@@ -340,7 +345,7 @@ pub struct SystemSpec<'s> {
     pub types: &'s [TypeSpec],
     /// Per-shard sizes.
     pub shard: ShardConfig,
-    /// Default capacity of each cross-shard ring (a power of two ≥ 16).
+    /// Default capacity of each cross-shard ring (a power of two from 16 to 2^20).
     pub ring_capacity: u32,
     /// Per-pair ring capacities.
     pub ring_overrides: &'s [RingOverride],
@@ -412,6 +417,13 @@ impl<'s> SystemSpec<'s> {
         }
         if self.recovery_window.ticks() == 0 {
             return Err(sys("recovery_window", 0, Rule::AtLeastOne));
+        }
+        if self.recoveries_max > RESTARTS_MAX {
+            return Err(sys(
+                "recoveries_max",
+                u64::from(self.recoveries_max),
+                Rule::RestartsMax,
+            ));
         }
         self.validate_config()?;
         if !valid_ring_capacity(self.ring_capacity) {
@@ -588,6 +600,14 @@ impl<'s> SystemSpec<'s> {
                 Rule::GroupDepth,
             ));
         }
+        if g.budget.restarts_max > RESTARTS_MAX {
+            return Err(SpecError::new(
+                Location::Group(*path),
+                "budget.restarts_max",
+                u64::from(g.budget.restarts_max),
+                Rule::RestartsMax,
+            ));
+        }
         if g.budget.window.ticks() == 0 {
             return Err(SpecError::new(
                 Location::Group(*path),
@@ -637,7 +657,7 @@ impl<'s> SystemSpec<'s> {
 }
 
 fn valid_ring_capacity(c: u32) -> bool {
-    c.is_power_of_two() && c >= RING_CAPACITY_MIN
+    c.is_power_of_two() && (RING_CAPACITY_MIN..=RING_CAPACITY_MAX).contains(&c)
 }
 
 /// Path of a group inside a shard's tree: `shards[s].root.children[a].children[b]…`.
@@ -655,6 +675,16 @@ impl GroupPath {
             steps: [0; GROUP_DEPTH_MAX],
             depth: 0,
         }
+    }
+
+    /// The path of the group reached from shard `shard`'s root through `steps` (child
+    /// indices, outermost first; at most [`GROUP_DEPTH_MAX`] are kept).
+    pub(crate) fn from_steps(shard: u16, steps: impl IntoIterator<Item = u16>) -> GroupPath {
+        let mut path = GroupPath::root(shard);
+        for s in steps {
+            path.push(s);
+        }
+        path
     }
 
     fn push(&mut self, child: u16) {
@@ -727,8 +757,10 @@ pub enum Rule {
     TimerEntries,
     /// At most 65535 I/O buffers.
     IoBufferCount,
-    /// Ring capacity a power of two ≥ 16.
+    /// Ring capacity a power of two from 16 to 2^20.
     RingCapacity,
+    /// At most 65535 restarts (or shard recoveries) per window.
+    RestartsMax,
     /// Ring override names two distinct existing shards.
     RingPair,
     /// Type capacity between 1 and 2^20.
@@ -772,7 +804,8 @@ impl fmt::Display for Rule {
             Rule::ReserveBelowPool => f.write_str("the system reserve must be smaller than message_pool_size, or user traffic could never send"),
             Rule::TimerEntries => f.write_str("timer entries must be between 1 and 1048575"),
             Rule::IoBufferCount => f.write_str("at most 65535 buffers of a kind per shard"),
-            Rule::RingCapacity => f.write_str("ring capacities are powers of two of at least 16 (e.g. 16, 64, 1024)"),
+            Rule::RingCapacity => f.write_str("ring capacities are powers of two from 16 to 1048576 (e.g. 16, 64, 1024)"),
+            Rule::RestartsMax => f.write_str("at most 65535 restarts (or shard recoveries) per window"),
             Rule::RingPair => f.write_str("a ring override names two different shards that exist (value = from << 8 | to)"),
             Rule::TypeCapacity => f.write_str("a type holds 1 to 1048576 instances per shard (20-bit slots)"),
             Rule::BudgetWeight => f.write_str("budget weights are 1 to 64 (weight x 256 dispatches per tick)"),

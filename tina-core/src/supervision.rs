@@ -25,8 +25,8 @@
 
 use crate::core::{Exit, State};
 use crate::ctx::{ArenaAccess, Ctx};
-use crate::handle::{Handle, TypeId};
-use crate::spec::{ChildSpec, GroupSpec, Restart, Strategy};
+use crate::handle::{Handle, ShardId, TypeId};
+use crate::spec::{ChildSpec, GROUP_DEPTH_MAX, GroupPath, GroupSpec, Restart, Strategy};
 
 /// `Meta::member` of a dynamic child.
 pub(crate) const DYNAMIC_MEMBER: u16 = u16::MAX;
@@ -155,6 +155,22 @@ impl<'a> Groups<'a> {
             };
         }
         me
+    }
+
+    /// The spec path of group `g` on shard `shard` (for error reports).
+    pub(crate) fn path(&self, shard: ShardId, g: u16) -> GroupPath {
+        let mut steps = [0u16; GROUP_DEPTH_MAX];
+        let mut depth = 0;
+        let mut at = g;
+        while let Some(gs) = self.groups.get(usize::from(at)) {
+            if gs.parent == NO_PARENT || depth == GROUP_DEPTH_MAX {
+                break;
+            }
+            steps[depth] = gs.index_in_parent;
+            depth += 1;
+            at = gs.parent;
+        }
+        GroupPath::from_steps(u16::from(shard.0), steps[..depth].iter().rev().copied())
     }
 
     fn member_slot(&self, g: u16, m: u16) -> usize {
