@@ -29,6 +29,9 @@ pub const GROUP_DEPTH_MAX: usize = 8;
 pub const RING_CAPACITY_MIN: u32 = 16;
 /// Largest cross-shard ring capacity (2^20 messages: 128 MiB of slots per ring).
 pub const RING_CAPACITY_MAX: u32 = 1 << 20;
+/// Largest `io_submissions_per_tick_max` (one tick's batch; platforms size their operation
+/// tables from it).
+pub const IO_SUBMISSIONS_PER_TICK_MAX: u32 = 1 << 16;
 /// Largest restart budget of a group, and largest `recoveries_max` of a system (each entry
 /// is a remembered time in the shard's region).
 pub const RESTARTS_MAX: u32 = u16::MAX as u32;
@@ -522,8 +525,14 @@ impl<'s> SystemSpec<'s> {
         if c.transfer_buffer_count > 0 && c.transfer_buffer_size == 0 {
             return Err(cfg("transfer_buffer_size", 0, Rule::AtLeastOne));
         }
-        if c.io_submissions_per_tick_max == 0 {
-            return Err(cfg("io_submissions_per_tick_max", 0, Rule::AtLeastOne));
+        if c.io_submissions_per_tick_max == 0
+            || c.io_submissions_per_tick_max > IO_SUBMISSIONS_PER_TICK_MAX
+        {
+            return Err(cfg(
+                "io_submissions_per_tick_max",
+                c.io_submissions_per_tick_max,
+                Rule::IoSubmissions,
+            ));
         }
         if c.messages_per_dispatch_max == 0 {
             return Err(cfg("messages_per_dispatch_max", 0, Rule::AtLeastOne));
@@ -761,6 +770,8 @@ pub enum Rule {
     RingCapacity,
     /// At most 65535 restarts (or shard recoveries) per window.
     RestartsMax,
+    /// I/O submissions per tick between 1 and 65536.
+    IoSubmissions,
     /// Ring override names two distinct existing shards.
     RingPair,
     /// Type capacity between 1 and 2^20.
@@ -806,6 +817,7 @@ impl fmt::Display for Rule {
             Rule::IoBufferCount => f.write_str("at most 65535 buffers of a kind per shard"),
             Rule::RingCapacity => f.write_str("ring capacities are powers of two from 16 to 1048576 (e.g. 16, 64, 1024)"),
             Rule::RestartsMax => f.write_str("at most 65535 restarts (or shard recoveries) per window"),
+            Rule::IoSubmissions => f.write_str("a shard submits 1 to 65536 I/O operations per tick"),
             Rule::RingPair => f.write_str("a ring override names two different shards that exist (value = from << 8 | to)"),
             Rule::TypeCapacity => f.write_str("a type holds 1 to 1048576 instances per shard (20-bit slots)"),
             Rule::BudgetWeight => f.write_str("budget weights are 1 to 64 (weight x 256 dispatches per tick)"),

@@ -83,7 +83,10 @@ pub use control::Control;
 pub use epoll::EpollReactor;
 pub use log::StderrLog;
 pub use reactor::{ActiveBackend, Backend, Reactor};
-pub use runtime::{Config, RunError, RunReport, run};
+pub use runtime::{
+    BootFailure, Booted, Config, MemoryShortfall, RunError, RunReport, available_memory, run,
+    run_with,
+};
 pub use shared::{ShardState, ShardStats};
 pub use transport::{EventfdWake, LinuxTransport};
 pub use trap::CatchPanic;

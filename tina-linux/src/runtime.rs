@@ -18,15 +18,16 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Duration as StdDuration;
 
+use tina_core::io::{IoCompletion, IoError};
 use tina_core::log::Level;
-use tina_core::ring::{Consumer, Producer, Ring, Slot};
+use tina_core::ring::Producer;
 use tina_core::transport::ShardLink;
-use tina_core::{Message, SystemSpec};
+use tina_core::{BootError, Handle, Message, Shard, ShardId, SystemMemory, SystemSpec};
 
 use crate::control::{Control, Inner, control_loop};
 use crate::log::say;
-use crate::reactor::{ActiveBackend, Backend, probe_uring};
-use crate::shard::ShardThread;
+use crate::reactor::{ActiveBackend, Backend, Op, probe_uring};
+use crate::shard::{LinuxPlatform, ShardThread, in_flight_max};
 use crate::shared::{ShardShared, ShardState, ShardStats};
 use crate::sys;
 use crate::trap::install_panic_hook;
@@ -61,6 +62,11 @@ pub struct Config {
     pub announce: bool,
     /// Graceful shutdown bound; `None`: the spec's `shutdown_timeout`.
     pub shutdown_timeout: Option<StdDuration>,
+    /// How many bytes the system may still map without swapping or being killed for memory
+    /// (`None`: unknown, no check). [`run`] refuses a spec that needs more
+    /// ([`RunError::Memory`]) before it maps anything. Default: [`available_memory`]; tests
+    /// inject their own.
+    pub memory_available: fn() -> Option<u64>,
 }
 
 impl Default for Config {
@@ -76,6 +82,7 @@ impl Default for Config {
             log_level: Level::Info,
             announce: true,
             shutdown_timeout: None,
+            memory_available: available_memory,
         }
     }
 }
@@ -91,6 +98,16 @@ pub enum RunError {
     Cpu(String),
     /// A resource could not be created at boot.
     Boot(String),
+    /// The system needs more memory than is available (checked before anything is mapped).
+    Memory(MemoryShortfall),
+    /// A shard failed to boot: nothing was left serving (the shards that had booted were
+    /// shut down) and this is the first failure, by shard index.
+    ShardBoot {
+        /// The shard.
+        shard: usize,
+        /// Why.
+        failure: BootFailure,
+    },
     /// This [`Control`] already ran a system.
     ControlInUse,
 }
@@ -98,8 +115,12 @@ pub enum RunError {
 impl core::fmt::Display for RunError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            RunError::Spec(e) => write!(f, "invalid spec: {e}"),
+            RunError::Spec(e) => e.fmt(f),
             RunError::Backend(s) | RunError::Cpu(s) | RunError::Boot(s) => f.write_str(s),
+            RunError::Memory(m) => m.fmt(f),
+            RunError::ShardBoot { shard, failure } => {
+                write!(f, "shard {shard} failed to boot: {failure}")
+            }
             RunError::ControlInUse => f.write_str("this Control already ran a system"),
         }
     }
@@ -107,15 +128,233 @@ impl core::fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
+/// Memory a spec needs, against what is available.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryShortfall {
+    /// Bytes of the shard regions, as mapped (whole pages).
+    pub regions: u64,
+    /// Bytes of the N×(N−1) cross-shard rings, as mapped.
+    pub rings: u64,
+    /// Bytes of the reactors' operation tables (heap).
+    pub reactors: u64,
+    /// Bytes available ([`Config::memory_available`]).
+    pub available: u64,
+}
+
+impl MemoryShortfall {
+    /// Everything the system needs.
+    pub fn needed(&self) -> u64 {
+        self.regions
+            .saturating_add(self.rings)
+            .saturating_add(self.reactors)
+    }
+}
+
+impl core::fmt::Display for MemoryShortfall {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "the system needs {} bytes of memory ({} for the shard regions, {} for the \
+             cross-shard rings, {} for the I/O operation tables) but only {} bytes are available; \
+             reduce ring_capacity, the shard count or the per-shard sizes (the spec's shard \
+             config and type capacities)",
+            self.needed(),
+            self.regions,
+            self.rings,
+            self.reactors,
+            self.available
+        )
+    }
+}
+
+/// Why one shard did not boot.
+#[derive(Clone, Debug)]
+pub enum BootFailure {
+    /// Memory could not be mapped.
+    Map {
+        /// What was being mapped ("shard region", "cross-shard rings").
+        what: &'static str,
+        /// How many bytes.
+        bytes: usize,
+        /// The `mmap` errno.
+        errno: i32,
+    },
+    /// The inbound rings could not be carved from their memory.
+    Rings(String),
+    /// The I/O reactor could not be created.
+    Reactor(String),
+    /// The shard thread could not be started.
+    Thread(String),
+    /// The core refused to boot: the region, or a static child whose `init` failed
+    /// ([`BootError::RootFailed`], which names the child, its reason and its last socket
+    /// error).
+    Core(BootError),
+}
+
+impl core::fmt::Display for BootFailure {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            BootFailure::Map { what, bytes, errno } => write!(
+                f,
+                "cannot map {bytes} bytes for the {what}: {}",
+                errno_text(*errno)
+            ),
+            BootFailure::Rings(s) | BootFailure::Reactor(s) | BootFailure::Thread(s) => {
+                f.write_str(s)
+            }
+            BootFailure::Core(BootError::RootFailed(init)) => {
+                write!(
+                    f,
+                    "the supervision tree failed to start: {} (type `{}`) failed to \
+                     initialise: {}",
+                    init.child, init.type_name, init.reason
+                )?;
+                if let Some(e) = init.io_error {
+                    write!(f, ": {}", io_error_text(e))?;
+                }
+                Ok(())
+            }
+            BootFailure::Core(e) => e.fmt(f),
+        }
+    }
+}
+
+/// An errno as "name (text), errno N".
+fn errno_text(errno: i32) -> String {
+    let name = match errno {
+        libc::EADDRINUSE => "EADDRINUSE (address in use)",
+        libc::EADDRNOTAVAIL => "EADDRNOTAVAIL (address not available)",
+        libc::ECONNREFUSED => "ECONNREFUSED (connection refused)",
+        libc::ENOENT => "ENOENT (no such file or directory)",
+        libc::EEXIST => "EEXIST (already exists)",
+        libc::ENFILE => "ENFILE (too many open files in the system)",
+        libc::EBADF => "EBADF (bad descriptor)",
+        libc::EAFNOSUPPORT => "EAFNOSUPPORT (address family not supported)",
+        e => sys::errno_name(e),
+    };
+    format!("{name}, errno {errno}")
+}
+
+/// A core I/O error with the errno Linux reported for it.
+fn io_error_text(e: IoError) -> String {
+    let errno = match e {
+        IoError::ConnectionRefused => libc::ECONNREFUSED,
+        IoError::ConnectionReset => libc::ECONNRESET,
+        IoError::ConnectionAborted => libc::ECONNABORTED,
+        IoError::BrokenPipe => libc::EPIPE,
+        IoError::NotConnected => libc::ENOTCONN,
+        IoError::AddrInUse => libc::EADDRINUSE,
+        IoError::AddrNotAvailable => libc::EADDRNOTAVAIL,
+        IoError::NotFound => libc::ENOENT,
+        IoError::PermissionDenied => libc::EACCES,
+        IoError::AlreadyExists => libc::EEXIST,
+        IoError::InvalidInput => libc::EINVAL,
+        IoError::TimedOut => libc::ETIMEDOUT,
+        IoError::TooManyOpenFiles => libc::EMFILE,
+        IoError::BadDescriptor => libc::EBADF,
+        IoError::Os(errno) => errno,
+        other => return other.to_string(),
+    };
+    let text = match e {
+        IoError::AddrInUse => "address in use".to_string(),
+        IoError::AddrNotAvailable => "address not available".to_string(),
+        IoError::PermissionDenied => "permission denied".to_string(),
+        IoError::TooManyOpenFiles => "too many open files".to_string(),
+        IoError::ConnectionRefused => "connection refused".to_string(),
+        IoError::InvalidInput => "invalid argument".to_string(),
+        IoError::Os(_) => "OS error".to_string(),
+        other => format!("{other:?}"),
+    };
+    format!("{text} ({})", errno_text(errno))
+}
+
 /// How a run ended.
 #[derive(Clone, Debug)]
 pub struct RunReport {
     /// The backend that ran.
     pub backend: ActiveBackend,
-    /// Whether every shard stopped gracefully (no forced stop, no boot failure).
+    /// Whether every shard stopped gracefully (no forced stop).
     pub clean: bool,
     /// Each shard's final stats.
     pub stats: Vec<ShardStats>,
+}
+
+/// What [`run_with`] tells its caller once every shard has booted.
+#[derive(Clone, Debug)]
+pub struct Booted {
+    /// The backend that runs.
+    pub backend: ActiveBackend,
+    /// The CPU of each shard.
+    pub cpus: Vec<usize>,
+    /// The memory the system mapped (shard regions and rings).
+    pub memory: SystemMemory,
+}
+
+/// Bytes this process may still use: `MemAvailable` from `/proc/meminfo`, lowered to what
+/// the cgroup v2 memory limit leaves (`memory.max − memory.current`) when there is one.
+/// `None` if `/proc/meminfo` cannot be read.
+pub fn available_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    let available = kib.saturating_mul(1024);
+    Some(cgroup_memory_left().map_or(available, |left| left.min(available)))
+}
+
+/// What the cgroup v2 memory limit of this process leaves, if it has one.
+fn cgroup_memory_left() -> Option<u64> {
+    let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path = cgroups.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let dir = format!("/sys/fs/cgroup{}", path.trim_end());
+    let max: u64 = std::fs::read_to_string(format!("{dir}/memory.max"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let current: u64 = std::fs::read_to_string(format!("{dir}/memory.current"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(max.saturating_sub(current))
+}
+
+/// Where every shard thread waits, after mapping its memory, until all have (or one failed):
+/// no isolate runs unless every shard has its memory.
+pub(crate) struct BootGate {
+    n: usize,
+    /// (shards arrived, whether any failed)
+    state: Mutex<(usize, bool)>,
+    opened: Condvar,
+}
+
+impl BootGate {
+    fn new(n: usize) -> BootGate {
+        BootGate {
+            n,
+            state: Mutex::new((0, false)),
+            opened: Condvar::new(),
+        }
+    }
+
+    /// Arrives (`ready`: this shard has its memory) and waits for the others. Returns whether
+    /// every shard is ready; `false` as soon as one is not.
+    pub(crate) fn arrive(&self, ready: bool) -> bool {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.0 += 1;
+        s.1 |= !ready;
+        self.opened.notify_all();
+        while s.0 < self.n && !s.1 {
+            s = self.opened.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+        !s.1
+    }
 }
 
 fn choose_backend(config: &Config) -> Result<(ActiveBackend, Option<String>), RunError> {
@@ -166,30 +405,107 @@ fn choose_cpus(config: &Config, n: usize) -> Result<Vec<usize>, RunError> {
     }
 }
 
-type Halves<'r> = (
-    Vec<Option<Producer<'r, Message>>>,
-    Vec<Option<Consumer<'r, Message>>>,
-);
-
 /// Runs `spec` until every shard has stopped (a graceful shutdown by signal or
 /// [`Control::shutdown`], a forced stop, or every isolate exiting).
+///
+/// Boot failures are errors: an invalid spec, more memory than is available, memory that
+/// cannot be mapped, or a static child whose `init` fails on any shard
+/// ([`RunError::ShardBoot`], naming the shard, the child and the cause) — the shards that did
+/// boot are shut down first. Use [`run_with`] to learn when boot has finished.
 pub fn run(
     spec: &SystemSpec<'_>,
     config: &Config,
     control: &Control,
 ) -> Result<RunReport, RunError> {
-    let r = run_system(spec, config, control);
+    run_with(spec, config, control, |_| {})
+}
+
+/// [`run`], calling `on_booted` (on the calling thread) once every shard has booted — every
+/// shard's static children have initialised — and before the control loop starts. It is not
+/// called when boot fails: then `run_with` returns the error, so a program can claim to
+/// serve (print its address, notify a supervisor) in `on_booted` and never before.
+pub fn run_with(
+    spec: &SystemSpec<'_>,
+    config: &Config,
+    control: &Control,
+    on_booted: impl FnOnce(&Booted),
+) -> Result<RunReport, RunError> {
+    let r = run_system(spec, config, control, on_booted);
     control.ended.store(true, Ordering::Release);
     r
+}
+
+/// Per shard: its region's mapped size and its inbound rings' mapped size (0: none).
+struct MemoryPlan {
+    regions: Vec<usize>,
+    rings: Vec<usize>,
+    system: SystemMemory,
+}
+
+/// Measures the spec's memory and refuses it if more than is available.
+fn plan_memory(spec: &SystemSpec<'_>, config: &Config) -> Result<MemoryPlan, RunError> {
+    let overflow = |e: BootError| {
+        RunError::Boot(format!(
+            "the system's memory size cannot be computed: {e} (reduce ring_capacity, the shard \
+             count or the per-shard sizes)"
+        ))
+    };
+    let system = SystemMemory::of(spec).map_err(overflow)?;
+    let n = spec.shards.len();
+    let mut plan = MemoryPlan {
+        regions: Vec::with_capacity(n),
+        rings: Vec::with_capacity(n),
+        system,
+    };
+    let mut shortfall = MemoryShortfall {
+        regions: 0,
+        rings: 0,
+        reactors: 0,
+        available: 0,
+    };
+    let too_big = || RunError::Boot("the system's memory size overflows usize".into());
+    for i in 0..n {
+        let id = ShardId(i as u8);
+        let region = Shard::<LinuxPlatform<'_>>::memory_required(spec, id).map_err(overflow)?;
+        let mapped = sys::Mapping::mapped_len(region, config.huge_pages).ok_or_else(too_big)?;
+        plan.regions.push(mapped);
+        shortfall.regions = shortfall.regions.saturating_add(mapped as u64);
+        let rings = tina_core::ring_memory_required(spec, id).map_err(overflow)?;
+        let mapped = if rings == 0 {
+            0
+        } else {
+            sys::Mapping::mapped_len(rings, config.huge_pages).ok_or_else(too_big)?
+        };
+        plan.rings.push(mapped);
+        shortfall.rings = shortfall.rings.saturating_add(mapped as u64);
+        shortfall.reactors = shortfall
+            .reactors
+            .saturating_add(reactor_bytes(in_flight_max(spec)));
+    }
+    if let Some(available) = (config.memory_available)() {
+        shortfall.available = available;
+        if shortfall.needed() > available {
+            return Err(RunError::Memory(shortfall));
+        }
+    }
+    Ok(plan)
+}
+
+/// Heap bytes one reactor's operation tables take for `in_flight_max` operations.
+fn reactor_bytes(in_flight_max: usize) -> u64 {
+    let per_op = size_of::<Op>() + size_of::<u32>() + 2 * size_of::<(Handle, IoCompletion)>();
+    (in_flight_max as u64).saturating_mul(per_op as u64)
 }
 
 fn run_system(
     spec: &SystemSpec<'_>,
     config: &Config,
     control: &Control,
+    on_booted: impl FnOnce(&Booted),
 ) -> Result<RunReport, RunError> {
     spec.validate().map_err(RunError::Spec)?;
     let n = spec.shards.len();
+    let plan = plan_memory(spec, config)?;
     let (backend, fallback_reason) = choose_backend(config)?;
     let cpus = choose_cpus(config, n)?;
     let mut fds = Vec::with_capacity(n);
@@ -198,6 +514,27 @@ fn run_system(
             sys::eventfd()
                 .map_err(|e| RunError::Boot(format!("eventfd failed: {}", sys::errno_name(e))))?,
         );
+    }
+    // Each shard's inbound rings: mapped here (so they outlive every shard thread), not
+    // touched; the consumer shard pre-faults and carves them on its own thread.
+    let mut ring_maps: Vec<Option<sys::Mapping>> = Vec::with_capacity(n);
+    for (i, &bytes) in plan.rings.iter().enumerate() {
+        ring_maps.push(if bytes == 0 {
+            None
+        } else {
+            Some(
+                sys::Mapping::new(bytes, config.huge_pages).map_err(|errno| {
+                    RunError::ShardBoot {
+                        shard: i,
+                        failure: BootFailure::Map {
+                            what: "cross-shard rings",
+                            bytes,
+                            errno,
+                        },
+                    }
+                })?,
+            )
+        });
     }
     let type_names: Vec<&'static str> = spec.types.iter().map(|t| t.name).collect();
     let shards = fds
@@ -264,50 +601,23 @@ fn run_system(
     }
     install_panic_hook();
 
-    // The N×(N−1) rings: slot storage, rings, then one producer and one consumer each.
-    let mut storage: Vec<(usize, usize, Vec<Slot<Message>>)> = Vec::new();
-    for from in 0..n {
-        for to in 0..n {
-            if from != to {
-                let cap = spec.ring_capacity_between(from as u8, to as u8) as usize;
-                storage.push((from, to, (0..cap).map(|_| Slot::new()).collect()));
-            }
-        }
-    }
-    let mut rings = Vec::with_capacity(storage.len());
-    for (from, to, slots) in storage.iter_mut() {
-        let ring =
-            Ring::new(slots).map_err(|e| RunError::Boot(format!("ring {from}→{to}: {e}")))?;
-        rings.push((*from, *to, ring));
-    }
-    let mut halves: Vec<Halves<'_>> = (0..n)
-        .map(|_| {
-            (
-                (0..n).map(|_| None).collect(),
-                (0..n).map(|_| None).collect(),
-            )
-        })
-        .collect();
-    for (from, to, ring) in rings.iter_mut() {
-        let (p, c) = ring.split();
-        halves[*from].0[*to] = Some(p);
-        halves[*to].1[*from] = Some(c);
-    }
-
     let epoch_ns = sys::monotonic_ns();
     let timeout_ns = config.shutdown_timeout.map_or_else(
         || spec.shutdown_timeout.ticks().saturating_mul(spec.tick_ns),
         |d| d.as_nanos().min(u128::from(u64::MAX)) as u64,
     );
-    // Each shard's scratch for the peers' status sequence numbers (one per shard).
-    let mut seen: Vec<Vec<u32>> = (0..n).map(|_| vec![0; n]).collect();
-    let mut final_stats = Vec::new();
+    // Producer halves of ring `from → to` at `from × n + to`, left there by the consumer.
+    let exchange: Vec<Mutex<Option<Producer<'_, Message>>>> =
+        (0..n * n).map(|_| Mutex::new(None)).collect();
+    let gate = BootGate::new(n);
+    let failures: Vec<OnceLock<BootFailure>> = (0..n).map(|_| OnceLock::new()).collect();
     let all_clean = AtomicBool::new(true);
     let done_count = AtomicUsize::new(0);
     let done_count = &done_count;
+    let mut boot_failure = None;
     std::thread::scope(|scope| {
         let mut threads = Vec::with_capacity(n);
-        for (i, ((outbound, inbound), seen)) in halves.iter_mut().zip(&mut seen).enumerate() {
+        for (i, rings) in ring_maps.iter_mut().enumerate() {
             let ctx = ShardThread {
                 index: i,
                 spec,
@@ -319,12 +629,15 @@ fn run_system(
                 epoch_ns,
                 timeout_ns,
                 inner,
+                gate: &gate,
+                failure: &failures[i],
             };
             let all_clean = &all_clean;
+            let exchange = &exchange;
             let t = std::thread::Builder::new()
                 .name(format!("tina-shard-{i}"))
                 .spawn_scoped(scope, move || {
-                    let clean = ctx.run(outbound, inbound, seen);
+                    let clean = ctx.run(rings.as_mut(), exchange);
                     if !clean {
                         all_clean.store(false, Ordering::Relaxed);
                     }
@@ -337,10 +650,14 @@ fn run_system(
             match t {
                 Ok(t) => threads.push(t),
                 Err(e) => {
-                    say!("cannot start shard {i}: {e}");
+                    let _ = failures[i].set(BootFailure::Thread(format!(
+                        "cannot start the shard thread: {e}"
+                    )));
+                    gate.arrive(false);
                     all_clean.store(false, Ordering::Relaxed);
                     inner.shards[i].set_state(ShardState::Failed);
                     *inner.started.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+                    done_count.fetch_add(1, Ordering::Release);
                     *inner.finished.lock().unwrap_or_else(|e| e.into_inner()) += 1;
                     inner.changed.notify_all();
                     sys::eventfd_signal(inner.done_fd.0);
@@ -362,6 +679,30 @@ fn run_system(
                 })
                 .ok()
         });
+        // Boot is finished when every shard has started its tree (or failed to).
+        {
+            let mut started = inner.started.lock().unwrap_or_else(|e| e.into_inner());
+            while *started < n {
+                started = inner
+                    .changed
+                    .wait(started)
+                    .unwrap_or_else(|e| e.into_inner());
+            }
+        }
+        boot_failure = failures
+            .iter()
+            .enumerate()
+            .find_map(|(shard, f)| f.get().map(|f| (shard, f.clone())));
+        if boot_failure.is_some() {
+            // Nothing may keep serving after a failed boot: stop the shards that booted.
+            control.shutdown();
+        } else {
+            on_booted(&Booted {
+                backend,
+                cpus: cpus.clone(),
+                memory: plan.system,
+            });
+        }
         control_loop(control, n, timeout_ns);
         for t in threads {
             let _ = t.join();
@@ -374,10 +715,12 @@ fn run_system(
     if let Some(old) = old_mask {
         sys::restore_signal_mask(&old);
     }
-    final_stats.extend(control.stats());
+    if let Some((shard, failure)) = boot_failure {
+        return Err(RunError::ShardBoot { shard, failure });
+    }
     Ok(RunReport {
         backend,
         clean: all_clean.load(Ordering::Relaxed) && !inner.forced.load(Ordering::Relaxed),
-        stats: final_stats,
+        stats: control.stats(),
     })
 }

@@ -1,7 +1,9 @@
-//! One shard thread: pin, alternate signal stack, map and pre-fault the region, build the
-//! platform (transport, reactor, trap, log), boot the shard, then loop — requests, one step,
-//! sleep when idle (the wake protocol of [`crate::shared`]).
+//! One shard thread: pin, alternate signal stack, map and pre-fault the region, pre-fault and
+//! carve its inbound rings, wait until every shard has its memory, build the platform
+//! (transport, reactor, trap, log), boot the shard, then loop — requests, one step, sleep when
+//! idle (the wake protocol of [`crate::shared`]).
 
+use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
 
 use tina_core::platform::{Parts, Platform};
@@ -12,10 +14,10 @@ use tina_core::{Instant, Message, Shard, ShardId, ShardStatus, SystemSpec};
 use crate::control::Inner;
 use crate::log::{StderrLog, say};
 use crate::reactor::{ActiveBackend, Reactor};
-use crate::runtime::Config;
+use crate::runtime::{BootFailure, BootGate, Config};
 use crate::shared::{Published, ShardShared, ShardState};
 use crate::sys;
-use crate::transport::LinuxTransport;
+use crate::transport::{Exchange, LinuxTransport, carve_inbound_rings};
 use crate::trap::CatchPanic;
 
 /// The Linux platform of one shard.
@@ -61,6 +63,10 @@ pub(crate) struct ShardThread<'s, 'x> {
     pub(crate) epoch_ns: u64,
     pub(crate) timeout_ns: u64,
     pub(crate) inner: &'x Inner,
+    /// Where every shard waits until all have their memory (no isolate runs before).
+    pub(crate) gate: &'x BootGate,
+    /// Why this shard failed to boot, if it did (read by `run` once every shard started).
+    pub(crate) failure: &'x OnceLock<BootFailure>,
 }
 
 impl<'x> ShardThread<'_, 'x> {
@@ -70,17 +76,29 @@ impl<'x> ShardThread<'_, 'x> {
         self.inner.changed.notify_all();
     }
 
+    /// Records why this shard did not boot and marks it failed.
+    fn fail(&self, failure: BootFailure) {
+        let _ = self.failure.set(failure);
+        self.mark_started(ShardState::Failed);
+    }
+
     /// Boots the shard on this thread and runs its loop. Returns whether it ended cleanly.
+    ///
+    /// Boot has two phases. First the memory: this shard's region is mapped and pre-faulted,
+    /// then its inbound rings (`rings`, mapped by `run`) are pre-faulted here, on the pinned
+    /// thread that drains them, and carved; their producer halves go to the exchange. Every
+    /// shard then waits at the gate: if any failed, none boots and no isolate runs. Then the
+    /// shard takes its producer halves, builds its platform and starts its tree.
     pub(crate) fn run<'r>(
         &self,
-        outbound: &'r mut [Option<Producer<'r, Message>>],
-        inbound: &'r mut [Option<Consumer<'r, Message>>],
-        seen: &'r mut [u32],
+        rings: Option<&'r mut sys::Mapping>,
+        exchange: &'r Exchange<'r>,
     ) -> bool
     where
         'x: 'r,
     {
         let i = self.index;
+        let n = self.spec.shards.len();
         let me = &self.peers[i];
         sys::set_fault_shard(i as i32, me);
         if self.config.pin
@@ -97,31 +115,78 @@ impl<'x> ShardThread<'_, 'x> {
         } else {
             None
         };
+        let (mut mapping, mut inbound) = match self.prepare_memory(rings, exchange) {
+            Ok((mapping, inbound)) => (Some(mapping), inbound),
+            Err(failure) => {
+                let _ = self.failure.set(failure);
+                (None, Vec::new())
+            }
+        };
+        if !self.gate.arrive(mapping.is_some()) {
+            // This shard's failure is recorded above, or another shard's memory failed.
+            self.mark_started(ShardState::Failed);
+            drop(mapping);
+            sys::clear_fault_shard();
+            return false;
+        }
+        let mut outbound: Vec<_> = exchange[i * n..(i + 1) * n]
+            .iter()
+            .map(|p| p.lock().unwrap_or_else(|e| e.into_inner()).take())
+            .collect();
+        let mut seen = vec![0u32; n];
+        let clean = match mapping.as_mut() {
+            Some(region) => self.boot(region, &mut outbound, &mut inbound, &mut seen),
+            None => false,
+        };
+        drop(mapping);
+        sys::clear_fault_shard();
+        clean
+    }
+
+    /// Maps and pre-faults this shard's region, pre-faults and carves its inbound rings.
+    fn prepare_memory<'r>(
+        &self,
+        rings: Option<&'r mut sys::Mapping>,
+        exchange: &Exchange<'r>,
+    ) -> Result<(sys::Mapping, Vec<Option<Consumer<'r, Message>>>), BootFailure> {
+        let i = self.index;
         let spec = self.spec;
-        let needed = match Shard::<LinuxPlatform<'_>>::memory_required(spec, ShardId(i as u8)) {
-            Ok(n) => n,
-            Err(e) => {
-                say!("shard {i}: {e}");
-                self.mark_started(ShardState::Failed);
-                return false;
-            }
-        };
-        let mut mapping = match sys::Mapping::new_prefaulted(needed, self.config.huge_pages) {
-            Ok(m) => m,
-            Err(e) => {
-                say!(
-                    "shard {i}: cannot map {needed} bytes: {}",
-                    sys::errno_name(e)
-                );
-                self.mark_started(ShardState::Failed);
-                return false;
-            }
-        };
+        let needed = Shard::<LinuxPlatform<'_>>::memory_required(spec, ShardId(i as u8))
+            .map_err(BootFailure::Core)?;
+        let mapping = sys::Mapping::new_prefaulted(needed, self.config.huge_pages).map_err(
+            |errno| BootFailure::Map {
+                what: "shard region",
+                bytes: needed,
+                errno,
+            },
+        )?;
+        let mut inbound: Vec<_> = (0..spec.shards.len()).map(|_| None).collect();
+        if let Some(rings) = rings {
+            rings.prefault();
+            carve_inbound_rings(spec, i, rings.region(), exchange, &mut inbound)
+                .map_err(BootFailure::Rings)?;
+        }
+        Ok((mapping, inbound))
+    }
+
+    /// Builds the platform, starts the shard's tree and serves.
+    fn boot<'r>(
+        &self,
+        mapping: &'r mut sys::Mapping,
+        outbound: &'r mut [Option<Producer<'r, Message>>],
+        inbound: &'r mut [Option<Consumer<'r, Message>>],
+        seen: &'r mut [u32],
+    ) -> bool
+    where
+        'x: 'r,
+    {
+        let i = self.index;
+        let me = &self.peers[i];
+        let spec = self.spec;
         let reactor = match Reactor::new(self.backend, in_flight_max(spec), me.wake_fd) {
             Ok(r) => r,
             Err(e) => {
-                say!("shard {i}: {e}");
-                self.mark_started(ShardState::Failed);
+                self.fail(BootFailure::Reactor(e.to_string()));
                 return false;
             }
         };
@@ -140,20 +205,16 @@ impl<'x> ShardThread<'_, 'x> {
                 level_max: self.config.log_level,
             },
         };
-        let clean = match Shard::new(spec, ShardId(i as u8), mapping.region(), platform) {
+        match Shard::new(spec, ShardId(i as u8), mapping.region(), platform) {
             Ok(mut shard) => {
                 self.mark_started(ShardState::Running);
                 self.serve(&mut shard)
             }
             Err(e) => {
-                say!("shard {i}: boot failed: {e}");
-                self.mark_started(ShardState::Failed);
+                self.fail(BootFailure::Core(e));
                 false
             }
-        };
-        drop(mapping);
-        sys::clear_fault_shard();
-        clean
+        }
     }
 
     /// The shard loop: requests, one step, then sleep if idle.

@@ -11,12 +11,54 @@
 //!   or Quarantined before touching its ring, so a message is never parked in a ring nobody
 //!   will drain.
 
+use core::mem::MaybeUninit;
+use std::sync::Mutex;
+
+use tina_core::memory::Region;
 use tina_core::platform::{PeerEvent, Transport};
-use tina_core::ring::{Consumer, Producer};
+use tina_core::ring::{Consumer, Producer, Ring, Slot};
 use tina_core::transport::{RingTransport, ShardLink, Wake};
-use tina_core::{Message, SendError, ShardId};
+use tina_core::{Message, SendError, ShardId, SystemSpec};
 
 use crate::shared::{ShardShared, ShardState};
+
+/// Where producer halves wait between the consumer shard that carved their ring and the
+/// producer shard that takes them: slot `from × n + to` holds the producer of ring `from → to`.
+pub(crate) type Exchange<'r> = [Mutex<Option<Producer<'r, Message>>>];
+
+/// Carves the rings shard `consumer` drains from `bytes` (its ring memory, laid out as
+/// [`tina_core::ring_memory_required`] measures it: per producer shard in order, the slots and
+/// then the ring), keeps each consumer half in `inbound[from]` and leaves each producer half in
+/// the exchange for shard `from` to take once every shard has carved its rings.
+pub(crate) fn carve_inbound_rings<'r>(
+    spec: &SystemSpec<'_>,
+    consumer: usize,
+    bytes: &'r mut [MaybeUninit<u8>],
+    exchange: &Exchange<'r>,
+    inbound: &mut [Option<Consumer<'r, Message>>],
+) -> Result<(), String> {
+    let n = spec.shards.len();
+    let mut region = Region::new(bytes).map_err(|e| e.to_string())?;
+    for from in 0..n {
+        if from == consumer {
+            continue;
+        }
+        let capacity = spec.ring_capacity_between(from as u8, consumer as u8) as usize;
+        let slots = region
+            .slice(capacity, |_| Slot::new())
+            .map_err(|e| format!("ring {from}→{consumer}: {e}"))?;
+        let ring = Ring::new(slots).map_err(|e| format!("ring {from}→{consumer}: {e}"))?;
+        let ring = region
+            .one(ring)
+            .map_err(|e| format!("ring {from}→{consumer}: {e}"))?;
+        let (producer, consumer_half) = ring.split();
+        *exchange[from * n + consumer]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(producer);
+        inbound[from] = Some(consumer_half);
+    }
+    Ok(())
+}
 
 /// Wakes a sleeping shard by writing its eventfd (once per sleep).
 pub struct EventfdWake<'r> {

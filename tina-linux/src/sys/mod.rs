@@ -118,17 +118,31 @@ pub(crate) struct Mapping {
     len: usize,
 }
 
+// SAFETY: a `Mapping` owns its bytes exclusively (like a `Box<[u8]>`): they are reachable only
+// through it and borrows of it, so moving it, or a `&mut` to it, to another thread is sound.
+unsafe impl Send for Mapping {}
+
 const HUGE_PAGE_SIZE: usize = 2 << 20;
 const PAGE_SIZE: usize = 4096;
 
 impl Mapping {
-    /// Maps at least `len` bytes (page aligned, so 128-byte aligned as the core requires),
-    /// asks for transparent huge pages when the mapping is big enough (best effort), and
-    /// touches every page so it is faulted in now, on the calling (pinned) thread's NUMA node.
-    pub(crate) fn new_prefaulted(len: usize, huge_pages: bool) -> Result<Mapping, Errno> {
+    /// Bytes [`Mapping::new`] maps for a request of `len` bytes (whole pages, or whole 2 MiB
+    /// pages when huge pages are asked for and `len` is at least one); `None` on overflow.
+    pub(crate) fn mapped_len(len: usize, huge_pages: bool) -> Option<usize> {
+        let unit = if huge_pages && len >= HUGE_PAGE_SIZE {
+            HUGE_PAGE_SIZE
+        } else {
+            PAGE_SIZE
+        };
+        len.max(1).checked_next_multiple_of(unit)
+    }
+
+    /// Maps at least `len` bytes (page aligned, so 128-byte aligned as the core requires) and
+    /// asks for transparent huge pages when the mapping is big enough (best effort). Nothing
+    /// is touched: see [`Mapping::prefault`].
+    pub(crate) fn new(len: usize, huge_pages: bool) -> Result<Mapping, Errno> {
         let huge = huge_pages && len >= HUGE_PAGE_SIZE;
-        let unit = if huge { HUGE_PAGE_SIZE } else { PAGE_SIZE };
-        let len = len.max(1).div_ceil(unit) * unit;
+        let len = Self::mapped_len(len, huge_pages).ok_or(libc::ENOMEM)?;
         // SAFETY: a fresh anonymous private mapping; no existing memory is affected.
         let ptr = unsafe {
             libc::mmap(
@@ -147,14 +161,29 @@ impl Mapping {
             // SAFETY: `ptr..ptr+len` is the mapping we just created. Failure is harmless.
             unsafe { libc::madvise(ptr, len, libc::MADV_HUGEPAGE) };
         }
-        let ptr = ptr.cast::<u8>();
+        Ok(Mapping {
+            ptr: ptr.cast::<u8>(),
+            len,
+        })
+    }
+
+    /// Touches every page so it is faulted in now, on the calling (pinned) thread's NUMA
+    /// node. Writes zeros: call it before anything is stored in the mapping.
+    pub(crate) fn prefault(&mut self) {
         let mut offset = 0;
-        while offset < len {
-            // SAFETY: `offset < len`, inside the fresh writable mapping nobody else sees.
-            unsafe { ptr.add(offset).write_volatile(0) };
+        while offset < self.len {
+            // SAFETY: `offset < len`, inside our writable mapping; `&mut self` means no
+            // reference into it is alive.
+            unsafe { self.ptr.add(offset).write_volatile(0) };
             offset += PAGE_SIZE;
         }
-        Ok(Mapping { ptr, len })
+    }
+
+    /// [`Mapping::new`], then [`Mapping::prefault`].
+    pub(crate) fn new_prefaulted(len: usize, huge_pages: bool) -> Result<Mapping, Errno> {
+        let mut m = Mapping::new(len, huge_pages)?;
+        m.prefault();
+        Ok(m)
     }
 
     /// The mapping as the byte region a shard is carved from.
