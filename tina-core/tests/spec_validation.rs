@@ -188,7 +188,18 @@ fn shard_config_fields() {
     check(&s, "io_buffer_size", 0, Rule::AtLeastOne);
     let mut s = base;
     s.shard.io_submissions_per_tick_max = 0;
-    check(&s, "io_submissions_per_tick_max", 0, Rule::AtLeastOne);
+    check(&s, "io_submissions_per_tick_max", 0, Rule::IoSubmissions);
+    let mut s = base;
+    s.shard.io_submissions_per_tick_max = u32::MAX;
+    check(
+        &s,
+        "io_submissions_per_tick_max",
+        u64::from(u32::MAX),
+        Rule::IoSubmissions,
+    );
+    let mut s = base;
+    s.recoveries_max = 1 << 16;
+    check(&s, "recoveries_max", 1 << 16, Rule::RestartsMax);
     let mut s = base;
     s.shard.messages_per_dispatch_max = 0;
     check(&s, "messages_per_dispatch_max", 0, Rule::AtLeastOne);
@@ -224,6 +235,28 @@ fn ring_capacities() {
     let mut s = SystemSpec::new(&shards, &types);
     s.ring_capacity = 1000;
     check(&s, "ring_capacity", 1000, Rule::RingCapacity);
+    // A power of two too large to allocate (2^31 slots of 128 bytes per ring) is refused up
+    // front with the field's name, not left to abort the process at boot.
+    let mut s = SystemSpec::new(&shards, &types);
+    s.ring_capacity = 1 << 31;
+    let e = check(&s, "ring_capacity", 1 << 31, Rule::RingCapacity);
+    assert!(e.to_string().contains("1048576"), "names the bound: {e}");
+    let mut s = SystemSpec::new(&shards, &types);
+    s.ring_capacity = spec::RING_CAPACITY_MAX;
+    s.validate().unwrap();
+    let too_big = [RingOverride {
+        from: 0,
+        to: 1,
+        capacity: spec::RING_CAPACITY_MAX * 2,
+    }];
+    let mut s = SystemSpec::new(&shards, &types);
+    s.ring_overrides = &too_big;
+    check(
+        &s,
+        "capacity",
+        u64::from(spec::RING_CAPACITY_MAX * 2),
+        Rule::RingCapacity,
+    );
     let bad_pair = [RingOverride {
         from: 1,
         to: 1,
@@ -291,6 +324,19 @@ fn supervision_tree_rules() {
         e.to_string()
             .contains("shards[0].root.children[0].budget.window"),
         "{e}"
+    );
+    // A restart budget larger than the bound.
+    let big = [ChildSpec::Group(
+        GroupSpec::one_for_one(&c).budget(u32::MAX, Duration::from_ticks(1)),
+    )];
+    let shards = [ShardSpec {
+        root: GroupSpec::one_for_one(&big),
+    }];
+    check(
+        &SystemSpec::new(&shards, &types),
+        "budget.restarts_max",
+        u64::from(u32::MAX),
+        Rule::RestartsMax,
     );
     // An unregistered child type.
     let stranger = [ChildSpec::isolate_zeroed::<Other>(Restart::Permanent)];
@@ -360,5 +406,232 @@ fn booting_a_shard_that_is_not_in_the_spec_is_an_error() {
             shard: 3,
             shard_count: 1
         })
+    );
+}
+
+#[test]
+fn ring_memory_is_counted_per_consumer_and_in_the_system_total() {
+    let c = one_actor();
+    let shards = [ShardSpec {
+        root: GroupSpec::one_for_one(&c),
+    }; 3];
+    let types = [TypeSpec::of::<Actor>("a")];
+    let overrides = [RingOverride {
+        from: 2,
+        to: 0,
+        capacity: 4096,
+    }];
+    let mut s = SystemSpec::new(&shards, &types);
+    s.ring_capacity = 64;
+    s.ring_overrides = &overrides;
+    let slot = core::mem::size_of::<ring::Slot<Message>>();
+    let ring = core::mem::size_of::<ring::Ring<'static, Message>>();
+    // Shard 0 drains 1→0 (64) and 2→0 (4096); shard 1 drains 0→1 and 2→1 (64 each).
+    assert_eq!(
+        ring_memory_required(&s, ShardId(0)),
+        Ok((64 + 4096) * slot + 2 * ring)
+    );
+    assert_eq!(
+        ring_memory_required(&s, ShardId(1)),
+        Ok(2 * 64 * slot + 2 * ring)
+    );
+    assert!(matches!(
+        ring_memory_required(&s, ShardId(3)),
+        Err(BootError::NoSuchShard { shard: 3, .. })
+    ));
+    let total = SystemMemory::of(&s).unwrap();
+    let regions: usize = (0..3)
+        .map(|i| Shard::<TestPlatform>::memory_required(&s, ShardId(i)).unwrap())
+        .sum();
+    assert_eq!(total.regions, regions);
+    assert_eq!(total.rings, (64 * 5 + 4096) * slot + 6 * ring);
+    assert_eq!(total.total(), Some(regions + total.rings));
+    // One shard: no rings at all.
+    let one = SystemSpec::new(&shards[..1], &types);
+    assert_eq!(SystemMemory::of(&one).unwrap().rings, 0);
+}
+
+#[test]
+fn a_256_shard_system_counts_its_8_gb_of_default_rings() {
+    let c = one_actor();
+    let shards = vec![
+        ShardSpec {
+            root: GroupSpec::one_for_one(&c),
+        };
+        256
+    ];
+    let types = [TypeSpec::of::<Actor>("a")];
+    let s = SystemSpec::new(&shards, &types);
+    let total = SystemMemory::of(&s).unwrap();
+    // 256 × 255 rings of 1024 slots of 128 bytes: 8.56 GB that the regions do not include.
+    assert!(total.rings >= 256 * 255 * 1024 * 128, "{total:?}");
+    assert!(total.total().unwrap() > total.rings + total.regions - 1);
+}
+
+#[test]
+fn region_sizes_are_checked_as_a_32_bit_target_computes_them() {
+    let c = one_actor();
+    let shards = [ShardSpec {
+        root: GroupSpec::one_for_one(&c),
+    }];
+    let mut types = [TypeSpec::of::<Actor>("a")];
+    let limit = u32::MAX as usize;
+    // The default spec fits in 32 bits and gives the same answer either way.
+    let s = SystemSpec::new(&shards, &types);
+    let wide = Shard::<TestPlatform>::memory_required(&s, ShardId(0)).unwrap();
+    assert_eq!(
+        Shard::<TestPlatform>::memory_required_within(&s, ShardId(0), limit),
+        Ok(wide)
+    );
+    // io_buffer_count × io_buffer_size above 2^32: an overflow on a 32-bit target.
+    let mut s = SystemSpec::new(&shards, &types);
+    s.shard.io_buffer_count = 65_535;
+    s.shard.io_buffer_size = 65_538;
+    s.validate().unwrap();
+    assert_eq!(
+        Shard::<TestPlatform>::memory_required_within(&s, ShardId(0), limit),
+        Err(BootError::Memory(memory::MemoryError::Overflow))
+    );
+    if cfg!(target_pointer_width = "64") {
+        let n = Shard::<TestPlatform>::memory_required(&s, ShardId(0)).unwrap();
+        assert!(n > 65_535 * 65_538);
+    }
+    // capacity × working-memory chunks above 2^32.
+    types[0] = TypeSpec::of::<Actor>("a")
+        .capacity(1 << 20)
+        .working_memory(1 << 13);
+    let s = SystemSpec::new(&shards, &types);
+    s.validate().unwrap();
+    assert_eq!(
+        Shard::<TestPlatform>::memory_required_within(&s, ShardId(0), limit),
+        Err(BootError::Memory(memory::MemoryError::Overflow))
+    );
+    // Transfer buffers likewise.
+    let types = [TypeSpec::of::<Actor>("a")];
+    let mut s = SystemSpec::new(&shards, &types);
+    s.shard.transfer_buffer_count = 65_535;
+    s.shard.transfer_buffer_size = u32::MAX;
+    assert_eq!(
+        Shard::<TestPlatform>::memory_required_within(&s, ShardId(0), limit),
+        Err(BootError::Memory(memory::MemoryError::Overflow))
+    );
+}
+
+/// An I/O driver whose `bind` always fails with "address in use".
+#[derive(Default)]
+struct BindInUse;
+
+impl platform::SocketControl for BindInUse {
+    fn control(&mut self, _: Handle, op: io::Control) -> Result<io::ControlOutcome, io::IoError> {
+        match op {
+            io::Control::Socket { .. } => Ok(io::ControlOutcome::Fd(io::Fd(7))),
+            io::Control::Bind { .. } => Err(io::IoError::AddrInUse),
+            _ => Ok(io::ControlOutcome::Done),
+        }
+    }
+}
+
+impl platform::IoDriver for BindInUse {
+    fn submit(&mut self, _: &[platform::Submission], _: platform::IoBuffers<'_>) -> usize {
+        0
+    }
+    fn complete(&mut self, _: &mut dyn platform::CompletionSink) {}
+}
+
+/// Binds a socket in `init`; a failure is `CrashReason("bind() failed")`.
+struct Binder;
+impl Isolate for Binder {
+    type Args = ();
+    fn init(_: &(), ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
+        let s = ctx
+            .socket(io::Domain::Ipv4, io::SocketKind::Stream)
+            .map_err(|_| CrashReason("socket() failed"))?;
+        ctx.own_fd(Some(s));
+        let _ = ctx.set_option(s, io::SocketOption::ReuseAddr(true));
+        ctx.bind(s, "127.0.0.1:1".parse().unwrap())
+            .map_err(|_| CrashReason("bind() failed"))?;
+        Ok((Binder, Effect::Receive))
+    }
+    fn handle(&mut self, _: &Message, _: &mut Ctx) -> Effect {
+        Effect::Receive
+    }
+}
+
+type BindPlatform =
+    platform::Bundle<testing::TestTransport, BindInUse, testing::CatchPanic, testing::TestLog>;
+
+#[test]
+fn a_static_child_whose_init_fails_names_itself_its_reason_and_its_socket_error() {
+    let types = [
+        TypeSpec::of::<Actor>("actor"),
+        TypeSpec::of::<Binder>("binder"),
+    ];
+    let inner = [
+        ChildSpec::isolate::<Actor>(&args(0), Restart::Permanent),
+        ChildSpec::isolate_zeroed::<Binder>(Restart::Permanent),
+    ];
+    let children = [ChildSpec::Group(GroupSpec::one_for_one(&inner))];
+    let first = one_actor();
+    let shards = [
+        ShardSpec {
+            root: GroupSpec::one_for_one(&first),
+        },
+        ShardSpec {
+            root: GroupSpec::one_for_one(&children),
+        },
+    ];
+    let spec = SystemSpec::new(&shards, &types);
+    let mut region = region_for(&spec, ShardId(1));
+    let err = Shard::new(&spec, ShardId(1), region.bytes(), BindPlatform::default())
+        .err()
+        .expect("boot must fail");
+    let BootError::RootFailed(failure) = err else {
+        panic!("not a tree failure: {err:?}");
+    };
+    // shards[1].root.children[0] is the group; the binder is its child 1.
+    assert_eq!(
+        failure.child.to_string(),
+        "shards[1].root.children[0].children[1]"
+    );
+    assert!(matches!(failure.child, Location::Child(_, 1)));
+    assert_eq!(failure.type_name, "binder");
+    assert_eq!(failure.reason, CrashReason("bind() failed"));
+    assert_eq!(failure.io_error, Some(io::IoError::AddrInUse));
+    let text = err.to_string();
+    assert!(
+        text.contains("shards[1].root.children[0].children[1]")
+            && text.contains("binder")
+            && text.contains("bind() failed")
+            && text.contains("AddrInUse"),
+        "{text}"
+    );
+    // An init that fails without a failed socket call carries no I/O error.
+    let failing = [ChildSpec::isolate::<Actor>(
+        &ActorArgs {
+            fail_init: 1,
+            ..args(0)
+        },
+        Restart::Permanent,
+    )];
+    let shards = [ShardSpec {
+        root: GroupSpec::one_for_one(&failing),
+    }];
+    let types = [TypeSpec::of::<Actor>("actor")];
+    let spec = SystemSpec::new(&shards, &types);
+    let mut region = region_for(&spec, ShardId(0));
+    let err = Shard::new(&spec, ShardId(0), region.bytes(), TestPlatform::default())
+        .err()
+        .expect("boot must fail");
+    assert!(
+        matches!(
+            err,
+            BootError::RootFailed(InitFailure {
+                io_error: None,
+                type_name: "actor",
+                reason: CrashReason("init told to fail"),
+                ..
+            })
+        ),
+        "{err:?}"
     );
 }

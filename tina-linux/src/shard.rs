@@ -153,13 +153,14 @@ impl<'x> ShardThread<'_, 'x> {
         let spec = self.spec;
         let needed = Shard::<LinuxPlatform<'_>>::memory_required(spec, ShardId(i as u8))
             .map_err(BootFailure::Core)?;
-        let mapping = sys::Mapping::new_prefaulted(needed, self.config.huge_pages).map_err(
-            |errno| BootFailure::Map {
-                what: "shard region",
-                bytes: needed,
-                errno,
-            },
-        )?;
+        let mapping =
+            sys::Mapping::new_prefaulted(needed, self.config.huge_pages).map_err(|errno| {
+                BootFailure::Map {
+                    what: "shard region",
+                    bytes: needed,
+                    errno,
+                }
+            })?;
         let mut inbound: Vec<_> = (0..spec.shards.len()).map(|_| None).collect();
         if let Some(rings) = rings {
             rings.prefault();
