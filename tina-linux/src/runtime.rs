@@ -219,53 +219,36 @@ impl core::fmt::Display for BootFailure {
     }
 }
 
-/// An errno as "name (text), errno N".
+/// An errno as "NAME (text), errno N".
 fn errno_text(errno: i32) -> String {
-    let name = match errno {
-        libc::EADDRINUSE => "EADDRINUSE (address in use)",
-        libc::EADDRNOTAVAIL => "EADDRNOTAVAIL (address not available)",
-        libc::ECONNREFUSED => "ECONNREFUSED (connection refused)",
-        libc::ENOENT => "ENOENT (no such file or directory)",
-        libc::EEXIST => "EEXIST (already exists)",
-        libc::ENFILE => "ENFILE (too many open files in the system)",
-        libc::EBADF => "EBADF (bad descriptor)",
-        libc::EAFNOSUPPORT => "EAFNOSUPPORT (address family not supported)",
-        e => sys::errno_name(e),
-    };
-    format!("{name}, errno {errno}")
+    format!("{}, errno {errno}", sys::errno_name(errno))
 }
 
-/// A core I/O error with the errno Linux reported for it.
+/// A core I/O error as Linux reported it: "text (NAME, errno N)".
 fn io_error_text(e: IoError) -> String {
-    let errno = match e {
-        IoError::ConnectionRefused => libc::ECONNREFUSED,
-        IoError::ConnectionReset => libc::ECONNRESET,
-        IoError::ConnectionAborted => libc::ECONNABORTED,
-        IoError::BrokenPipe => libc::EPIPE,
-        IoError::NotConnected => libc::ENOTCONN,
-        IoError::AddrInUse => libc::EADDRINUSE,
-        IoError::AddrNotAvailable => libc::EADDRNOTAVAIL,
-        IoError::NotFound => libc::ENOENT,
-        IoError::PermissionDenied => libc::EACCES,
-        IoError::AlreadyExists => libc::EEXIST,
-        IoError::InvalidInput => libc::EINVAL,
-        IoError::TimedOut => libc::ETIMEDOUT,
-        IoError::TooManyOpenFiles => libc::EMFILE,
-        IoError::BadDescriptor => libc::EBADF,
-        IoError::Os(errno) => errno,
+    let (text, name, errno) = match e {
+        IoError::ConnectionRefused => ("connection refused", "ECONNREFUSED", libc::ECONNREFUSED),
+        IoError::ConnectionReset => ("connection reset", "ECONNRESET", libc::ECONNRESET),
+        IoError::ConnectionAborted => ("connection aborted", "ECONNABORTED", libc::ECONNABORTED),
+        IoError::BrokenPipe => ("broken pipe", "EPIPE", libc::EPIPE),
+        IoError::NotConnected => ("not connected", "ENOTCONN", libc::ENOTCONN),
+        IoError::AddrInUse => ("address in use", "EADDRINUSE", libc::EADDRINUSE),
+        IoError::AddrNotAvailable => (
+            "address not available",
+            "EADDRNOTAVAIL",
+            libc::EADDRNOTAVAIL,
+        ),
+        IoError::NotFound => ("not found", "ENOENT", libc::ENOENT),
+        IoError::PermissionDenied => return "permission denied (EACCES or EPERM)".into(),
+        IoError::AlreadyExists => ("already exists", "EEXIST", libc::EEXIST),
+        IoError::InvalidInput => ("invalid argument", "EINVAL", libc::EINVAL),
+        IoError::TimedOut => ("timed out", "ETIMEDOUT", libc::ETIMEDOUT),
+        IoError::TooManyOpenFiles => return "too many open files (EMFILE or ENFILE)".into(),
+        IoError::BadDescriptor => ("bad descriptor", "EBADF", libc::EBADF),
+        IoError::Os(errno) => return format!("OS error ({})", errno_text(errno)),
         other => return other.to_string(),
     };
-    let text = match e {
-        IoError::AddrInUse => "address in use".to_string(),
-        IoError::AddrNotAvailable => "address not available".to_string(),
-        IoError::PermissionDenied => "permission denied".to_string(),
-        IoError::TooManyOpenFiles => "too many open files".to_string(),
-        IoError::ConnectionRefused => "connection refused".to_string(),
-        IoError::InvalidInput => "invalid argument".to_string(),
-        IoError::Os(_) => "OS error".to_string(),
-        other => format!("{other:?}"),
-    };
-    format!("{text} ({})", errno_text(errno))
+    format!("{text} ({name}, errno {errno})")
 }
 
 /// How a run ended.
