@@ -1040,6 +1040,7 @@ pub struct SystemMemory {
 impl SystemMemory {
     /// Measures `spec` (checked: a total that does not fit in `usize` is an overflow).
     pub fn of(spec: &SystemSpec<'_>) -> Result<SystemMemory, BootError> {
+        spec.validate().map_err(BootError::Spec)?;
         let mut total = SystemMemory {
             regions: 0,
             rings: 0,

@@ -25,8 +25,10 @@
 
 use crate::core::{Exit, State};
 use crate::ctx::{ArenaAccess, Ctx};
+use crate::effect::CrashReason;
 use crate::handle::{Handle, ShardId, TypeId};
-use crate::spec::{ChildSpec, GROUP_DEPTH_MAX, GroupPath, GroupSpec, Restart, Strategy};
+use crate::shard::{InitFailure, SpawnError};
+use crate::spec::{ChildSpec, GROUP_DEPTH_MAX, GroupPath, GroupSpec, Location, Restart, Strategy};
 
 /// `Meta::member` of a dynamic child.
 pub(crate) const DYNAMIC_MEMBER: u16 = u16::MAX;
@@ -378,8 +380,30 @@ impl Ctx<'_, '_> {
                         return Err(m);
                     };
                     match self.spawn_raw(ty, args, g, m, restart) {
+                        // An `init` that returned `Done` left nothing running: the member
+                        // is stopped, not a handle to a dead isolate.
+                        Ok(h) if self.core.locate(h).is_none() => {
+                            self.core.groups.set_member(g, m, Member::Stopped)
+                        }
                         Ok(h) => self.core.groups.set_member(g, m, Member::Isolate(h)),
-                        Err(_) => return Err(m),
+                        Err(SpawnError::InitFailed) => return Err(m),
+                        Err(_) => {
+                            // No slot (dynamic children took the type's capacity): no
+                            // `init` ran, so say so for the boot error.
+                            self.core.init_failure = Some(InitFailure {
+                                child: Location::Child(
+                                    self.core.groups.path(self.core.shard, g),
+                                    m,
+                                ),
+                                type_name: self.core.spec.types[usize::from(ty)].name,
+                                reason: CrashReason(
+                                    "no free slot of its type (other isolates hold its whole \
+                                     capacity; raise TypeSpec::capacity)",
+                                ),
+                                io_error: None,
+                            });
+                            return Err(m);
+                        }
                     }
                 }
                 (
