@@ -190,3 +190,21 @@ fn random_specs_are_refused_clearly_or_boot_and_run() {
         assert!(valid < settings.cases, "no invalid spec generated");
     }
 }
+
+#[test]
+fn a_static_child_whose_init_returns_done_leaves_a_stopped_member_not_a_dead_handle() {
+    use spec_gen::Quitter;
+    let types = [TypeSpec::of::<Quitter>("quitter")];
+    let children = [ChildSpec::isolate::<Quitter>(&0, Restart::Transient)];
+    let shards = [ShardSpec {
+        root: GroupSpec::one_for_one(&children),
+    }];
+    let spec = SystemSpec::new(&shards, &types);
+    let mut region = tina_core::testing::region_for(&spec, ShardId(0));
+    let mut shard =
+        Shard::new(&spec, ShardId(0), region.bytes(), TestPlatform::default()).expect("boots");
+    assert_eq!(shard.live_isolates(), 0);
+    shard.check_invariants().expect("after boot");
+    shard.step(Instant::from_ticks(1));
+    shard.check_invariants().expect("after a step");
+}
