@@ -50,6 +50,9 @@ pub(crate) fn in_flight_max(spec: &SystemSpec<'_>) -> usize {
     isolates + 2 * spec.shard.io_submissions_per_tick_max as usize + 64
 }
 
+/// A shard's consumer halves, by producer shard.
+type Inbound<'r> = Vec<Option<Consumer<'r, Message>>>;
+
 /// Everything one shard thread needs.
 pub(crate) struct ShardThread<'s, 'x> {
     pub(crate) index: usize,
@@ -148,7 +151,7 @@ impl<'x> ShardThread<'_, 'x> {
         &self,
         rings: Option<&'r mut sys::Mapping>,
         exchange: &Exchange<'r>,
-    ) -> Result<(sys::Mapping, Vec<Option<Consumer<'r, Message>>>), BootFailure> {
+    ) -> Result<(sys::Mapping, Inbound<'r>), BootFailure> {
         let i = self.index;
         let spec = self.spec;
         let needed = Shard::<LinuxPlatform<'_>>::memory_required(spec, ShardId(i as u8))
