@@ -33,11 +33,16 @@
 //!        └── tina-watchdog ── reports a tick that runs too long (report or abort)
 //! ```
 //!
-//! - **Boot** ([`run`]): validates the spec, probes io_uring (setup + no-op) and logs which
-//!   backend runs (and why it fell back), picks CPUs from the process affinity mask, creates
-//!   the N×(N−1) rings; each shard thread pins itself, installs an alternate signal stack,
-//!   maps and pre-faults its own region (huge pages when large), then boots its shard. After
-//!   that nothing is allocated on any path of the loop.
+//! - **Boot** ([`run`], [`run_with`]): validates the spec, refuses it if its memory (shard
+//!   regions, the N×(N−1) rings, the reactors' tables) exceeds what is available
+//!   ([`available_memory`], or [`Config::memory_available`]), probes io_uring (setup + no-op)
+//!   and logs which backend runs (and why it fell back), picks CPUs from the process affinity
+//!   mask; each shard thread pins itself, installs an alternate signal stack, maps and
+//!   pre-faults its own region (huge pages when large) and its inbound rings, waits until
+//!   every shard has its memory, then boots its shard. Any boot failure — memory that cannot
+//!   be mapped, a static child whose `init` fails — is an `Err` naming the shard and the
+//!   cause, after the shards that booted were stopped; [`run_with`]'s callback runs only once
+//!   every shard has booted. After boot nothing is allocated on any path of the loop.
 //! - **I/O** ([`Reactor`]): the whole I/O vocabulary of tina-core on io_uring or epoll;
 //!   reactor-owned buffers; one submission batch per tick; `cancel_all` at shutdown.
 //! - **Sleep**: a shard with no work announces sleep on its link, re-checks its rings (the

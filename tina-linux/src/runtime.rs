@@ -1,18 +1,26 @@
 //! Boot, the shard threads, and the control loop.
 //!
 //! ```text
-//!  run(spec, config, control)
-//!   1. validate the spec; pick the backend (probe io_uring: setup + no-op; log the choice)
-//!   2. choose CPUs from the process affinity mask; create eventfds and the N×(N−1) rings
+//!  run_with(spec, config, control, on_booted)        (run: the same without a callback)
+//!   1. validate the spec; measure its memory (every shard region, the N×(N−1) rings, the
+//!      reactors' tables) and refuse it if it exceeds Config::memory_available (RunError::Memory)
+//!   2. pick the backend (probe io_uring: setup + no-op; log the choice); choose CPUs from the
+//!      process affinity mask; create eventfds; map (untouched) each shard's inbound rings
 //!   3. block the control signals (threads inherit the mask); ignore SIGPIPE; fault handlers
 //!   4. per shard, a thread: pin → alternate signal stack → map + pre-fault its region →
-//!      reactor → Shard::new → loop { requests; step; sleep when idle }
-//!   5. this thread: SIGINT/SIGTERM → graceful shutdown (again → force), SIGUSR1 → stats,
-//!      SIGUSR2 → revive; returns when every shard has stopped
+//!      pre-fault + carve its inbound rings (producer halves to the exchange) → wait at the
+//!      gate until every shard has its memory (if one failed, none boots) → take its producer
+//!      halves → reactor → Shard::new → loop { requests; step; sleep when idle }
+//!   5. this thread: wait until every shard has booted or failed; a failure → shut the booted
+//!      shards down and return RunError::ShardBoot (shard, child, cause) once they stopped;
+//!      else on_booted, then SIGINT/SIGTERM → graceful shutdown (again → force), SIGUSR1 →
+//!      stats, SIGUSR2 → revive; returns when every shard has stopped
 //! ```
 //!
-//! After step 4's boot nothing allocates: rings, op tables, event arrays and queues are sized
-//! from the spec, and the loop only reads the clock, steps, and blocks.
+//! Every mapping is fallible (an error, never an abort), and memory is mapped and pre-faulted
+//! before any isolate runs. After step 4's boot nothing allocates: rings, op tables, event
+//! arrays and queues are sized from the spec, and the loop only reads the clock, steps, and
+//! blocks.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};

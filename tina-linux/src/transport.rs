@@ -10,6 +10,10 @@
 //! - [`LinuxTransport::send`] refuses (`StaleHandle`) a peer whose state is Stopped, Failed
 //!   or Quarantined before touching its ring, so a message is never parked in a ring nobody
 //!   will drain.
+//! - Ring memory: each consumer shard's inbound rings live in one mapping (sized by
+//!   [`tina_core::ring_memory_required`]), pre-faulted on the consumer's pinned thread and
+//!   carved there ([`carve_inbound_rings`]); the producer halves reach their shards through
+//!   an exchange once every shard has carved its rings.
 
 use core::mem::MaybeUninit;
 use std::sync::Mutex;
