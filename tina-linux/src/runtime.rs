@@ -715,3 +715,56 @@ fn run_system(
         stats: control.stats(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn available_memory_is_known_and_at_most_the_machine_total() {
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+        let total_kib: u64 = meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .unwrap()
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .unwrap();
+        let available = available_memory().expect("MemAvailable on Linux");
+        assert!(
+            available > 0 && available <= total_kib * 1024,
+            "{available}"
+        );
+    }
+
+    #[test]
+    fn socket_errors_read_as_linux_reports_them() {
+        assert_eq!(
+            io_error_text(IoError::AddrInUse),
+            "address in use (EADDRINUSE, errno 98)"
+        );
+        assert!(io_error_text(IoError::Os(libc::ENOMEM)).contains("ENOMEM"));
+        assert_eq!(
+            io_error_text(IoError::NoBuffers),
+            IoError::NoBuffers.to_string()
+        );
+    }
+
+    #[test]
+    fn the_gate_opens_when_all_arrive_and_fails_when_one_is_not_ready() {
+        let gate = BootGate::new(2);
+        std::thread::scope(|s| {
+            let other = s.spawn(|| gate.arrive(true));
+            assert!(gate.arrive(true));
+            assert!(other.join().unwrap());
+        });
+        let gate = BootGate::new(3);
+        std::thread::scope(|s| {
+            let waiting = s.spawn(|| gate.arrive(true));
+            assert!(!gate.arrive(false), "a failed shard closes the gate");
+            assert!(!waiting.join().unwrap(), "a waiting shard learns of it");
+        });
+    }
+}
