@@ -29,6 +29,12 @@ pub const GROUP_DEPTH_MAX: usize = 8;
 pub const RING_CAPACITY_MIN: u32 = 16;
 /// Largest cross-shard ring capacity (2^20 messages: 128 MiB of slots per ring).
 pub const RING_CAPACITY_MAX: u32 = 1 << 20;
+const _: () = assert!(
+    RING_CAPACITY_MIN.is_power_of_two()
+        && RING_CAPACITY_MAX.is_power_of_two()
+        && RING_CAPACITY_MIN <= RING_CAPACITY_MAX
+);
+
 /// Largest `io_submissions_per_tick_max` (one tick's batch; platforms size their operation
 /// tables from it).
 pub const IO_SUBMISSIONS_PER_TICK_MAX: u32 = 1 << 16;

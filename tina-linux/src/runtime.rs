@@ -71,8 +71,9 @@ pub struct Config {
     /// Graceful shutdown bound; `None`: the spec's `shutdown_timeout`.
     pub shutdown_timeout: Option<StdDuration>,
     /// How many bytes the system may still map without swapping or being killed for memory
-    /// (`None`: unknown, no check). [`run`] refuses a spec that needs more
-    /// ([`RunError::Memory`]) before it maps anything. Default: [`available_memory`]; tests
+    /// (`None`: unknown, no check). [`run`] refuses a spec whose shard regions, rings and
+    /// reactor tables need more ([`RunError::Memory`]) before it maps anything (thread stacks
+    /// and the kernel's io_uring memory are not counted). Default: [`available_memory`]; tests
     /// inject their own.
     pub memory_available: fn() -> Option<u64>,
 }
@@ -277,7 +278,8 @@ pub struct Booted {
     pub backend: ActiveBackend,
     /// The CPU of each shard.
     pub cpus: Vec<usize>,
-    /// The memory the system mapped (shard regions and rings).
+    /// The memory the spec needs: shard regions and rings, as measured (each mapping is
+    /// rounded up to whole pages).
     pub memory: SystemMemory,
 }
 
