@@ -349,6 +349,7 @@ impl<'a, P: Platform> Shard<'a, P> {
                 transfers,
                 quarantined_peers: [0; 4],
                 pending_fd: None,
+                orphans: crate::core::Orphans::EMPTY,
             },
             arenas,
             platform,
@@ -408,6 +409,9 @@ impl<'a, P: Platform> Shard<'a, P> {
             io.complete(&mut Sink {
                 core: &mut self.core,
             });
+            if !self.core.orphans.is_empty() {
+                self.core.reclaim_orphans(io);
+            }
         }
         // 3. Dispatch.
         let mut dispatched = 0;
@@ -456,10 +460,13 @@ impl<'a, P: Platform> Shard<'a, P> {
 
     fn submit_io(&mut self) {
         let n = self.core.io.sub_len;
+        let io = self.platform.parts().io;
         if n == 0 {
+            if !self.core.orphans.is_empty() {
+                self.core.reclaim_orphans(io);
+            }
             return;
         }
-        let io = self.platform.parts().io;
         let (subs, buffers) = self.core.io.split();
         let accepted = io.submit(&subs[..n], buffers).min(n);
         self.core.counters.io_submitted += accepted as u64;
@@ -477,6 +484,10 @@ impl<'a, P: Platform> Shard<'a, P> {
             );
         }
         self.core.io.sub_len = 0;
+        // Held orphans (a platform that cannot close at once) go into the next batch.
+        if !self.core.orphans.is_empty() {
+            self.core.reclaim_orphans(io);
+        }
     }
 
     fn dispatch_type(&mut self, ty: u8) -> u32 {
@@ -588,6 +599,9 @@ impl<'a, P: Platform> Shard<'a, P> {
                     && exit.is_some()
                 {
                     core.queue_reclaim(crate::io::IoOp::Close { fd });
+                    if !core.orphans.is_empty() {
+                        core.reclaim_orphans(&mut *parts.control);
+                    }
                 }
                 if let Some(exit) = exit {
                     return Some((slot, exit));
@@ -614,7 +628,7 @@ impl<'a, P: Platform> Shard<'a, P> {
         }
         let verdict = self.with_ctx(|ctx| {
             ctx.drop_slot(ty, slot);
-            ctx.core.teardown(ty, slot);
+            ctx.teardown(ty, slot);
             ctx.on_exit(departed, exit)
         });
         if verdict == Verdict::RecoverShard {
@@ -733,7 +747,7 @@ impl<'a, P: Platform> Shard<'a, P> {
                 if self.core.types[usize::from(ty)].metas[slot as usize].is_live() {
                     self.with_ctx(|ctx| {
                         ctx.drop_slot(ty, slot);
-                        ctx.core.teardown(ty, slot);
+                        ctx.teardown(ty, slot);
                     });
                 }
             }
