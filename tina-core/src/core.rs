@@ -818,15 +818,17 @@ impl<'a> Core<'a> {
             }
         }
         self.meta(ty, slot).state = State::AwaitingIo;
+        if self.io.sub_len == self.io.subs.len() {
+            // Refused before the platform saw it: an owned descriptor stays owned (a close
+            // refused here must not leave the descriptor to nobody).
+            self.counters.io_submission_full += 1;
+            self.finish_io_locally(ty, slot, &op, IoError::QueueFull);
+            return Ok(());
+        }
         if let IoOp::Close { fd } = op
             && self.meta(ty, slot).owned_fd == fd.0
         {
             self.meta(ty, slot).owned_fd = -1;
-        }
-        if self.io.sub_len == self.io.subs.len() {
-            self.counters.io_submission_full += 1;
-            self.finish_io_locally(ty, slot, &op, IoError::QueueFull);
-            return Ok(());
         }
         let mut inbound = None;
         if op.kind().fills_buffer() {

@@ -4,10 +4,11 @@
 //!
 //! - every accepted [`Submission`] completes exactly once, echoing its buffer;
 //! - data is received straight into the reactor-owned buffer the core chose (no copy);
-//! - `Handle::NONE` submissions are reclaim work (closing an orphan descriptor) and are never
-//!   refused: if the in-flight table is full they run synchronously; so does an orphan's
-//!   close that found the core's submission batch full ([`SocketControl::close_orphan`]),
-//!   after the operations on that descriptor are cancelled;
+//! - closes are never refused (the submitter no longer owns the descriptor), and neither is
+//!   other `Handle::NONE` reclaim work: if the in-flight table is full a close runs
+//!   synchronously; so does an orphan's close that found the core's submission batch full
+//!   ([`SocketControl::close_orphan`]), after the operations on that descriptor are
+//!   cancelled;
 //! - after [`IoDriver::cancel_all`] (shutdown), every operation in flight completes soon
 //!   (`Canceled` if it cannot finish), and new operations that wait on the outside world
 //!   (accept, connect, recv, recvfrom) complete with `Canceled` at once, so a draining shard

@@ -77,9 +77,6 @@ pub struct UringReactor {
     /// Whether completions are being reaped from inside `push` (which then does not reap
     /// again if a reaped completion pushes an SQE itself).
     reaping: bool,
-    /// Errors the next `io_uring_enter` calls return instead of entering (tests only).
-    #[cfg(test)]
-    submit_fault: Option<SubmitFault>,
 }
 
 /// A test's injected submission error: `errno` for the next `count` submits.
@@ -88,6 +85,14 @@ pub struct UringReactor {
 pub(crate) struct SubmitFault {
     pub(crate) errno: Errno,
     pub(crate) count: u32,
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Errors the next `io_uring_enter` calls on this thread return instead of entering
+    /// (tests only: production builds have no such hook).
+    static SUBMIT_FAULT: core::cell::Cell<Option<SubmitFault>> =
+        const { core::cell::Cell::new(None) };
 }
 
 impl UringReactor {
@@ -115,8 +120,6 @@ impl UringReactor {
             timeout: types::Timespec::new(),
             submit_failures: 0,
             reaping: false,
-            #[cfg(test)]
-            submit_fault: None,
         })
     }
 
@@ -168,10 +171,11 @@ impl UringReactor {
     /// One non-blocking `io_uring_enter` for the queued SQEs.
     fn enter(&mut self) -> Result<usize, Errno> {
         #[cfg(test)]
-        if let Some(f) = self.submit_fault.as_mut()
+        if let Some(mut f) = SUBMIT_FAULT.get()
             && f.count > 0
         {
             f.count -= 1;
+            SUBMIT_FAULT.set(Some(f));
             return Err(f.errno);
         }
         self.ring
@@ -321,8 +325,11 @@ impl UringReactor {
                 self.cancel_ops_on(fd.0);
             }
             let Some((i, _)) = self.ops.insert(s) else {
-                if let (IoOp::Close { fd }, true) = (s.op, s.owner.is_none()) {
-                    let _ = close_now(fd.0);
+                if let IoOp::Close { fd } = s.op {
+                    // A close is never refused (the isolate no longer owns the descriptor):
+                    // with the table full it runs at once.
+                    let r = close_now(fd.0);
+                    self.pending.push(s.owner, completion_of(s, r));
                     continue;
                 }
                 // Table full: refuse this and the rest (the core completes them).
@@ -627,10 +634,10 @@ mod tests {
         let Some(mut r) = small_ring(&wake) else {
             return;
         };
-        r.submit_fault = Some(SubmitFault {
+        SUBMIT_FAULT.set(Some(SubmitFault {
             errno: libc::EIO,
             count: u32::MAX,
-        });
+        }));
         for _ in 0..4 {
             // SAFETY: a no-op references no memory.
             assert_eq!(unsafe { r.push(&nop()) }, Ok(()));
@@ -640,11 +647,11 @@ mod tests {
         assert_eq!(unsafe { r.push(&nop()) }, Err(libc::EIO));
         assert_eq!(r.submit_failures(), 1);
         assert_eq!(
-            r.submit_fault.map(|f| f.count),
+            SUBMIT_FAULT.get().map(|f| f.count),
             Some(u32::MAX - 1),
             "a hard error is not retried"
         );
-        r.submit_fault = None;
+        SUBMIT_FAULT.set(None);
         r.flush();
         // SAFETY: as above.
         assert_eq!(unsafe { r.push(&nop()) }, Ok(()), "the queue drained");
@@ -661,10 +668,10 @@ mod tests {
             unsafe { r.push(&nop()) }.unwrap();
         }
         // Transient: three refusals, then the kernel takes the queue.
-        r.submit_fault = Some(SubmitFault {
+        SUBMIT_FAULT.set(Some(SubmitFault {
             errno: libc::EBUSY,
             count: 3,
-        });
+        }));
         // SAFETY: as above.
         assert_eq!(unsafe { r.push(&nop()) }, Ok(()));
         assert_eq!(r.submit_failures(), 0);
@@ -674,18 +681,18 @@ mod tests {
             unsafe { r.push(&nop()) }.unwrap();
         }
         // Persistent: every attempt refused; the push ends after the bounded attempts.
-        r.submit_fault = Some(SubmitFault {
+        SUBMIT_FAULT.set(Some(SubmitFault {
             errno: libc::EAGAIN,
             count: u32::MAX,
-        });
+        }));
         // SAFETY: as above.
         assert_eq!(unsafe { r.push(&nop()) }, Err(libc::EAGAIN));
         assert_eq!(
-            u32::MAX - r.submit_fault.map_or(0, |f| f.count),
+            u32::MAX - SUBMIT_FAULT.get().map_or(0, |f| f.count),
             SUBMIT_ATTEMPTS_MAX + 1
         );
         assert_eq!(r.submit_failures(), 1);
-        r.submit_fault = None;
+        SUBMIT_FAULT.set(None);
     }
 
     #[test]
@@ -697,10 +704,10 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let fd = Fd(listener.as_raw_fd());
-        r.submit_fault = Some(SubmitFault {
+        SUBMIT_FAULT.set(Some(SubmitFault {
             errno: libc::EIO,
             count: u32::MAX,
-        });
+        }));
         let batch: Vec<Submission> = (1..=6)
             .map(|k| Submission {
                 owner: owner(k),
@@ -726,7 +733,7 @@ mod tests {
         );
         // The kernel takes the queue again: the four queued accepts are cancelled and
         // complete once each when dropped (bounded).
-        r.submit_fault = None;
+        SUBMIT_FAULT.set(None);
         drop(r);
     }
 }
