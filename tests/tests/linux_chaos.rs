@@ -188,7 +188,7 @@ static INJECTED_CRASHES: AtomicU64 = AtomicU64::new(0);
 static FORCED_RECOVERIES: AtomicU64 = AtomicU64::new(0);
 
 /// One in this many connection handler calls panics; as many again crash.
-const FAULT_ONE_IN: u64 = 400;
+const FAULT_ONE_IN: u64 = 800;
 /// A saboteur forces a shard recovery after a delay drawn from this range (ticks: ms).
 const SABOTAGE_TICKS: (u64, u64) = (300, 900);
 

@@ -12,6 +12,9 @@
 //! - The wake eventfd is watched by a one-shot `POLL_ADD`, armed only when the shard is about
 //!   to sleep, so the busy path never touches it.
 //! - `cancel_all` issues one `ASYNC_CANCEL` per operation in flight.
+//! - A full submission queue is handed to the kernel and the push retried a bounded number
+//!   of times; if the kernel keeps refusing it, the operation completes with an error and
+//!   the failure is counted (`ShardStats::io_submit_failures`). Nothing spins.
 //!
 //! This is the second of the two modules with `unsafe`: pushing an SQE hands the kernel raw
 //! pointers (buffers, addresses, message headers) that must stay valid until the operation
