@@ -15,7 +15,8 @@
 //! builds contain none of it.
 //!
 //! The seed is printed; `TINA_CHAOS_SEED=<n>` replays a seed's client streams and fault
-//! rolls (thread scheduling still varies between runs).
+//! rolls (thread scheduling still varies between runs). `TINA_CHAOS_SECS=<n>` keeps the load
+//! and the faults on for at least `n` seconds per backend (default 3): the long mode.
 
 mod linux_common;
 
@@ -615,13 +616,21 @@ fn chaos_run(backend: Backend, seed: u64, load_min: StdDuration, load_max: StdDu
 fn echo_under_chaos_stays_byte_exact_and_every_fault_is_counted() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let seed = chaos_seed();
-    eprintln!("chaos seed {seed} (replay: TINA_CHAOS_SEED={seed})");
+    let secs: u64 = std::env::var("TINA_CHAOS_SECS")
+        .ok()
+        .map(|s| {
+            s.trim()
+                .parse()
+                .expect("TINA_CHAOS_SECS must be a whole number of seconds")
+        })
+        .unwrap_or(3);
+    eprintln!("chaos seed {seed} (replay: TINA_CHAOS_SEED={seed}), {secs} s per backend");
     for backend in BACKENDS {
         chaos_run(
             backend,
             seed,
-            StdDuration::from_secs(3),
-            StdDuration::from_secs(8),
+            StdDuration::from_secs(secs),
+            StdDuration::from_secs(secs + 5),
         );
     }
 }
