@@ -14,7 +14,7 @@ use crate::isolate::InitArgs;
 use crate::log::LogRing;
 use crate::message::{Message, Outgoing, Payload, system_tag};
 use crate::platform::PeerEvent;
-use crate::platform::{Submission, Transport};
+use crate::platform::{SocketControl, Submission, Transport};
 use crate::pool::{Class, Fifo, NIL, Pool};
 use crate::shard::SendError;
 use crate::spec::{Restart, SystemSpec};
@@ -51,6 +51,40 @@ pub(crate) enum CallFailure {
 
 /// Pending system notice bits.
 pub(crate) const NOTICE_SHUTDOWN: u8 = 1 << 0;
+
+/// Orphaned descriptors the core holds while the submission batch is full. The shard hands
+/// them to the platform (`SocketControl::close_orphan`) after every teardown and every
+/// completion pass, so a platform that closes at once never has more than a few held.
+pub(crate) const ORPHANS_MAX: usize = 16;
+
+/// Descriptors nobody owns any more whose close found the submission batch full.
+#[derive(Clone, Copy)]
+pub(crate) struct Orphans {
+    fds: [crate::io::Fd; ORPHANS_MAX],
+    len: usize,
+}
+
+impl Orphans {
+    pub(crate) const EMPTY: Orphans = Orphans {
+        fds: [crate::io::Fd(-1); ORPHANS_MAX],
+        len: 0,
+    };
+
+    /// Holds `fd`; `false` if the list is full.
+    #[must_use]
+    fn push(&mut self, fd: crate::io::Fd) -> bool {
+        let Some(slot) = self.fds.get_mut(self.len) else {
+            return false;
+        };
+        *slot = fd;
+        self.len += 1;
+        true
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
 
 /// Per-isolate metadata, kept apart from the isolate's own memory.
 #[derive(Clone, Copy, Debug)]
@@ -312,6 +346,9 @@ pub(crate) struct Core<'a> {
     pub(crate) control_error: Option<crate::io::IoError>,
     /// The last `init` that failed, for the boot error.
     pub(crate) init_failure: Option<crate::shard::InitFailure>,
+    /// Closes of orphaned descriptors that found the submission batch full (see
+    /// [`Core::queue_reclaim`]).
+    pub(crate) orphans: Orphans,
 }
 
 impl<'a> Core<'a> {
@@ -786,15 +823,17 @@ impl<'a> Core<'a> {
             }
         }
         self.meta(ty, slot).state = State::AwaitingIo;
+        if self.io.sub_len == self.io.subs.len() {
+            // Refused before the platform saw it: an owned descriptor stays owned (a close
+            // refused here must not leave the descriptor to nobody).
+            self.counters.io_submission_full += 1;
+            self.finish_io_locally(ty, slot, &op, IoError::QueueFull);
+            return Ok(());
+        }
         if let IoOp::Close { fd } = op
             && self.meta(ty, slot).owned_fd == fd.0
         {
             self.meta(ty, slot).owned_fd = -1;
-        }
-        if self.io.sub_len == self.io.subs.len() {
-            self.counters.io_submission_full += 1;
-            self.finish_io_locally(ty, slot, &op, IoError::QueueFull);
-            return Ok(());
         }
         let mut inbound = None;
         if op.kind().fills_buffer() {
@@ -864,14 +903,61 @@ impl<'a> Core<'a> {
     }
 
     /// Queues reclaim work with no owner (closing a descriptor nobody owns any more).
+    ///
+    /// Never dropped silently. If the batch is full, a submission in it whose owner is gone
+    /// and that works on the same descriptor gives its place up (its buffer is freed: no
+    /// completion will name it); otherwise the descriptor is held in [`Core::orphans`] until
+    /// [`Core::reclaim_orphans`] hands it to the platform. No submission in the batch uses
+    /// a held descriptor, so closing it ahead of the batch cannot let a late operation act
+    /// on a new descriptor that reuses the number. Both ways count `io_reclaims_deferred`;
+    /// a full hold list counts `io_reclaims_lost`.
     pub(crate) fn queue_reclaim(&mut self, op: IoOp) {
+        let reclaim = Submission {
+            owner: Handle::NONE,
+            op,
+            buf: None,
+        };
         if self.io.sub_len < self.io.subs.len() {
-            self.io.subs[self.io.sub_len] = Submission {
-                owner: Handle::NONE,
-                op,
-                buf: None,
-            };
+            self.io.subs[self.io.sub_len] = reclaim;
             self.io.sub_len += 1;
+            return;
+        }
+        self.counters.io_reclaims_deferred += 1;
+        let IoOp::Close { fd } = op else {
+            self.counters.io_reclaims_lost += 1;
+            return;
+        };
+        let stale = (0..self.io.sub_len).find(|&i| {
+            let s = self.io.subs[i];
+            !s.owner.is_none()
+                && !matches!(s.op, IoOp::Close { .. })
+                && op_uses_fd(&s.op, fd)
+                && self.locate(s.owner).is_none()
+        });
+        if let Some(i) = stale {
+            if let Some(b) = self.io.subs[i].buf {
+                self.io.bufs.free(b);
+            }
+            self.io.subs[i] = reclaim;
+        } else if !self.orphans.push(fd) {
+            self.counters.io_reclaims_lost += 1;
+        }
+    }
+
+    /// Hands the held orphaned descriptors to the platform to close at once, or to the
+    /// submission batch if it has room again; keeps the rest.
+    pub(crate) fn reclaim_orphans(&mut self, control: &mut dyn SocketControl) {
+        let held = core::mem::replace(&mut self.orphans, Orphans::EMPTY);
+        for &fd in &held.fds[..held.len] {
+            if control.close_orphan(fd) {
+                continue;
+            }
+            if self.io.sub_len < self.io.subs.len() {
+                self.queue_reclaim(IoOp::Close { fd });
+            } else {
+                // Room for it: the list was emptied above and is refilled from `held` only.
+                let _ = self.orphans.push(fd);
+            }
         }
     }
 
@@ -897,25 +983,29 @@ impl<'a> Core<'a> {
             }
             self.pool.release(i);
         }
-        if owned_fd >= 0 {
-            self.queue_reclaim(IoOp::Close {
-                fd: crate::io::Fd(owned_fd),
-            });
-        }
+        let mut undelivered_fd = None;
         if let Some(c) = undelivered {
             // Completed but never handled: its buffer and descriptor have no owner now.
             if let Some(b) = c.buf {
                 self.io.bufs.free(b);
             }
-            if let Some(fd) = c.fd() {
-                self.queue_reclaim(IoOp::Close { fd });
-            }
+            undelivered_fd = c.fd();
         }
         if reply != NIL {
             self.pool.release(reply);
         }
         self.timers.cancel_all(&mut timers);
         self.types[usize::from(ty)].release(slot);
+        // Queued once the slot is free, so this isolate's own submissions still in the
+        // batch count as stale (see `queue_reclaim`).
+        if owned_fd >= 0 {
+            self.queue_reclaim(IoOp::Close {
+                fd: crate::io::Fd(owned_fd),
+            });
+        }
+        if let Some(fd) = undelivered_fd {
+            self.queue_reclaim(IoOp::Close { fd });
+        }
     }
 
     /// Fires due timers (bounded per tick).
@@ -1021,5 +1111,21 @@ impl<'a> Core<'a> {
     /// Counts live isolates.
     pub(crate) fn live(&self) -> u32 {
         self.types.iter().map(|t| t.live).sum()
+    }
+}
+
+/// Whether `op` works on descriptor `fd`.
+fn op_uses_fd(op: &IoOp, fd: crate::io::Fd) -> bool {
+    match *op {
+        IoOp::Accept { listener } => listener == fd,
+        IoOp::Connect { socket, .. }
+        | IoOp::Recv { socket, .. }
+        | IoOp::Send { socket, .. }
+        | IoOp::SendTo { socket, .. }
+        | IoOp::RecvFrom { socket, .. } => socket == fd,
+        IoOp::Read { file, .. } | IoOp::Write { file, .. } => file == fd,
+        IoOp::SendFile { out, file, .. } => out == fd || file == fd,
+        IoOp::Close { fd: f } => f == fd,
+        IoOp::Open { .. } => false,
     }
 }

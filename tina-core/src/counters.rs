@@ -65,11 +65,17 @@ pub struct Counters {
     pub shard_recoveries: u64,
     /// Slots retired because their generation reached the maximum.
     pub slots_retired: u64,
+    /// Closes of descriptors nobody owns any more that found the submission batch full, and
+    /// were handed to the platform at once (or held for the next batch) instead.
+    pub io_reclaims_deferred: u64,
+    /// Such closes that could be neither run at once nor held (the hold list was full): a
+    /// descriptor leaked. Stays zero on platforms that close at once (tina-linux).
+    pub io_reclaims_lost: u64,
 }
 
 impl Counters {
     /// How many counters there are.
-    pub const FIELD_COUNT: usize = 30;
+    pub const FIELD_COUNT: usize = 32;
 
     /// Every counter, in declaration order (for platforms that publish them as atomics, and
     /// for hashing).
@@ -105,6 +111,8 @@ impl Counters {
             self.restarts,
             self.shard_recoveries,
             self.slots_retired,
+            self.io_reclaims_deferred,
+            self.io_reclaims_lost,
         ]
     }
 
@@ -141,6 +149,8 @@ impl Counters {
             restarts: a[27],
             shard_recoveries: a[28],
             slots_retired: a[29],
+            io_reclaims_deferred: a[30],
+            io_reclaims_lost: a[31],
         }
     }
 }
@@ -158,6 +168,6 @@ mod tests {
         let c = Counters::from_array(&a);
         assert_eq!(c.to_array(), a);
         assert_eq!(c.dispatches, 1000);
-        assert_eq!(c.slots_retired, 1000 + Counters::FIELD_COUNT as u64 - 1);
+        assert_eq!(c.io_reclaims_lost, 1000 + Counters::FIELD_COUNT as u64 - 1);
     }
 }

@@ -230,7 +230,7 @@ impl<'x, 'a> Ctx<'x, 'a> {
                 self.core.io.bufs.release_held_from(held_mark);
                 self.core.transfers.release_held_from(transfer_mark);
                 self.drop_slot(ty, slot);
-                self.core.teardown(ty, slot);
+                self.teardown(ty, slot);
                 self.core.counters.spawn_failures += 1;
                 return Err(SpawnError::InitFailed);
             }
@@ -247,7 +247,7 @@ impl<'x, 'a> Ctx<'x, 'a> {
         if exit.is_some() {
             // `init` asked to stop at once: tear down without a restart.
             self.drop_slot(ty, slot);
-            self.core.teardown(ty, slot);
+            self.teardown(ty, slot);
         } else {
             self.core.types[usize::from(ty)].make_ready(slot);
         }
@@ -544,6 +544,17 @@ impl<'x, 'a> Ctx<'x, 'a> {
     #[doc(hidden)]
     pub fn _effect_marker(&self) -> Option<Effect> {
         None
+    }
+}
+
+impl Ctx<'_, '_> {
+    /// Tears the isolate in (ty, slot) down (`Core::teardown`), then hands any descriptor
+    /// it orphaned while the submission batch was full to the platform to close at once.
+    pub(crate) fn teardown(&mut self, ty: u8, slot: u32) {
+        self.core.teardown(ty, slot);
+        if !self.core.orphans.is_empty() {
+            self.core.reclaim_orphans(self.control);
+        }
     }
 }
 

@@ -79,7 +79,13 @@ pub struct IoBuffers<'x> {
     pub(crate) size: usize,
 }
 
-impl IoBuffers<'_> {
+impl<'x> IoBuffers<'x> {
+    /// A view of `bytes` as buffers of `size` bytes each (the core builds the real one; this
+    /// is for a platform's own tests of its driver).
+    pub fn new(bytes: &'x mut [u8], size: usize) -> IoBuffers<'x> {
+        IoBuffers { bytes, size }
+    }
+
     /// The bytes of one buffer.
     pub fn get(&self, buf: IoBuf) -> Option<&[u8]> {
         let start = buf.index().checked_mul(self.size)?;
@@ -120,6 +126,16 @@ pub trait CompletionSink {
 pub trait SocketControl {
     /// Executes one control call on behalf of `owner`.
     fn control(&mut self, owner: Handle, op: Control) -> Result<ControlOutcome, IoError>;
+
+    /// Closes `fd`, a descriptor no isolate owns any more, at once: reclaim work that found
+    /// the tick's submission batch full. The platform first ends (or cancels) its own
+    /// operations on `fd`, as for a submitted `Close`. Returns `false` if this platform
+    /// cannot close synchronously; the core then queues the close into the next batch.
+    /// The default returns `false`.
+    fn close_orphan(&mut self, fd: crate::io::Fd) -> bool {
+        let _ = fd;
+        false
+    }
 }
 
 /// The I/O path of one shard.

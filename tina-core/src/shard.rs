@@ -380,6 +380,7 @@ impl<'a, P: Platform> Shard<'a, P> {
                 pending_fd: None,
                 control_error: None,
                 init_failure: None,
+                orphans: crate::core::Orphans::EMPTY,
             },
             arenas,
             platform,
@@ -447,6 +448,9 @@ impl<'a, P: Platform> Shard<'a, P> {
             io.complete(&mut Sink {
                 core: &mut self.core,
             });
+            if !self.core.orphans.is_empty() {
+                self.core.reclaim_orphans(io);
+            }
         }
         // 3. Dispatch.
         let mut dispatched = 0;
@@ -495,10 +499,13 @@ impl<'a, P: Platform> Shard<'a, P> {
 
     fn submit_io(&mut self) {
         let n = self.core.io.sub_len;
+        let io = self.platform.parts().io;
         if n == 0 {
+            if !self.core.orphans.is_empty() {
+                self.core.reclaim_orphans(io);
+            }
             return;
         }
-        let io = self.platform.parts().io;
         let (subs, buffers) = self.core.io.split();
         let accepted = io.submit(&subs[..n], buffers).min(n);
         self.core.counters.io_submitted += accepted as u64;
@@ -516,6 +523,10 @@ impl<'a, P: Platform> Shard<'a, P> {
             );
         }
         self.core.io.sub_len = 0;
+        // Held orphans (a platform that cannot close at once) go into the next batch.
+        if !self.core.orphans.is_empty() {
+            self.core.reclaim_orphans(io);
+        }
     }
 
     fn dispatch_type(&mut self, ty: u8) -> u32 {
@@ -627,6 +638,9 @@ impl<'a, P: Platform> Shard<'a, P> {
                     && exit.is_some()
                 {
                     core.queue_reclaim(crate::io::IoOp::Close { fd });
+                    if !core.orphans.is_empty() {
+                        core.reclaim_orphans(&mut *parts.control);
+                    }
                 }
                 if let Some(exit) = exit {
                     return Some((slot, exit));
@@ -653,7 +667,7 @@ impl<'a, P: Platform> Shard<'a, P> {
         }
         let verdict = self.with_ctx(|ctx| {
             ctx.drop_slot(ty, slot);
-            ctx.core.teardown(ty, slot);
+            ctx.teardown(ty, slot);
             ctx.on_exit(departed, exit)
         });
         if verdict == Verdict::RecoverShard {
@@ -773,7 +787,7 @@ impl<'a, P: Platform> Shard<'a, P> {
                 if self.core.types[usize::from(ty)].metas[slot as usize].is_live() {
                     self.with_ctx(|ctx| {
                         ctx.drop_slot(ty, slot);
-                        ctx.core.teardown(ty, slot);
+                        ctx.teardown(ty, slot);
                     });
                 }
             }

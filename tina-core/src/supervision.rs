@@ -255,7 +255,7 @@ impl Ctx<'_, '_> {
     pub(crate) fn stop_isolate(&mut self, h: Handle) {
         if let Some((ty, slot)) = self.core.locate(h) {
             self.drop_slot(ty, slot);
-            self.core.teardown(ty, slot);
+            self.teardown(ty, slot);
         }
     }
 

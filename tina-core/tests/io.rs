@@ -434,3 +434,180 @@ fn a_completion_that_arrives_as_its_owner_is_torn_down_is_reclaimed() {
         assert_eq!(rig.shard.counters().io_completed, 1);
     });
 }
+
+/// Owns the descriptor in its arguments; closes it when told (`GO`) and is done when the
+/// close completes, whatever its result; receives on it when told (`READ`).
+struct Owner {
+    fd: Fd,
+}
+
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+struct FdArgs {
+    fd: i32,
+}
+
+const GO: UserTag = UserTag::new(0x71);
+const READ: UserTag = UserTag::new(0x72);
+
+impl Isolate for Owner {
+    type Args = FdArgs;
+    fn init(a: &FdArgs, ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
+        ctx.own_fd(Some(Fd(a.fd)));
+        Ok((Owner { fd: Fd(a.fd) }, Effect::Receive))
+    }
+
+    fn handle(&mut self, msg: &Message, _: &mut Ctx) -> Effect {
+        match msg.io_completion() {
+            Some(c) if c.kind == IoKind::Close => Effect::Done,
+            Some(_) => Effect::Receive,
+            None if msg.tag() == GO.into() => Effect::Io(IoOp::Close { fd: self.fd }),
+            None if msg.tag() == READ.into() => Effect::Io(IoOp::Recv {
+                socket: self.fd,
+                len: 8,
+            }),
+            None => Effect::Receive,
+        }
+    }
+}
+
+/// Submits a receive on its descriptor when told (to fill the tick's submission batch).
+struct Filler {
+    fd: Fd,
+}
+
+impl Isolate for Filler {
+    type Args = FdArgs;
+    fn init(a: &FdArgs, _: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
+        Ok((Filler { fd: Fd(a.fd) }, Effect::Receive))
+    }
+
+    fn handle(&mut self, msg: &Message, _: &mut Ctx) -> Effect {
+        if msg.io_completion().is_none() && msg.tag() == GO.into() {
+            return Effect::Io(IoOp::Recv {
+                socket: self.fd,
+                len: 8,
+            });
+        }
+        Effect::Receive
+    }
+}
+
+/// The descriptors closed as reclaim work (no owner) so far.
+fn reclaimed(rig: &mut Rig<'_>) -> Vec<i32> {
+    let mut fds: Vec<i32> = rig
+        .shard
+        .platform()
+        .io
+        .submitted
+        .iter()
+        .filter(|s| s.owner.is_none())
+        .filter_map(|s| match s.op {
+            IoOp::Close { fd } => Some(fd.0),
+            _ => None,
+        })
+        .collect();
+    fds.sort_unstable();
+    fds
+}
+
+#[test]
+fn a_close_refused_for_a_full_batch_leaves_the_descriptor_owned_and_reclaimed() {
+    // The filler's type is dispatched first, so its receive takes the batch's one slot.
+    let types = [
+        TypeSpec::of::<Filler>("filler").capacity(1),
+        TypeSpec::of::<Owner>("owner").capacity(1),
+    ];
+    let children = [
+        ChildSpec::isolate::<Filler>(&FdArgs { fd: 8 }, Restart::Temporary),
+        ChildSpec::isolate::<Owner>(&FdArgs { fd: 7 }, Restart::Temporary),
+    ];
+    let shards = [ShardSpec {
+        root: GroupSpec::one_for_one(&children),
+    }];
+    let spec = spec_with(&types, &shards, 4, 1);
+    with_rig(&spec, |rig| {
+        let filler = rig.shard.handles::<Filler>().next().unwrap();
+        let owner = rig.shard.handles::<Owner>().next().unwrap();
+        rig.shard.deliver(filler, &Outgoing::signal(GO)).unwrap();
+        rig.shard.deliver(owner, &Outgoing::signal(GO)).unwrap();
+        rig.step_until_idle(8);
+        // The batch was still full when the owner was torn down: its close went to the
+        // next batch.
+        rig.step();
+        assert_eq!(
+            rig.shard.counters().io_submission_full,
+            1,
+            "the close was refused"
+        );
+        assert!(!rig.shard.is_live(owner), "done after its (refused) close");
+        // Before, the refused close had already given the descriptor up: nobody closed it.
+        assert_eq!(
+            reclaimed(rig),
+            vec![7],
+            "the teardown closes what it still owned"
+        );
+    });
+}
+
+#[test]
+fn orphaned_descriptors_beyond_the_batch_are_held_and_closed_in_later_batches() {
+    const OWNERS: i32 = 6;
+    let types = [TypeSpec::of::<Owner>("owner").capacity(OWNERS as u32)];
+    let children: Vec<ChildSpec<'static>> = (0..OWNERS)
+        .map(|k| ChildSpec::isolate::<Owner>(&FdArgs { fd: 10 + k }, Restart::Permanent))
+        .collect();
+    let shards = [ShardSpec {
+        root: GroupSpec::one_for_one(&children),
+    }];
+    let spec = spec_with(&types, &shards, 4, 2);
+    with_rig(&spec, |rig| {
+        rig.step_until_idle(8);
+        // Every owner is torn down at once: six closes for a batch of two. The test
+        // platform cannot close at once, so the rest are held for later batches.
+        rig.shard.force_stop();
+        for _ in 0..4 {
+            rig.step();
+        }
+        assert_eq!(reclaimed(rig), (10..10 + OWNERS).collect::<Vec<_>>());
+        let c = rig.shard.counters();
+        assert_eq!(c.io_reclaims_deferred, OWNERS as u64 - 2, "{c:?}");
+        assert_eq!(c.io_reclaims_lost, 0, "{c:?}");
+    });
+}
+
+#[test]
+fn a_teardown_with_the_batch_full_replaces_the_dead_owners_own_submission_by_the_close() {
+    // The owner's type is dispatched first: its receive fills the batch, then the actor
+    // crashes and (no restart budget) the shard recovers, tearing the owner down.
+    let types = [
+        TypeSpec::of::<Owner>("owner").capacity(1),
+        TypeSpec::of::<Actor>("actor").capacity(1),
+    ];
+    let children = [
+        ChildSpec::isolate::<Owner>(&FdArgs { fd: 7 }, Restart::Permanent),
+        ChildSpec::isolate::<Actor>(&args(0), Restart::Permanent),
+    ];
+    let shards = [ShardSpec {
+        root: GroupSpec::one_for_one(&children).budget(0, Duration::from_ticks(1_000)),
+    }];
+    let spec = spec_with(&types, &shards, 4, 1);
+    with_rig(&spec, |rig| {
+        let owner = rig.shard.handles::<Owner>().next().unwrap();
+        let actor = rig.actors()[0];
+        rig.shard.deliver(owner, &Outgoing::signal(READ)).unwrap();
+        rig.send(actor, cmd(op::CRASH));
+        rig.step();
+        assert_eq!(rig.shard.counters().shard_recoveries, 1);
+        let subs = rig.shard.platform().io.submitted.clone();
+        // The dead owner's receive never reached the platform (it could have read from a
+        // new socket that reuses the number); the close took its place, its buffer is free.
+        assert!(
+            !subs.iter().any(|s| s.owner == owner),
+            "the dead owner's receive was submitted: {subs:?}"
+        );
+        assert_eq!(reclaimed(rig), vec![7]);
+        assert_eq!(rig.shard.resources_in_use().2, 0, "no I/O buffer is held");
+        assert_eq!(rig.shard.counters().io_reclaims_deferred, 1);
+    });
+}

@@ -247,6 +247,14 @@ impl EpollReactor {
         batch.len()
     }
 
+    /// Closes a descriptor nobody owns at once (see `SocketControl::close_orphan`): its
+    /// waiting operations complete with `Canceled` first, as for a submitted close.
+    pub(crate) fn close_orphan(&mut self, fd: i32) {
+        self.cancel_waiters_on(fd);
+        let _ = close_now(fd);
+        self.forget_fd(fd);
+    }
+
     /// Completes (with `Canceled`) operations waiting on a descriptor about to be closed, so
     /// none of them can later act on a new descriptor that reuses the number.
     fn cancel_waiters_on(&mut self, fd: i32) {

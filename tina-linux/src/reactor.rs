@@ -4,8 +4,11 @@
 //!
 //! - every accepted [`Submission`] completes exactly once, echoing its buffer;
 //! - data is received straight into the reactor-owned buffer the core chose (no copy);
-//! - `Handle::NONE` submissions are reclaim work (closing an orphan descriptor) and are never
-//!   refused: if the in-flight table is full they run synchronously;
+//! - closes are never refused (the submitter no longer owns the descriptor), and neither is
+//!   other `Handle::NONE` reclaim work: if the in-flight table is full a close runs
+//!   synchronously; so does an orphan's close that found the core's submission batch full
+//!   ([`SocketControl::close_orphan`]), after the operations on that descriptor are
+//!   cancelled;
 //! - after [`IoDriver::cancel_all`] (shutdown), every operation in flight completes soon
 //!   (`Canceled` if it cannot finish), and new operations that wait on the outside world
 //!   (accept, connect, recv, recvfrom) complete with `Canceled` at once, so a draining shard
@@ -417,6 +420,15 @@ impl Reactor {
         }
     }
 
+    /// Operations that failed because their submission could not be handed to the kernel
+    /// (io_uring; always 0 with epoll, which submits nothing ahead).
+    pub fn submit_failures(&self) -> u64 {
+        match self {
+            Reactor::Uring(r) => r.submit_failures(),
+            Reactor::Epoll(_) => 0,
+        }
+    }
+
     /// Operations in flight.
     pub fn in_flight(&self) -> usize {
         match self {
@@ -433,6 +445,14 @@ impl SocketControl for Reactor {
             e.forget_fd(fd.0);
         }
         r
+    }
+
+    fn close_orphan(&mut self, fd: tina_core::io::Fd) -> bool {
+        match self {
+            Reactor::Uring(r) => r.close_orphan(fd.0),
+            Reactor::Epoll(r) => r.close_orphan(fd.0),
+        }
+        true
     }
 }
 

@@ -358,11 +358,13 @@ impl<'x> ShardThread<'_, 'x> {
     fn publish(&self, shard: &mut Shard<'_, LinuxPlatform<'_>>, ticks: u64, sleeps: u64) {
         let resources = shard.resources_in_use();
         let in_flight = shard.platform().io.in_flight() as u32;
+        let submit_failures = shard.platform().io.submit_failures();
         self.peers[self.index].publish(&Published {
             counters: shard.counters(),
             live: shard.live_isolates(),
             resources,
             in_flight,
+            submit_failures,
             ticks,
             sleeps,
         });

@@ -98,6 +98,9 @@ pub struct ShardStats {
     pub io_buffers_in_use: u32,
     /// I/O operations in flight in the reactor.
     pub io_in_flight: u32,
+    /// Pushes the reactor gave up on because the kernel would not take its submission queue
+    /// (each failed an operation, or skipped a cancel, with a counted error).
+    pub io_submit_failures: u64,
     /// Ticks run.
     pub ticks: u64,
     /// Times the shard went to sleep.
@@ -115,6 +118,7 @@ pub(crate) struct StatsCell {
     timers: AtomicU32,
     buffers: AtomicU32,
     in_flight: AtomicU32,
+    submit_failures: AtomicU64,
     ticks: AtomicU64,
     sleeps: AtomicU64,
     cpu_ns: AtomicU64,
@@ -126,6 +130,7 @@ pub(crate) struct Published {
     pub(crate) live: u32,
     pub(crate) resources: (u32, u32, u32),
     pub(crate) in_flight: u32,
+    pub(crate) submit_failures: u64,
     pub(crate) ticks: u64,
     pub(crate) sleeps: u64,
 }
@@ -245,6 +250,7 @@ impl ShardShared {
         self.stats.timers.store(p.resources.1, r);
         self.stats.buffers.store(p.resources.2, r);
         self.stats.in_flight.store(p.in_flight, r);
+        self.stats.submit_failures.store(p.submit_failures, r);
         self.stats.ticks.store(p.ticks, r);
         self.stats.sleeps.store(p.sleeps, r);
         self.stats.cpu_ns.store(sys::thread_cpu_ns(), r);
@@ -265,6 +271,7 @@ impl ShardShared {
             timers_pending: self.stats.timers.load(r),
             io_buffers_in_use: self.stats.buffers.load(r),
             io_in_flight: self.stats.in_flight.load(r),
+            io_submit_failures: self.stats.submit_failures.load(r),
             ticks: self.stats.ticks.load(r),
             sleeps: self.stats.sleeps.load(r),
             cpu_ns: self.stats.cpu_ns.load(r),

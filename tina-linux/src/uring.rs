@@ -12,6 +12,9 @@
 //! - The wake eventfd is watched by a one-shot `POLL_ADD`, armed only when the shard is about
 //!   to sleep, so the busy path never touches it.
 //! - `cancel_all` issues one `ASYNC_CANCEL` per operation in flight.
+//! - A full submission queue is handed to the kernel and the push retried a bounded number
+//!   of times; if the kernel keeps refusing it, the operation completes with an error and
+//!   the failure is counted (`ShardStats::io_submit_failures`). Nothing spins.
 //!
 //! This is the second of the two modules with `unsafe`: pushing an SQE hands the kernel raw
 //! pointers (buffers, addresses, message headers) that must stay valid until the operation
@@ -22,6 +25,7 @@
 
 use io_uring::{IoUring, opcode, squeue, types};
 
+use tina_core::Handle;
 use tina_core::io::{IoCompletion, IoError, IoOp};
 use tina_core::platform::{CompletionSink, IoBuffers, Submission};
 
@@ -34,6 +38,9 @@ const TIMEOUT_TOKEN: u64 = u64::MAX - 2;
 /// How long dropping the reactor waits for cancelled operations to finish.
 const DRAIN_ON_DROP_NS: u64 = 1_000_000_000;
 const SPLICE_CHUNK_MAX: u32 = 64 * 1024;
+/// How many times pushing to a full submission queue hands it to the kernel (reaping
+/// completions when the kernel is busy) before the push gives up.
+const SUBMIT_ATTEMPTS_MAX: u32 = 8;
 
 /// Probes io_uring: a 4-entry ring and one no-op. `Err((step, errno))`.
 pub(crate) fn probe() -> Result<(), (&'static str, Errno)> {
@@ -67,11 +74,38 @@ pub struct UringReactor {
     ext_arg: bool,
     /// The timeout of a `Timeout` op (kernels without `ext_arg`).
     timeout: types::Timespec,
+    /// Pushes that failed because the submission queue could not be handed to the kernel
+    /// (see [`UringReactor::push`]).
+    submit_failures: u64,
+    /// Whether completions are being reaped from inside `push` (which then does not reap
+    /// again if a reaped completion pushes an SQE itself).
+    reaping: bool,
+}
+
+/// A test's injected submission error: `errno` for the next `count` submits.
+#[cfg(test)]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SubmitFault {
+    pub(crate) errno: Errno,
+    pub(crate) count: u32,
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Errors the next `io_uring_enter` calls on this thread return instead of entering
+    /// (tests only: production builds have no such hook).
+    static SUBMIT_FAULT: core::cell::Cell<Option<SubmitFault>> =
+        const { core::cell::Cell::new(None) };
 }
 
 impl UringReactor {
     pub(crate) fn new(in_flight_max: usize, wake_fd: i32) -> Result<UringReactor, Errno> {
         let sq = (in_flight_max.next_power_of_two() as u32).clamp(64, 4096);
+        UringReactor::with_sq(in_flight_max, wake_fd, sq)
+    }
+
+    /// A reactor whose submission queue has `sq` entries.
+    fn with_sq(in_flight_max: usize, wake_fd: i32, sq: u32) -> Result<UringReactor, Errno> {
         let cq = ((in_flight_max * 2).next_power_of_two() as u32).clamp(2 * sq, 65536);
         let ring = IoUring::builder()
             .setup_cqsize(cq)
@@ -87,6 +121,8 @@ impl UringReactor {
             shutting_down: false,
             unsubmitted: 0,
             timeout: types::Timespec::new(),
+            submit_failures: 0,
+            reaping: false,
         })
     }
 
@@ -94,30 +130,89 @@ impl UringReactor {
         self.ops.in_flight()
     }
 
-    /// Pushes one SQE, flushing the queue to the kernel first if it is full.
+    /// Pushes that failed because the submission queue could not be handed to the kernel.
+    pub(crate) fn submit_failures(&self) -> u64 {
+        self.submit_failures
+    }
+
+    /// Pushes one SQE. If the queue is full it is handed to the kernel and the push retried,
+    /// at most [`SUBMIT_ATTEMPTS_MAX`] times: `EINTR` retries, `EAGAIN`/`EBUSY` (the kernel
+    /// is short of memory, or its completion queue overflowed) first reap the completions
+    /// ready into [`Pending`]; any other error gives up at once. A push that gives up is
+    /// counted in `submit_failures` and returns the error: the SQE never reached the queue,
+    /// so the caller completes its operation with an error. It never spins.
     ///
     /// # Safety
     ///
     /// Every pointer in `entry` must stay valid until its completion is reaped.
-    unsafe fn push(&mut self, entry: &squeue::Entry) {
-        loop {
+    unsafe fn push(&mut self, entry: &squeue::Entry) -> Result<(), Errno> {
+        let mut last = libc::EBUSY;
+        for attempt in 0..=SUBMIT_ATTEMPTS_MAX {
             // SAFETY: the caller guarantees the entry's pointers outlive the operation.
-            let pushed = unsafe { self.ring.submission().push(entry) }.is_ok();
-            if pushed {
+            if unsafe { self.ring.submission().push(entry) }.is_ok() {
                 self.unsubmitted += 1;
-                return;
+                return Ok(());
+            }
+            if attempt == SUBMIT_ATTEMPTS_MAX {
+                break;
             }
             // The SQ is full: hand it to the kernel and retry.
-            let _ = self.ring.submit();
-            self.unsubmitted = 0;
+            match self.enter() {
+                Ok(_) => self.unsubmitted = self.ring.submission().len(),
+                Err(libc::EINTR) => last = libc::EINTR,
+                Err(e @ (libc::EAGAIN | libc::EBUSY)) => {
+                    last = e;
+                    self.reap_into_pending();
+                }
+                Err(e) => {
+                    last = e;
+                    break;
+                }
+            }
         }
+        self.submit_failures += 1;
+        Err(last)
     }
 
-    /// Hands the SQEs pushed since the last `io_uring_enter` to the kernel.
+    /// One non-blocking `io_uring_enter` for the queued SQEs.
+    fn enter(&mut self) -> Result<usize, Errno> {
+        #[cfg(test)]
+        if let Some(mut f) = SUBMIT_FAULT.get()
+            && f.count > 0
+        {
+            f.count -= 1;
+            SUBMIT_FAULT.set(Some(f));
+            return Err(f.errno);
+        }
+        self.ring
+            .submit()
+            .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
+    }
+
+    /// Moves the completions ready in the CQ ring into [`Pending`] (to be reported at the
+    /// next `complete`), freeing room in the CQ ring while a push waits for the kernel.
+    fn reap_into_pending(&mut self) {
+        if self.reaping {
+            return;
+        }
+        self.reaping = true;
+        let budget = self.ring.params().cq_entries() as usize;
+        for _ in 0..budget {
+            let Some(cqe) = self.ring.completion().next() else {
+                break;
+            };
+            if let Some((owner, c)) = self.on_cqe(cqe.user_data(), cqe.result()) {
+                self.pending.push(owner, c);
+            }
+        }
+        self.reaping = false;
+    }
+
+    /// Hands the SQEs pushed since the last `io_uring_enter` to the kernel. An error leaves
+    /// them queued for the next enter (a full queue then fails pushes, see `push`).
     pub(crate) fn flush(&mut self) {
-        if self.unsubmitted > 0 {
-            let _ = self.ring.submit();
-            self.unsubmitted = 0;
+        if self.unsubmitted > 0 && self.enter().is_ok() {
+            self.unsubmitted = self.ring.submission().len();
         }
     }
 
@@ -236,8 +331,11 @@ impl UringReactor {
                 self.cancel_ops_on(fd.0);
             }
             let Some((i, _)) = self.ops.insert(s) else {
-                if let (IoOp::Close { fd }, true) = (s.op, s.owner.is_none()) {
-                    let _ = close_now(fd.0);
+                if let IoOp::Close { fd } = s.op {
+                    // A close is never refused (the isolate no longer owns the descriptor):
+                    // with the table full it runs at once.
+                    let r = close_now(fd.0);
+                    self.pending.push(s.owner, completion_of(s, r));
                     continue;
                 }
                 // Table full: refuse this and the rest (the core completes them).
@@ -247,7 +345,16 @@ impl UringReactor {
                 Ok(entry) => {
                     // SAFETY: the entry points into the shard's I/O buffers and this table
                     // entry, both valid until the completion is reaped (module docs).
-                    unsafe { self.push(&entry) };
+                    if let Err(e) = unsafe { self.push(&entry) } {
+                        // The SQE never reached the queue: the op fails now, and a reclaim
+                        // close runs at once instead.
+                        if let (IoOp::Close { fd }, true) = (s.op, s.owner.is_none()) {
+                            let _ = close_now(fd.0);
+                        }
+                        let c = self.ops.get(i).completion(Err(push_error(e)));
+                        self.ops.remove(i);
+                        self.pending.push(s.owner, c);
+                    }
                 }
                 Err(e) => {
                     let c = self.ops.get(i).completion(Err(e));
@@ -274,29 +381,31 @@ impl UringReactor {
                 break;
             };
             budget = budget.saturating_sub(1);
-            self.on_cqe(cqe.user_data(), cqe.result(), sink);
+            if let Some((owner, c)) = self.on_cqe(cqe.user_data(), cqe.result()) {
+                sink.complete(owner, c);
+            }
             if budget == 0 {
                 break;
             }
         }
     }
 
-    fn on_cqe(&mut self, token: u64, res: i32, sink: &mut dyn CompletionSink) {
+    /// Handles one CQE; returns the completion to report, if it ends an operation.
+    fn on_cqe(&mut self, token: u64, res: i32) -> Option<(Handle, IoCompletion)> {
         if token == WAKE_TOKEN {
             self.wake_armed = false;
             sys::eventfd_drain(self.wake_fd);
-            return;
+            return None;
         }
         if token == CANCEL_TOKEN || token == TIMEOUT_TOKEN {
-            return;
+            return None;
         }
-        let Some(i) = self.ops.lookup(token) else {
-            return;
-        };
+        let i = self.ops.lookup(token)?;
+        let shutting_down = self.shutting_down;
         let op = self.ops.get_mut(i);
         if let IoOp::SendFile { out, .. } = op.op
             && res > 0
-            && !self.shutting_down
+            && !shutting_down
         {
             // Stage 1 (file → pipe) moved `res` bytes, or stage 2 (pipe → socket) did.
             if op.spliced_in == 0 {
@@ -311,15 +420,21 @@ impl UringReactor {
                         .build()
                         .user_data(token);
                 // SAFETY: a splice between descriptors references no memory.
-                unsafe { self.push(&entry) };
-                return;
+                match unsafe { self.push(&entry) } {
+                    Ok(()) => return None,
+                    Err(e) => {
+                        // Report what was sent, or the failure if nothing was.
+                        let op = self.ops.get(i);
+                        let result = match op.spliced_out {
+                            0 => Err(push_error(e)),
+                            n => Ok(n),
+                        };
+                        return Some(self.finish(i, result));
+                    }
+                }
             }
             let done = op.spliced_out;
-            let c = op.completion(Ok(done));
-            let owner = op.owner;
-            self.ops.remove(i);
-            sink.complete(owner, c);
-            return;
+            return Some(self.finish(i, Ok(done)));
         }
         if let IoOp::RecvFrom { .. } = op.op {
             op.addr.len = op.msg.msg_namelen;
@@ -335,10 +450,16 @@ impl UringReactor {
         } else {
             Err(io_error(-res))
         };
+        Some(self.finish(i, result))
+    }
+
+    /// Ends table entry `i` with `result`: its completion and owner.
+    fn finish(&mut self, i: u32, result: Result<u32, IoError>) -> (Handle, IoCompletion) {
+        let op = self.ops.get(i);
         let c = op.completion(result);
         let owner = op.owner;
         self.ops.remove(i);
-        sink.complete(owner, c);
+        (owner, c)
     }
 
     /// Blocks in `io_uring_enter` until one completion (an I/O, or the wake eventfd's poll)
@@ -349,7 +470,10 @@ impl UringReactor {
                 .build()
                 .user_data(WAKE_TOKEN);
             // SAFETY: a poll on a descriptor references no memory.
-            unsafe { self.push(&entry) };
+            if unsafe { self.push(&entry) }.is_err() {
+                // Without the wake poll a sleep could miss a wake-up: do not sleep now.
+                return;
+            }
             self.wake_armed = true;
         }
         let ts = timeout_ns.map(|ns| {
@@ -368,7 +492,10 @@ impl UringReactor {
                 .user_data(TIMEOUT_TOKEN);
             // SAFETY: `self.timeout` lives in this reactor, which outlives the ring's use of
             // it (the kernel copies the timespec when it prepares the request).
-            unsafe { self.push(&entry) };
+            if unsafe { self.push(&entry) }.is_err() {
+                // Without the timeout op the sleep would not end on time: do not sleep now.
+                return;
+            }
         }
         self.unsubmitted = 0;
         let submitter = self.ring.submitter();
@@ -394,8 +521,19 @@ impl UringReactor {
                 .build()
                 .user_data(CANCEL_TOKEN);
             // SAFETY: a cancel request references no memory (the token is a plain number).
-            unsafe { self.push(&entry) };
+            // If it cannot be queued (counted in `push`), the operation ends by itself.
+            let _ = unsafe { self.push(&entry) };
         }
+    }
+
+    /// Closes a descriptor nobody owns at once (see `SocketControl::close_orphan`): the
+    /// operations in flight on it are cancelled first, as for a submitted close, and every
+    /// queued SQE reaches the kernel before the number is freed (so none can name a new
+    /// descriptor that reuses it). A rare path: one extra `io_uring_enter`.
+    pub(crate) fn close_orphan(&mut self, fd: i32) {
+        self.cancel_ops_on(fd);
+        self.flush();
+        let _ = close_now(fd);
     }
 
     pub(crate) fn cancel_all(&mut self) {
@@ -408,7 +546,8 @@ impl UringReactor {
                 .build()
                 .user_data(CANCEL_TOKEN);
             // SAFETY: a cancel request references no memory (the token is a plain number).
-            unsafe { self.push(&entry) };
+            // If it cannot be queued (counted in `push`), the operation ends by itself.
+            let _ = unsafe { self.push(&entry) };
         }
         self.flush();
     }
@@ -437,11 +576,171 @@ impl Drop for UringReactor {
     }
 }
 
+/// The error an operation whose SQE could not be queued completes with: `QueueFull` if the
+/// kernel stayed busy, else the kernel's error.
+fn push_error(e: Errno) -> IoError {
+    match e {
+        libc::EINTR | libc::EAGAIN | libc::EBUSY => IoError::QueueFull,
+        e => io_error(e),
+    }
+}
+
 fn completion_of(s: &Submission, result: Result<u32, IoError>) -> IoCompletion {
     IoCompletion {
         kind: s.op.kind(),
         result,
         buf: s.buf,
         peer: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+    use tina_core::io::Fd;
+    use tina_core::platform::CompletionSink;
+
+    /// A reactor with a 4-entry submission queue, or `None` where io_uring is unavailable.
+    fn small_ring(wake: &sys::OwnedFd) -> Option<UringReactor> {
+        if let Err(e) = probe() {
+            eprintln!("io_uring unavailable ({e:?}): skipped");
+            return None;
+        }
+        Some(UringReactor::with_sq(16, wake.0, 4).expect("a 4-entry ring"))
+    }
+
+    fn nop() -> squeue::Entry {
+        opcode::Nop::new().build().user_data(CANCEL_TOKEN)
+    }
+
+    fn owner(k: u32) -> Handle {
+        Handle::new(tina_core::ShardId(0), tina_core::TypeId(0), k, 1).expect("a handle")
+    }
+
+    #[derive(Default)]
+    struct Collect {
+        got: Vec<(Handle, IoCompletion)>,
+        bytes: Vec<u8>,
+    }
+
+    impl CompletionSink for Collect {
+        fn complete(&mut self, owner: Handle, completion: IoCompletion) {
+            self.got.push((owner, completion));
+        }
+
+        fn buffers(&mut self) -> IoBuffers<'_> {
+            IoBuffers::new(&mut self.bytes, 64)
+        }
+    }
+
+    #[test]
+    fn push_to_a_full_queue_gives_up_on_a_hard_submit_error_and_counts_it() {
+        let wake = sys::eventfd().unwrap();
+        let Some(mut r) = small_ring(&wake) else {
+            return;
+        };
+        SUBMIT_FAULT.set(Some(SubmitFault {
+            errno: libc::EIO,
+            count: u32::MAX,
+        }));
+        for _ in 0..4 {
+            // SAFETY: a no-op references no memory.
+            assert_eq!(unsafe { r.push(&nop()) }, Ok(()));
+        }
+        // The queue is full and the kernel refuses it: before, this retried forever.
+        // SAFETY: as above.
+        assert_eq!(unsafe { r.push(&nop()) }, Err(libc::EIO));
+        assert_eq!(r.submit_failures(), 1);
+        assert_eq!(
+            SUBMIT_FAULT.get().map(|f| f.count),
+            Some(u32::MAX - 1),
+            "a hard error is not retried"
+        );
+        SUBMIT_FAULT.set(None);
+        r.flush();
+        // SAFETY: as above.
+        assert_eq!(unsafe { r.push(&nop()) }, Ok(()), "the queue drained");
+    }
+
+    #[test]
+    fn push_retries_a_busy_kernel_a_bounded_number_of_times() {
+        let wake = sys::eventfd().unwrap();
+        let Some(mut r) = small_ring(&wake) else {
+            return;
+        };
+        for _ in 0..4 {
+            // SAFETY: a no-op references no memory.
+            unsafe { r.push(&nop()) }.unwrap();
+        }
+        // Transient: three refusals, then the kernel takes the queue.
+        SUBMIT_FAULT.set(Some(SubmitFault {
+            errno: libc::EBUSY,
+            count: 3,
+        }));
+        // SAFETY: as above.
+        assert_eq!(unsafe { r.push(&nop()) }, Ok(()));
+        assert_eq!(r.submit_failures(), 0);
+        r.flush();
+        for _ in 0..4 {
+            // SAFETY: as above.
+            unsafe { r.push(&nop()) }.unwrap();
+        }
+        // Persistent: every attempt refused; the push ends after the bounded attempts.
+        SUBMIT_FAULT.set(Some(SubmitFault {
+            errno: libc::EAGAIN,
+            count: u32::MAX,
+        }));
+        // SAFETY: as above.
+        assert_eq!(unsafe { r.push(&nop()) }, Err(libc::EAGAIN));
+        assert_eq!(
+            u32::MAX - SUBMIT_FAULT.get().map_or(0, |f| f.count),
+            SUBMIT_ATTEMPTS_MAX,
+            "the queue was handed to the kernel a bounded number of times"
+        );
+        assert_eq!(r.submit_failures(), 1);
+        SUBMIT_FAULT.set(None);
+    }
+
+    #[test]
+    fn operations_that_cannot_be_queued_complete_with_a_counted_error() {
+        let wake = sys::eventfd().unwrap();
+        let Some(mut r) = small_ring(&wake) else {
+            return;
+        };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let fd = Fd(listener.as_raw_fd());
+        SUBMIT_FAULT.set(Some(SubmitFault {
+            errno: libc::EIO,
+            count: u32::MAX,
+        }));
+        let batch: Vec<Submission> = (1..=6)
+            .map(|k| Submission {
+                owner: owner(k),
+                op: IoOp::Accept { listener: fd },
+                buf: None,
+            })
+            .collect();
+        let mut sink = Collect {
+            bytes: vec![0; 64],
+            ..Collect::default()
+        };
+        assert_eq!(r.submit(&batch, sink.buffers()), 6, "the batch is taken");
+        assert_eq!(r.in_flight(), 4, "four reached the queue");
+        assert_eq!(r.submit_failures(), 2);
+        r.complete(&mut sink);
+        let failed: Vec<_> = sink.got.iter().map(|(h, c)| (*h, c.result)).collect();
+        assert_eq!(
+            failed,
+            vec![
+                (owner(5), Err(IoError::Os(libc::EIO))),
+                (owner(6), Err(IoError::Os(libc::EIO)))
+            ]
+        );
+        // The kernel takes the queue again: the four queued accepts are cancelled and
+        // complete once each when dropped (bounded).
+        SUBMIT_FAULT.set(None);
+        drop(r);
     }
 }
