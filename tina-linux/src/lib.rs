@@ -71,6 +71,7 @@ mod reactor;
 mod runtime;
 mod shard;
 mod shared;
+mod signals;
 #[allow(unsafe_code)]
 mod sys;
 mod transport;
@@ -85,6 +86,7 @@ pub use log::StderrLog;
 pub use reactor::{ActiveBackend, Backend, Reactor};
 pub use runtime::{Config, RunError, RunReport, run};
 pub use shared::{ShardState, ShardStats};
+pub use signals::{block_signals, unblock_signals};
 pub use transport::{EventfdWake, LinuxTransport};
 pub use trap::CatchPanic;
 pub use uring::UringReactor;
