@@ -98,7 +98,8 @@ pub enum RunError {
 impl core::fmt::Display for RunError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            RunError::Spec(e) => write!(f, "invalid spec: {e}"),
+            // The spec error says "invalid spec: …" itself.
+            RunError::Spec(e) => e.fmt(f),
             RunError::Backend(s) | RunError::Cpu(s) | RunError::Boot(s) => f.write_str(s),
             RunError::ControlInUse => f.write_str("this Control already ran a system"),
         }

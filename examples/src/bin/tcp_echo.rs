@@ -37,12 +37,13 @@ use tina_core::{
 use tina_examples::echo::{Connection, ListenArgs, Listener, POISON_BYTE};
 use tina_linux::{Backend, Config, Control, RunError, RunReport, ShardState, run};
 
-const USAGE: &str = "\
+const SYNOPSIS: &str = "\
 usage: tcp_echo [--listen ADDR:PORT] [--shards N] [--backend auto|uring|epoll]
                 [--connections N] [--chaos-poison]
        tcp_echo --demo [--shards N] [--backend auto|uring|epoll]
-       tcp_echo --help
+       tcp_echo --help";
 
+const DETAILS: &str = "\
   --listen ADDR:PORT  address to serve on (default 127.0.0.1:7000; IPv6 as [::1]:7000)
   --shards N          shards, one thread each (1 to 64, default 2)
   --backend B         auto (io_uring, else epoll), uring or epoll (default auto)
@@ -70,10 +71,10 @@ fn say(args: fmt::Arguments<'_>) {
     let _ = writeln!(std::io::stderr().lock(), "tcp_echo: {args}");
 }
 
-/// A usage error: the reason and the usage on stderr, exit status 2.
+/// A usage error: the reason and the synopsis on stderr, exit status 2.
 fn usage_error(reason: &str) -> ! {
     say(format_args!("{reason}"));
-    let _ = writeln!(std::io::stderr().lock(), "{USAGE}");
+    let _ = writeln!(std::io::stderr().lock(), "{SYNOPSIS}\n(--help for details)");
     std::process::exit(2);
 }
 
@@ -158,7 +159,7 @@ fn main() {
     let o = match parse(std::env::args().skip(1)) {
         Ok(Parsed::Run(o)) => o,
         Ok(Parsed::Help) => {
-            println!("{USAGE}");
+            println!("{SYNOPSIS}\n\n{DETAILS}");
             std::process::exit(0);
         }
         Err(reason) => usage_error(&reason),
