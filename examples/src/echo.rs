@@ -237,8 +237,8 @@ impl Listener {
                 "accept failed: {e}; retrying after a back-off of up to {ACCEPT_BACKOFF_TICKS_MAX} ticks"
             );
         }
-        self.backoff_ticks = (self.backoff_ticks * 2)
-            .clamp(ACCEPT_BACKOFF_TICKS_MIN, ACCEPT_BACKOFF_TICKS_MAX);
+        self.backoff_ticks =
+            (self.backoff_ticks * 2).clamp(ACCEPT_BACKOFF_TICKS_MIN, ACCEPT_BACKOFF_TICKS_MAX);
         match ctx.start_timer(Duration::from_ticks(self.backoff_ticks), RETRY_ACCEPT) {
             Ok(_) => Effect::Receive,
             // No timer to wait with: retry next tick.

@@ -92,7 +92,9 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, Stri
 fn number(flag: &str, text: &str, min: u64, max: u64) -> Result<u64, String> {
     match text.parse::<u64>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(format!("{flag} {text}: expected a number from {min} to {max}")),
+        _ => Err(format!(
+            "{flag} {text}: expected a number from {min} to {max}"
+        )),
     }
 }
 

@@ -104,10 +104,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Parsed, String> {
         demo: false,
     };
     while let Some(flag) = args.next() {
-        let mut value = || {
-            args.next()
-                .ok_or_else(|| format!("{flag} needs a value"))
-        };
+        let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "-h" | "--help" => return Ok(Parsed::Help),
             "--listen" => {
@@ -137,7 +134,9 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Parsed, String> {
 fn number(flag: &str, text: &str, min: u64, max: u64) -> Result<u64, String> {
     match text.parse::<u64>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(format!("{flag} {text}: expected a number from {min} to {max}")),
+        _ => Err(format!(
+            "{flag} {text}: expected a number from {min} to {max}"
+        )),
     }
 }
 
