@@ -162,10 +162,16 @@ impl Process {
                         return l;
                     }
                 }
-                Err(_) => panic!(
-                    "no stderr line containing {needle:?} within {WAIT:?}; got:\n{}",
-                    self.seen.join("\n")
-                ),
+                Err(_) => {
+                    let ended = match self.child.try_wait() {
+                        Ok(Some(status)) => format!(" (the process ended: {status})"),
+                        _ => String::new(),
+                    };
+                    panic!(
+                        "no stderr line containing {needle:?} within {WAIT:?}{ended}; got:\n{}",
+                        self.seen.join("\n")
+                    )
+                }
             }
         }
     }
