@@ -246,12 +246,11 @@ impl Listener {
         }
     }
 
-    /// A completion while the shard shuts down: close what is open, then finish.
-    ///
-    /// The shutdown notice closed the listening socket (or, if an operation was in flight,
-    /// that operation was cancelled and completes here): a `Close` completion for the
-    /// listening socket ends the listener; a socket accepted meanwhile is closed (not served)
-    /// first, and the listening socket after it.
+    /// A completion while the shard shuts down. The listener ends once its listening socket
+    /// is closed: the shutdown notice closes it when the listener was waiting for messages
+    /// (e.g. during a back-off); otherwise the operation in flight completes here first — an
+    /// accept cancelled by the shutdown, a socket accepted just before it (closed, not
+    /// served), the close of a refused socket — and the listening socket is closed after it.
     fn on_completion_shutting_down(&mut self, c: IoCompletion) -> Effect {
         match c.kind {
             IoKind::Close if !self.closing_refused => Effect::Done,

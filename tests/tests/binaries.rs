@@ -6,6 +6,7 @@
 //!   argument with a message naming it and the usage on stderr, exit status 2;
 //! - a flag out of range is reported by the flag's name (`--connections 65536`, not the spec
 //!   field it would have set);
+//! - `tcp_echo` on an address it cannot bind exits 1 without claiming to serve;
 //! - a spec error from `tina_linux::run` says "invalid spec" once.
 
 mod example_bins;
@@ -211,6 +212,20 @@ fn flags_out_of_range_are_reported_by_the_flag_given() {
             out.stderr
         );
     }
+}
+
+#[test]
+fn tcp_echo_that_cannot_bind_exits_1_without_claiming_to_serve() {
+    // Held without SO_REUSEPORT: the server's bind fails.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("local address");
+    let out = run_to_end("tcp_echo", &strs(&echo_args(addr, 2, "auto")));
+    assert_eq!(out.code, Some(1), "exit status; stderr: {}", out.stderr);
+    assert!(
+        !out.stderr.contains("serving echo"),
+        "a server that did not start must not say it serves; got {:?}",
+        out.stderr
+    );
 }
 
 // ───────────────────────────── run's spec error ─────────────────────────────

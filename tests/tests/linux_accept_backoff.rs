@@ -3,7 +3,7 @@
 //! - out of descriptors (the child's `RLIMIT_NOFILE` lowered to what it has open plus two
 //!   while it runs) with a flood of clients waiting in the backlog: the listener backs off
 //!   instead of retrying every tick, logs the burst once instead of once per attempt, and
-//!   serves again once the flood is gone;
+//!   serves again once the flood is gone; a SIGTERM while it backs off stops it cleanly;
 //! - more clients than `--connections`: each extra one is refused (closed at once), the burst
 //!   of refusals is logged once, not once per client, and the server serves again afterwards.
 //!
@@ -109,6 +109,22 @@ fn descriptor_exhaustion_backs_off_and_logs_once(backend: &str) {
     assert_eq!(server.terminate(), Some(0), "{backend}: a clean shutdown");
 }
 
+fn shutdown_while_backing_off_is_clean(backend: &str) {
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut server = Process::spawn("tcp_echo", &strs(&echo_args(addr, 1, backend)));
+    server.wait_line("serving echo on");
+    let pid = server.child.id();
+    set_descriptor_limit(pid, open_descriptors(pid));
+    let flood: Vec<TcpStream> = (0..FLOOD).map(|_| connect(addr)).collect();
+    server.wait_line("accept failed");
+    assert_eq!(
+        server.terminate(),
+        Some(0),
+        "{backend}: SIGTERM while the listener backs off stops the server cleanly"
+    );
+    drop(flood);
+}
+
 fn refusal_flood_is_logged_once_per_burst(backend: &str) {
     const CAPACITY: usize = 4;
     let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
@@ -151,6 +167,13 @@ fn descriptor_exhaustion_backs_off_and_logs_once_uring() {
 #[test]
 fn descriptor_exhaustion_backs_off_and_logs_once_epoll() {
     descriptor_exhaustion_backs_off_and_logs_once("epoll");
+}
+
+#[test]
+fn shutdown_while_backing_off_is_clean_both_backends() {
+    for backend in ["uring", "epoll"] {
+        shutdown_while_backing_off_is_clean(backend);
+    }
 }
 
 #[test]
