@@ -31,8 +31,7 @@ fn say(args: fmt::Arguments<'_>) {
 
 /// A usage error: the reason and the synopsis on stderr, exit status 2.
 fn usage_error(reason: &str) -> ! {
-    say(format_args!("{reason}"));
-    let _ = writeln!(std::io::stderr().lock(), "{SYNOPSIS}\n(--help for details)");
+    say(format_args!("{reason}\n{SYNOPSIS}\n(--help for details)"));
     std::process::exit(2);
 }
 
