@@ -2,7 +2,7 @@
 //! on both backends: every byte value, payloads that start with 0xFF (the containment demo's
 //! poison byte, which only `--chaos-poison` arms), chunks that each start with 0xFF, and large
 //! random payloads written in chunks of random sizes over several connections at once. Every
-//! comparison is byte for byte.
+//! comparison is byte for byte. With `--chaos-poison` the trigger works again.
 
 mod example_bins;
 
@@ -140,4 +140,30 @@ fn tcp_echo_listen_echoes_arbitrary_bytes_exactly_uring() {
 #[test]
 fn tcp_echo_listen_echoes_arbitrary_bytes_exactly_epoll() {
     echoes_arbitrary_bytes_exactly("epoll");
+}
+
+/// `--chaos-poison` arms the containment demo's trigger: a chunk starting with 0xFF panics
+/// its connection (closed by the server), and only that one.
+#[test]
+fn tcp_echo_chaos_poison_flag_arms_the_trigger() {
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut args = echo_args(addr, 1, "auto");
+    args.push("--chaos-poison".into());
+    let mut server = Process::spawn("tcp_echo", &strs(&args));
+    server.wait_line("serving echo on");
+    let mut healthy = connect(addr);
+    healthy.write_all(b"before").unwrap();
+    assert_same(b"before", &read_all(&mut healthy, 6, "before"), "before");
+    let mut victim = connect(addr);
+    victim.write_all(&[0xFF, 1, 2]).unwrap();
+    let mut b = [0u8; 8];
+    assert!(
+        matches!(victim.read(&mut b), Ok(0) | Err(_)),
+        "the poisoned connection is closed by the server"
+    );
+    server.wait_line("poisoned input");
+    healthy.write_all(b"after").unwrap();
+    assert_same(b"after", &read_all(&mut healthy, 5, "after"), "after");
+    drop((healthy, victim));
+    assert_eq!(server.terminate(), Some(0));
 }
