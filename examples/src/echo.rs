@@ -2,18 +2,29 @@
 //!
 //! ```text
 //!   Listener ──Accept──► new socket ──spawn──► Connection ──Recv──► bytes ──Send──► …
-//!      │                  (arena/group full: the socket is closed at once, counted)
+//!      │  │               (arena/group full: the socket is closed at once, counted)
+//!      │  └── accept fails (e.g. out of descriptors): retry after a back-off of 1, 2, 4 … up
+//!      │      to ACCEPT_BACKOFF_TICKS_MAX ticks, never every tick
 //!      └── one per shard, bound with SO_REUSEPORT so every shard accepts on the same port
 //! ```
 //!
-//! A connection owns its socket (`Ctx::own_fd`), so if it crashes — or panics on hostile
-//! input — the shard closes the socket for it and nothing else is affected.
+//! A connection echoes every byte it receives, whatever its value. A connection owns its
+//! socket (`Ctx::own_fd`), so if it crashes — or, with the demo's poison trigger armed
+//! ([`ListenArgs::with_poison_trigger`]), panics on hostile input — the shard closes the
+//! socket for it and nothing else is affected.
+//!
+//! Refusals and failed accepts come in bursts under overload: the listener logs the first one
+//! of a burst and, once accepts have gone on for [`BURST_QUIET_TICKS`] without one, a line
+//! with how many the burst had; refusals are also counted in the shard's `spawn_failures`.
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use tina_core::io::{Domain, Fd, IoCompletion, IoError, IoKind, IoOp, SocketKind, SocketOption};
-use tina_core::{CrashReason, Ctx, Duration, Effect, Isolate, Message, Payload, UserTag, log};
+use tina_core::{
+    CrashReason, Ctx, Duration, Effect, Instant, Isolate, Message, Payload, UserTag, log,
+};
 
-/// Listener arguments: the address to bind (IPv4 or IPv6) and the backlog.
+/// Listener arguments: the address to bind (IPv4 or IPv6), the backlog, and whether the
+/// demo's poison trigger is armed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C)]
 pub struct ListenArgs {
@@ -21,8 +32,9 @@ pub struct ListenArgs {
     pub family: u8,
     /// Bytes of the IP (first 4 for IPv4).
     pub ip: [u8; 16],
-    /// Padding (zero).
-    pub _pad: u8,
+    /// Nonzero: the connections this listener spawns panic on a received chunk that starts
+    /// with [`POISON_BYTE`] (the containment demo). Zero: every byte is echoed.
+    pub poison: u8,
     /// Port (0: any; the bound port is logged).
     pub port: u16,
     /// Listen backlog.
@@ -30,7 +42,7 @@ pub struct ListenArgs {
 }
 
 impl ListenArgs {
-    /// Arguments for `addr`.
+    /// Arguments for `addr`: an echo server that echoes every byte.
     pub fn new(addr: SocketAddr, backlog: u32) -> ListenArgs {
         let (family, ip) = match addr.ip() {
             IpAddr::V4(v4) => {
@@ -43,10 +55,16 @@ impl ListenArgs {
         ListenArgs {
             family,
             ip,
-            _pad: 0,
+            poison: 0,
             port: addr.port(),
             backlog,
         }
+    }
+
+    /// The same listener with the demo's poison trigger armed: its connections panic on a
+    /// received chunk that starts with [`POISON_BYTE`].
+    pub fn with_poison_trigger(self) -> ListenArgs {
+        ListenArgs { poison: 1, ..self }
     }
 
     /// The address.
@@ -62,12 +80,27 @@ impl ListenArgs {
     }
 }
 
-/// Connection arguments: the accepted socket.
+/// Connection arguments: the accepted socket, and whether the demo's poison trigger is armed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C)]
 pub struct ConnArgs {
     /// The socket.
     pub fd: i32,
+    /// Nonzero: panic on a received chunk that starts with [`POISON_BYTE`].
+    pub poison: u8,
+    /// Padding (zero).
+    pub _pad: [u8; 3],
+}
+
+impl ConnArgs {
+    /// A connection on `fd` that echoes every byte.
+    pub fn new(fd: i32) -> ConnArgs {
+        ConnArgs {
+            fd,
+            poison: 0,
+            _pad: [0; 3],
+        }
+    }
 }
 
 /// Sent to a connection (or a test) to report the listener's bound address.
@@ -82,12 +115,55 @@ impl Payload for Bound {
     const TAG: UserTag = UserTag::new(0x60);
 }
 
-/// A payload starting with this byte makes a connection panic (the containment demo:
-/// "input that makes a connection's handler panic kills only that connection").
+/// With the poison trigger armed ([`ListenArgs::with_poison_trigger`]), a received chunk
+/// starting with this byte makes a connection panic (the containment demo: "input that makes
+/// a connection's handler panic kills only that connection"). Unarmed, it is echoed like any
+/// other byte.
 pub const POISON_BYTE: u8 = 0xFF;
+
+/// The first retry after a failed accept waits this long; each further failure doubles it.
+pub const ACCEPT_BACKOFF_TICKS_MIN: u64 = 1;
+/// The longest wait between accept retries.
+pub const ACCEPT_BACKOFF_TICKS_MAX: u64 = 100;
+/// A burst of refusals or failed accepts ends once accepts have succeeded for this long
+/// without one; the next failure starts a new burst (and logs again).
+pub const BURST_QUIET_TICKS: u64 = 1_000;
+
+const _: () = assert!(ACCEPT_BACKOFF_TICKS_MIN >= 1);
+const _: () = assert!(ACCEPT_BACKOFF_TICKS_MIN <= ACCEPT_BACKOFF_TICKS_MAX);
+const _: () = assert!(ACCEPT_BACKOFF_TICKS_MAX < BURST_QUIET_TICKS);
 
 const RETRY_ACCEPT: UserTag = UserTag::new(0x61);
 const RETRY_RECV: UserTag = UserTag::new(0x62);
+
+/// A run of failures of one kind, logged when it starts and when it is over, counted between.
+#[derive(Clone, Copy, Debug, Default)]
+struct Burst {
+    /// Failures in the current burst (0: none going on).
+    count: u64,
+    /// When the last one happened.
+    last: Instant,
+}
+
+impl Burst {
+    /// Counts a failure at `now`; whether it starts a burst (the caller logs it).
+    fn fail(&mut self, now: Instant) -> bool {
+        self.count += 1;
+        self.last = now;
+        self.count == 1
+    }
+
+    /// A success at `now`: the size of the burst if it is over (quiet for
+    /// [`BURST_QUIET_TICKS`]), which the caller logs once.
+    fn succeed(&mut self, now: Instant) -> Option<u64> {
+        if self.count == 0 || now.saturating_since(self.last).ticks() < BURST_QUIET_TICKS {
+            return None;
+        }
+        let n = self.count;
+        self.count = 0;
+        Some(n)
+    }
+}
 
 /// The listening isolate (one per shard).
 pub struct Listener {
@@ -98,7 +174,12 @@ pub struct Listener {
     pub refused: u64,
     /// The bound address.
     pub local: Option<SocketAddr>,
+    poison: u8,
     closing_refused: bool,
+    /// The wait before the next accept retry (0: the last accept succeeded).
+    backoff_ticks: u64,
+    accept_failures: Burst,
+    refusals: Burst,
 }
 
 impl Listener {
@@ -106,6 +187,85 @@ impl Listener {
         Effect::Io(IoOp::Accept {
             listener: self.socket,
         })
+    }
+
+    /// A new socket: hand it to a new connection isolate, or refuse it (close it) when none
+    /// can be spawned.
+    fn on_accepted(&mut self, fd: Fd, ctx: &mut Ctx) -> Effect {
+        let now = ctx.now();
+        self.backoff_ticks = 0;
+        if let Some(n) = self.accept_failures.succeed(now) {
+            log!(ctx, Info, "accepting again after {n} failed accepts");
+        }
+        let args = ConnArgs {
+            poison: self.poison,
+            ..ConnArgs::new(fd.0)
+        };
+        match ctx.spawn::<Connection>(&args) {
+            Ok(_) => {
+                self.accepted += 1;
+                if let Some(n) = self.refusals.succeed(now) {
+                    log!(ctx, Info, "accepting again after refusing {n} connections");
+                }
+                self.accept()
+            }
+            Err(e) => {
+                // Over capacity: refuse cleanly by closing the new socket (the shard counts
+                // it in `spawn_failures`).
+                self.refused += 1;
+                if self.refusals.fail(now) {
+                    log!(ctx, Warn, "refusing connections: {e}");
+                }
+                self.closing_refused = true;
+                Effect::Io(IoOp::Close { fd })
+            }
+        }
+    }
+
+    /// A failed accept. One that concerns only the connection it would have returned (the
+    /// client gave up first) is followed by the next accept at once; any other (out of
+    /// descriptors, buffers or memory) by a retry after a back-off, so a listener never
+    /// spins while the process is out of resources.
+    fn on_accept_failed(&mut self, e: IoError, ctx: &mut Ctx) -> Effect {
+        if matches!(e, IoError::ConnectionAborted | IoError::ConnectionReset) {
+            return self.accept();
+        }
+        if self.accept_failures.fail(ctx.now()) {
+            log!(
+                ctx,
+                Warn,
+                "accept failed: {e}; retrying after a back-off of up to {ACCEPT_BACKOFF_TICKS_MAX} ticks"
+            );
+        }
+        self.backoff_ticks =
+            (self.backoff_ticks * 2).clamp(ACCEPT_BACKOFF_TICKS_MIN, ACCEPT_BACKOFF_TICKS_MAX);
+        match ctx.start_timer(Duration::from_ticks(self.backoff_ticks), RETRY_ACCEPT) {
+            Ok(_) => Effect::Receive,
+            // No timer to wait with: retry next tick.
+            Err(_) => Effect::Yield,
+        }
+    }
+
+    /// A completion while the shard shuts down. The listener ends once its listening socket
+    /// is closed: the shutdown notice closes it when the listener was waiting for messages
+    /// (e.g. during a back-off); otherwise the operation in flight completes here first — an
+    /// accept cancelled by the shutdown, a socket accepted just before it (closed, not
+    /// served), the close of a refused socket — and the listening socket is closed after it.
+    fn on_completion_shutting_down(&mut self, c: IoCompletion) -> Effect {
+        match c.kind {
+            IoKind::Close if !self.closing_refused => Effect::Done,
+            _ => {
+                // An accepted socket arriving during shutdown is closed, not served.
+                self.closing_refused = false;
+                match c.fd() {
+                    Some(fd) => {
+                        self.closing_refused = true;
+                        Effect::Io(IoOp::Close { fd })
+                    }
+                    None => Effect::Io(IoOp::Close { fd: self.socket }),
+                }
+            }
+        }
     }
 }
 
@@ -134,7 +294,11 @@ impl Isolate for Listener {
             accepted: 0,
             refused: 0,
             local,
+            poison: args.poison,
             closing_refused: false,
+            backoff_ticks: 0,
+            accept_failures: Burst::default(),
+            refusals: Burst::default(),
         };
         let first = me.accept();
         Ok((me, first))
@@ -144,57 +308,23 @@ impl Isolate for Listener {
         if msg.is_shutdown() {
             return Effect::Io(IoOp::Close { fd: self.socket });
         }
-        if msg.tag() == RETRY_ACCEPT.into() {
+        // The back-off timer fired, or the tick after a back-off without a timer (RESUMED).
+        if msg.tag() == RETRY_ACCEPT.into() || msg.tag() == tina_core::system_tag::RESUMED {
             return self.accept();
         }
         let Some(c) = msg.io_completion() else {
             return Effect::Receive;
         };
         if ctx.is_shutting_down() {
-            return match c.kind {
-                IoKind::Close if !self.closing_refused => Effect::Done,
-                _ => {
-                    // An accepted socket arriving during shutdown is closed, not served.
-                    self.closing_refused = false;
-                    match c.fd() {
-                        Some(fd) => {
-                            self.closing_refused = true;
-                            Effect::Io(IoOp::Close { fd })
-                        }
-                        None => Effect::Io(IoOp::Close { fd: self.socket }),
-                    }
-                }
-            };
+            return self.on_completion_shutting_down(c);
         }
         match (c.kind, c.result) {
-            (IoKind::Accept, Ok(_)) => {
-                let fd = c.fd().unwrap_or(Fd(-1));
-                match ctx.spawn::<Connection>(&ConnArgs { fd: fd.0 }) {
-                    Ok(_) => {
-                        self.accepted += 1;
-                        self.accept()
-                    }
-                    Err(e) => {
-                        // Over capacity: refuse cleanly by closing the new socket.
-                        self.refused += 1;
-                        log!(ctx, Warn, "refusing connection: {e}");
-                        self.closing_refused = true;
-                        Effect::Io(IoOp::Close { fd })
-                    }
-                }
-            }
+            (IoKind::Accept, Ok(_)) => self.on_accepted(c.fd().unwrap_or(Fd(-1)), ctx),
             (IoKind::Close, _) => {
                 self.closing_refused = false;
                 self.accept()
             }
-            (IoKind::Accept, Err(e)) => {
-                // e.g. too many open files: back off one tick instead of spinning.
-                log!(ctx, Warn, "accept failed: {e}");
-                match ctx.start_timer(Duration::from_ticks(1), RETRY_ACCEPT) {
-                    Ok(_) => Effect::Receive,
-                    Err(_) => self.accept(),
-                }
-            }
+            (IoKind::Accept, Err(e)) => self.on_accept_failed(e, ctx),
             _ => self.accept(),
         }
     }
@@ -203,6 +333,8 @@ impl Isolate for Listener {
 /// One client connection: echoes everything back, zero-copy.
 pub struct Connection {
     socket: Fd,
+    /// Whether the demo's poison trigger is armed.
+    poison: bool,
     /// Bytes echoed so far.
     pub echoed: u64,
     closing: bool,
@@ -230,7 +362,10 @@ impl Connection {
                 let Some(buf) = c.buf else {
                     return self.close();
                 };
-                if ctx.io_data(buf, 1).ok().and_then(|d| d.first().copied()) == Some(POISON_BYTE) {
+                if self.poison
+                    && ctx.io_data(buf, 1).ok().and_then(|d| d.first().copied())
+                        == Some(POISON_BYTE)
+                {
                     panic!("poisoned input");
                 }
                 self.pending_len = n;
@@ -285,6 +420,7 @@ impl Isolate for Connection {
         let _ = ctx.set_option(socket, SocketOption::NoDelay(true));
         let me = Connection {
             socket,
+            poison: args.poison != 0,
             echoed: 0,
             closing: false,
             pending_len: 0,

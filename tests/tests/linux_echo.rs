@@ -125,7 +125,7 @@ impl Isolate for TinySendBufferListener {
         match msg.io_completion() {
             Some(c) if c.kind == IoKind::Accept => {
                 if let Some(fd) = c.fd() {
-                    ctx.spawn::<Connection>(&ConnArgs { fd: fd.0 })
+                    ctx.spawn::<Connection>(&ConnArgs::new(fd.0))
                         .expect("room for the connection");
                 }
                 Effect::Io(IoOp::Accept {

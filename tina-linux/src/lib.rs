@@ -76,6 +76,7 @@ mod reactor;
 mod runtime;
 mod shard;
 mod shared;
+mod signals;
 #[allow(unsafe_code)]
 mod sys;
 mod transport;
@@ -93,6 +94,7 @@ pub use runtime::{
     run_with,
 };
 pub use shared::{ShardState, ShardStats};
+pub use signals::{block_signals, unblock_signals};
 pub use transport::{EventfdWake, LinuxTransport};
 pub use trap::CatchPanic;
 pub use uring::UringReactor;

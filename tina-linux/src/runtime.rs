@@ -124,6 +124,7 @@ pub enum RunError {
 impl core::fmt::Display for RunError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
+            // The spec error says "invalid spec: …" itself.
             RunError::Spec(e) => e.fmt(f),
             RunError::Backend(s) | RunError::Cpu(s) | RunError::Boot(s) => f.write_str(s),
             RunError::Memory(m) => m.fmt(f),

@@ -10,6 +10,8 @@
 //! counted, never delivered to the new incarnation. After `--seconds` the program shuts down
 //! gracefully and prints the counters; it exits 0 on a clean shutdown.
 
+use std::fmt;
+use std::io::Write as _;
 use std::time::Duration as StdDuration;
 
 use tina_core::log::Level;
@@ -17,35 +19,96 @@ use tina_core::{ChildSpec, GroupSpec, Restart, ShardSpec, SystemSpec, TypeSpec};
 use tina_examples::dispatcher::{Dispatcher, DispatcherArgs, WORKERS_MAX, Worker};
 use tina_linux::{Backend, Config, Control, run};
 
-fn usage() -> ! {
-    eprintln!(
-        "usage: dispatcher [--workers N (1..={WORKERS_MAX})] [--crash-every K] [--seconds S] \
-         [--backend auto|uring|epoll] [--verbose]"
-    );
+const SYNOPSIS: &str = "\
+usage: dispatcher [--workers N] [--crash-every K] [--seconds S] [--backend auto|uring|epoll]
+                  [--verbose]
+       dispatcher --help";
+
+/// Every line this program writes to stderr goes through here (write errors are ignored).
+fn say(args: fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stderr().lock(), "dispatcher: {args}");
+}
+
+/// A usage error: the reason and the synopsis on stderr, exit status 2.
+fn usage_error(reason: &str) -> ! {
+    say(format_args!("{reason}\n{SYNOPSIS}\n(--help for details)"));
     std::process::exit(2);
 }
 
-fn main() {
-    let mut workers = 4u32;
-    let mut crash_every = 5u32;
-    let mut seconds = 3u64;
-    let mut backend = Backend::Auto;
-    let mut verbose = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut value = || args.next().unwrap_or_else(|| usage());
-        match a.as_str() {
-            "--workers" => workers = value().parse().unwrap_or_else(|_| usage()),
-            "--crash-every" => crash_every = value().parse().unwrap_or_else(|_| usage()),
-            "--seconds" => seconds = value().parse().unwrap_or_else(|_| usage()),
-            "--backend" => backend = Backend::parse(&value()).unwrap_or_else(|| usage()),
-            "--verbose" => verbose = true,
-            _ => usage(),
+/// The help text, on stdout.
+fn help() -> ! {
+    println!(
+        "{SYNOPSIS}\n\n  \
+         --workers N      worker isolates (1 to {WORKERS_MAX}, default 4)\n  \
+         --crash-every K  each worker crashes on every K-th job (0: never; default 5)\n  \
+         --seconds S      how long to run (default 3)\n  \
+         --backend B      auto (io_uring, else epoll), uring or epoll (default auto)\n  \
+         --verbose        log every crash and restart\n\n\
+         Exit status: 0 after a clean shutdown, 1 otherwise, 2 for a usage error."
+    );
+    std::process::exit(0);
+}
+
+struct Options {
+    workers: u32,
+    crash_every: u32,
+    seconds: u64,
+    backend: Backend,
+    verbose: bool,
+}
+
+/// Parses and checks the arguments (`None`: help was asked for); an error names the flag.
+fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, String> {
+    let mut o = Options {
+        workers: 4,
+        crash_every: 5,
+        seconds: 3,
+        backend: Backend::Auto,
+        verbose: false,
+    };
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--workers" => o.workers = number(&flag, &value()?, 1, WORKERS_MAX as u64)? as u32,
+            "--crash-every" => {
+                o.crash_every = number(&flag, &value()?, 0, u64::from(u32::MAX))? as u32;
+            }
+            "--seconds" => o.seconds = number(&flag, &value()?, 0, 1 << 32)?,
+            "--backend" => {
+                let v = value()?;
+                o.backend = Backend::parse(&v)
+                    .ok_or_else(|| format!("--backend {v}: expected auto, uring or epoll"))?;
+            }
+            "--verbose" => o.verbose = true,
+            _ => return Err(format!("unknown argument '{flag}'")),
         }
     }
-    if workers == 0 || workers as usize > WORKERS_MAX {
-        usage();
+    Ok(Some(o))
+}
+
+/// `text` as a number in `min..=max`, or an error naming `flag` and the range.
+fn number(flag: &str, text: &str, min: u64, max: u64) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{flag} {text}: expected a number from {min} to {max}"
+        )),
     }
+}
+
+fn main() {
+    let Options {
+        workers,
+        crash_every,
+        seconds,
+        backend,
+        verbose,
+    } = match parse(std::env::args().skip(1)) {
+        Ok(Some(o)) => o,
+        Ok(None) => help(),
+        Err(reason) => usage_error(&reason),
+    };
     let types = [
         TypeSpec::of::<Dispatcher>("dispatcher"),
         TypeSpec::of::<Worker>("worker").capacity(workers),
@@ -119,11 +182,11 @@ fn main() {
             std::process::exit(if report.clean { 0 } else { 1 });
         }
         Ok(Err(e)) => {
-            eprintln!("dispatcher: {e}");
+            say(format_args!("{e}"));
             std::process::exit(1);
         }
         Err(_) => {
-            eprintln!("dispatcher: the runtime thread panicked");
+            say(format_args!("the runtime thread panicked"));
             std::process::exit(1);
         }
     }

@@ -7,8 +7,12 @@
 //!
 //! Every shard runs a `Listener` bound with `SO_REUSEPORT` to the same address, so the kernel
 //! spreads connections across shards; each connection is a `Connection` isolate echoing
-//! zero-copy. SIGINT/SIGTERM drain and exit 0; SIGUSR1 prints stats; SIGUSR2 revives
-//! quarantined shards.
+//! every byte back, zero-copy. SIGINT/SIGTERM drain and exit 0; SIGUSR1 prints stats; SIGUSR2
+//! revives quarantined shards. The signals are blocked first thing in `main`, so one that
+//! arrives while the server starts waits until the runtime handles it. "serving echo on …"
+//! is printed once every shard has booted; a server that fails to start says so and exits 1.
+//! `--chaos-poison` arms the containment demo's trigger (a received chunk that starts with
+//! byte 0xFF panics its connection); without it every byte is echoed.
 //!
 //! `--demo` runs by itself for about ten seconds and exits: in-process clients echo
 //! continuously; on every shard a chaos client connects, sends the poison byte (the server's
@@ -18,9 +22,11 @@
 //! clients. The demo then revives it (what SIGUSR2 does), shuts down gracefully, and prints a
 //! summary.
 
+use std::fmt;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::ScopedJoinHandle;
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use tina_core::io::{Domain, Fd, IoKind, IoOp, SocketKind};
@@ -29,103 +35,239 @@ use tina_core::{
     ShardConfig, ShardSpec, SystemSpec, TypeSpec, UserTag,
 };
 use tina_examples::echo::{Connection, ListenArgs, Listener, POISON_BYTE};
-use tina_linux::{Backend, Config, Control, ShardState, run};
+use tina_linux::{Backend, Config, Control, RunError, RunReport, ShardState, run};
+
+const SYNOPSIS: &str = "\
+usage: tcp_echo [--listen ADDR:PORT] [--shards N] [--backend auto|uring|epoll]
+                [--connections N] [--chaos-poison]
+       tcp_echo --demo [--shards N] [--backend auto|uring|epoll]
+       tcp_echo --help";
+
+const DETAILS: &str = "\
+  --listen ADDR:PORT  address to serve on (default 127.0.0.1:7000; IPv6 as [::1]:7000)
+  --shards N          shards, one thread each (1 to 64, default 2)
+  --backend B         auto (io_uring, else epoll), uring or epoll (default auto)
+  --connections N     connections per shard (1 to 65471, default 1024); each keeps a
+                      16 KiB receive buffer
+  --chaos-poison      arm the containment demo's trigger: a received chunk that starts
+                      with byte 0xFF panics its connection (by default every byte is echoed)
+  --demo              run the self-contained containment demo for about ten seconds
+
+Signals: SIGINT/SIGTERM shut down gracefully (a second one forces), SIGUSR1 prints stats,
+SIGUSR2 revives quarantined shards.
+Exit status: 0 after a clean shutdown, 1 if the server failed to start or was stopped by
+force, 2 for a usage error.";
+
+/// Shards at most.
+const SHARDS_MAX: usize = 64;
+/// I/O buffers each shard has beyond one per connection.
+const BUFFERS_EXTRA: u32 = 64;
+/// Connections per shard at most: a shard has at most 65535 I/O buffers.
+const CONNECTIONS_MAX: u32 = u16::MAX as u32 - BUFFERS_EXTRA;
+
+/// Every line this program writes to stderr goes through here (write errors are ignored: a
+/// closed stderr must not stop the server).
+fn say(args: fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stderr().lock(), "tcp_echo: {args}");
+}
+
+/// A usage error: the reason and the synopsis on stderr, exit status 2.
+fn usage_error(reason: &str) -> ! {
+    say(format_args!("{reason}\n{SYNOPSIS}\n(--help for details)"));
+    std::process::exit(2);
+}
 
 struct Options {
     listen: SocketAddr,
     shards: usize,
     backend: Backend,
     connections: u32,
+    chaos_poison: bool,
     demo: bool,
 }
 
-fn usage() -> ! {
-    eprintln!(
-        "usage: tcp_echo [--listen ADDR:PORT] [--shards N] [--backend auto|uring|epoll] \
-         [--connections N] [--demo]"
-    );
-    std::process::exit(2);
+/// What the command line asks for.
+enum Parsed {
+    Help,
+    Run(Options),
 }
 
-fn parse() -> Options {
+/// Parses and checks the arguments; an error names the flag at fault.
+fn parse(mut args: impl Iterator<Item = String>) -> Result<Parsed, String> {
     let mut o = Options {
-        listen: "127.0.0.1:7000".parse().expect("valid default"),
+        listen: SocketAddr::from(([127, 0, 0, 1], 7000)),
         shards: 2,
         backend: Backend::Auto,
         connections: 1024,
+        chaos_poison: false,
         demo: false,
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut value = || args.next().unwrap_or_else(|| usage());
-        match a.as_str() {
-            "--listen" => o.listen = value().parse().unwrap_or_else(|_| usage()),
-            "--shards" => o.shards = value().parse().unwrap_or_else(|_| usage()),
-            "--backend" => o.backend = Backend::parse(&value()).unwrap_or_else(|| usage()),
-            "--connections" => o.connections = value().parse().unwrap_or_else(|_| usage()),
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Parsed::Help),
+            "--listen" => {
+                let v = value()?;
+                o.listen = v.parse().map_err(|_| {
+                    format!("--listen {v}: not an address like 127.0.0.1:7000 or [::1]:7000")
+                })?;
+            }
+            "--shards" => o.shards = number(&flag, &value()?, 1, SHARDS_MAX as u64)? as usize,
+            "--backend" => {
+                let v = value()?;
+                o.backend = Backend::parse(&v)
+                    .ok_or_else(|| format!("--backend {v}: expected auto, uring or epoll"))?;
+            }
+            "--connections" => {
+                o.connections = number(&flag, &value()?, 1, u64::from(CONNECTIONS_MAX))? as u32;
+            }
+            "--chaos-poison" => o.chaos_poison = true,
             "--demo" => o.demo = true,
-            _ => usage(),
+            _ => return Err(format!("unknown argument '{flag}'")),
         }
     }
-    if o.shards == 0 || o.shards > 64 || o.connections == 0 {
-        usage();
+    Ok(Parsed::Run(o))
+}
+
+/// `text` as a number in `min..=max`, or an error naming `flag` and the range.
+fn number(flag: &str, text: &str, min: u64, max: u64) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{flag} {text}: expected a number from {min} to {max}"
+        )),
     }
-    o
 }
 
 /// Per-shard sizes for an echo server with `connections` connection isolates per shard:
 /// every connection keeps one receive buffer in flight and may submit once per tick.
 fn shard_config(connections: u32) -> ShardConfig {
     ShardConfig {
-        io_buffer_count: connections + 64,
+        io_buffer_count: connections + BUFFERS_EXTRA,
         io_buffer_size: 16 * 1024,
-        io_submissions_per_tick_max: connections + 64,
+        io_submissions_per_tick_max: connections + BUFFERS_EXTRA,
         ..ShardConfig::DEFAULT
     }
 }
 
 fn main() {
-    let o = parse();
+    // First of all: a control signal that arrives while the program starts stays pending
+    // until the runtime handles it, instead of killing the process.
+    tina_linux::block_signals();
+    let o = match parse(std::env::args().skip(1)) {
+        Ok(Parsed::Run(o)) => o,
+        Ok(Parsed::Help) => {
+            println!("{SYNOPSIS}\n\n{DETAILS}");
+            std::process::exit(0);
+        }
+        Err(reason) => usage_error(&reason),
+    };
     if o.demo {
+        // The demo stops its runtime itself; Ctrl-C simply ends it.
+        tina_linux::unblock_signals();
         demo(&o);
         return;
     }
+    serve(&o);
+}
+
+/// Runs the echo server until a signal stops it; exits with the status the usage gives.
+fn serve(o: &Options) -> ! {
     let types = [
         TypeSpec::of::<Listener>("listener"),
         TypeSpec::of::<Connection>("connection").capacity(o.connections),
     ];
-    let children = [ChildSpec::isolate::<Listener>(
-        &ListenArgs::new(o.listen, 1024),
-        Restart::Permanent,
-    )];
+    let mut listen = ListenArgs::new(o.listen, 1024);
+    if o.chaos_poison {
+        listen = listen.with_poison_trigger();
+    }
+    let children = [ChildSpec::isolate::<Listener>(&listen, Restart::Permanent)];
     let shard = ShardSpec {
         root: GroupSpec::one_for_one(&children).dynamic(o.connections),
     };
     let shards = vec![shard; o.shards];
     let mut spec = SystemSpec::new(&shards, &types);
     spec.shard = shard_config(o.connections);
-    eprintln!(
-        "tcp_echo: serving echo on {} with {} shard(s)",
-        o.listen, o.shards
-    );
+    if let Err(e) = spec.validate() {
+        // The flags' ranges keep the spec valid; this names the rule if they ever do not.
+        say(format_args!(
+            "--shards {} --connections {} make an invalid system: {e}",
+            o.shards, o.connections
+        ));
+        std::process::exit(2);
+    }
     let config = Config {
         backend: o.backend,
         ..Config::default()
     };
-    match run(&spec, &config, &Control::new()) {
-        Ok(report) => {
+    let control = Control::new();
+    let (serving, result) = std::thread::scope(|scope| {
+        let runtime = std::thread::Builder::new()
+            .name("tina-control".into())
+            .spawn_scoped(scope, || run(&spec, &config, &control));
+        let runtime = match runtime {
+            Ok(r) => r,
+            Err(e) => {
+                say(format_args!("cannot start the runtime thread: {e}"));
+                std::process::exit(1);
+            }
+        };
+        let serving = wait_booted(&control, &runtime);
+        if serving {
+            say(format_args!(
+                "serving echo on {} with {} shard(s) on the {} backend",
+                o.listen,
+                o.shards,
+                control.backend().map_or("?", |b| b.name())
+            ));
+        }
+        (serving, runtime.join())
+    });
+    std::process::exit(report_end(serving, result));
+}
+
+/// Waits until every shard runs (true), or until the boot is over without that (false): a
+/// shard failed to boot, or the runtime ended.
+fn wait_booted(
+    control: &Control,
+    runtime: &ScopedJoinHandle<'_, Result<RunReport, RunError>>,
+) -> bool {
+    loop {
+        if control.wait_running(StdDuration::from_millis(100)) {
+            return true;
+        }
+        let states = control.stats();
+        let booting = states.is_empty() || states.iter().any(|s| s.state == ShardState::Booting);
+        if runtime.is_finished() || !booting {
+            return false;
+        }
+    }
+}
+
+/// Says how the run ended; returns the exit status.
+fn report_end(serving: bool, result: std::thread::Result<Result<RunReport, RunError>>) -> i32 {
+    match result {
+        Ok(Ok(report)) if serving => {
             let served: u64 = report.stats.iter().map(|s| s.counters.spawns).sum();
-            eprintln!(
-                "tcp_echo: stopped ({} backend, {}); {} isolates spawned in total",
+            say(format_args!(
+                "stopped ({} backend, {}); {} isolates spawned in total",
                 report.backend.name(),
                 if report.clean { "clean" } else { "forced" },
                 served
-            );
-            std::process::exit(if report.clean { 0 } else { 1 });
+            ));
+            if report.clean { 0 } else { 1 }
         }
-        Err(e) => {
-            eprintln!("tcp_echo: {e}");
-            std::process::exit(1);
+        Ok(Ok(_)) => {
+            say(format_args!("failed to start (the messages above say why)"));
+            1
+        }
+        Ok(Err(e)) => {
+            say(format_args!("{e}"));
+            1
+        }
+        Err(_) => {
+            say(format_args!("the runtime thread panicked"));
+            1
         }
     }
 }
@@ -279,7 +421,7 @@ fn demo(o: &Options) {
         loop_until: 6_000,
         ..normal
     };
-    let listen = ListenArgs::new(addr, 1024);
+    let listen = ListenArgs::new(addr, 1024).with_poison_trigger();
     let calm_children = [
         ChildSpec::isolate::<Listener>(&listen, Restart::Permanent),
         ChildSpec::isolate::<Chaos>(&normal, Restart::Permanent),
@@ -402,11 +544,11 @@ fn demo(o: &Options) {
             std::process::exit(if report.clean && ok > 0 { 0 } else { 1 });
         }
         Some(Err(e)) => {
-            eprintln!("demo: {e}");
+            say(format_args!("demo: {e}"));
             std::process::exit(1);
         }
         None => {
-            eprintln!("demo: the runtime thread panicked");
+            say(format_args!("demo: the runtime thread panicked"));
             std::process::exit(1);
         }
     }

@@ -346,7 +346,7 @@ pub fn run(config: &SimConfig, _options: &ScenarioOptions) -> Report {
             .mailbox_capacity(8),
     ];
     let children = [ChildSpec::isolate::<Listener>(
-        &ListenArgs::new(SERVICE, 8),
+        &ListenArgs::new(SERVICE, 8).with_poison_trigger(),
         Restart::Permanent,
     )];
     let root = GroupSpec::one_for_one(&children).dynamic(32);

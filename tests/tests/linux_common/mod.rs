@@ -22,7 +22,8 @@ pub(crate) fn free_port() -> u16 {
 }
 
 /// An echo system: `shards` shards, each a listener on `addr` (SO_REUSEPORT) and up to
-/// `connections` connection isolates. Leaked: tests run it once.
+/// `connections` connection isolates, with the poison trigger armed (for the containment
+/// tests). Leaked: tests run it once.
 pub(crate) fn echo_spec(
     addr: SocketAddr,
     shards: usize,
@@ -34,7 +35,7 @@ pub(crate) fn echo_spec(
     ]));
     let children: &'static [ChildSpec<'static>] =
         Box::leak(Box::new([ChildSpec::isolate::<Listener>(
-            &ListenArgs::new(addr, 1024),
+            &ListenArgs::new(addr, 1024).with_poison_trigger(),
             Restart::Permanent,
         )]));
     let shard_specs: &'static [ShardSpec<'static>] = Box::leak(

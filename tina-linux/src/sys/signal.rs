@@ -43,6 +43,13 @@ pub(crate) fn restore_signal_mask(old: &libc::sigset_t) {
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old, core::ptr::null_mut()) };
 }
 
+/// Unblocks `signals` in the calling thread.
+pub(crate) fn unblock_signals(signals: &[i32]) {
+    let set = sigset(signals);
+    // SAFETY: `set` is a valid sigset; the old mask is not wanted.
+    unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, core::ptr::null_mut()) };
+}
+
 /// A non-blocking `signalfd` for `signals` (which must be blocked in every thread).
 pub(crate) fn signalfd(signals: &[i32]) -> Result<super::OwnedFd, Errno> {
     let set = sigset(signals);
