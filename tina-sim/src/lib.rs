@@ -163,7 +163,9 @@ mod sim;
 mod trace;
 mod world;
 
-pub use config::{FaultConfig, FaultKind, FaultMode, FaultSet, SimConfig};
+pub use config::{
+    EVENT_LOG_MAX_DEFAULT, FaultConfig, FaultKind, FaultMode, FaultSet, SimConfig, TICKS_MAX,
+};
 pub use hash::{Hasher128, TraceHash, digest64};
 pub use kernel::{DATAGRAM_QUEUE_MAX, FDS_PER_SHARD_MAX, RECV_BUFFER_SIZE};
 pub use platform::{SimIo, SimLog, SimPlatform, SimTransport, SimTrap};
