@@ -909,7 +909,12 @@ impl World {
                 consider(p.not_before);
             }
         }
-        for s in self.kernel.active.iter().map(|&i| self.kernel.sock(SockId(i))) {
+        for s in self
+            .kernel
+            .active
+            .iter()
+            .map(|&i| self.kernel.sock(SockId(i)))
+        {
             if let TcpState::Established { ready_at, .. } | TcpState::Failed { ready_at, .. } =
                 s.state
             {
