@@ -282,12 +282,14 @@ pub(super) fn soak(out: &mut dyn Write, err: &mut dyn Write, program: &str, a: &
         if first_code == 0 {
             first_code = t.first_code;
         }
+        t.failures.sort_unstable();
         failures.extend(t.failures.iter().map(|&s| (entry.name, s)));
     }
     let _ = writeln!(
         out,
-        "soak: {} scenarios x {n} seeds, {failed_total} failed in {:.1}s",
+        "soak: {} scenario{} x {n} seeds, {failed_total} failed in {:.1}s",
         a.entries.len(),
+        if a.entries.len() == 1 { "" } else { "s" },
         started.elapsed().as_secs_f64()
     );
     if failed_total > 0 {
