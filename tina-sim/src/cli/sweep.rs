@@ -124,10 +124,16 @@ impl Tally {
     }
 }
 
+/// Prints a failing seed and its replay command (`soak` names the scenario too).
 fn print_failure(out: &mut dyn Write, program: &str, name: &str, a: &Args, r: &SeedResult) {
+    let scenario = if a.command == super::Command::Soak {
+        format!("scenario={name} ")
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "FAIL scenario={name} seed={} exit={} {} trace_hash={}\n  replay: {}",
+        "FAIL {scenario}seed={} exit={} {} trace_hash={}\n  replay: {}",
         r.seed,
         r.outcome.exit_code(),
         r.outcome,
