@@ -315,8 +315,9 @@ impl FaultMode {
 /// arithmetic can overflow. The command line refuses larger values.
 pub const TICKS_MAX: u64 = 1 << 62;
 
-/// Event-log lines kept by default ([`SimConfig::event_log_max`]).
-pub const EVENT_LOG_MAX_DEFAULT: usize = 100_000;
+/// Event-log lines kept by default ([`SimConfig::event_log_max`]): every event of a default
+/// run, at most some 150 MB of text.
+pub const EVENT_LOG_MAX_DEFAULT: usize = 1_000_000;
 
 /// Everything that determines a run besides the system spec and the scenario.
 #[derive(Clone, Debug, PartialEq, Eq)]
