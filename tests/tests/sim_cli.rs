@@ -162,6 +162,21 @@ fn sim_cli_trace_out_to_a_bad_path_fails_before_running() {
 }
 
 #[test]
+fn sim_cli_trace_out_write_failure_exits_non_zero() {
+    // /dev/full opens, then every write fails with ENOSPC.
+    if !std::path::Path::new("/dev/full").exists() {
+        return;
+    }
+    let (code, out, err) = cli(&["run", "idle", "--seed", "1", "--trace-out", "/dev/full"]);
+    assert_eq!(code, 2, "stdout: {out}\nstderr: {err}");
+    assert!(err.starts_with("error: writing /dev/full"), "{err}");
+    assert!(
+        out.contains("result: PASS"),
+        "the run itself is reported:\n{out}"
+    );
+}
+
+#[test]
 fn sim_cli_help_prints_usage_with_exit_codes_on_stdout() {
     for args in [&["--help"][..], &["-h"], &["help"], &["run", "--help"]] {
         let (code, out, err) = cli(args);

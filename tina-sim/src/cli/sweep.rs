@@ -100,7 +100,7 @@ struct Tally {
 
 impl Tally {
     fn add(&mut self, r: &SeedResult) {
-        self.done += 1;
+        self.done = self.done.saturating_add(1);
         self.dispatches = self.dispatches.saturating_add(r.dispatches);
         self.ticks = self.ticks.saturating_add(r.ticks);
         if r.leaked {
@@ -109,11 +109,11 @@ impl Tally {
         }
         for k in FaultKind::ALL {
             if r.injected[k.index()] > 0 {
-                self.covered[k.index()] += 1;
+                self.covered[k.index()] = self.covered[k.index()].saturating_add(1);
             }
         }
         if r.outcome != Outcome::Pass {
-            self.failed += 1;
+            self.failed = self.failed.saturating_add(1);
             if self.first_code == 0 {
                 self.first_code = r.outcome.exit_code();
             }
@@ -284,7 +284,7 @@ pub(super) fn soak(out: &mut dyn Write, err: &mut dyn Write, program: &str, a: &
             );
         }
         let _ = out.flush();
-        failed_total += t.failed;
+        failed_total = failed_total.saturating_add(t.failed);
         if first_code == 0 {
             first_code = t.first_code;
         }
