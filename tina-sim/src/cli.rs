@@ -217,8 +217,8 @@ impl Args {
     }
 }
 
-/// Every option, with whether it takes a value.
-const OPTIONS: [(&str, bool); 15] = [
+/// Every option, with whether it takes a value (`--help` and `-h` are handled first).
+const OPTIONS: [(&str, bool); 13] = [
     ("--seed", true),
     ("--seeds", true),
     ("--start", true),
@@ -232,8 +232,6 @@ const OPTIONS: [(&str, bool); 15] = [
     ("--plant", true),
     ("--strict-shutdown", false),
     ("--jobs", true),
-    ("--help", false),
-    ("-h", false),
 ];
 
 /// Threads `--jobs` may ask for.
@@ -321,7 +319,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
             "--plant" => a.plant = Some(value.to_string()),
             "--strict-shutdown" => a.strict_shutdown = true,
             "--jobs" => a.jobs = usize::try_from(number(name, value)?).unwrap_or(usize::MAX),
-            _ => unreachable!("--help is handled before parsing"),
+            other => return Err(format!("unknown option {other}")),
         }
     }
     Ok(a)
