@@ -17,6 +17,8 @@ use std::time::{Duration, Instant, SystemTime};
 const WORKER_STACK_SIZE: usize = 8 << 20;
 /// A soak reports progress this often.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(60);
+/// Seeds with shutdown leaks a summary names.
+const LEAKED_SHOWN_MAX: usize = 10;
 /// Failing seeds a soak's summary lists (every one has its replay line above it).
 const SUMMARY_FAILURES_MAX: usize = 20;
 
@@ -91,7 +93,9 @@ struct Tally {
     failed: u64,
     first_code: i32,
     failures: Vec<u64>,
-    leaked: Vec<u64>,
+    /// Seeds whose final shutdown leaked, and the first few of them.
+    leaked: u64,
+    leaked_seeds: Vec<u64>,
     covered: [u64; FaultKind::COUNT],
     dispatches: u64,
     ticks: u64,
@@ -99,13 +103,22 @@ struct Tally {
 }
 
 impl Tally {
+    fn leaked_shown(&self) -> String {
+        let mut seeds = self.leaked_seeds.clone();
+        seeds.sort_unstable();
+        let shown: Vec<String> = seeds.iter().map(u64::to_string).collect();
+        shown.join(" ")
+    }
+
     fn add(&mut self, r: &SeedResult) {
         self.done = self.done.saturating_add(1);
         self.dispatches = self.dispatches.saturating_add(r.dispatches);
         self.ticks = self.ticks.saturating_add(r.ticks);
         if r.leaked {
-            self.leaked.push(r.seed);
-            self.leaked.truncate(10);
+            self.leaked = self.leaked.saturating_add(1);
+            if self.leaked_seeds.len() < LEAKED_SHOWN_MAX {
+                self.leaked_seeds.push(r.seed);
+            }
         }
         for k in FaultKind::ALL {
             if r.injected[k.index()] > 0 {
@@ -192,12 +205,12 @@ pub(super) fn sweep(out: &mut dyn Write, program: &str, a: &Args) -> i32 {
             );
         }
     }
-    if !t.leaked.is_empty() {
-        let shown: Vec<String> = t.leaked.iter().map(u64::to_string).collect();
+    if t.leaked > 0 {
         let _ = writeln!(
             out,
-            "shutdown leaks (reported, not failed; --strict-shutdown fails on them): seeds {} ...",
-            shown.join(" ")
+            "shutdown leaks (reported, not failed; --strict-shutdown fails on them): {} seeds, e.g. {}",
+            t.leaked,
+            t.leaked_shown()
         );
     }
     let _ = writeln!(
@@ -274,13 +287,13 @@ pub(super) fn soak(out: &mut dyn Write, err: &mut dyn Write, program: &str, a: &
                 coverage.join(" ")
             }
         );
-        if !t.leaked.is_empty() {
-            let shown: Vec<String> = t.leaked.iter().map(u64::to_string).collect();
+        if t.leaked > 0 {
             let _ = writeln!(
                 out,
-                "soak {}: shutdown leaks (reported, not failed; --strict-shutdown fails on them): seeds {} ...",
+                "soak {}: shutdown leaks (reported, not failed; --strict-shutdown fails on them): {} seeds, e.g. {}",
                 entry.name,
-                shown.join(" ")
+                t.leaked,
+                t.leaked_shown()
             );
         }
         let _ = out.flush();
