@@ -385,6 +385,18 @@ fn sim_soak_from_a_commit_prints_its_start_and_a_repeat_command() {
     ]);
     assert_eq!(code, 0);
     assert!(!other.contains(&format!("seeds={start}..")), "{other}");
+    // A nightly soak derives its start from today's date and says which.
+    let (code, nightly, err) = cli(&["soak", "idle", "--seeds", "1", "--seeds-from-date"]);
+    assert_eq!(code, 0, "{nightly}{err}");
+    let date = nightly
+        .split("(start derived from the date ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .expect("the date is printed");
+    assert!(
+        date.len() == 10 && date.as_bytes()[4] == b'-' && date.as_bytes()[7] == b'-',
+        "{date}"
+    );
     // Exactly one source of the start seed.
     usage_error(
         &[
