@@ -27,24 +27,28 @@ pub fn scenarios() -> [ScenarioEntry; 4] {
             name: "echo",
             about: "TCP echo on every shard; simulated clients verify every byte",
             run: echo::run,
+            plants: &[],
             faults: echo::FAULTS,
         },
         ScenarioEntry {
             name: "bank",
             about: "cross-shard transfers with calls and timeouts; money is conserved",
             run: bank::run,
+            plants: &["forget-dedup"],
             faults: bank::FAULTS,
         },
         ScenarioEntry {
             name: "dispatcher",
             about: "crashing workers restart with new handles; stale sends are refused",
             run: dispatcher::run,
+            plants: &[],
             faults: dispatcher::FAULTS,
         },
         ScenarioEntry {
             name: "idle",
             about: "a heartbeat per simulated second on every shard (time compression)",
             run: idle::run,
+            plants: &[],
             faults: idle::FAULTS,
         },
     ]

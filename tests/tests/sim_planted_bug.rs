@@ -8,8 +8,9 @@ use tina_sim::cli::run_cli;
 
 fn cli(args: &str) -> (i32, String) {
     let args: Vec<String> = args.split_whitespace().map(str::to_string).collect();
-    let mut out = Vec::new();
-    let code = run_cli(PROGRAM, &args, &scenarios(), &mut out);
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = run_cli(PROGRAM, &args, &scenarios(), &mut out, &mut err);
+    assert!(err.is_empty(), "{}", String::from_utf8_lossy(&err));
     (code, String::from_utf8(out).expect("utf-8 output"))
 }
 

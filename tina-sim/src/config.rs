@@ -310,6 +310,15 @@ impl FaultMode {
     }
 }
 
+/// The largest `ticks`, `liveness_ticks` and `net_latency_ticks` a run honours (2^62): a
+/// larger value counts as this one, so virtual time stays far from `u64::MAX` and no tick
+/// arithmetic can overflow. The command line refuses larger values.
+pub const TICKS_MAX: u64 = 1 << 62;
+
+/// Event-log lines kept by default ([`SimConfig::event_log_max`]): every event of a default
+/// run, at most some 150 MB of text.
+pub const EVENT_LOG_MAX_DEFAULT: usize = 1_000_000;
+
 /// Everything that determines a run besides the system spec and the scenario.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SimConfig {
@@ -327,8 +336,11 @@ pub struct SimConfig {
     pub faults: FaultMode,
     /// Network latency of cross-shard messages and TCP segments, in ticks (before faults).
     pub net_latency_ticks: u64,
-    /// Keep the full event log in the report (for `--trace-out` and comparisons).
+    /// Keep the event log in the report (for `--trace-out` and comparisons).
     pub record_events: bool,
+    /// The event log keeps at most this many lines, the last ones (the events before them
+    /// are counted in [`Report::event_log_dropped`](crate::Report), and still hashed).
+    pub event_log_max: usize,
     /// Fail the run (as a checker violation) when the final graceful shutdown leaks a
     /// resource; otherwise leaks are only reported in [`Report::shutdown`](crate::Report).
     pub strict_shutdown: bool,
@@ -336,7 +348,8 @@ pub struct SimConfig {
 
 impl SimConfig {
     /// Defaults: 5,000 faulty ticks, 20,000 liveness ticks, checkers every 64 rounds, no
-    /// faults, 1 tick of latency, no event log.
+    /// faults, 1 tick of latency, no event log (at most [`EVENT_LOG_MAX_DEFAULT`] lines when
+    /// asked for).
     pub fn new(seed: u64) -> SimConfig {
         SimConfig {
             seed,
@@ -346,7 +359,18 @@ impl SimConfig {
             faults: FaultMode::None,
             net_latency_ticks: 1,
             record_events: false,
+            event_log_max: EVENT_LOG_MAX_DEFAULT,
             strict_shutdown: false,
+        }
+    }
+
+    /// This configuration with every length at most [`TICKS_MAX`] (what a run uses).
+    pub fn bounded(&self) -> SimConfig {
+        SimConfig {
+            ticks: self.ticks.min(TICKS_MAX),
+            liveness_ticks: self.liveness_ticks.min(TICKS_MAX),
+            net_latency_ticks: self.net_latency_ticks.min(TICKS_MAX),
+            ..self.clone()
         }
     }
 

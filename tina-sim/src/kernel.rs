@@ -20,6 +20,11 @@
 //! fault), end of stream after the peer's FIN, `ECONNRESET` after a reset or after closing
 //! with unread data, `ECONNREFUSED` when nobody listens or the backlog is full, `EPIPE` /
 //! reset on writes to a closed peer.
+//!
+//! Socket ids are handed out in order and never reused (they appear in the trace). A closed
+//! socket is forgotten as soon as nothing can refer to it any more — both ends of its
+//! connection are closed, or it never had a peer — so the table holds only the sockets in
+//! use, however long a run lasts. A forgotten id reads as a closed, empty socket.
 
 use crate::rng::{Domain, SimRng};
 use crate::world::Node;
@@ -104,6 +109,24 @@ pub(crate) struct Socket {
 }
 
 impl Socket {
+    /// What a forgotten socket reads as (only the scenario's clients can still name one).
+    const FORGOTTEN: Socket = Socket {
+        owner: Node::Outside,
+        udp: false,
+        local: None,
+        remote: None,
+        reuse_port: false,
+        bound: false,
+        state: TcpState::Closed,
+        rx: VecDeque::new(),
+        rx_len: 0,
+        fin_at: None,
+        reset: false,
+        write_shut: false,
+        read_shut: false,
+        dgrams: VecDeque::new(),
+    };
+
     fn new(owner: Node, udp: bool) -> Socket {
         Socket {
             owner,
@@ -124,6 +147,9 @@ impl Socket {
     }
 }
 
+/// What a forgotten socket id reads as.
+static FORGOTTEN: Socket = Socket::FORGOTTEN;
+
 /// What a shard's descriptor refers to.
 #[derive(Debug)]
 pub(crate) enum FdEntry {
@@ -138,7 +164,14 @@ pub(crate) enum FdEntry {
 
 /// Sockets, descriptor tables and disks.
 pub(crate) struct Kernel {
-    pub(crate) sockets: Vec<Socket>,
+    /// Sockets something may still refer to, by id.
+    sockets: BTreeMap<usize, Socket>,
+    /// The id the next socket gets.
+    socket_next: usize,
+    /// Where writes to a forgotten socket go (reset before each use, never read back).
+    forgotten: Socket,
+    /// The most sockets the table held at once.
+    sockets_peak: usize,
     /// Sockets not closed yet (the ones scans need to look at), in id order.
     pub(crate) active: BTreeSet<usize>,
     /// Per shard: descriptor → (entry, serial). The serial tells a reused number apart.
@@ -158,7 +191,10 @@ pub(crate) struct Kernel {
 impl Kernel {
     pub(crate) fn new(seed: u64, shard_count: usize) -> Kernel {
         Kernel {
-            sockets: Vec::new(),
+            sockets: BTreeMap::new(),
+            socket_next: 0,
+            forgotten: Socket::FORGOTTEN,
+            sockets_peak: 0,
             active: BTreeSet::new(),
             fds: (0..shard_count).map(|_| Vec::new()).collect(),
             fd_serial_next: 1,
@@ -174,23 +210,50 @@ impl Kernel {
     }
 
     pub(crate) fn new_socket(&mut self, owner: Node, udp: bool) -> SockId {
-        self.sockets.push(Socket::new(owner, udp));
-        self.active.insert(self.sockets.len() - 1);
-        SockId(self.sockets.len() - 1)
+        let id = self.socket_next;
+        self.socket_next += 1;
+        self.sockets.insert(id, Socket::new(owner, udp));
+        self.sockets_peak = self.sockets_peak.max(self.sockets.len());
+        self.active.insert(id);
+        SockId(id)
     }
 
-    /// Marks a socket closed for good.
+    /// Marks a socket closed for good (its peer, if any, may still refer to it).
     pub(crate) fn set_closed(&mut self, id: SockId) {
         self.sock_mut(id).state = TcpState::Closed;
         self.active.remove(&id.0);
     }
 
+    /// Closes a socket nothing refers to (no descriptor, no peer) and forgets it.
+    pub(crate) fn discard(&mut self, id: SockId) {
+        self.set_closed(id);
+        self.forget(id);
+    }
+
+    /// Drops a closed socket from the table.
+    fn forget(&mut self, id: SockId) {
+        debug_assert!(matches!(self.sock(id).state, TcpState::Closed));
+        self.sockets.remove(&id.0);
+    }
+
+    /// The most sockets the table held at once (open ones, and closed ones a peer still
+    /// refers to).
+    pub(crate) fn sockets_peak(&self) -> usize {
+        self.sockets_peak
+    }
+
     pub(crate) fn sock(&self, id: SockId) -> &Socket {
-        &self.sockets[id.0]
+        self.sockets.get(&id.0).unwrap_or(&FORGOTTEN)
     }
 
     pub(crate) fn sock_mut(&mut self, id: SockId) -> &mut Socket {
-        &mut self.sockets[id.0]
+        match self.sockets.get_mut(&id.0) {
+            Some(s) => s,
+            None => {
+                self.forgotten = Socket::FORGOTTEN;
+                &mut self.forgotten
+            }
+        }
     }
 
     /// Installs `entry` at the lowest free descriptor of `shard`.
@@ -262,7 +325,7 @@ impl Kernel {
         let mine = self.sock(me).reuse_port;
         self.active
             .iter()
-            .map(|&i| (i, &self.sockets[i]))
+            .map(|&i| (i, &self.sockets[&i]))
             .any(|(i, s)| {
                 i != me.0
                     && s.udp == udp
@@ -284,7 +347,7 @@ impl Kernel {
             .iter()
             .copied()
             .filter(|&i| {
-                let s = &self.sockets[i];
+                let s = &self.sockets[&i];
                 !s.udp
                     && matches!(s.state, TcpState::Listening { .. })
                     && s.local
@@ -300,7 +363,7 @@ impl Kernel {
             .iter()
             .copied()
             .find(|&i| {
-                let s = &self.sockets[i];
+                let s = &self.sockets[&i];
                 s.udp
                     && !matches!(s.state, TcpState::Closed)
                     && s.local
@@ -386,18 +449,28 @@ impl Kernel {
     }
 
     /// Closes a socket: a listener resets its unaccepted connections; a connection sends FIN
-    /// (or RST when unread data is left, as Linux does).
+    /// (or RST when unread data is left, as Linux does). The socket is forgotten once nothing
+    /// refers to it: at once without a peer, else when both ends are closed.
     pub(crate) fn close_socket(&mut self, id: SockId, fin_at: u64) {
         let state = core::mem::replace(&mut self.sock_mut(id).state, TcpState::Closed);
         self.active.remove(&id.0);
+        // The closed sockets nothing refers to any more.
+        let mut forget = [None, None];
         match state {
             TcpState::Listening { queue, .. } => {
                 for pending in queue {
                     self.reset_pair(pending);
                     self.set_closed(pending);
                 }
+                forget[0] = Some(id);
             }
+            TcpState::Idle | TcpState::Failed { .. } => forget[0] = Some(id),
+            // Closed twice: its peer (if still open) refers to it.
+            TcpState::Closed => {}
             TcpState::Established { peer, .. } => {
+                if matches!(self.sock(peer).state, TcpState::Closed) {
+                    forget = [Some(id), Some(peer)];
+                }
                 let unread = self.sock(id).rx_len > 0;
                 let was_shut = self.sock(id).write_shut;
                 let p = self.sock_mut(peer);
@@ -414,12 +487,14 @@ impl Kernel {
                     self.client_events += 1;
                 }
             }
-            _ => {}
         }
         let s = self.sock_mut(id);
         s.rx.clear();
         s.rx_len = 0;
         s.dgrams.clear();
+        for f in forget.into_iter().flatten() {
+            self.forget(f);
+        }
     }
 
     /// Established connections with a shard on at least one end (for the `tcp-reset` fault).
@@ -428,7 +503,7 @@ impl Kernel {
             .iter()
             .copied()
             .filter(|&i| {
-                let s = &self.sockets[i];
+                let s = &self.sockets[&i];
                 matches!(s.owner, Node::Shard(_))
                     && !s.reset
                     && matches!(s.state, TcpState::Established { .. })

@@ -100,8 +100,8 @@
 //! assert_eq!(a.trace_hash, tina_sim::run(&spec, &config, &mut Rally).trace_hash);
 //! ```
 //!
-//! A binary exposes scenarios on the command line with [`cli::main`] (`run`, `sweep`,
-//! `compare`); see `examples/src/bin/simulate.rs`.
+//! A binary exposes scenarios on the command line with [`cli::main`] (`run`, `sweep`, the
+//! unattended `soak`, `compare`); see `examples/src/bin/simulate.rs`.
 //!
 //! ## What a run does
 //!
@@ -124,8 +124,11 @@
 //!   through their observable effects — each trapped handler or init call with its outcome,
 //!   every message sent or delivered (handles, tag, payload digest), every I/O submission
 //!   and completion (with byte digests), every log record, and each step's report and
-//!   counters. `record_events` keeps the full event log; [`first_difference`] (and the
-//!   `compare` command) finds where two runs diverge.
+//!   counters. `record_events` keeps the event log (its last `event_log_max` lines);
+//!   [`first_difference`] (and the `compare` command) finds where two runs diverge.
+//! - **Bounded memory.** Nothing grows with a run's length: closed sockets are forgotten
+//!   once neither end refers to them, the event log is a ring, and lengths are capped at
+//!   [`TICKS_MAX`] so tick arithmetic cannot overflow.
 //! - **Faults** ([`FaultConfig`], [`FaultKind`]) are integer ratios drawn from per-domain
 //!   streams; `FaultMode::Swarm` picks a per-seed subset and rates.
 //!
@@ -163,7 +166,9 @@ mod sim;
 mod trace;
 mod world;
 
-pub use config::{FaultConfig, FaultKind, FaultMode, FaultSet, SimConfig};
+pub use config::{
+    EVENT_LOG_MAX_DEFAULT, FaultConfig, FaultKind, FaultMode, FaultSet, SimConfig, TICKS_MAX,
+};
 pub use hash::{Hasher128, TraceHash, digest64};
 pub use kernel::{DATAGRAM_QUEUE_MAX, FDS_PER_SHARD_MAX, RECV_BUFFER_SIZE};
 pub use platform::{SimIo, SimLog, SimPlatform, SimTransport, SimTrap};

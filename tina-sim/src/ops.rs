@@ -801,7 +801,7 @@ impl World {
                 match self.kernel.fd_alloc(shard, FdEntry::Socket(id)) {
                     Ok(fd) => Ok(ControlOutcome::Fd(fd)),
                     Err(e) => {
-                        self.kernel.set_closed(id);
+                        self.kernel.discard(id);
                         Err(e)
                     }
                 }
@@ -909,7 +909,12 @@ impl World {
                 consider(p.not_before);
             }
         }
-        for s in self.kernel.active.iter().map(|&i| &self.kernel.sockets[i]) {
+        for s in self
+            .kernel
+            .active
+            .iter()
+            .map(|&i| self.kernel.sock(SockId(i)))
+        {
             if let TcpState::Established { ready_at, .. } | TcpState::Failed { ready_at, .. } =
                 s.state
             {

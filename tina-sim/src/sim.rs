@@ -115,8 +115,14 @@ pub struct Report {
     pub shutdown: Option<String>,
     /// The last log lines of the system.
     pub log_tail: Vec<String>,
-    /// The full event log, when recording was asked for.
+    /// The event log, when recording was asked for: its last
+    /// [`SimConfig::event_log_max`] lines.
     pub event_log: Option<Vec<String>>,
+    /// Event-log lines dropped before the first one kept (0 when the log is complete).
+    pub event_log_dropped: u64,
+    /// The most sockets the simulated kernel held at once (open ones, and closed ones whose
+    /// peer is still open): bounded by what the system keeps open, not by the run's length.
+    pub sockets_peak: u64,
 }
 
 impl Report {
@@ -146,6 +152,7 @@ impl Regions {
 /// Runs `scenario` on the system `spec` with `config`: the library's main entry point.
 pub fn run(spec: &SystemSpec<'_>, config: &SimConfig, scenario: &mut dyn Scenario) -> Report {
     panic_hook::install();
+    let config = &config.bounded();
     let faults = config.fault_config(scenario.faults());
     let n = spec.shards.len();
     let world: WorldRef = Rc::new(RefCell::new(World::new(
@@ -155,6 +162,7 @@ pub fn run(spec: &SystemSpec<'_>, config: &SimConfig, scenario: &mut dyn Scenari
         faults,
         config.net_latency_ticks,
         config.record_events,
+        config.event_log_max,
     )));
     let mut regions = match Regions::new(spec) {
         Ok(r) => r,
@@ -199,9 +207,12 @@ fn failed_boot(config: &SimConfig, faults: FaultConfig, world: &WorldRef, msg: S
                 shutdown: None,
                 log_tail: Vec::new(),
                 event_log: None,
+                event_log_dropped: 0,
+                sockets_peak: 0,
             };
         }
     };
+    let (event_log, event_log_dropped) = w.trace.take_log();
     Report {
         seed: config.seed,
         tick_ns: 0,
@@ -218,9 +229,16 @@ fn failed_boot(config: &SimConfig, faults: FaultConfig, world: &WorldRef, msg: S
         summary: String::new(),
         shutdown: None,
         log_tail: w.log_tail.iter().cloned().collect(),
-        event_log: w.trace.take_log(),
+        event_log,
+        event_log_dropped,
+        sockets_peak: w.kernel.sockets_peak() as u64,
     }
 }
+
+/// Virtual time never goes past this tick (2^63): runs are at most
+/// [`TICKS_MAX`](crate::config::TICKS_MAX) + [`TICKS_MAX`](crate::config::TICKS_MAX) long
+/// unless a far deadline makes time jump; a liveness phase that reaches it fails.
+const TIME_LIMIT: u64 = 1 << 63;
 
 struct Simulation<'s, 'a> {
     shards: Vec<Shard<'a, SimPlatform>>,
@@ -282,7 +300,7 @@ impl<'s, 'a> Simulation<'s, 'a> {
             quarantined_since: vec![None; n],
             storm_ticks: 500,
             tick_ns: spec.tick_ns,
-            shutdown_timeout: spec.shutdown_timeout.ticks(),
+            shutdown_timeout: spec.shutdown_timeout.ticks().min(crate::config::TICKS_MAX),
         })
     }
 
@@ -307,13 +325,18 @@ impl<'s, 'a> Simulation<'s, 'a> {
                 liveness_at = Some(now);
                 self.start_liveness(now, scenario);
             }
-            if let Some(start) = liveness_at
-                && now >= start + self.config.liveness_ticks
-            {
-                break Outcome::Liveness(format!(
-                    "goal not reached within {} ticks after faults stopped (t{start}..t{now})",
-                    self.config.liveness_ticks
-                ));
+            if let Some(start) = liveness_at {
+                if now >= start.saturating_add(self.config.liveness_ticks) {
+                    break Outcome::Liveness(format!(
+                        "goal not reached within {} ticks after faults stopped (t{start}..t{now})",
+                        self.config.liveness_ticks
+                    ));
+                }
+                if now >= TIME_LIMIT {
+                    break Outcome::Liveness(format!(
+                        "virtual time reached its limit (t{TIME_LIMIT}) without the goal (liveness phase from t{start})"
+                    ));
+                }
             }
             rounds += 1;
             {
@@ -383,13 +406,13 @@ impl<'s, 'a> Simulation<'s, 'a> {
                 }
             }
             match next {
-                Some(t) => now = t,
+                Some(t) => now = t.min(TIME_LIMIT),
                 None if liveness_at.is_some() => {
                     break Outcome::Liveness(format!(
                         "the system went quiescent at t{now} without reaching the scenario's goal"
                     ));
                 }
-                None => now += 1,
+                None => now = (now + 1).min(TIME_LIMIT),
             }
         };
         let outcome = match outcome {
@@ -420,6 +443,7 @@ impl<'s, 'a> Simulation<'s, 'a> {
         let mut w = self.world.borrow_mut();
         let code = outcome.exit_code() as u64;
         w.trace.ev(Ev::Check, &[code], || format!("end {outcome}"));
+        let (event_log, event_log_dropped) = w.trace.take_log();
         Report {
             seed: self.config.seed,
             tick_ns: self.tick_ns,
@@ -436,7 +460,9 @@ impl<'s, 'a> Simulation<'s, 'a> {
             summary,
             shutdown,
             log_tail: w.log_tail.iter().cloned().collect(),
-            event_log: w.trace.take_log(),
+            event_log,
+            event_log_dropped,
+            sockets_peak: w.kernel.sockets_peak() as u64,
         }
     }
 
@@ -457,7 +483,7 @@ impl<'s, 'a> Simulation<'s, 'a> {
         let mut forced = false;
         let mut quiet_rounds = 0;
         loop {
-            *now += 1;
+            *now = now.saturating_add(1);
             self.world.borrow_mut().now = *now;
             let mut order: Vec<usize> = (0..n).collect();
             self.rng_sched.shuffle(&mut order);
@@ -486,7 +512,7 @@ impl<'s, 'a> Simulation<'s, 'a> {
             } else {
                 quiet_rounds = 0;
             }
-            if !forced && *now >= start + timeout {
+            if !forced && *now >= start.saturating_add(timeout) {
                 forced = true;
                 for s in 0..n {
                     if self.shards[s].status() != ShardStatus::Stopped {
@@ -494,7 +520,7 @@ impl<'s, 'a> Simulation<'s, 'a> {
                     }
                 }
             }
-            if *now >= start + timeout + 1_000 {
+            if *now >= start.saturating_add(timeout).saturating_add(1_000) {
                 return Err(format!(
                     "shutdown: I/O still pending {} ticks after the shutdown was forced",
                     1_000

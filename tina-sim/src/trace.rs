@@ -22,6 +22,7 @@
 //! formatted when recording is on, so hashing costs a few multiplications per event.
 
 use crate::hash::{Hasher128, TraceHash};
+use std::collections::VecDeque;
 
 /// What kind of event a trace line is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,19 +69,25 @@ impl Ev {
     }
 }
 
-/// The running trace of one simulation.
+/// The running trace of one simulation: the hash of every event and, when recording, a ring
+/// of the last `log_max` event-log lines (so memory stays bounded however long a run is).
 pub(crate) struct Trace {
     hasher: Hasher128,
     events: u64,
-    log: Option<Vec<String>>,
+    log: Option<VecDeque<String>>,
+    log_max: usize,
+    /// Lines dropped from the front of the log to keep it within `log_max`.
+    dropped: u64,
 }
 
 impl Trace {
-    pub(crate) fn new(record: bool) -> Trace {
+    pub(crate) fn new(record: bool, log_max: usize) -> Trace {
         Trace {
             hasher: Hasher128::new(),
             events: 0,
-            log: record.then(Vec::new),
+            log: record.then(VecDeque::new),
+            log_max,
+            dropped: 0,
         }
     }
 
@@ -92,7 +99,15 @@ impl Trace {
             self.hasher.word(w);
         }
         if let Some(log) = &mut self.log {
-            log.push(format!("{} {}", ev.name(), text()));
+            if self.log_max == 0 {
+                self.dropped += 1;
+            } else {
+                if log.len() >= self.log_max {
+                    log.pop_front();
+                    self.dropped += 1;
+                }
+                log.push_back(format!("{} {}", ev.name(), text()));
+            }
         }
     }
 
@@ -104,8 +119,9 @@ impl Trace {
         self.events
     }
 
-    pub(crate) fn take_log(&mut self) -> Option<Vec<String>> {
-        self.log.take()
+    /// The event log (its last lines) and how many lines before them were dropped.
+    pub(crate) fn take_log(&mut self) -> (Option<Vec<String>>, u64) {
+        (self.log.take().map(Vec::from), self.dropped)
     }
 }
 

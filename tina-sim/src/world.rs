@@ -128,6 +128,7 @@ impl World {
         faults: FaultConfig,
         latency: u64,
         record: bool,
+        log_max: usize,
     ) -> World {
         World {
             shard_count,
@@ -136,7 +137,7 @@ impl World {
             phase: Phase::Faulty,
             faults,
             latency,
-            trace: Trace::new(record),
+            trace: Trace::new(record, log_max),
             net: Network::new(shard_count, ring_capacity),
             kernel: Kernel::new(seed, shard_count),
             traps: (0..shard_count)
