@@ -25,12 +25,20 @@ use tina_core::{Message, SystemSpec};
 
 use crate::control::{Control, Inner, control_loop};
 use crate::log::say;
+use crate::logger;
 use crate::reactor::{ActiveBackend, Backend, probe_uring};
 use crate::shard::ShardThread;
 use crate::shared::{ShardShared, ShardState, ShardStats};
 use crate::sys;
 use crate::trap::install_panic_hook;
 use crate::watchdog::{self, WatchdogConfig};
+
+/// Log lines each shard thread can have queued for stderr (more are dropped and counted).
+const SHARD_LOG_LINES: usize = 128;
+/// Log lines the control loop and the watchdog can have queued, plus two per shard.
+const CONTROL_LOG_LINES: usize = 32;
+/// How long the end of a run waits for queued log lines to reach stderr.
+const FINAL_LOG_FLUSH_WAIT: StdDuration = StdDuration::from_millis(500);
 
 /// How to run a system on Linux.
 #[derive(Clone, Debug)]
@@ -190,6 +198,8 @@ fn run_system(
 ) -> Result<RunReport, RunError> {
     spec.validate().map_err(RunError::Spec)?;
     let n = spec.shards.len();
+    // This thread's log queue (the control loop's); shards and the watchdog get their own.
+    let _log = logger::stderr().register(CONTROL_LOG_LINES + 2 * n);
     let (backend, fallback_reason) = choose_backend(config)?;
     let cpus = choose_cpus(config, n)?;
     let mut fds = Vec::with_capacity(n);
@@ -324,6 +334,7 @@ fn run_system(
             let t = std::thread::Builder::new()
                 .name(format!("tina-shard-{i}"))
                 .spawn_scoped(scope, move || {
+                    let _log = logger::stderr().register(SHARD_LOG_LINES);
                     let clean = ctx.run(outbound, inbound, seen);
                     if !clean {
                         all_clean.store(false, Ordering::Relaxed);
@@ -351,6 +362,7 @@ fn run_system(
             std::thread::Builder::new()
                 .name("tina-watchdog".into())
                 .spawn_scoped(scope, move || {
+                    let _log = logger::stderr().register(CONTROL_LOG_LINES + n);
                     let _ = inner.watchdog.set(std::thread::current());
                     watchdog::watch(
                         &inner.shards,
@@ -374,6 +386,8 @@ fn run_system(
     if let Some(old) = old_mask {
         sys::restore_signal_mask(&old);
     }
+    // Bounded: a stalled stderr must not hold up the end of the run.
+    logger::stderr().flush(FINAL_LOG_FLUSH_WAIT);
     final_stats.extend(control.stats());
     Ok(RunReport {
         backend,
