@@ -35,8 +35,8 @@ use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use core::fmt::Write as _;
 
-use crate::sys::StackBuf;
 use crate::sys::stderr::{self, Target};
+use crate::sys::{self, StackBuf};
 
 /// Bytes one queued line holds (longer lines are cut).
 pub(crate) const LINE_SIZE_MAX: usize = 512;
@@ -259,11 +259,17 @@ impl Logger {
         });
         self.thread
             .get_or_init(|| {
-                std::thread::Builder::new()
+                // The writer inherits a mask blocking the control signals: they are the
+                // control loop's (a thread that leaves them unblocked may be the one the
+                // kernel picks, and their default action ends the process).
+                let old_mask = sys::block_signals(&sys::CONTROL_SIGNALS);
+                let t = std::thread::Builder::new()
                     .name("tina-log".into())
                     .spawn(move || self.write_forever())
                     .ok()
-                    .map(|t| t.thread().clone())
+                    .map(|t| t.thread().clone());
+                sys::restore_signal_mask(&old_mask);
+                t
             })
             .is_some()
     }
