@@ -182,13 +182,37 @@ impl StderrPipe {
     }
 
     /// Spawns the child in `mode` with this pipe as its stderr.
-    fn spawn(&self, mode: &str) -> Child {
-        Command::new(std::env::current_exe().expect("own path"))
-            .env(CHILD_ENV, mode)
-            .stdout(Stdio::null())
-            .stderr(self.writer.try_clone().expect("dup the write end"))
-            .spawn()
-            .expect("spawn the child")
+    fn spawn(&self, mode: &str) -> ChildGuard {
+        ChildGuard(Some(
+            Command::new(std::env::current_exe().expect("own path"))
+                .env(CHILD_ENV, mode)
+                .stdout(Stdio::null())
+                .stderr(self.writer.try_clone().expect("dup the write end"))
+                .spawn()
+                .expect("spawn the child"),
+        ))
+    }
+}
+
+/// A child process, killed if a failed assertion leaves it running.
+struct ChildGuard(Option<Child>);
+
+impl ChildGuard {
+    fn id(&self) -> u32 {
+        self.0.as_ref().map_or(0, Child::id)
+    }
+
+    fn take(mut self) -> Child {
+        self.0.take().expect("the child")
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
@@ -217,8 +241,9 @@ fn read_until(
 
 /// Waits (bounded) for the child's exit; returns its status code (`None`: killed by a
 /// signal, whose number is returned second) and how long it took.
-fn wait_exit(mut child: Child, bound: StdDuration) -> (Option<i32>, Option<i32>, StdDuration) {
+fn wait_exit(child: ChildGuard, bound: StdDuration) -> (Option<i32>, Option<i32>, StdDuration) {
     use std::os::unix::process::ExitStatusExt;
+    let mut child = child.take();
     let start = StdInstant::now();
     let pid = child.id();
     let (tx, rx) = mpsc::channel();

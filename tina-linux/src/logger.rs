@@ -125,6 +125,9 @@ impl LineQueue {
     /// Queues one line, or drops and counts it when the queue is full. Never waits for the
     /// sink.
     fn push(&self, bytes: &[u8]) -> bool {
+        if !self.logger.running() {
+            return self.logger.write_without_writer(bytes);
+        }
         let queued = {
             let mut lines = self.lock();
             // Counted before the line becomes visible, so the writer's decrement never
@@ -292,17 +295,27 @@ impl Logger {
 
     fn push_shared(&'static self, bytes: &[u8]) -> bool {
         if !self.start() {
-            // No writer thread: write now if that needs no waiting, else drop.
-            let written = stderr::write_now(bytes);
-            if !written {
-                self.count_drops(1);
-            }
-            return written;
+            return self.write_without_writer(bytes);
         }
         match self.shared.get() {
             Some(q) => q.push(bytes),
             None => false,
         }
+    }
+
+    /// Whether the writer thread runs.
+    fn running(&self) -> bool {
+        matches!(self.thread.get(), Some(Some(_)))
+    }
+
+    /// No writer thread could be started: writes `bytes` now if that needs no waiting, else
+    /// drops and counts them.
+    fn write_without_writer(&self, bytes: &[u8]) -> bool {
+        let written = stderr::write_now(bytes);
+        if !written {
+            self.count_drops(1);
+        }
+        written
     }
 
     fn wake(&self) {
@@ -437,20 +450,38 @@ mod tests {
         while stderr::try_write(Target::Fd(w), &chunk).is_ok() {}
     }
 
-    /// Reads from the (non-blocking) read end until `want` appears in what was read, at most
+    /// Reads from the (non-blocking) read end until `done` holds for what was read, at most
     /// 10 s; returns everything read.
-    fn read_until(r: i32, want: &str) -> String {
+    fn read_until(r: i32, done: impl Fn(&str) -> bool) -> String {
         let deadline = StdInstant::now() + StdDuration::from_secs(10);
         let mut got = Vec::new();
         let mut buf = [0u8; 65536];
         while StdInstant::now() < deadline {
             let n = stderr::read_some(r, &mut buf, 100);
             got.extend_from_slice(&buf[..n]);
-            if String::from_utf8_lossy(&got).contains(want) {
+            if done(&String::from_utf8_lossy(&got)) {
                 break;
             }
         }
         String::from_utf8_lossy(&got).into_owned()
+    }
+
+    /// The numbers of the `flood N` lines in `text`, and the sum of its drop reports.
+    fn floods_and_reported_drops(text: &str) -> (Vec<usize>, u64) {
+        let mut floods = Vec::new();
+        let mut reported = 0;
+        for l in text.split('\n') {
+            let l = l.trim_start_matches('.');
+            if let Some(n) = l.strip_prefix("flood ") {
+                floods.push(n.parse().expect("a flood line"));
+            } else if let Some(rest) = l.strip_prefix("tina: ") {
+                let n = rest.strip_suffix(" log lines dropped (stderr too slow)");
+                reported += n
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .expect("a drop report");
+            }
+        }
+        (floods, reported)
     }
 
     #[test]
@@ -468,7 +499,8 @@ mod tests {
             );
         });
         handle.join().unwrap();
-        let got = read_until(r, &format!("line {}\n", lines - 1));
+        let last = format!("line {}\n", lines - 1);
+        let got = read_until(r, |got| got.contains(&last));
         let expected: String = (0..lines).map(|i| format!("line {i}\n")).collect();
         assert_eq!(got, expected);
         assert_eq!(logger.dropped_total(), 0);
@@ -511,15 +543,19 @@ mod tests {
         );
         let dropped = (LINES - queued) as u64;
         assert_eq!(logger.dropped_total(), dropped);
-        // The reader comes back: the queued lines come out, after one report of the drops.
-        let got = read_until(r, &format!("flood {}\n", queued - 1));
-        let report = format!("tina: {dropped} log lines dropped (stderr too slow)\n");
-        assert!(got.contains(&report), "no drop report in {:?}", tail(&got));
-        assert!(got.contains("flood 0\n"), "{:?}", tail(&got));
+        // The reader comes back: the queued lines come out, in order, and the drops are
+        // reported (before the line that follows them), every one.
+        let got = read_until(r, |got| {
+            let (floods, reported) = floods_and_reported_drops(got);
+            floods.len() == queued && reported == dropped
+        });
+        let (floods, reported) = floods_and_reported_drops(&got);
+        assert_eq!(floods.len(), queued, "{:?}", tail(&got));
+        assert_eq!(reported, dropped, "{:?}", tail(&got));
+        assert_eq!(floods[0], 0, "the first line was queued");
         assert!(
-            !got.contains(&format!("flood {queued}\n")),
-            "{:?}",
-            tail(&got)
+            floods.windows(2).all(|w| w[0] < w[1]),
+            "in order: {floods:?}"
         );
         assert!(logger.flush(StdDuration::from_secs(10)));
         crate::sys::close(r).unwrap();
