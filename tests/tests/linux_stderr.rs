@@ -2,7 +2,8 @@
 //! refused connections does not stop the server serving its clients, one SIGTERM stops it
 //! with exit 0 within the shutdown timeout, and a hardware fault or the watchdog's abort
 //! still ends the process. The server runs in a child process (this binary re-executed)
-//! whose stderr is a pipe the test fills and then never reads.
+//! whose stderr is a pipe the test fills and then never reads. And with stderr read, a
+//! refusal flood gives a bounded number of lines that account for every refusal.
 //!
 //! The binary has no libtest harness because the child runs the runtime on its main thread,
 //! where the control signals must be blocked before any other thread exists.
@@ -328,6 +329,90 @@ fn stalled_stderr_does_not_stop_serving_and_one_sigterm_exits_cleanly() {
     }
 }
 
+/// Numbers in the lines that report refusals: (refusal lines, suppressed refusals reported).
+fn refusals_logged(lines: &[String]) -> (u64, u64) {
+    let mut logged = 0;
+    let mut suppressed = 0;
+    for l in lines {
+        let refusal = l.contains("refusing connection");
+        let report = l.contains("suppressed ") && l.contains("similar lines");
+        if refusal {
+            logged += 1;
+        }
+        if report && (refusal || l.contains("echo.rs")) {
+            let n = l
+                .split("suppressed ")
+                .nth(1)
+                .and_then(|r| r.split(' ').next());
+            suppressed += n.and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+        }
+    }
+    (logged, suppressed)
+}
+
+fn refusal_flood_is_rate_limited_and_every_refusal_accounted_for() {
+    const REFUSALS: usize = 500;
+    let start = StdInstant::now();
+    let port = free_port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let pipe = StderrPipe::new();
+    let child = pipe.spawn(&format!("server:{port}"));
+    // Every stderr line, as it comes.
+    let (tx, lines) = mpsc::channel();
+    let reader = pipe.reader.try_clone().expect("dup the read end");
+    std::thread::spawn(move || {
+        for line in BufReader::new(reader).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen: Vec<String> = Vec::new();
+    let mut wait_for = |done: &dyn Fn(&[String]) -> bool, what: &str| -> Vec<String> {
+        let deadline = StdInstant::now() + StdDuration::from_secs(15);
+        while !done(&seen) {
+            let left = deadline.saturating_duration_since(StdInstant::now());
+            match lines.recv_timeout(left) {
+                Ok(l) => seen.push(l),
+                Err(_) => panic!("{what} within 15 s; got:\n{}", seen.join("\n")),
+            }
+        }
+        seen.clone()
+    };
+    wait_for(
+        &|seen| seen.iter().filter(|l| l.contains("listening on")).count() == SHARDS,
+        "both listeners",
+    );
+    let served = served_clients(addr, SHARDS * CONNECTIONS as usize);
+    for _ in 0..REFUSALS {
+        let s = TcpStream::connect_timeout(&addr, StdDuration::from_secs(5)).expect("connect");
+        drop(s);
+    }
+    // Every refusal of the flood shows up: as a line of its own, or in a suppressed count
+    // (appended to the site's next line, or reported when its window ends).
+    let got = wait_for(
+        &|seen| {
+            let (logged, suppressed) = refusals_logged(seen);
+            logged + suppressed >= REFUSALS as u64
+        },
+        "every refusal accounted for",
+    );
+    let (logged, suppressed) = refusals_logged(&got);
+    let elapsed_windows = start.elapsed().as_secs() + 2;
+    let bound = SHARDS as u64 * 10 * elapsed_windows;
+    assert!(
+        logged <= bound,
+        "{logged} refusal lines (bound {bound}) and {suppressed} suppressed"
+    );
+    assert!(suppressed > 0, "the suppressed refusals are reported");
+    eprintln!("{REFUSALS} refusals: {logged} lines, {suppressed} suppressed and reported");
+    drop(served);
+    // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let (code, _, _) = wait_exit(child, SHUTDOWN_TIMEOUT + StdDuration::from_secs(5));
+    assert_eq!(code, Some(0));
+}
+
 fn hardware_fault_ends_the_process_with_stderr_stalled() {
     let mut pipe = StderrPipe::new();
     assert!(pipe.fill() > 0);
@@ -352,10 +437,14 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let tests: [(&str, fn()); 3] = [
+    let tests: [(&str, fn()); 4] = [
         (
             "stalled_stderr_does_not_stop_serving_and_one_sigterm_exits_cleanly",
             stalled_stderr_does_not_stop_serving_and_one_sigterm_exits_cleanly,
+        ),
+        (
+            "refusal_flood_is_rate_limited_and_every_refusal_accounted_for",
+            refusal_flood_is_rate_limited_and_every_refusal_accounted_for,
         ),
         (
             "hardware_fault_ends_the_process_with_stderr_stalled",
