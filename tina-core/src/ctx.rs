@@ -473,7 +473,7 @@ impl<'x, 'a> Ctx<'x, 'a> {
     }
 
     /// Writes a log record from call site `site`, subject to the site's rate limit (see
-    /// [`crate::log`]). Returns false when the record was suppressed (counted, reported
+    /// [`mod@crate::log`]). Returns false when the record was suppressed (counted, reported
     /// later) or dropped because the ring is full (counted as a drop). What the
     /// [`log!`](crate::log!) macro calls.
     pub fn log_at(

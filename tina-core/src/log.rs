@@ -397,7 +397,7 @@ impl<'a> LogRing<'a> {
 /// Logs from a handler: `log!(ctx, Info, "accepted {}", peer)`. Evaluates to whether the
 /// record was written (false: suppressed by the call site's rate limit, or the ring was
 /// full). Each use is its own [`LogSite`](crate::log::LogSite), rate-limited per shard (see
-/// [the module docs](crate::log#rate-limit)).
+/// [the module docs](mod@crate::log#rate-limit)).
 #[macro_export]
 macro_rules! log {
     ($ctx:expr, $level:ident, $($arg:tt)+) => {{

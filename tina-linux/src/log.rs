@@ -13,7 +13,7 @@
 //! ## For programs
 //!
 //! A binary's own messages block like any `eprintln!` when stderr stalls — its last message
-//! can keep the process from exiting. [`line`] (or the [`log_line!`](crate::log_line!) macro)
+//! can keep the process from exiting. [`line`](fn@line) (or the [`log_line!`](crate::log_line!) macro)
 //! prints through the same writer instead, and [`flush`] waits, boundedly, for what is
 //! queued:
 //!
