@@ -13,9 +13,9 @@
 //! ## For programs
 //!
 //! A binary's own messages block like any `eprintln!` when stderr stalls — its last message
-//! can keep the process from exiting. [`line`](fn@line) (or the [`log_line!`](crate::log_line!) macro)
-//! prints through the same writer instead, and [`flush`] waits, boundedly, for what is
-//! queued:
+//! can keep the process from exiting. [`line`](fn@line) (or the
+//! [`log_line!`](crate::log_line!) macro) prints through the same writer instead, and
+//! [`flush`] waits, boundedly, for what is queued:
 //!
 //! ```no_run
 //! tina_linux::log_line!("tcp_echo: serving echo on {} with {} shard(s)", "127.0.0.1:7000", 2);

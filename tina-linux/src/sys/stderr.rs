@@ -5,12 +5,12 @@
 //! then panic on `EAGAIN`. So [`prepare`] looks at what descriptor 2 is, once, and picks a
 //! way to write to it that never blocks and leaves descriptor 2 alone:
 //!
-//! | descriptor 2 is            | non-blocking write                                        |
-//! |----------------------------|-----------------------------------------------------------|
-//! | a pipe, FIFO or terminal   | `write(2)` on a second description of the same file, opened with `O_NONBLOCK` through `/proc/self/fd/2` |
-//! | a socket                   | `send(2)` with `MSG_DONTWAIT` (per call, no flag changes)  |
-//! | a regular file, a block device | `write(2)` on descriptor 2 (such writes do not wait for a reader) |
-//! | closed                     | nothing is written                                        |
+//! - a pipe, FIFO or terminal: `write(2)` on a second description of the same file, opened
+//!   with `O_NONBLOCK` through `/proc/self/fd/2`;
+//! - a socket: `send(2)` with `MSG_DONTWAIT` (a per-call flag; nothing changes on the socket);
+//! - a regular file or a block device: `write(2)` on descriptor 2 (such writes do not wait
+//!   for a reader);
+//! - closed: nothing is written.
 //!
 //! When `/proc` is not mounted the second description cannot be opened; writes then check
 //! `poll(POLLOUT)` with a zero timeout first, which cannot block unless another thread fills
