@@ -331,15 +331,19 @@ fn log_records_reach_the_sink_and_overflow_is_counted() {
     });
 }
 
-/// 10 ms ticks: a rate-limit window of one second is 100 ticks.
-const LOG_TICK_NS: u64 = 10_000_000;
-const LOG_WINDOW_TICKS: u64 = 100;
+/// 100 ms ticks: a rate-limit window of one second is 10 ticks.
+const LOG_TICK_NS: u64 = 100_000_000;
+const LOG_WINDOW_TICKS: u64 = 10;
 
 fn with_logging_mem(f: impl FnOnce(&mut Rig<'_>, Handle)) {
+    with_logging_mem_ticking(LOG_TICK_NS, f)
+}
+
+fn with_logging_mem_ticking(tick_ns: u64, f: impl FnOnce(&mut Rig<'_>, Handle)) {
     with_mems_tuned(
         1,
         |spec| {
-            spec.tick_ns = LOG_TICK_NS;
+            spec.tick_ns = tick_ns;
             spec.shard.log_entries = 64;
         },
         |rig, hs| f(rig, hs[0]),
@@ -422,7 +426,7 @@ fn log_flood_from_one_site_is_rate_limited_and_reported_when_the_site_logs_again
 fn log_flood_from_a_quiet_site_is_reported_when_its_window_ends() {
     let per_window = tina_core::log::LOG_SITE_LINES_PER_WINDOW_MAX;
     with_logging_mem(|rig, h| {
-        tell_once(rig, h, mop::FLOOD, 1_000, Handle::NONE);
+        tell_once(rig, h, mop::FLOOD, 200, Handle::NONE);
         let opened = rig.now;
         rig.advance_to(opened + LOG_WINDOW_TICKS - 1);
         assert_eq!(texts(rig).len(), per_window as usize + 1);
@@ -435,7 +439,7 @@ fn log_flood_from_a_quiet_site_is_reported_when_its_window_ends() {
         assert!(
             report.text().starts_with(&format!(
                 "suppressed {} similar lines from {}:",
-                1_000 - per_window,
+                200 - per_window,
                 file!()
             )),
             "{}",
@@ -464,7 +468,8 @@ fn log_sites_are_tracked_in_a_bounded_table_and_evicted_counts_are_reported() {
         sites_max < 20,
         "the test needs more sites than the table holds"
     );
-    with_logging_mem(|rig, h| {
+    // 1 ms ticks: every call below falls in the first window.
+    with_logging_mem_ticking(1_000_000, |rig, h| {
         // Fill the table: every site over its budget, with suppressed lines pending.
         for _ in 0..=per_window {
             tell_once(rig, h, mop::MANY_SITES, sites_max, Handle::NONE);
