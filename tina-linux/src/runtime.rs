@@ -187,6 +187,9 @@ pub fn run(
     control: &Control,
 ) -> Result<RunReport, RunError> {
     let r = run_system(spec, config, control);
+    // Whatever the outcome, the run's lines reach stderr before the caller prints its own —
+    // boundedly: a stalled stderr must not hold up the end of the run.
+    logger::stderr().flush(FINAL_LOG_FLUSH_WAIT);
     control.ended.store(true, Ordering::Release);
     r
 }
@@ -386,8 +389,6 @@ fn run_system(
     if let Some(old) = old_mask {
         sys::restore_signal_mask(&old);
     }
-    // Bounded: a stalled stderr must not hold up the end of the run.
-    logger::stderr().flush(FINAL_LOG_FLUSH_WAIT);
     final_stats.extend(control.stats());
     Ok(RunReport {
         backend,
