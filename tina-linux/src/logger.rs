@@ -16,7 +16,7 @@
 //! - **Per-producer queues.** Each shard thread, the watchdog and the control loop register a
 //!   queue of their own ([`Logger::register`]), so a flooding shard cannot take another's
 //!   room, and lines of one producer keep their order. Threads without one (a binary's main
-//!   thread, a handler's helper thread) share one queue.
+//!   thread outside `run`, any other thread of the program) share one queue.
 //! - **One thread waits for stderr.** `tina-log` drains the queues round-robin and writes each
 //!   line with one non-blocking write ([`crate::sys::stderr`]); when stderr is full (a pipe
 //!   nobody reads) it waits in `poll(POLLOUT)` — only it. Once a write goes through again,
