@@ -473,13 +473,38 @@ impl<'x, 'a> Ctx<'x, 'a> {
 
     /// Writes a log record (formatted now into the shard's bounded log ring, flushed to the
     /// platform after dispatch). Returns false, and counts a drop, when the ring is full.
-    /// See the [`log!`](crate::log!) macro.
+    /// Not rate-limited: the [`log!`](crate::log!) macro, which names its call site, is.
     pub fn log(&mut self, level: crate::log::Level, args: core::fmt::Arguments<'_>) -> bool {
         let ok = self.core.log.push(level, self.me, self.core.now, args);
         if !ok {
             self.core.counters.log_drops += 1;
         }
         ok
+    }
+
+    /// Writes a log record from call site `site`, subject to the site's rate limit (see
+    /// [`mod@crate::log`]). Returns false when the record was suppressed (counted, reported
+    /// later) or dropped because the ring is full (counted as a drop). What the
+    /// [`log!`](crate::log!) macro calls.
+    pub fn log_at(
+        &mut self,
+        site: &'static crate::log::LogSite,
+        level: crate::log::Level,
+        args: core::fmt::Arguments<'_>,
+    ) -> bool {
+        use crate::log::Logged;
+        match self
+            .core
+            .log
+            .push_at(site, level, self.me, self.core.now, args)
+        {
+            Logged::Written => true,
+            Logged::Suppressed => false,
+            Logged::RingFull => {
+                self.core.counters.log_drops += 1;
+                false
+            }
+        }
     }
 
     /// Makes this isolate the owner of a descriptor (or of none): if the isolate is torn down

@@ -337,7 +337,10 @@ impl<'a, P: Platform> Shard<'a, P> {
             r.slice(tree.history, |_| 0u64)?,
         );
         let recoveries = r.slice(spec.recoveries_max as usize, |_| 0u64)?;
-        let log = LogRing::new(r.slice(c.log_entries as usize, |_| LogRecord::EMPTY)?);
+        let log = LogRing::new(
+            r.slice(c.log_entries as usize, |_| LogRecord::EMPTY)?,
+            spec.tick_ns,
+        );
         for (i, t) in spec.types.iter().enumerate() {
             let per = WorkChunk::count_for(t.working_memory_size);
             let chunks = (t.capacity as usize)
@@ -474,7 +477,7 @@ impl<'a, P: Platform> Shard<'a, P> {
         // 7. Flush the log ring.
         {
             let log = self.platform.parts().log;
-            self.core.log.flush(self.core.shard, log);
+            self.core.log.flush(self.core.shard, self.core.now, log);
         }
         // 8. Report.
         if self.status == ShardStatus::ShuttingDown && self.core.live() == 0 {
@@ -489,7 +492,14 @@ impl<'a, P: Platform> Shard<'a, P> {
             next_deadline: if work_remaining {
                 None
             } else {
-                self.core.timers.next_deadline()
+                // A pending rate-limit report is due when its window ends.
+                match (
+                    self.core.timers.next_deadline(),
+                    self.core.log.report_deadline(),
+                ) {
+                    (Some(t), Some(l)) => Some(t.min(l)),
+                    (t, l) => t.or(l),
+                }
             },
             timers_fired,
             live_isolates: self.core.live(),

@@ -37,6 +37,23 @@ mod mop {
     pub(crate) const ALLOC_MANY: u32 = 5;
     pub(crate) const LOG: u32 = 6;
     pub(crate) const SEND_BIG_REMOTE: u32 = 7;
+    /// `len` records from one call site, then one from another.
+    pub(crate) const FLOOD: u32 = 8;
+    /// One record from each of `len` distinct call sites (at most 20).
+    pub(crate) const MANY_SITES: u32 = 9;
+}
+
+/// `log!` from `n` distinct call sites (each expansion is a site of its own).
+macro_rules! log_sites {
+    ($ctx:expr, $n:expr, $($i:literal)+) => {{
+        let mut written = Vec::new();
+        $(
+            if $i < $n {
+                written.push(log!($ctx, Warn, "site {}", $i));
+            }
+        )+
+        written
+    }};
 }
 
 impl Isolate for Mem {
@@ -120,6 +137,20 @@ impl Isolate for Mem {
                     self.results.push(format!("{ok}"));
                 }
             }
+            mop::FLOOD => {
+                for i in 0..d.len {
+                    let ok = log!(ctx, Warn, "refusing connection {i}");
+                    self.results.push(format!("{ok}"));
+                }
+                let other = log!(ctx, Info, "another site");
+                self.results.push(format!("other {other}"));
+            }
+            mop::MANY_SITES => {
+                let written = log_sites!(
+                    ctx, d.len, 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19
+                );
+                self.results.push(format!("{written:?}"));
+            }
             _ => {}
         }
         Effect::Receive
@@ -135,6 +166,14 @@ fn mem_spec<'s>(types: &'s [TypeSpec], shards: &'s [ShardSpec<'s>]) -> SystemSpe
 }
 
 fn with_mems(n: usize, f: impl FnOnce(&mut Rig<'_>, Vec<Handle>)) {
+    with_mems_tuned(n, |_| {}, f)
+}
+
+fn with_mems_tuned(
+    n: usize,
+    tune: impl FnOnce(&mut SystemSpec<'_>),
+    f: impl FnOnce(&mut Rig<'_>, Vec<Handle>),
+) {
     let types = [TypeSpec::of::<Mem>("mem")
         .capacity(4)
         .working_memory(64)
@@ -150,7 +189,8 @@ fn with_mems(n: usize, f: impl FnOnce(&mut Rig<'_>, Vec<Handle>)) {
             root: GroupSpec::one_for_one(&children),
         },
     ];
-    let spec = mem_spec(&types, &shards);
+    let mut spec = mem_spec(&types, &shards);
+    tune(&mut spec);
     with_rig(&spec, |rig| {
         let hs: Vec<Handle> = rig.shard.handles::<Mem>().collect();
         f(rig, hs)
@@ -288,6 +328,164 @@ fn log_records_reach_the_sink_and_overflow_is_counted() {
         // The ring was flushed: the next tick logs again.
         tell(rig, hs[0], mop::LOG, 1, Handle::NONE);
         assert_eq!(rig.shard.platform().log.records.len(), 5);
+    });
+}
+
+/// 100 ms ticks: a rate-limit window of one second is 10 ticks.
+const LOG_TICK_NS: u64 = 100_000_000;
+const LOG_WINDOW_TICKS: u64 = 10;
+
+fn with_logging_mem(f: impl FnOnce(&mut Rig<'_>, Handle)) {
+    with_logging_mem_ticking(LOG_TICK_NS, f)
+}
+
+fn with_logging_mem_ticking(tick_ns: u64, f: impl FnOnce(&mut Rig<'_>, Handle)) {
+    with_mems_tuned(
+        1,
+        |spec| {
+            spec.tick_ns = tick_ns;
+            spec.shard.log_entries = 64;
+        },
+        |rig, hs| f(rig, hs[0]),
+    );
+}
+
+fn texts(rig: &mut Rig<'_>) -> Vec<String> {
+    let records = &rig.shard.platform().log.records;
+    records.iter().map(|(_, r)| r.text().to_string()).collect()
+}
+
+#[test]
+fn log_flood_from_one_site_is_rate_limited_and_reported_when_the_site_logs_again() {
+    assert_eq!(
+        tina_core::log::LOG_SITE_WINDOW_NS / LOG_TICK_NS,
+        LOG_WINDOW_TICKS
+    );
+    let per_window = tina_core::log::LOG_SITE_LINES_PER_WINDOW_MAX as usize;
+    with_logging_mem(|rig, h| {
+        tell_once(rig, h, mop::FLOOD, 100, Handle::NONE);
+        let opened = rig.now;
+        let results = mem(rig, h).results.clone();
+        let written = results.iter().filter(|r| *r == "true").count();
+        assert_eq!(written, per_window, "the site writes its budget, no more");
+        assert!(results[..per_window].iter().all(|r| r == "true"));
+        assert_eq!(
+            results.last().unwrap(),
+            "other true",
+            "another site has its own budget"
+        );
+        assert_eq!(
+            rig.shard.counters().log_drops,
+            0,
+            "suppressed is not dropped"
+        );
+        let logged = texts(rig);
+        assert_eq!(logged.len(), per_window + 1);
+        assert_eq!(
+            logged[per_window - 1],
+            format!("refusing connection {}", per_window - 1)
+        );
+        // Idle, the shard asks to be woken when the window ends (the report is due then).
+        let report = rig.step();
+        assert_eq!(
+            report.next_deadline,
+            Some(Instant::from_ticks(opened + LOG_WINDOW_TICKS))
+        );
+        // Still inside the window: suppressed again, nothing reported yet.
+        tell_once(rig, h, mop::FLOOD, 5, Handle::NONE);
+        assert_eq!(
+            texts(rig).len(),
+            per_window + 2,
+            "only the other site wrote"
+        );
+        // The site logs again in the next window: its first line carries the count.
+        rig.advance_to(opened + LOG_WINDOW_TICKS - 1);
+        assert_eq!(
+            texts(rig).len(),
+            per_window + 2,
+            "no report before the window ends"
+        );
+        tell_once(rig, h, mop::FLOOD, 1, Handle::NONE);
+        assert_eq!(rig.now, opened + LOG_WINDOW_TICKS);
+        let logged = texts(rig);
+        assert_eq!(
+            logged[per_window + 2],
+            format!(
+                "refusing connection 0 (suppressed {} similar lines)",
+                100 - per_window + 5
+            )
+        );
+        // Reported once: no record of its own at the window's end.
+        rig.advance_to(opened + 3 * LOG_WINDOW_TICKS);
+        assert_eq!(texts(rig).len(), per_window + 4);
+        assert!(rig.step().next_deadline.is_none(), "nothing pending");
+    });
+}
+
+#[test]
+fn log_flood_from_a_quiet_site_is_reported_when_its_window_ends() {
+    let per_window = tina_core::log::LOG_SITE_LINES_PER_WINDOW_MAX;
+    with_logging_mem(|rig, h| {
+        tell_once(rig, h, mop::FLOOD, 200, Handle::NONE);
+        let opened = rig.now;
+        rig.advance_to(opened + LOG_WINDOW_TICKS - 1);
+        assert_eq!(texts(rig).len(), per_window as usize + 1);
+        rig.step();
+        let records = &rig.shard.platform().log.records;
+        let (_, report) = records.last().unwrap();
+        assert_eq!(report.tick, Instant::from_ticks(opened + LOG_WINDOW_TICKS));
+        assert_eq!(report.level, Level::Warn, "the report has the site's level");
+        assert_eq!(report.isolate, h);
+        assert!(
+            report.text().starts_with(&format!(
+                "suppressed {} similar lines from {}:",
+                200 - per_window,
+                file!()
+            )),
+            "{}",
+            report.text()
+        );
+        // The site starts afresh: a full budget, no note.
+        tell_once(rig, h, mop::FLOOD, per_window, Handle::NONE);
+        let results = &mem(rig, h).results;
+        assert!(
+            results[results.len() - 1 - per_window as usize..]
+                .iter()
+                .all(|r| r.contains("true"))
+        );
+        let logged = texts(rig);
+        let after_report = &logged[per_window as usize + 2..];
+        assert_eq!(after_report.len(), per_window as usize + 1);
+        assert!(after_report.iter().all(|t| !t.contains("suppressed")));
+    });
+}
+
+#[test]
+fn log_sites_are_tracked_in_a_bounded_table_and_evicted_counts_are_reported() {
+    let sites_max = tina_core::log::LOG_SITES_MAX as u32;
+    let per_window = tina_core::log::LOG_SITE_LINES_PER_WINDOW_MAX;
+    assert!(
+        sites_max < 20,
+        "the test needs more sites than the table holds"
+    );
+    // 1 ms ticks: every call below falls in the first window.
+    with_logging_mem_ticking(1_000_000, |rig, h| {
+        // Fill the table: every site over its budget, with suppressed lines pending.
+        for _ in 0..=per_window {
+            tell_once(rig, h, mop::MANY_SITES, sites_max, Handle::NONE);
+        }
+        let pending = rig.shard.platform().log.records.len();
+        assert_eq!(pending, (sites_max * per_window) as usize);
+        // One more site evicts the entry whose window started first; its count is reported
+        // at once, before the new site's line.
+        tell_once(rig, h, mop::MANY_SITES, sites_max + 1, Handle::NONE);
+        let logged = texts(rig);
+        let fresh: Vec<_> = logged[pending..].to_vec();
+        assert!(
+            fresh[0].starts_with("suppressed 2 similar lines from "),
+            "{fresh:?}"
+        );
+        assert_eq!(fresh.last().unwrap(), &format!("site {sites_max}"));
     });
 }
 

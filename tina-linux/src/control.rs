@@ -1,6 +1,9 @@
 //! [`Control`]: a handle on a running system, and the control loop that turns signals into
 //! requests (SIGINT/SIGTERM → graceful shutdown, again → forced; SIGUSR1 → stats; SIGUSR2 →
 //! revive).
+//!
+//! The control loop prints through its own log queue ([`crate::log`]): with stderr stalled,
+//! its lines are dropped, never waited for, so signals are always handled.
 
 use std::sync::atomic::{AtomicBool, Ordering, fence};
 use std::sync::{Condvar, Mutex, OnceLock};
@@ -226,7 +229,9 @@ pub(crate) fn control_loop(control: &Control, n: usize, timeout_ns: u64) {
         if let Some(d) = hard_deadline
             && std::time::Instant::now() >= d
         {
-            say!("shards did not stop after a forced stop; exiting now");
+            crate::log::last_line(format_args!(
+                "shards did not stop after a forced stop; exiting now"
+            ));
             std::process::exit(1);
         }
         let Some(signal_fd) = &inner.signal_fd else {

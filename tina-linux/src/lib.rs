@@ -30,7 +30,8 @@
 //!        │              SIGUSR1 → stats, SIGUSR2 → revive quarantined shards
 //!        ├── tina-shard-0 (pinned) ── loop { requests; step(now); idle? sleep in the kernel }
 //!        ├── tina-shard-1 (pinned) ──   ▲ I/O completion │ timer deadline │ peer's eventfd
-//!        └── tina-watchdog ── reports a tick that runs too long (report or abort)
+//!        ├── tina-watchdog ── reports a tick that runs too long (report or abort)
+//!        └── tina-log ── writes every thread's queued log lines to stderr
 //! ```
 //!
 //! - **Boot** ([`run`], [`run_with`]): validates the spec, refuses it if its memory (shard
@@ -52,6 +53,10 @@
 //!   signalfd and a "shard finished" eventfd without a timeout, and the watchdog parks while
 //!   every shard sleeps (the first shard to wake unparks it).
 //! - **Watchdog**: names the shard, the isolate, its type and the call stuck in one tick.
+//! - **Logging** ([`log`]): every line goes through a bounded queue of its thread to one
+//!   writer thread (`tina-log`), the only thread that ever waits for stderr; with stderr
+//!   stalled, lines are dropped, counted and the count reported once it drains. Shards, the
+//!   watchdog and the control loop never block on output, so signals are always handled.
 //! - **Faults**: handler panics are caught (`catch_unwind`) and become isolate crashes;
 //!   SIGSEGV/SIGBUS/SIGILL/SIGFPE print the signal, address, shard and the isolate (and type
 //!   and call) that was running, from an alternate stack, and exit with 128+signal.
@@ -71,7 +76,8 @@
 
 mod control;
 mod epoll;
-mod log;
+pub mod log;
+mod logger;
 mod reactor;
 mod runtime;
 mod shard;

@@ -34,12 +34,20 @@ use tina_core::{BootError, Handle, Message, Shard, ShardId, SystemMemory, System
 
 use crate::control::{Control, Inner, control_loop};
 use crate::log::say;
+use crate::logger;
 use crate::reactor::{ActiveBackend, Backend, Op, probe_uring};
 use crate::shard::{LinuxPlatform, ShardThread, in_flight_max};
 use crate::shared::{ShardShared, ShardState, ShardStats};
 use crate::sys;
 use crate::trap::install_panic_hook;
 use crate::watchdog::{self, WatchdogConfig};
+
+/// Log lines each shard thread can have queued for stderr (more are dropped and counted).
+const SHARD_LOG_LINES: usize = 128;
+/// Log lines the control loop and the watchdog can have queued, plus two per shard.
+const CONTROL_LOG_LINES: usize = 32;
+/// How long the end of a run waits for queued log lines to reach stderr.
+const FINAL_LOG_FLUSH_WAIT: StdDuration = StdDuration::from_millis(500);
 
 /// How to run a system on Linux.
 #[derive(Clone, Debug)]
@@ -425,6 +433,9 @@ pub fn run_with(
     on_booted: impl FnOnce(&Booted),
 ) -> Result<RunReport, RunError> {
     let r = run_system(spec, config, control, on_booted);
+    // Whatever the outcome, the run's lines reach stderr before the caller prints its own —
+    // boundedly: a stalled stderr must not hold up the end of the run.
+    logger::stderr().flush(FINAL_LOG_FLUSH_WAIT);
     control.ended.store(true, Ordering::Release);
     r
 }
@@ -499,6 +510,8 @@ fn run_system(
 ) -> Result<RunReport, RunError> {
     spec.validate().map_err(RunError::Spec)?;
     let n = spec.shards.len();
+    // This thread's log queue (the control loop's); shards and the watchdog get their own.
+    let _log = logger::stderr().register(CONTROL_LOG_LINES + 2 * n);
     let plan = plan_memory(spec, config)?;
     let (backend, fallback_reason) = choose_backend(config)?;
     let cpus = choose_cpus(config, n)?;
@@ -631,6 +644,7 @@ fn run_system(
             let t = std::thread::Builder::new()
                 .name(format!("tina-shard-{i}"))
                 .spawn_scoped(scope, move || {
+                    let _log = logger::stderr().register(SHARD_LOG_LINES);
                     let clean = ctx.run(rings.as_mut(), exchange);
                     if !clean {
                         all_clean.store(false, Ordering::Relaxed);
@@ -662,6 +676,7 @@ fn run_system(
             std::thread::Builder::new()
                 .name("tina-watchdog".into())
                 .spawn_scoped(scope, move || {
+                    let _log = logger::stderr().register(CONTROL_LOG_LINES + n);
                     let _ = inner.watchdog.set(std::thread::current());
                     watchdog::watch(
                         &inner.shards,

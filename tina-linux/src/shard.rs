@@ -302,11 +302,11 @@ impl<'x> ShardThread<'_, 'x> {
                     break;
                 }
                 ShardStatus::AbortRequested => {
-                    say!(
+                    crate::log::last_line(format_args!(
                         "shard {}: recovered too often and the quarantine policy is Abort: \
                          aborting the process",
                         self.index
-                    );
+                    ));
                     std::process::abort();
                 }
                 _ => {}

@@ -6,7 +6,8 @@
 //!
 //! The process-wide panic hook is replaced once so that a panic on a shard thread prints one
 //! line naming the shard and the panic's location and message (no backtrace capture, no
-//! allocation of its own); panics on other threads go to the previous hook unchanged. The
+//! allocation of its own), queued on the shard's log queue so it never waits for a stalled
+//! stderr; panics on other threads go to the previous hook unchanged. The
 //! panic itself still allocates its payload box — a panicking handler is a crash path, not a
 //! steady state.
 
@@ -88,7 +89,8 @@ pub(crate) fn install_panic_hook() {
                 let _ = write!(b, " at {}:{}", loc.file(), loc.line());
             }
             let _ = writeln!(b, ": {msg} (the isolate crashes; supervision decides)");
-            sys::write_stderr(b.as_bytes());
+            // Queued like the shard's other lines: never waits for stderr.
+            crate::logger::push_line(b.as_bytes());
         }));
     });
 }

@@ -6,6 +6,10 @@
 //! how long it has run; when the tick finally ends it reports that too. Policy `Abort` ends
 //! the process instead (a supervisor such as systemd then restarts it).
 //!
+//! Reports go through the watchdog's own log queue ([`crate::log`]): a stalled stderr never
+//! holds the watchdog up. Before an abort it flushes queued lines for at most
+//! [`LAST_WORDS_WAIT`] and writes the report without waiting (lost if stderr is stalled).
+//!
 //! When every shard sleeps (or has stopped) no tick can be stuck, so the watchdog parks
 //! without a timeout and an idle process makes no wake-ups at all. The hand-off uses the same
 //! fence pattern as the shards' own sleep:
@@ -31,6 +35,8 @@ use std::sync::atomic::{AtomicBool, fence};
 
 use tina_core::transport::ShardLink;
 
+use crate::log::LAST_WORDS_WAIT;
+use crate::logger;
 use crate::shared::{ShardShared, ShardState};
 use crate::sys::{self, StackBuf};
 
@@ -102,7 +108,7 @@ pub(crate) fn watch(
                 if reported[i] != 0 && started != reported[i] {
                     let mut b = StackBuf::<256>::new();
                     let _ = writeln!(b, "tina watchdog: shard {i} is making progress again");
-                    sys::write_stderr(b.as_bytes());
+                    logger::push_line(b.as_bytes());
                     reported[i] = 0;
                 }
                 if started == 0 {
@@ -133,11 +139,13 @@ pub(crate) fn watch(
                     let _ = writeln!(b, "no user call is running (the scheduler is slow)");
                 }
             }
-            sys::write_stderr(b.as_bytes());
             if config.policy == WatchdogPolicy::Abort {
-                sys::write_stderr(b"tina watchdog: policy is Abort: aborting the process\n");
+                // The process ends: flush briefly, then write without waiting for stderr.
+                let _ = b.write_str("tina watchdog: policy is Abort: aborting the process\n");
+                logger::last_words(b.as_bytes(), LAST_WORDS_WAIT);
                 std::process::abort();
             }
+            logger::push_line(b.as_bytes());
         }
     }
 }

@@ -2,11 +2,13 @@
 //!
 //! This is one of the two places in tina-linux that use `unsafe` (the other is [`uring`],
 //! whose submissions hand raw pointers to the kernel): this module and its two children,
-//! [`net`] (epoll, sockets, non-blocking I/O) and [`signal`] (signal masks, the hardware-fault
-//! reporter, seccomp). Each function here owns one syscall:
+//! [`net`] (epoll, sockets, non-blocking I/O), [`signal`] (signal masks, the hardware-fault
+//! reporter, seccomp) and [`stderr`] (writes to standard error that never block). Each
+//! function here owns one syscall:
 //! it prepares its arguments from Rust values, makes the call, and turns `-1`/`errno` into a
 //! `Result` with the raw error number. Nothing here allocates; the fault handler only formats
-//! into a stack buffer and calls `write(2)` and `_exit(2)`, both async-signal-safe.
+//! into a stack buffer and calls a non-blocking `write(2)` and `_exit(2)`, both
+//! async-signal-safe.
 //!
 //! [`uring`]: crate::uring
 
@@ -14,6 +16,7 @@ use core::mem::MaybeUninit;
 
 pub(crate) mod net;
 pub(crate) mod signal;
+pub(crate) mod stderr;
 
 pub(crate) use net::*;
 pub(crate) use signal::*;
@@ -255,23 +258,6 @@ pub(crate) fn pipe() -> Result<(i32, i32), Errno> {
     Ok((fds[0], fds[1]))
 }
 
-/// Writes all of `bytes` to stderr with `write(2)` (no lock, no allocation; safe in a signal
-/// handler). Errors are ignored: there is nowhere left to report them.
-pub(crate) fn write_stderr(bytes: &[u8]) {
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        // SAFETY: `rest` is a live byte slice of the length passed.
-        let n = unsafe { libc::write(2, rest.as_ptr().cast(), rest.len()) };
-        if n <= 0 {
-            if n < 0 && errno() == libc::EINTR {
-                continue;
-            }
-            return;
-        }
-        rest = &rest[n as usize..];
-    }
-}
-
 /// A fixed buffer that formats without allocating.
 pub(crate) struct StackBuf<const N: usize> {
     bytes: [u8; N],
@@ -288,6 +274,18 @@ impl<const N: usize> StackBuf<N> {
 
     pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len]
+    }
+
+    /// Ends the text with a newline (in place of its last byte when the buffer is full).
+    pub(crate) fn end_line(&mut self) {
+        if N == 0 {
+            return;
+        }
+        if self.len == N {
+            self.len -= 1;
+        }
+        self.bytes[self.len] = b'\n';
+        self.len += 1;
     }
 }
 
@@ -324,6 +322,12 @@ mod tests {
         let mut b = StackBuf::<8>::new();
         let _ = write!(b, "0123456789");
         assert_eq!(b.as_bytes(), b"01234567");
+        b.end_line();
+        assert_eq!(
+            b.as_bytes(),
+            b"0123456\n",
+            "a full line still ends with a newline"
+        );
     }
 
     #[test]

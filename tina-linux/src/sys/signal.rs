@@ -5,7 +5,7 @@
 use core::fmt::Write as _;
 use std::cell::Cell;
 
-use super::{Errno, Mapping, StackBuf, check, write_stderr};
+use super::{Errno, Mapping, StackBuf, check, stderr};
 use crate::shared::ShardShared;
 
 // ───────────────────────────── signals ─────────────────────────────
@@ -168,15 +168,20 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut 
          supervisor (systemd, k8s) restarts the process",
         128 + sig
     );
-    write_stderr(b.as_bytes());
+    // Best effort and never blocking: with stderr stalled (a full pipe) the line is lost but
+    // the process still exits.
+    stderr::write_now(b.as_bytes());
     // SAFETY: _exit is async-signal-safe and never returns.
     unsafe { libc::_exit(128 + sig) };
 }
 
 /// Installs the hardware-fault handler (SIGSEGV, SIGBUS, SIGILL, SIGFPE) process-wide. It runs
 /// on the thread's alternate signal stack (see [`AltStack`]), prints one line naming the
-/// signal, the address and the shard, and exits with `128 + signal`.
+/// signal, the address and the shard (a non-blocking write: lost if stderr is stalled), and
+/// exits with `128 + signal`.
 pub(crate) fn install_fault_handlers() {
+    // Choose the non-blocking way to stderr now: the handler cannot.
+    stderr::prepare();
     for sig in [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE] {
         // SAFETY: sigaction is plain data; zeroed is a valid starting point.
         let mut sa: libc::sigaction = unsafe { core::mem::zeroed() };
