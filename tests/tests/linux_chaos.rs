@@ -465,7 +465,7 @@ fn chaos_spec(addr: SocketAddr, shards: usize, connections: u32) -> &'static Sys
         ..ShardConfig::DEFAULT
     };
     // Recoveries are the point here: never quarantine.
-    spec.recoveries_max = 1_000_000;
+    spec.recoveries_max = tina_core::spec::RESTARTS_MAX;
     Box::leak(Box::new(spec))
 }
 

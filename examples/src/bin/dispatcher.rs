@@ -24,14 +24,27 @@ usage: dispatcher [--workers N] [--crash-every K] [--seconds S] [--backend auto|
                   [--verbose]
        dispatcher --help";
 
-/// Every line this program writes to stderr goes through here (write errors are ignored).
+/// Every line this program writes to stderr while it runs goes through here: queued for the
+/// runtime's log writer, never waiting for stderr (a stalled log reader must not stop the
+/// server or its exit; a line it cannot take is dropped and counted).
 fn say(args: fmt::Arguments<'_>) {
-    let _ = writeln!(std::io::stderr().lock(), "dispatcher: {args}");
+    tina_linux::log_line!("dispatcher: {args}");
+}
+
+/// Ends the process with `code`, after waiting (boundedly) for the queued lines to reach
+/// stderr.
+fn exit(code: i32) -> ! {
+    tina_linux::log::flush(StdDuration::from_millis(500));
+    std::process::exit(code);
 }
 
 /// A usage error: the reason and the synopsis on stderr, exit status 2.
 fn usage_error(reason: &str) -> ! {
-    say(format_args!("{reason}\n{SYNOPSIS}\n(--help for details)"));
+    // Before anything runs: a plain write, like any command-line tool.
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "dispatcher: {reason}\n{SYNOPSIS}\n(--help for details)"
+    );
     std::process::exit(2);
 }
 
@@ -179,15 +192,15 @@ fn main() {
                      StaleHandle and logged)"
                 );
             }
-            std::process::exit(if report.clean { 0 } else { 1 });
+            exit(if report.clean { 0 } else { 1 });
         }
         Ok(Err(e)) => {
             say(format_args!("{e}"));
-            std::process::exit(1);
+            exit(1);
         }
         Err(_) => {
             say(format_args!("the runtime thread panicked"));
-            std::process::exit(1);
+            exit(1);
         }
     }
 }

@@ -26,7 +26,6 @@ use std::fmt;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::ScopedJoinHandle;
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use tina_core::io::{Domain, Fd, IoKind, IoOp, SocketKind};
@@ -35,7 +34,7 @@ use tina_core::{
     ShardConfig, ShardSpec, SystemSpec, TypeSpec, UserTag,
 };
 use tina_examples::echo::{Connection, ListenArgs, Listener, POISON_BYTE};
-use tina_linux::{Backend, Config, Control, RunError, RunReport, ShardState, run};
+use tina_linux::{Backend, Config, Control, RunError, RunReport, ShardState, run, run_with};
 
 const SYNOPSIS: &str = "\
 usage: tcp_echo [--listen ADDR:PORT] [--shards N] [--backend auto|uring|epoll]
@@ -65,15 +64,27 @@ const BUFFERS_EXTRA: u32 = 64;
 /// Connections per shard at most: a shard has at most 65535 I/O buffers.
 const CONNECTIONS_MAX: u32 = u16::MAX as u32 - BUFFERS_EXTRA;
 
-/// Every line this program writes to stderr goes through here (write errors are ignored: a
-/// closed stderr must not stop the server).
+/// Every line this program writes to stderr while it runs goes through here: queued for the
+/// runtime's log writer, never waiting for stderr (a stalled log reader must not stop the
+/// server or its exit; a line it cannot take is dropped and counted).
 fn say(args: fmt::Arguments<'_>) {
-    let _ = writeln!(std::io::stderr().lock(), "tcp_echo: {args}");
+    tina_linux::log_line!("tcp_echo: {args}");
+}
+
+/// Ends the process with `code`, after waiting (boundedly) for the queued lines to reach
+/// stderr.
+fn exit(code: i32) -> ! {
+    tina_linux::log::flush(StdDuration::from_millis(500));
+    std::process::exit(code);
 }
 
 /// A usage error: the reason and the synopsis on stderr, exit status 2.
 fn usage_error(reason: &str) -> ! {
-    say(format_args!("{reason}\n{SYNOPSIS}\n(--help for details)"));
+    // Before anything runs: a plain write, like any command-line tool.
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "tcp_echo: {reason}\n{SYNOPSIS}\n(--help for details)"
+    );
     std::process::exit(2);
 }
 
@@ -201,53 +212,23 @@ fn serve(o: &Options) -> ! {
         ..Config::default()
     };
     let control = Control::new();
-    let (serving, result) = std::thread::scope(|scope| {
-        let runtime = std::thread::Builder::new()
-            .name("tina-control".into())
-            .spawn_scoped(scope, || run(&spec, &config, &control));
-        let runtime = match runtime {
-            Ok(r) => r,
-            Err(e) => {
-                say(format_args!("cannot start the runtime thread: {e}"));
-                std::process::exit(1);
-            }
-        };
-        let serving = wait_booted(&control, &runtime);
-        if serving {
-            say(format_args!(
-                "serving echo on {} with {} shard(s) on the {} backend",
-                o.listen,
-                o.shards,
-                control.backend().map_or("?", |b| b.name())
-            ));
-        }
-        (serving, runtime.join())
+    // "serving" is said once every shard has booted, never before: a listener that cannot
+    // bind makes `run_with` return the error instead.
+    let result = run_with(&spec, &config, &control, |booted| {
+        say(format_args!(
+            "serving echo on {} with {} shard(s) on the {} backend",
+            o.listen,
+            o.shards,
+            booted.backend.name()
+        ));
     });
-    std::process::exit(report_end(serving, result));
-}
-
-/// Waits until every shard runs (true), or until the boot is over without that (false): a
-/// shard failed to boot, or the runtime ended.
-fn wait_booted(
-    control: &Control,
-    runtime: &ScopedJoinHandle<'_, Result<RunReport, RunError>>,
-) -> bool {
-    loop {
-        if control.wait_running(StdDuration::from_millis(100)) {
-            return true;
-        }
-        let states = control.stats();
-        let booting = states.is_empty() || states.iter().any(|s| s.state == ShardState::Booting);
-        if runtime.is_finished() || !booting {
-            return false;
-        }
-    }
+    exit(report_end(result));
 }
 
 /// Says how the run ended; returns the exit status.
-fn report_end(serving: bool, result: std::thread::Result<Result<RunReport, RunError>>) -> i32 {
+fn report_end(result: Result<RunReport, RunError>) -> i32 {
     match result {
-        Ok(Ok(report)) if serving => {
+        Ok(report) => {
             let served: u64 = report.stats.iter().map(|s| s.counters.spawns).sum();
             say(format_args!(
                 "stopped ({} backend, {}); {} isolates spawned in total",
@@ -257,16 +238,8 @@ fn report_end(serving: bool, result: std::thread::Result<Result<RunReport, RunEr
             ));
             if report.clean { 0 } else { 1 }
         }
-        Ok(Ok(_)) => {
-            say(format_args!("failed to start (the messages above say why)"));
-            1
-        }
-        Ok(Err(e)) => {
-            say(format_args!("{e}"));
-            1
-        }
-        Err(_) => {
-            say(format_args!("the runtime thread panicked"));
+        Err(e) => {
+            say(format_args!("failed to start: {e}"));
             1
         }
     }
@@ -541,15 +514,15 @@ fn demo(o: &Options) {
                 c(|c| c.shard_recoveries),
             );
             let _ = (o.listen, o.connections);
-            std::process::exit(if report.clean && ok > 0 { 0 } else { 1 });
+            exit(if report.clean && ok > 0 { 0 } else { 1 });
         }
         Some(Err(e)) => {
             say(format_args!("demo: {e}"));
-            std::process::exit(1);
+            exit(1);
         }
         None => {
             say(format_args!("demo: the runtime thread panicked"));
-            std::process::exit(1);
+            exit(1);
         }
     }
 }

@@ -80,10 +80,13 @@ impl Running {
             .name("tina-control".into())
             .spawn(move || run(spec, &config, control))
             .expect("spawn the runtime thread");
-        assert!(
-            control.wait_running(StdDuration::from_secs(10)),
-            "the runtime did not boot within 10 s"
-        );
+        if !control.wait_running(StdDuration::from_secs(10)) {
+            if thread.is_finished() {
+                let ended = thread.join();
+                panic!("the runtime ended before it ran: {ended:?}");
+            }
+            panic!("the runtime did not boot within 10 s");
+        }
         Running { control, thread }
     }
 
