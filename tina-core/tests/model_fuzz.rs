@@ -71,6 +71,8 @@ const TRANSFER_TAG: UserTag = UserTag::new(0x43);
 /// Timer tags: `TIMER_TAG_BASE + (k % TIMER_TAG_COUNT)`, distinct among one isolate's timers.
 const TIMER_TAG_BASE: u16 = 0x100;
 const TIMER_TAG_COUNT: u16 = 64;
+/// Descriptors from this number up are handed out by the driver's `Accept` completions.
+const FD_FIRST: i32 = 1000;
 
 mod op {
     pub(crate) const NOP: u32 = 0;
@@ -232,6 +234,8 @@ struct FzState {
     /// A buffer taken in an earlier handler call (so stale by now).
     old_buf: Option<IoBuf>,
     owned_fd: Option<Fd>,
+    /// The owned descriptor an `Io(Close)` in flight closes.
+    closing: Option<Fd>,
 }
 
 struct Fz<const K: u8> {
@@ -668,9 +672,12 @@ impl FzState {
                     len: 8,
                 }
             }
-            3 => IoOp::Close {
-                fd: self.owned_fd.take().unwrap_or(Fd(11)),
-            },
+            3 => {
+                self.closing = self.owned_fd.take();
+                IoOp::Close {
+                    fd: self.closing.unwrap_or(Fd(11)),
+                }
+            }
             4 => IoOp::Accept { listener: Fd(12) },
             5 => {
                 // Longer than the buffer: the isolate crashes.
@@ -734,7 +741,16 @@ impl FzState {
             }
             (IoKind::Accept, Ok(_), _) => {
                 let fd = c.fd().expect("an accept yields a descriptor");
-                if fd.0 % 2 == 0 {
+                if self.owned_fd.is_some() || fd.0 % 2 == 1 {
+                    // Exits holding it, unowned: the shard closes it.
+                    return Effect::Crash(CrashReason("fuzz: exits holding an accepted socket"));
+                }
+                ctx.own_fd(Some(fd));
+                self.owned_fd = Some(fd);
+            }
+            (IoKind::Close, Err(e), _) if e != IoError::Canceled => {
+                // Refused before it reached the driver: still open, still ours.
+                if let Some(fd) = self.closing.take() {
                     ctx.own_fd(Some(fd));
                     self.owned_fd = Some(fd);
                 }
@@ -1007,6 +1023,11 @@ struct World<'a, 'r> {
     completed: Vec<(usize, Handle, IoCompletion)>,
     seen_submissions: [usize; 2],
     next_fd: i32,
+    /// Descriptors handed out by `Accept` completions: open or closed.
+    fds: BTreeMap<i32, bool>,
+    /// Whether a `Close` the shard queued to reclaim a descriptor may have been dropped: a
+    /// full submission batch drops it silently, and so does a driver that refuses it.
+    reclaim_may_be_lost: bool,
     prev: [Counters; 2],
     skip: [bool; 2],
     /// (steps left, shard): when one shard starts a graceful shutdown mid-run.
@@ -1138,8 +1159,11 @@ impl World<'_, '_> {
                 IoOp::Send { len, .. } if !fail => Ok(len),
                 IoOp::Accept { .. } if !fail => {
                     self.next_fd += 1;
+                    self.fds.insert(self.next_fd, true);
                     Ok(self.next_fd as u32)
                 }
+                // A close always closes (the descriptor is gone even if it reports an error).
+                IoOp::Close { .. } => Ok(0),
                 _ if !fail => Ok(0),
                 _ => Err(IoError::ConnectionReset),
             }
@@ -1258,7 +1282,7 @@ impl World<'_, '_> {
                     self.skip[i] = true;
                     self.trace.push(format!("  shard {i} skips this tick"));
                 }
-                94..=97 => {
+                94..=97 if self.spec.shard.io_submissions_per_tick_max < 64 => {
                     let i = self.rng.below(2) as usize;
                     let m = self.rng.below(2) as usize;
                     self.shards[i].platform().io.accept_max = Some(m);
@@ -1294,8 +1318,11 @@ impl World<'_, '_> {
         let mut reports = [None, None];
         for (i, report) in reports.iter_mut().enumerate() {
             if !self.skip[i] {
+                let limited = self.shards[i].platform().io.accept_max.is_some();
                 *report = Some(self.shards[i].step(now));
                 self.shards[i].platform().io.accept_max = None;
+                // A driver that refuses part of a batch drops the reclaim work in it.
+                self.reclaim_may_be_lost |= limited;
             }
         }
         self.trace.push(format!(
@@ -1304,22 +1331,41 @@ impl World<'_, '_> {
             reports.map(|r| r.map(|r| (r.dispatched, r.status)))
         ));
         self.skip = [false; 2];
-        self.collect_submissions();
+        self.collect_submissions()?;
         self.absorb()?;
         self.check(&reports)?;
         Ok(reports)
     }
 
-    fn collect_submissions(&mut self) {
+    /// Takes the new submissions; a `Close` of a descriptor an `Accept` handed out closes
+    /// it (once).
+    fn collect_submissions(&mut self) -> Result<(), String> {
         for i in 0..2 {
             let io = &self.shards[i].platform().io;
+            let batch = io.submitted.len() - self.seen_submissions[i];
+            if batch >= self.spec.shard.io_submissions_per_tick_max as usize {
+                // A full batch: reclaim work queued beyond it was dropped (see below).
+                self.reclaim_may_be_lost = true;
+            }
             for s in &io.submitted[self.seen_submissions[i]..] {
                 if !s.owner.is_none() {
                     self.outstanding.push((i, *s));
                 }
+                if let IoOp::Close { fd } = s.op
+                    && fd.0 >= FD_FIRST
+                {
+                    match self.fds.get_mut(&fd.0) {
+                        Some(open @ true) => *open = false,
+                        Some(false) => {
+                            return Err(format!("{fd:?} closed twice (by {:?})", s.owner));
+                        }
+                        None => return Err(format!("{fd:?} closed but never handed out")),
+                    }
+                }
             }
             self.seen_submissions[i] = io.submitted.len();
         }
+        Ok(())
     }
 
     /// Feeds what the isolates (and the driver) recorded into the model.
@@ -1470,7 +1516,7 @@ impl World<'_, '_> {
     }
 
     fn check_quiet(&mut self) -> Result<(), String> {
-        self.collect_submissions();
+        self.collect_submissions()?;
         self.absorb()?;
         for (&bits, &inc) in &self.model.alive {
             let h = Handle::from_bits(bits);
@@ -1611,6 +1657,15 @@ impl World<'_, '_> {
             "incarnations never dropped: {:?}",
             self.model.alive
         );
+        // Every descriptor an `Accept` handed out is closed exactly once (its owner's
+        // `Close`, or the shard's when the owner exits) — unless reclaim work may have been
+        // dropped (a known gap; TINA_FUZZ_STRICT_FDS=1 checks regardless).
+        let open: Vec<i32> = self.fds.iter().filter(|f| *f.1).map(|f| *f.0).collect();
+        let strict = std::env::var("TINA_FUZZ_STRICT_FDS").is_ok_and(|v| v == "1");
+        ensure!(
+            open.is_empty() || (self.reclaim_may_be_lost && !strict),
+            "descriptors never closed: {open:?}"
+        );
         Ok(())
     }
 }
@@ -1659,7 +1714,9 @@ fn run_seed(seed: u64, steps: usize, trace: &mut Vec<String>) -> Result<Counters
         timer_expirations_per_tick_max: 1 + rng.below(4) as u32,
         io_buffer_count: 4 + rng.below(4) as u32,
         io_buffer_size: 80,
-        io_submissions_per_tick_max: [1, 3, 8][rng.below(3) as usize],
+        // A third of the seeds never fill a batch (and their driver refuses nothing), so the
+        // descriptor check below holds them to every close.
+        io_submissions_per_tick_max: [1, 3, 64][rng.below(3) as usize],
         messages_per_dispatch_max: [1, 2, 16][rng.below(3) as usize],
         log_entries: 8,
         transfer_buffer_count: 2,
@@ -1701,7 +1758,9 @@ fn run_seed(seed: u64, steps: usize, trace: &mut Vec<String>) -> Result<Counters
         outstanding: Vec::new(),
         completed: Vec::new(),
         seen_submissions: [0; 2],
-        next_fd: 1000,
+        next_fd: FD_FIRST,
+        fds: BTreeMap::new(),
+        reclaim_may_be_lost: false,
         prev: [Counters::default(); 2],
         skip: [false; 2],
         shutdown_at: None,
@@ -1732,7 +1791,10 @@ fn run_seed(seed: u64, steps: usize, trace: &mut Vec<String>) -> Result<Counters
         let count = |a: Accepted| m.msgs.values().filter(|r| r.accepted == a).count();
         let delivered = m.msgs.values().filter(|r| r.delivered).count();
         eprintln!(
-            "seed {seed}: msgs {} local {} remote {} maybe {} refused {} delivered {} io {} io delivered {} incarnations {} dead {}",
+            "seed {seed}: subs {} reclaim may be lost {}, fds {}, msgs {} local {} remote {} maybe {} refused {} delivered {} io {} io delivered {} incarnations {} dead {}",
+            spec.shard.io_submissions_per_tick_max,
+            w.reclaim_may_be_lost,
+            w.fds.len(),
             m.msgs.len(),
             count(Accepted::Local),
             count(Accepted::Remote),
@@ -1783,9 +1845,9 @@ fn quiet_fuzz_panics() {
 fn random_steps_on_two_shards_keep_every_invariant_and_the_model() {
     quiet_fuzz_panics();
     let miri = cfg!(miri);
-    let seeds = env_u64("TINA_FUZZ_SEEDS", if miri { 2 } else { 200 });
+    let seeds = env_u64("TINA_FUZZ_SEEDS", if miri { 1 } else { 200 });
     let start = env_u64("TINA_FUZZ_START", 0);
-    let steps = env_u64("TINA_FUZZ_STEPS", if miri { 40 } else { 300 }) as usize;
+    let steps = env_u64("TINA_FUZZ_STEPS", if miri { 30 } else { 300 }) as usize;
     let full_trace = std::env::var("TINA_FUZZ_TRACE").is_ok();
     let mut failures: Vec<(u64, String, Vec<String>)> = Vec::new();
     let mut total = Counters::default();
@@ -1870,7 +1932,7 @@ fn random_steps_on_two_shards_keep_every_invariant_and_the_model() {
 #[test]
 fn a_seed_replays_to_the_same_steps_and_counters() {
     quiet_fuzz_panics();
-    let steps = if cfg!(miri) { 15 } else { 120 };
+    let steps = if cfg!(miri) { 10 } else { 120 };
     let (mut first, mut second) = (Vec::new(), Vec::new());
     let a = run_seed(7, steps, &mut first).expect("seed 7 passes");
     let b = run_seed(7, steps, &mut second).expect("seed 7 passes");
