@@ -171,6 +171,9 @@ thread_local! {
     static EVENTS: RefCell<Vec<Ev>> = const { RefCell::new(Vec::new()) };
     static NEXT_SEQ: Cell<u64> = const { Cell::new(1) };
     static NEXT_INC: Cell<u64> = const { Cell::new(1) };
+    /// How many of the next `init`s fail, whatever their arguments (static children's
+    /// restarts, recoveries and revivals included).
+    static INIT_FAILURES: Cell<u32> = const { Cell::new(0) };
 }
 
 fn record(ev: Ev) {
@@ -193,6 +196,7 @@ fn reset_recording() {
     EVENTS.with(|e| e.borrow_mut().clear());
     NEXT_SEQ.with(|c| c.set(1));
     NEXT_INC.with(|c| c.set(1));
+    INIT_FAILURES.with(|c| c.set(0));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -205,6 +209,9 @@ struct FzArgs {
     fail: u32,
     /// Yields this many times after a shutdown notice before finishing.
     stubborn: u32,
+    /// Non-zero: `init` sends itself a message, starts a timer of this many ticks and takes
+    /// an I/O buffer.
+    init_work: u32,
 }
 
 /// A pending user timer as the isolate knows it.
@@ -246,26 +253,45 @@ impl<const K: u8> Isolate for Fz<K> {
     type Args = FzArgs;
 
     fn init(a: &FzArgs, ctx: &mut Ctx<'_, '_>) -> Result<(Self, Effect), CrashReason> {
-        match a.fail {
-            1 => return Err(CrashReason("fuzz: init told to fail")),
-            2 => std::panic::panic_any(FuzzPanic),
-            _ => {}
-        }
         let inc = NEXT_INC.with(|c| {
             let i = c.get();
             c.set(i + 1);
             i
         });
-        record(Ev::Spawned { inc, h: ctx.me() });
+        let me = ctx.me();
+        record(Ev::Spawned { inc, h: me });
+        let mut s = FzState {
+            inc,
+            stubborn: a.stubborn,
+            ..FzState::default()
+        };
+        if a.init_work != 0 {
+            // Context calls during init: a message to itself (it queues while the isolate
+            // initializes), a timer, a buffer (freed after init).
+            s.send_data(ctx, me);
+            s.start_timer(ctx, u64::from(a.init_work));
+            let _ = ctx.io_buffer();
+        }
+        let forced = INIT_FAILURES.with(|f| {
+            let n = f.get();
+            f.set(n.saturating_sub(1));
+            n > 0
+        });
+        match if forced { 1 } else { a.fail } {
+            1 => {
+                record(Ev::Dropped { inc });
+                return Err(CrashReason("fuzz: init told to fail"));
+            }
+            2 => {
+                record(Ev::Dropped { inc });
+                std::panic::panic_any(FuzzPanic)
+            }
+            _ => {}
+        }
         let first = match a.fail {
             3 => Effect::Done,
             4 => Effect::Crash(CrashReason("fuzz: init returned Crash")),
             _ => Effect::Receive,
-        };
-        let s = FzState {
-            inc,
-            stubborn: a.stubborn,
-            ..FzState::default()
         };
         Ok((Fz { s }, first))
     }
@@ -569,6 +595,7 @@ impl FzState {
                         0
                     },
                     stubborn: (cmd.b % 2) as u32,
+                    init_work: ((cmd.b >> 8) % 4) as u32,
                 };
                 let restart = match cmd.a % 4 {
                     0 => Restart::Permanent,
@@ -1272,7 +1299,13 @@ impl World<'_, '_> {
                         self.deliver(to, op::IO);
                     }
                 }
-                85..=87 => {
+                85 => {
+                    // The next few inits fail: restarts, recoveries and revivals among them.
+                    let n = 1 + self.rng.below(3) as u32;
+                    INIT_FAILURES.with(|f| f.set(n));
+                    self.trace.push(format!("  the next {n} inits fail"));
+                }
+                86..=87 => {
                     let jump = 5 + self.rng.below(40);
                     self.now += jump;
                     self.trace.push(format!("  time jumps {jump} ticks"));
@@ -1680,9 +1713,13 @@ fn run_seed(seed: u64, steps: usize, trace: &mut Vec<String>) -> Result<Counters
         TypeSpec::of::<Fz<1>>("fz1").capacity(6).mailbox_capacity(8),
     ];
     let plain = FzArgs::default();
+    let busy = FzArgs {
+        init_work: 3,
+        ..plain
+    };
     let inner = [
         ChildSpec::isolate::<Fz<0>>(&plain, Restart::Permanent),
-        ChildSpec::isolate::<Fz<1>>(&plain, Restart::Permanent),
+        ChildSpec::isolate::<Fz<1>>(&busy, Restart::Permanent),
         ChildSpec::isolate::<Fz<0>>(&plain, Restart::Temporary),
     ];
     let children = [
@@ -1695,8 +1732,8 @@ fn run_seed(seed: u64, steps: usize, trace: &mut Vec<String>) -> Result<Counters
         ),
         ChildSpec::isolate::<Fz<1>>(
             &FzArgs {
-                fail: 0,
                 stubborn: 2,
+                ..busy
             },
             Restart::Permanent,
         ),
