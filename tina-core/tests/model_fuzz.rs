@@ -1057,6 +1057,8 @@ struct World<'a, 'r> {
     reclaim_may_be_lost: bool,
     prev: [Counters; 2],
     skip: [bool; 2],
+    /// Per shard, after its last step: when it would wake if it slept (`None`: never).
+    sleep_until: [Option<u64>; 2],
     /// (steps left, shard): when one shard starts a graceful shutdown mid-run.
     shutdown_at: Option<(usize, usize)>,
     trace: Vec<String>,
@@ -1305,10 +1307,20 @@ impl World<'_, '_> {
                     INIT_FAILURES.with(|f| f.set(n));
                     self.trace.push(format!("  the next {n} inits fail"));
                 }
-                86..=87 => {
+                86 => {
                     let jump = 5 + self.rng.below(40);
                     self.now += jump;
                     self.trace.push(format!("  time jumps {jump} ticks"));
+                }
+                87 => {
+                    // Both shards idle: sleep as a platform would, until the earlier
+                    // deadline (the next step is at it).
+                    if let Some(wake) = self.sleep_until.iter().flatten().min().copied()
+                        && wake > self.now + 1
+                    {
+                        self.now = wake - 1;
+                        self.trace.push(format!("  both idle: sleep until {wake}"));
+                    }
                 }
                 88..=93 => {
                     let i = self.rng.below(2) as usize;
@@ -1484,6 +1496,28 @@ impl World<'_, '_> {
                     timers <= self.spec.shard.timer_entries,
                     "shard {i}: {timers} timers in use"
                 );
+                if !r.work_remaining {
+                    // A platform sleeps until `next_deadline`: it must not pass a timer.
+                    ensure!(
+                        r.next_deadline.is_some() || timers == 0,
+                        "shard {i}: idle with {timers} timers pending and no next deadline"
+                    );
+                    for &h in &live {
+                        let h = Handle::from_bits(h);
+                        let Some(s) = fz(shard, h) else { continue };
+                        for t in s.timers.iter().filter(|t| t.deadline > self.now) {
+                            ensure!(
+                                r.next_deadline.is_some_and(|d| d.ticks() <= t.deadline),
+                                "shard {i}: idle until {:?}, after {h:?}'s timer due at {}",
+                                r.next_deadline,
+                                t.deadline
+                            );
+                        }
+                    }
+                    self.sleep_until[i] = r.next_deadline.map(|d| d.ticks());
+                } else {
+                    self.sleep_until[i] = Some(self.now);
+                }
             }
             self.model.history[i].push((self.now, inbound_drops(&c), c.timer_drops));
         }
@@ -1801,6 +1835,7 @@ fn run_seed(seed: u64, steps: usize, trace: &mut Vec<String>) -> Result<Counters
         prev: [Counters::default(); 2],
         skip: [false; 2],
         shutdown_at: None,
+        sleep_until: [Some(0); 2],
         trace: Vec::new(),
     };
     if steps > 40 && w.rng.chance(25) {
