@@ -14,10 +14,10 @@ use tina_core::*;
 // ---------------------------------------------------------------------------------------------
 // The seeded generator.
 
-pub(crate) struct Rng(pub(crate) u64);
+struct Rng(u64);
 
 impl Rng {
-    pub(crate) fn next(&mut self) -> u64 {
+    fn next(&mut self) -> u64 {
         // SplitMix64.
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -26,51 +26,51 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
+    fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
 
-    pub(crate) fn chance(&mut self, percent: u64) -> bool {
+    fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
     }
 }
 // ---------------------------------------------------------------------------------------------
 // The world: two shards on rings, the scripted I/O driver, the model and the generator.
 
-pub(crate) struct NoWake;
+struct NoWake;
 impl Wake for NoWake {
     fn wake(&self, _peer: ShardId) {}
 }
 
-pub(crate) type FuzzPlatform<'r> = Bundle<RingTransport<'r, NoWake>, TestIo, CatchPanic, TestLog>;
+type FuzzPlatform<'r> = Bundle<RingTransport<'r, NoWake>, TestIo, CatchPanic, TestLog>;
 
-pub(crate) struct World<'a, 'r> {
-    pub(crate) shards: [Shard<'a, FuzzPlatform<'r>>; 2],
-    pub(crate) spec: &'a SystemSpec<'a>,
-    pub(crate) model: Model,
-    pub(crate) rng: Rng,
-    pub(crate) now: u64,
+struct World<'a, 'r> {
+    shards: [Shard<'a, FuzzPlatform<'r>>; 2],
+    spec: &'a SystemSpec<'a>,
+    model: Model,
+    rng: Rng,
+    now: u64,
     /// Submissions the driver has not completed yet (their owners may be gone).
-    pub(crate) outstanding: Vec<(usize, Submission)>,
+    outstanding: Vec<(usize, Submission)>,
     /// Completions already delivered that carried a buffer (replayed as duplicates).
-    pub(crate) completed: Vec<(usize, Handle, IoCompletion)>,
-    pub(crate) seen_submissions: [usize; 2],
-    pub(crate) next_fd: i32,
+    completed: Vec<(usize, Handle, IoCompletion)>,
+    seen_submissions: [usize; 2],
+    next_fd: i32,
     /// Descriptors handed out by `Accept` completions: open or closed.
-    pub(crate) fds: BTreeMap<i32, bool>,
+    fds: BTreeMap<i32, bool>,
     /// Whether a `Close` the shard queued to reclaim a descriptor may have been dropped: a
     /// full submission batch drops it silently, and so does a driver that refuses it.
-    pub(crate) reclaim_may_be_lost: bool,
-    pub(crate) prev: [Counters; 2],
-    pub(crate) skip: [bool; 2],
+    reclaim_may_be_lost: bool,
+    prev: [Counters; 2],
+    skip: [bool; 2],
     /// Per shard, after its last step: when it would wake if it slept (`None`: never).
-    pub(crate) sleep_until: [Option<u64>; 2],
+    sleep_until: [Option<u64>; 2],
     /// (steps left, shard): when one shard starts a graceful shutdown mid-run.
-    pub(crate) shutdown_at: Option<(usize, usize)>,
-    pub(crate) trace: Vec<String>,
+    shutdown_at: Option<(usize, usize)>,
+    trace: Vec<String>,
 }
 
-pub(crate) fn fz<'s>(shard: &'s Shard<'_, FuzzPlatform<'_>>, h: Handle) -> Option<&'s FzState> {
+fn fz<'s>(shard: &'s Shard<'_, FuzzPlatform<'_>>, h: Handle) -> Option<&'s FzState> {
     match h.type_id().0 {
         0 => shard.state::<Fz<0>>(h).map(|f| &f.s),
         1 => shard.state::<Fz<1>>(h).map(|f| &f.s),
@@ -78,7 +78,7 @@ pub(crate) fn fz<'s>(shard: &'s Shard<'_, FuzzPlatform<'_>>, h: Handle) -> Optio
     }
 }
 
-pub(crate) const OP_WEIGHTS: [(u32, u64); op::COUNT as usize] = [
+const OP_WEIGHTS: [(u32, u64); op::COUNT as usize] = [
     (op::NOP, 8),
     (op::SEND, 14),
     (op::SEND_OVERSIZED, 2),
@@ -101,7 +101,7 @@ pub(crate) const OP_WEIGHTS: [(u32, u64); op::COUNT as usize] = [
 ];
 
 impl World<'_, '_> {
-    pub(crate) fn pick_target(&mut self) -> Handle {
+    fn pick_target(&mut self) -> Handle {
         let r = self.rng.below(100);
         if r < 75 && !self.model.alive.is_empty() {
             let n = self.rng.below(self.model.alive.len() as u64) as usize;
@@ -122,7 +122,7 @@ impl World<'_, '_> {
         .unwrap_or(Handle::NONE)
     }
 
-    pub(crate) fn random_op(&mut self) -> u32 {
+    fn random_op(&mut self) -> u32 {
         let total: u64 = OP_WEIGHTS.iter().map(|w| w.1).sum();
         let mut x = self.rng.below(total);
         for (op, w) in OP_WEIGHTS {
@@ -135,7 +135,7 @@ impl World<'_, '_> {
     }
 
     /// Delivers a command from outside (as the platform would) and records the result.
-    pub(crate) fn deliver(&mut self, to: Handle, op: u32) {
+    fn deliver(&mut self, to: Handle, op: u32) {
         let target = self.pick_target();
         let cmd = Cmd {
             seq: next_seq(),
@@ -164,7 +164,7 @@ impl World<'_, '_> {
     }
 
     /// Completes one outstanding submission (`cancel`: as a shutdown would).
-    pub(crate) fn complete(&mut self, k: usize, cancel: bool) {
+    fn complete(&mut self, k: usize, cancel: bool) {
         let (i, sub) = self.outstanding.swap_remove(k);
         let kind = sub.op.kind();
         let fail = cancel || self.rng.chance(15);
@@ -229,7 +229,7 @@ impl World<'_, '_> {
     /// Replays a completion already reported (a late duplicate): its buffer reference is
     /// stale, so the core must drop it. Skipped while the buffer is in flight again (the
     /// same reference handed to a new op: a platform bug the core cannot tell apart).
-    pub(crate) fn duplicate_completion(&mut self) {
+    fn duplicate_completion(&mut self) {
         if self.completed.is_empty() {
             return;
         }
@@ -252,7 +252,7 @@ impl World<'_, '_> {
             .push_back((owner, c, Vec::new()));
     }
 
-    pub(crate) fn act(&mut self, steps_left: usize) {
+    fn act(&mut self, steps_left: usize) {
         let actions = self.rng.below(4);
         for _ in 0..actions {
             let r = self.rng.below(100);
@@ -363,7 +363,7 @@ impl World<'_, '_> {
     }
 
     /// Steps the shards that are not skipped at the next tick, then checks everything.
-    pub(crate) fn step(&mut self) -> Result<[Option<StepReport>; 2], String> {
+    fn step(&mut self) -> Result<[Option<StepReport>; 2], String> {
         self.now += 1;
         let now = Instant::from_ticks(self.now);
         let mut reports = [None, None];
@@ -390,7 +390,7 @@ impl World<'_, '_> {
 
     /// Takes the new submissions; a `Close` of a descriptor an `Accept` handed out closes
     /// it (once).
-    pub(crate) fn collect_submissions(&mut self) -> Result<(), String> {
+    fn collect_submissions(&mut self) -> Result<(), String> {
         for i in 0..2 {
             let io = &self.shards[i].platform().io;
             let batch = io.submitted.len() - self.seen_submissions[i];
@@ -420,7 +420,7 @@ impl World<'_, '_> {
     }
 
     /// Feeds what the isolates (and the driver) recorded into the model.
-    pub(crate) fn absorb(&mut self) -> Result<(), String> {
+    fn absorb(&mut self) -> Result<(), String> {
         let events = EVENTS.with(|e| std::mem::take(&mut *e.borrow_mut()));
         for ev in events {
             let text = format!("{ev:?}");
@@ -431,7 +431,7 @@ impl World<'_, '_> {
         Ok(())
     }
 
-    pub(crate) fn check(&mut self, reports: &[Option<StepReport>; 2]) -> Result<(), String> {
+    fn check(&mut self, reports: &[Option<StepReport>; 2]) -> Result<(), String> {
         for (i, shard) in self.shards.iter().enumerate() {
             shard
                 .check_invariants()
@@ -531,7 +531,7 @@ impl World<'_, '_> {
     }
 
     /// The value of a shard's (inbound drops, timer drops) after the last tick before `tick`.
-    pub(crate) fn before(&self, shard: usize, tick: u64) -> (u64, u64) {
+    fn before(&self, shard: usize, tick: u64) -> (u64, u64) {
         self.model.history[shard]
             .iter()
             .rev()
@@ -539,7 +539,7 @@ impl World<'_, '_> {
             .map_or((0, 0), |h| (h.1, h.2))
     }
 
-    pub(crate) fn quiet(&mut self) -> bool {
+    fn quiet(&mut self) -> bool {
         self.outstanding.is_empty()
             && (0..2).all(|i| {
                 let s = &mut self.shards[i];
@@ -551,7 +551,7 @@ impl World<'_, '_> {
 
     /// Completes every I/O operation and lets every timer fire, until nothing moves; then
     /// what was accepted must have arrived.
-    pub(crate) fn drain(&mut self) -> Result<(), String> {
+    fn drain(&mut self) -> Result<(), String> {
         self.trace.push("drain".into());
         for _ in 0..400 {
             while !self.outstanding.is_empty() {
@@ -588,7 +588,7 @@ impl World<'_, '_> {
         Err(why)
     }
 
-    pub(crate) fn check_quiet(&mut self) -> Result<(), String> {
+    fn check_quiet(&mut self) -> Result<(), String> {
         self.collect_submissions()?;
         self.absorb()?;
         for (&bits, &inc) in &self.model.alive {
@@ -668,7 +668,7 @@ impl World<'_, '_> {
 
     /// A graceful shutdown of both shards (a quarantined one is stopped at once): every
     /// isolate ends, every resource comes back.
-    pub(crate) fn shutdown(&mut self) -> Result<(), String> {
+    fn shutdown(&mut self) -> Result<(), String> {
         self.trace.push("shutdown".into());
         for i in 0..2 {
             match self.shards[i].status() {
