@@ -26,8 +26,8 @@
 //! as a platform would.
 //!
 //! `cargo test` runs a bounded slice: 200 seeds × 300 steps (a few seconds in debug), one
-//! seed of 30 steps under Miri. The long mode (about 250 seeds a second in release on one
-//! core), and replaying one failing seed with its whole trace:
+//! seed of 30 steps under Miri. The long mode (100,000 seeds take 5 to 8 minutes in release
+//! on this 2-core machine), and replaying one failing seed with its whole trace:
 //!
 //! ```text
 //! TINA_FUZZ_SEEDS=100000 TINA_FUZZ_START=1000 cargo test --release -p tina-core --test model_fuzz
