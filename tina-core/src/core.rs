@@ -877,7 +877,10 @@ impl<'a> Core<'a> {
             if owner.is_none() {
                 return; // reclaim work (e.g. a close) finished
             }
-            if !buf_ok {
+            if !buf_ok || self.locate(owner).is_some() {
+                // A stale buffer reference, or a completion for a live isolate with nothing
+                // in flight (a duplicate): the buffer and descriptor it names are someone's
+                // now, so nothing is reclaimed.
                 self.counters.io_bogus_completions += 1;
                 return;
             }

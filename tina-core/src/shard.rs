@@ -483,7 +483,9 @@ impl<'a, P: Platform> Shard<'a, P> {
         if self.status == ShardStatus::ShuttingDown && self.core.live() == 0 {
             self.status = ShardStatus::Stopped;
         }
-        let work_remaining = self.core.has_ready();
+        // A quarantined or stopped shard dispatches nothing, whatever its ready queues still
+        // name (isolates torn down while queued): it has no work until revived.
+        let work_remaining = self.is_running() && self.core.has_ready();
         StepReport {
             dispatched,
             work_remaining,
