@@ -942,7 +942,15 @@ impl<'a> Core<'a> {
                 self.io.bufs.free(b);
             }
             self.io.subs[i] = reclaim;
-        } else if !self.orphans.push(fd) {
+        } else {
+            self.hold_orphan(fd);
+        }
+    }
+
+    /// Holds the close of `fd` (nobody owns it) until the platform or a later batch takes
+    /// it; counted as lost only if the hold list is full.
+    pub(crate) fn hold_orphan(&mut self, fd: crate::io::Fd) {
+        if !self.orphans.push(fd) {
             self.counters.io_reclaims_lost += 1;
         }
     }

@@ -524,6 +524,14 @@ impl<'a, P: Platform> Shard<'a, P> {
         let rejection = io.rejection();
         for i in accepted..n {
             let s = self.core.io.subs[i];
+            if s.owner.is_none() {
+                // Reclaim work the platform refused: the close of a descriptor nobody owns
+                // is held and retried, never dropped.
+                if let crate::io::IoOp::Close { fd } = s.op {
+                    self.core.hold_orphan(fd);
+                }
+                continue;
+            }
             self.core.complete_io(
                 s.owner,
                 crate::io::IoCompletion {

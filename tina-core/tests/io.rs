@@ -611,3 +611,32 @@ fn a_teardown_with_the_batch_full_replaces_the_dead_owners_own_submission_by_the
         assert_eq!(rig.shard.counters().io_reclaims_deferred, 1);
     });
 }
+
+#[test]
+fn orphan_closes_the_platform_refuses_are_held_and_submitted_again() {
+    const OWNERS: i32 = 4;
+    let types = [TypeSpec::of::<Owner>("owner").capacity(OWNERS as u32)];
+    let children: Vec<ChildSpec<'static>> = (0..OWNERS)
+        .map(|k| ChildSpec::isolate::<Owner>(&FdArgs { fd: 20 + k }, Restart::Permanent))
+        .collect();
+    let shards = [ShardSpec {
+        root: GroupSpec::one_for_one(&children),
+    }];
+    let spec = spec_with(&types, &shards, 4, 8);
+    with_rig(&spec, |rig| {
+        rig.step_until_idle(8);
+        // Every owner is torn down; the batch has room for every close, but the platform
+        // takes only one submission of it.
+        rig.shard.platform().io.accept_max = Some(1);
+        rig.shard.force_stop();
+        rig.step();
+        assert_eq!(reclaimed(rig).len(), 1, "the platform took one close");
+        rig.shard.platform().io.accept_max = None;
+        for _ in 0..3 {
+            rig.step();
+        }
+        // The refused closes were held and went out in a later batch: none leaked.
+        assert_eq!(reclaimed(rig), (20..20 + OWNERS).collect::<Vec<_>>());
+        assert_eq!(rig.shard.counters().io_reclaims_lost, 0);
+    });
+}

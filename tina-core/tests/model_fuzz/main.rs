@@ -36,9 +36,7 @@
 //!
 //! Every failing seed is printed as it fails (the run stops after ten), then the first one's
 //! error, its replay command and the end of its trace. `TINA_FUZZ_STEPS` changes the steps
-//! per seed; `TINA_FUZZ_DEBUG=1` prints what the model saw per seed; `TINA_FUZZ_STRICT_FDS=1`
-//! fails on a descriptor left open even where the shard may have dropped the `Close` that
-//! reclaims it (a full submission batch, or a driver that refused part of one).
+//! per seed; `TINA_FUZZ_DEBUG=1` prints what the model saw per seed.
 //!
 //! Modules: [`isolate`] (the fuzzed isolate and what it records), [`model`] (the reference
 //! model), [`world`] (the shards, the driver, the generator, one run).

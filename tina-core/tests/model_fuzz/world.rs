@@ -58,9 +58,6 @@ struct World<'a, 'r> {
     next_fd: i32,
     /// Descriptors handed out by `Accept` completions: open or closed.
     fds: BTreeMap<i32, bool>,
-    /// Whether a `Close` the shard queued to reclaim a descriptor may have been dropped: a
-    /// full submission batch drops it silently, and so does a driver that refuses it.
-    reclaim_may_be_lost: bool,
     prev: [Counters; 2],
     skip: [bool; 2],
     /// Per shard, after its last step: when it would wake if it slept (`None`: never).
@@ -369,11 +366,8 @@ impl World<'_, '_> {
         let mut reports = [None, None];
         for (i, report) in reports.iter_mut().enumerate() {
             if !self.skip[i] {
-                let limited = self.shards[i].platform().io.accept_max.is_some();
                 *report = Some(self.shards[i].step(now));
                 self.shards[i].platform().io.accept_max = None;
-                // A driver that refuses part of a batch drops the reclaim work in it.
-                self.reclaim_may_be_lost |= limited;
             }
         }
         self.trace.push(format!(
@@ -393,11 +387,6 @@ impl World<'_, '_> {
     fn collect_submissions(&mut self) -> Result<(), String> {
         for i in 0..2 {
             let io = &self.shards[i].platform().io;
-            let batch = io.submitted.len() - self.seen_submissions[i];
-            if batch >= self.spec.shard.io_submissions_per_tick_max as usize {
-                // A full batch: reclaim work queued beyond it was dropped (see below).
-                self.reclaim_may_be_lost = true;
-            }
             for s in &io.submitted[self.seen_submissions[i]..] {
                 if !s.owner.is_none() {
                     self.outstanding.push((i, *s));
@@ -730,15 +719,11 @@ impl World<'_, '_> {
             "incarnations never dropped: {:?}",
             self.model.alive
         );
-        // Every descriptor an `Accept` handed out is closed exactly once (its owner's
-        // `Close`, or the shard's when the owner exits) — unless reclaim work may have been
-        // dropped (a known gap; TINA_FUZZ_STRICT_FDS=1 checks regardless).
+        // Every descriptor an `Accept` handed out is closed exactly once: its owner's
+        // `Close`, or the shard's when the owner exits — also when that close found the
+        // batch full or the driver refused it (held and submitted again).
         let open: Vec<i32> = self.fds.iter().filter(|f| *f.1).map(|f| *f.0).collect();
-        let strict = std::env::var("TINA_FUZZ_STRICT_FDS").is_ok_and(|v| v == "1");
-        ensure!(
-            open.is_empty() || (self.reclaim_may_be_lost && !strict),
-            "descriptors never closed: {open:?}"
-        );
+        ensure!(open.is_empty(), "descriptors never closed: {open:?}");
         Ok(())
     }
 }
@@ -841,7 +826,6 @@ pub(crate) fn run_seed(
         seen_submissions: [0; 2],
         next_fd: FD_FIRST,
         fds: BTreeMap::new(),
-        reclaim_may_be_lost: false,
         prev: [Counters::default(); 2],
         skip: [false; 2],
         shutdown_at: None,
@@ -873,9 +857,8 @@ pub(crate) fn run_seed(
         let count = |a: Accepted| m.msgs.values().filter(|r| r.accepted == a).count();
         let delivered = m.msgs.values().filter(|r| r.delivered).count();
         eprintln!(
-            "seed {seed}: subs {} reclaim may be lost {}, fds {}, msgs {} local {} remote {} maybe {} refused {} delivered {} io {} io delivered {} incarnations {} dead {}",
+            "seed {seed}: subs {}, fds {}, msgs {} local {} remote {} maybe {} refused {} delivered {} io {} io delivered {} incarnations {} dead {}",
             spec.shard.io_submissions_per_tick_max,
-            w.reclaim_may_be_lost,
             w.fds.len(),
             m.msgs.len(),
             count(Accepted::Local),
