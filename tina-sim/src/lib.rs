@@ -150,6 +150,7 @@
 //! - TCP is a byte-stream model (no segments, windows or retransmission state): loss is a
 //!   retransmission delay; a full backlog refuses the connection.
 #![deny(unsafe_code)]
+#![deny(clippy::too_many_lines)]
 
 mod check;
 pub mod cli;

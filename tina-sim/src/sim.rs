@@ -240,6 +240,18 @@ fn failed_boot(config: &SimConfig, faults: FaultConfig, world: &WorldRef, msg: S
 /// unless a far deadline makes time jump; a liveness phase that reaches it fails.
 const TIME_LIMIT: u64 = 1 << 63;
 
+/// Where the round loop is.
+struct Progress {
+    /// Virtual time of the current round, in ticks.
+    now: u64,
+    /// When the liveness phase started (`None`: still the faulty phase).
+    liveness_at: Option<u64>,
+    /// Nothing could run at the end of the last round (or the goal was reached early).
+    quiescent: bool,
+    /// Rounds run.
+    rounds: u64,
+}
+
 struct Simulation<'s, 'a> {
     shards: Vec<Shard<'a, SimPlatform>>,
     world: &'s WorldRef,
@@ -314,107 +326,159 @@ impl<'s, 'a> Simulation<'s, 'a> {
         f(&view);
     }
 
+    /// The whole run: rounds until an outcome, then [`Simulation::finish`].
     fn run(&mut self, scenario: &mut dyn Scenario) -> Report {
-        let mut now = 1u64;
-        let mut liveness_at: Option<u64> = None;
-        let mut quiescent = false;
-        let mut rounds = 0u64;
+        let mut at = Progress {
+            now: 1,
+            liveness_at: None,
+            quiescent: false,
+            rounds: 0,
+        };
         let outcome = loop {
-            // Phase changes.
-            if liveness_at.is_none() && (now >= self.config.ticks || quiescent) {
-                liveness_at = Some(now);
-                self.start_liveness(now, scenario);
-            }
-            if let Some(start) = liveness_at {
-                if now >= start.saturating_add(self.config.liveness_ticks) {
-                    break Outcome::Liveness(format!(
-                        "goal not reached within {} ticks after faults stopped (t{start}..t{now})",
-                        self.config.liveness_ticks
-                    ));
-                }
-                if now >= TIME_LIMIT {
-                    break Outcome::Liveness(format!(
-                        "virtual time reached its limit (t{TIME_LIMIT}) without the goal (liveness phase from t{start})"
-                    ));
-                }
-            }
-            rounds += 1;
-            {
-                let mut w = self.world.borrow_mut();
-                w.now = now;
-                w.round = rounds;
-                let phase = w.phase;
-                w.trace.ev(Ev::Round, &[rounds, now, phase as u64], || {
-                    format!("r{rounds} t{now} {phase:?}")
-                });
-            }
-            if liveness_at.is_none() {
-                self.fault_engine(now);
-            }
-            self.operator(now, liveness_at.is_some());
-            // Clients.
-            let events_before = self.world.borrow().kernel.client_events;
-            let wake = {
-                let mut w = self.world.borrow_mut();
-                let mut env = Env {
-                    world: &mut w,
-                    rng: &mut self.rng_scenario,
-                };
-                scenario.poll(&mut env)
-            };
-            // Step every shard once, in a shuffled order.
-            let mut order: Vec<usize> = (0..self.shards.len()).collect();
-            self.rng_sched.shuffle(&mut order);
-            let mut busy = false;
-            let mut deadline: Option<u64> = None;
-            for s in order {
-                let r = self.step_shard(s, now);
-                busy |= r.work_remaining;
-                if let Some(d) = r.next_deadline {
-                    deadline = Some(deadline.map_or(d.ticks(), |x: u64| x.min(d.ticks())));
-                }
-            }
-            if let Some(v) = self.world.borrow().violations.first() {
-                break Outcome::Checker(v.clone());
-            }
-            // Next tick.
-            let client_changed = self.world.borrow().kernel.client_events != events_before;
-            let next = self.next_tick(
-                now,
-                busy || client_changed || wake == Wake::Busy,
-                deadline,
-                wake,
-                liveness_at,
-            );
-            quiescent = next.is_none();
-            // Checkers.
-            if (rounds.is_multiple_of(self.config.check_every_rounds.max(1)) || quiescent)
-                && let Err(v) = self.run_checkers(scenario, quiescent)
-            {
-                break Outcome::Checker(v);
-            }
-            // Goal.
-            if liveness_at.is_some() || quiescent || rounds.is_multiple_of(16) {
-                let mut reached = false;
-                self.view(quiescent, &mut |v| reached = scenario.goal(v));
-                if reached {
-                    if liveness_at.is_some() {
-                        break Outcome::Pass;
-                    }
-                    // Reached during the faulty phase: stop the faults and confirm.
-                    quiescent = true;
-                }
-            }
-            match next {
-                Some(t) => now = t.min(TIME_LIMIT),
-                None if liveness_at.is_some() => {
-                    break Outcome::Liveness(format!(
-                        "the system went quiescent at t{now} without reaching the scenario's goal"
-                    ));
-                }
-                None => now = (now + 1).min(TIME_LIMIT),
+            if let Some(outcome) = self.round(&mut at, scenario) {
+                break outcome;
             }
         };
+        self.finish(outcome, &mut at, scenario)
+    }
+
+    /// One round (see the module's diagram): phase change, fault engine and operator,
+    /// clients, every shard once, checkers, goal, next tick. `Some` ends the run.
+    fn round(&mut self, at: &mut Progress, scenario: &mut dyn Scenario) -> Option<Outcome> {
+        if let Some(outcome) = self.phase_change(at, scenario) {
+            return Some(outcome);
+        }
+        at.rounds += 1;
+        let (now, rounds) = (at.now, at.rounds);
+        {
+            let mut w = self.world.borrow_mut();
+            w.now = now;
+            w.round = rounds;
+            let phase = w.phase;
+            w.trace.ev(Ev::Round, &[rounds, now, phase as u64], || {
+                format!("r{rounds} t{now} {phase:?}")
+            });
+        }
+        if at.liveness_at.is_none() {
+            self.fault_engine(now);
+        }
+        self.operator(now, at.liveness_at.is_some());
+        // Clients.
+        let events_before = self.world.borrow().kernel.client_events;
+        let wake = {
+            let mut w = self.world.borrow_mut();
+            let mut env = Env {
+                world: &mut w,
+                rng: &mut self.rng_scenario,
+            };
+            scenario.poll(&mut env)
+        };
+        let (busy, deadline) = self.step_all(now);
+        if let Some(v) = self.world.borrow().violations.first() {
+            return Some(Outcome::Checker(v.clone()));
+        }
+        // Next tick.
+        let client_changed = self.world.borrow().kernel.client_events != events_before;
+        let next = self.next_tick(
+            now,
+            busy || client_changed || wake == Wake::Busy,
+            deadline,
+            wake,
+            at.liveness_at,
+        );
+        at.quiescent = next.is_none();
+        if let Some(outcome) = self.check_and_goal(at, scenario) {
+            return Some(outcome);
+        }
+        match next {
+            Some(t) => at.now = t.min(TIME_LIMIT),
+            None if at.liveness_at.is_some() => {
+                return Some(Outcome::Liveness(format!(
+                    "the system went quiescent at t{now} without reaching the scenario's goal"
+                )));
+            }
+            None => at.now = (now + 1).min(TIME_LIMIT),
+        }
+        None
+    }
+
+    /// Enters the liveness phase once the faulty phase is over (its length reached, or the
+    /// system quiescent); in the liveness phase, fails the run once its bound has passed.
+    fn phase_change(&mut self, at: &mut Progress, scenario: &mut dyn Scenario) -> Option<Outcome> {
+        let now = at.now;
+        if at.liveness_at.is_none() && (now >= self.config.ticks || at.quiescent) {
+            at.liveness_at = Some(now);
+            self.start_liveness(now, scenario);
+        }
+        let start = at.liveness_at?;
+        if now >= start.saturating_add(self.config.liveness_ticks) {
+            return Some(Outcome::Liveness(format!(
+                "goal not reached within {} ticks after faults stopped (t{start}..t{now})",
+                self.config.liveness_ticks
+            )));
+        }
+        if now >= TIME_LIMIT {
+            return Some(Outcome::Liveness(format!(
+                "virtual time reached its limit (t{TIME_LIMIT}) without the goal (liveness phase from t{start})"
+            )));
+        }
+        None
+    }
+
+    /// Steps every shard once at `now`, in an order shuffled by the scheduling stream;
+    /// returns whether any shard has work left and the earliest deadline any reported.
+    fn step_all(&mut self, now: u64) -> (bool, Option<u64>) {
+        let mut order: Vec<usize> = (0..self.shards.len()).collect();
+        self.rng_sched.shuffle(&mut order);
+        let mut busy = false;
+        let mut deadline: Option<u64> = None;
+        for s in order {
+            let r = self.step_shard(s, now);
+            busy |= r.work_remaining;
+            if let Some(d) = r.next_deadline {
+                deadline = Some(deadline.map_or(d.ticks(), |x: u64| x.min(d.ticks())));
+            }
+        }
+        (busy, deadline)
+    }
+
+    /// The checkers (every `check_every_rounds` rounds, and when quiescent), then the goal:
+    /// reached in the liveness phase it passes the run; reached during the faulty phase it
+    /// marks the system quiescent, so the next round stops the faults and confirms it.
+    fn check_and_goal(
+        &mut self,
+        at: &mut Progress,
+        scenario: &mut dyn Scenario,
+    ) -> Option<Outcome> {
+        if (at
+            .rounds
+            .is_multiple_of(self.config.check_every_rounds.max(1))
+            || at.quiescent)
+            && let Err(v) = self.run_checkers(scenario, at.quiescent)
+        {
+            return Some(Outcome::Checker(v));
+        }
+        if at.liveness_at.is_some() || at.quiescent || at.rounds.is_multiple_of(16) {
+            let mut reached = false;
+            self.view(at.quiescent, &mut |v| reached = scenario.goal(v));
+            if reached {
+                if at.liveness_at.is_some() {
+                    return Some(Outcome::Pass);
+                }
+                at.quiescent = true;
+            }
+        }
+        None
+    }
+
+    /// After the round loop: a pass is confirmed by a last run of the checkers and by a
+    /// graceful shutdown, then the report is assembled.
+    fn finish(
+        &mut self,
+        outcome: Outcome,
+        at: &mut Progress,
+        scenario: &mut dyn Scenario,
+    ) -> Report {
         let outcome = match outcome {
             Outcome::Pass => match self.run_checkers(scenario, true) {
                 Ok(()) => Outcome::Pass,
@@ -426,7 +490,7 @@ impl<'s, 'a> Simulation<'s, 'a> {
         self.view(false, &mut |v| summary = scenario.summary(v));
         let mut shutdown = None;
         let outcome = match outcome {
-            Outcome::Pass => match self.shutdown_phase(&mut now) {
+            Outcome::Pass => match self.shutdown_phase(&mut at.now) {
                 Ok(()) => {
                     shutdown = Some("clean".to_string());
                     Outcome::Pass
@@ -450,9 +514,9 @@ impl<'s, 'a> Simulation<'s, 'a> {
             outcome,
             trace_hash: w.trace.hash(),
             faults: self.faults,
-            rounds,
-            ticks: now,
-            liveness_at,
+            rounds: at.rounds,
+            ticks: at.now,
+            liveness_at: at.liveness_at,
             dispatches: self.shards.iter().map(|s| s.counters().dispatches).sum(),
             events: w.trace.events(),
             injected: w.injected,
