@@ -128,7 +128,10 @@
 //!   [`first_difference`] (and the `compare` command) finds where two runs diverge.
 //! - **Bounded memory.** Nothing grows with a run's length: closed sockets are forgotten
 //!   once neither end refers to them, the event log is a ring, and lengths are capped at
-//!   [`TICKS_MAX`] so tick arithmetic cannot overflow.
+//!   [`TICKS_MAX`] so tick arithmetic cannot overflow. The simulator is a `std` crate whose
+//!   table sizes come from the spec and the command line at run time, so it uses `Vec`,
+//!   `VecDeque` and `BTreeMap` with explicit caps rather than fixed-capacity (`heapless`)
+//!   containers.
 //! - **Faults** ([`FaultConfig`], [`FaultKind`]) are integer ratios drawn from per-domain
 //!   streams; `FaultMode::Swarm` picks a per-seed subset and rates.
 //!
@@ -141,8 +144,6 @@
 //!
 //! ## Known modelling limits
 //!
-//! - `Trap::run` does not say whether it runs a handler or an `init`; see [`SimTrap`] for
-//!   how the simulator tells them apart and what that means for fault attribution.
 //! - A whole-shard crash is modelled through the core's own recovery: every handler and init
 //!   call on the shard fails until its root supervisor gives up; the shard recovers (new
 //!   generations, peers told `Restarted`) or, too often, is quarantined and later revived.

@@ -1,6 +1,6 @@
 //! The simulated network between shards, in place of the rings.
 //!
-//! One bounded FIFO link per ordered pair of shards, with the ring's capacity from the spec.
+//! One bounded FIFO link per ordered pair of shards, with the ring's capacity from the `SystemSpec`.
 //! A send stages the envelope on the link (refused with `MailboxFull` when staged plus
 //! in-flight envelopes reach the capacity, as a full ring would be); `publish` puts the
 //! staged envelopes in flight with a delivery time (latency, plus the `net-delay` fault),

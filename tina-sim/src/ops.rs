@@ -115,11 +115,40 @@ fn completion(p: &PendingOp, result: Result<u32, IoError>) -> IoCompletion {
     }
 }
 
-/// A copy of the first `len` bytes of buffer `buf` (`None` when the buffer is not there).
+// The core names only buffers of its own pool (an outbound one is checked when the effect
+// is submitted, an inbound one is allocated then) and gives every op that fills a buffer
+// one (`IoKind::fills_buffer`). A missing buffer is a broken invariant: debug builds stop on
+// it; release builds leave the op pending.
+
+/// The bytes of buffer `buf`.
+fn buffer<'b>(bufs: &'b IoBuffers<'_>, buf: IoBuf) -> Option<&'b [u8]> {
+    let bytes = bufs.get(buf);
+    debug_assert!(
+        bytes.is_some(),
+        "the core names a buffer outside its pool: {buf:?}"
+    );
+    bytes
+}
+
+/// The bytes of buffer `buf`, writable.
+fn buffer_mut<'b>(bufs: &'b mut IoBuffers<'_>, buf: IoBuf) -> Option<&'b mut [u8]> {
+    let bytes = bufs.get_mut(buf);
+    debug_assert!(
+        bytes.is_some(),
+        "the core names a buffer outside its pool: {buf:?}"
+    );
+    bytes
+}
+
+/// The buffer the core attached to `p`, an op that fills one.
+fn inbound_buffer(p: &PendingOp) -> Option<IoBuf> {
+    debug_assert!(p.buf.is_some(), "the core attaches no buffer to {:?}", p.op);
+    p.buf
+}
+
+/// A copy of the first `len` bytes of buffer `buf`.
 fn buffer_bytes(sink: &mut dyn CompletionSink, buf: IoBuf, len: u32) -> Option<Vec<u8>> {
-    sink.buffers()
-        .get(buf)
-        .map(|d| d[..(len as usize).min(d.len())].to_vec())
+    buffer(&sink.buffers(), buf).map(|d| d[..(len as usize).min(d.len())].to_vec())
 }
 
 impl World {
@@ -139,9 +168,7 @@ impl World {
                         IoOp::Open { path_len, .. } => path_len,
                         _ => 0,
                     } as usize;
-                    buffers
-                        .get(b)
-                        .map_or(0, |d| crate::hash::digest64(&d[..len.min(d.len())]))
+                    buffer(buffers, b).map_or(0, |d| crate::hash::digest64(&d[..len.min(d.len())]))
                 }
                 _ => 0,
             };
@@ -206,7 +233,7 @@ impl World {
             let Some(c) = completion else { continue };
             done[i] = true;
             let digest = match (c.kind.fills_buffer(), c.result, c.buf) {
-                (true, Ok(n), Some(b)) => sink.buffers().get(b).map_or(0, |d| {
+                (true, Ok(n), Some(b)) => buffer(&sink.buffers(), b).map_or(0, |d| {
                     crate::hash::digest64(&d[..(n as usize).min(d.len())])
                 }),
                 _ => 0,
@@ -460,7 +487,7 @@ impl World {
             Ok(id) => id,
             Err(e) => return Some(completion(p, Err(e))),
         };
-        let buf = p.buf?;
+        let buf = inbound_buffer(p)?;
         let n = match self.stream_readable(id, now)? {
             Err(e) => return Some(completion(p, Err(e))),
             Ok(0) => return Some(completion(p, Ok(0))),
@@ -470,7 +497,7 @@ impl World {
         let want = n.min(len as usize).min(size);
         let want = self.maybe_short(shard, want);
         let mut bufs = sink.buffers();
-        let dst = bufs.get_mut(buf)?;
+        let dst = buffer_mut(&mut bufs, buf)?;
         let got = self.kernel.take_bytes(id, now, &mut dst[..want]);
         Some(completion(p, Ok(got as u32)))
     }
@@ -506,7 +533,7 @@ impl World {
         len: u32,
         sink: &mut dyn CompletionSink,
     ) -> Option<IoCompletion> {
-        let buf = p.buf?;
+        let buf = inbound_buffer(p)?;
         let size = sink.buffers().buffer_size();
         let data = match self.file_read(shard, file, offset, (len as usize).min(size)) {
             Ok(d) => d,
@@ -514,7 +541,7 @@ impl World {
         };
         let n = self.maybe_short(shard, data.len());
         let mut bufs = sink.buffers();
-        bufs.get_mut(buf)?[..n].copy_from_slice(&data[..n]);
+        buffer_mut(&mut bufs, buf)?[..n].copy_from_slice(&data[..n]);
         Some(completion(p, Ok(n as u32)))
     }
 
@@ -557,14 +584,11 @@ impl World {
             Ok(id) => id,
             Err(e) => return Some(completion(p, Err(e))),
         };
-        let buf = p.buf?;
+        let buf = inbound_buffer(p)?;
         let s = self.kernel.sock_mut(id);
-        if s.dgrams.front().is_none_or(|d| d.ready_at > now) {
-            return None;
-        }
-        let d = s.dgrams.pop_front()?;
+        let d = s.dgrams.pop_front_if(|d| d.ready_at <= now)?;
         let mut bufs = sink.buffers();
-        let dst = bufs.get_mut(buf)?;
+        let dst = buffer_mut(&mut bufs, buf)?;
         let n = d.bytes.len().min(len as usize).min(dst.len());
         dst[..n].copy_from_slice(&d.bytes[..n]);
         Some(IoCompletion {

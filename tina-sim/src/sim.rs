@@ -14,8 +14,8 @@
 //!                                             nothing left at all: quiescent
 //! ```
 //!
-//! After a pass, every shard is shut down gracefully (forced after the spec's shutdown
-//! timeout) and must give back every envelope, timer, I/O buffer and descriptor; a leak is
+//! After a pass, every shard is shut down gracefully (forced after the `SystemSpec`'s
+//! shutdown timeout) and must give back every envelope, timer, I/O buffer and descriptor; a leak is
 //! reported in [`Report::shutdown`] (a checker violation with `strict_shutdown`).
 //!
 //! The run ends with **pass** when the scenario's goal holds in the liveness phase,
@@ -86,7 +86,7 @@ impl fmt::Display for Outcome {
 pub struct Report {
     /// The seed.
     pub seed: u64,
-    /// Nanoseconds per tick (from the spec), to convert virtual time.
+    /// Nanoseconds per tick (from the `SystemSpec`), to convert virtual time.
     pub tick_ns: u64,
     /// How it ended.
     pub outcome: Outcome,
@@ -280,7 +280,6 @@ impl<'s, 'a> Simulation<'s, 'a> {
     ) -> Result<Simulation<'s, 'a>, BootError> {
         let mut shards = Vec::with_capacity(regions.regions.len());
         for (i, blocks) in regions.regions.iter_mut().enumerate() {
-            world.borrow_mut().traps[i].booting = true;
             let platform = crate::platform::sim_platform(i as u8, world);
             let shard = Shard::new(
                 spec,
@@ -288,7 +287,6 @@ impl<'s, 'a> Simulation<'s, 'a> {
                 RegionBlock::as_bytes(blocks),
                 platform,
             );
-            world.borrow_mut().traps[i].booting = false;
             shards.push(shard?);
         }
         let n = shards.len();
@@ -530,7 +528,7 @@ impl<'s, 'a> Simulation<'s, 'a> {
         }
     }
 
-    /// After a passing run: a graceful shutdown of every shard (forced after the spec's
+    /// After a passing run: a graceful shutdown of every shard (forced after the `SystemSpec`'s
     /// shutdown timeout), then every shard must have returned everything — no envelope,
     /// timer or I/O buffer in use, no descriptor left open, no operation pending.
     fn shutdown_phase(&mut self, now: &mut u64) -> Result<(), String> {
@@ -636,7 +634,6 @@ impl<'s, 'a> Simulation<'s, 'a> {
                 p.owner_live = shard.is_live(p.owner);
             }
             w.tallies[s] = Default::default();
-            w.traps[s].after_crash = false;
         }
         let r = self.shards[s].step(Instant::from_ticks(now));
         let c = self.shards[s].counters();
@@ -767,10 +764,8 @@ impl<'s, 'a> Simulation<'s, 'a> {
                 continue;
             }
             self.quarantined_since[s] = None;
-            self.world.borrow_mut().traps[s].booting = true;
             let r = self.shards[s].revive(tina_core::Instant::from_ticks(now));
             let mut w = self.world.borrow_mut();
-            w.traps[s].booting = false;
             w.trace
                 .ev(Ev::Fault, &[s as u64, u64::from(r.is_ok())], || {
                     format!("operator revives s{s}: {r:?}")
