@@ -20,6 +20,25 @@
 //!            └─ SimLog ──────► trace (trace): every event hashed into a 128-bit trace hash
 //! ```
 //!
+//! ## Layout
+//!
+//! Read bottom-up; each module's own doc says more.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | `rng`, `hash` | the seed's tree of PRNG streams; the stable 128-bit hasher |
+//! | `config` | [`SimConfig`], the fault kinds and rates, swarm selection |
+//! | `trace` | event codes, the trace hash, the bounded event log, [`first_difference`] |
+//! | `world` | the state every shard's platform shares: time, phase, partitions, per-shard trap state, fault counts, violations |
+//! | `net` | the simulated network between shards (methods of the world) |
+//! | `kernel` | descriptors, TCP/UDP sockets and files with real bytes |
+//! | `ops` | the core's I/O operations and socket control executed against the kernel, with the I/O faults (methods of the world) |
+//! | `platform`, `panic_hook` | [`SimPlatform`]: a `platform::Bundle` of the four simulated parts; quiet, recorded panics inside trapped calls |
+//! | `scenario` | [`Scenario`], the client side ([`Env`]) and the read-only [`SimView`] |
+//! | `check` | the built-in checkers |
+//! | `sim` | [`Regions`], the round loop and the [`Report`] |
+//! | `cli` | the command line: `cli/run`, `cli/sweep` (sweep and soak), `cli/compare` |
+//!
 //! ## Writing a simulation test
 //!
 //! 1. Build the system's [`SystemSpec`](tina_core::SystemSpec) exactly as for Linux.

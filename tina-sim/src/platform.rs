@@ -1,4 +1,5 @@
-//! `SimPlatform`: the core's platform seam, implemented over the shared simulated world.
+//! `SimPlatform`: the core's platform seam, implemented over the shared simulated world as
+//! a `platform::Bundle` of four parts (the core borrows them through `Platform::parts`).
 //!
 //! | part | what it does in the simulator |
 //! |---|---|

@@ -5,7 +5,8 @@
 //! `Rc<RefCell<_>>`; each platform part borrows it for the duration of one call from the core
 //! and never while user code runs (the trap drops its borrow before calling the handler).
 //! The world's behaviour is split by concern: the network in `net`, sockets and files in
-//! `kernel`, the platform glue in `platform`.
+//! `kernel`, I/O operations and socket control against them in `ops`, the platform glue in
+//! `platform`.
 
 use crate::config::{FaultConfig, FaultKind};
 use crate::kernel::Kernel;
