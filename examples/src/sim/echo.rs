@@ -74,7 +74,6 @@ struct Client {
     to_send: usize,
     received: usize,
     poison: bool,
-    started_at: u64,
     progress_at: u64,
     liveness_session: bool,
     verified: u64,
@@ -112,7 +111,6 @@ impl EchoScenario {
                     to_send: 0,
                     received: 0,
                     poison: false,
-                    started_at: 0,
                     progress_at: 0,
                     liveness_session: false,
                     verified: 0,
@@ -164,7 +162,6 @@ impl Client {
         self.to_send = env.rng().range(1, 6_000) as usize;
         self.sent.clear();
         self.received = 0;
-        self.started_at = now;
         self.progress_at = now;
         self.liveness_session = liveness;
         self.socket = Some(env.connect(SERVICE));
