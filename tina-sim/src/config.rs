@@ -255,6 +255,7 @@ impl FaultConfig {
                 FaultKind::InitFailure => &[Ratio::new(1, 2), Ratio::new(1, 5)],
                 FaultKind::ShardCrash => &[Ratio::new(1, 1000), Ratio::new(1, 4000)],
             };
+            debug_assert!(!menu.is_empty(), "every fault kind has a menu of rates");
             let pick = *rng.pick(menu).unwrap_or(&Ratio::NEVER);
             if on && applicable.contains(kind) {
                 *c.rate_mut(kind) = pick;

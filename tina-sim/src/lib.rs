@@ -20,6 +20,25 @@
 //!            └─ SimLog ──────► trace (trace): every event hashed into a 128-bit trace hash
 //! ```
 //!
+//! ## Layout
+//!
+//! Read bottom-up; each module's own doc says more.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | `rng`, `hash` | the seed's tree of PRNG streams; the stable 128-bit hasher |
+//! | `config` | [`SimConfig`], the fault kinds and rates, swarm selection |
+//! | `trace` | event codes, the trace hash, the bounded event log, [`first_difference`] |
+//! | `world` | the state every shard's platform shares: time, phase, partitions, per-shard trap state, fault counts, violations |
+//! | `net` | the simulated network between shards (methods of the world) |
+//! | `kernel` | descriptors, TCP/UDP sockets and files with real bytes |
+//! | `ops` | the core's I/O operations and socket control executed against the kernel, with the I/O faults (methods of the world) |
+//! | `platform`, `panic_hook` | [`SimPlatform`]: a `platform::Bundle` of the four simulated parts; quiet, recorded panics inside trapped calls |
+//! | `scenario` | [`Scenario`], the client side ([`Env`]) and the read-only [`SimView`] |
+//! | `check` | the built-in checkers |
+//! | `sim` | [`Regions`], the round loop and the [`Report`] |
+//! | `cli` | the command line: `cli/run`, `cli/sweep` (sweep and soak), `cli/compare` |
+//!
 //! ## Writing a simulation test
 //!
 //! 1. Build the system's [`SystemSpec`](tina_core::SystemSpec) exactly as for Linux.
@@ -128,7 +147,10 @@
 //!   [`first_difference`] (and the `compare` command) finds where two runs diverge.
 //! - **Bounded memory.** Nothing grows with a run's length: closed sockets are forgotten
 //!   once neither end refers to them, the event log is a ring, and lengths are capped at
-//!   [`TICKS_MAX`] so tick arithmetic cannot overflow.
+//!   [`TICKS_MAX`] so tick arithmetic cannot overflow. The simulator is a `std` crate whose
+//!   table sizes come from the spec and the command line at run time, so it uses `Vec`,
+//!   `VecDeque` and `BTreeMap` with explicit caps rather than fixed-capacity (`heapless`)
+//!   containers.
 //! - **Faults** ([`FaultConfig`], [`FaultKind`]) are integer ratios drawn from per-domain
 //!   streams; `FaultMode::Swarm` picks a per-seed subset and rates.
 //!
@@ -141,8 +163,6 @@
 //!
 //! ## Known modelling limits
 //!
-//! - `Trap::run` does not say whether it runs a handler or an `init`; see [`SimTrap`] for
-//!   how the simulator tells them apart and what that means for fault attribution.
 //! - A whole-shard crash is modelled through the core's own recovery: every handler and init
 //!   call on the shard fails until its root supervisor gives up; the shard recovers (new
 //!   generations, peers told `Restarted`) or, too often, is quarantined and later revived.
@@ -150,6 +170,7 @@
 //! - TCP is a byte-stream model (no segments, windows or retransmission state): loss is a
 //!   retransmission delay; a full backlog refuses the connection.
 #![deny(unsafe_code)]
+#![deny(clippy::too_many_lines)]
 
 mod check;
 pub mod cli;

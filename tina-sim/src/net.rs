@@ -1,6 +1,6 @@
 //! The simulated network between shards, in place of the rings.
 //!
-//! One bounded FIFO link per ordered pair of shards, with the ring's capacity from the spec.
+//! One bounded FIFO link per ordered pair of shards, with the ring's capacity from the `SystemSpec`.
 //! A send stages the envelope on the link (refused with `MailboxFull` when staged plus
 //! in-flight envelopes reach the capacity, as a full ring would be); `publish` puts the
 //! staged envelopes in flight with a delivery time (latency, plus the `net-delay` fault),
@@ -32,8 +32,6 @@ pub(crate) struct Network {
     links: Vec<Link>,
     events: Vec<VecDeque<(u64, u8, PeerEvent)>>,
     pub(crate) quarantined: Vec<bool>,
-    pub(crate) delivered: u64,
-    pub(crate) dropped: u64,
 }
 
 impl Network {
@@ -54,8 +52,6 @@ impl Network {
             links,
             events: (0..n).map(|_| VecDeque::new()).collect(),
             quarantined: vec![false; n],
-            delivered: 0,
-            dropped: 0,
         }
     }
 
@@ -131,7 +127,6 @@ impl World {
             let staged = core::mem::take(&mut self.net.link(usize::from(from), to).staged);
             for msg in staged {
                 if self.rng_drop.chance(self.faults.net_drop) {
-                    self.net.dropped += 1;
                     let w = msg_words(&msg);
                     self.inject(
                         FaultKind::NetDrop,
@@ -166,7 +161,6 @@ impl World {
                 link.flight.pop_front();
                 let w = msg_words(&msg);
                 if cut {
-                    self.net.dropped += 1;
                     self.trace.ev(
                         Ev::NetDrop,
                         &[from as u64, u64::from(to), w[0], w[1]],
@@ -174,7 +168,6 @@ impl World {
                     );
                     continue;
                 }
-                self.net.delivered += 1;
                 self.trace.ev(
                     Ev::Deliver,
                     &[from as u64, u64::from(to), w[0], w[1], w[2], w[3], w[4]],
@@ -226,10 +219,8 @@ impl World {
             for to in 0..self.shard_count {
                 if self.partitioned(Node::Shard(from as u8), Node::Shard(to as u8)) {
                     let link = self.net.link(from, to);
-                    let lost = link.flight.len() + link.staged.len();
                     link.flight.clear();
                     link.staged.clear();
-                    self.net.dropped += lost as u64;
                 }
             }
         }

@@ -15,8 +15,8 @@ use crate::world::{Node, World};
 use core::net::SocketAddr;
 use tina_core::Handle;
 use tina_core::io::{
-    Control, ControlOutcome, Fd, IoBuf, IoCompletion, IoError, IoKind, IoOp, ShutdownHow,
-    SocketKind, SocketOption,
+    Control, ControlOutcome, Fd, IoBuf, IoCompletion, IoError, IoKind, IoOp, OpenFlags,
+    ShutdownHow, SocketKind, SocketOption,
 };
 use tina_core::platform::{CompletionSink, IoBuffers, Submission};
 
@@ -105,6 +105,52 @@ fn result_word(r: Result<u32, IoError>) -> u64 {
     }
 }
 
+/// The completion of `p` with `result` (no peer address).
+fn completion(p: &PendingOp, result: Result<u32, IoError>) -> IoCompletion {
+    IoCompletion {
+        kind: p.op.kind(),
+        result,
+        buf: p.buf,
+        peer: None,
+    }
+}
+
+// The core names only buffers of its own pool (an outbound one is checked when the effect
+// is submitted, an inbound one is allocated then) and gives every op that fills a buffer
+// one (`IoKind::fills_buffer`). A missing buffer is a broken invariant: debug builds stop on
+// it; release builds leave the op pending.
+
+/// The bytes of buffer `buf`.
+fn buffer<'b>(bufs: &'b IoBuffers<'_>, buf: IoBuf) -> Option<&'b [u8]> {
+    let bytes = bufs.get(buf);
+    debug_assert!(
+        bytes.is_some(),
+        "the core names a buffer outside its pool: {buf:?}"
+    );
+    bytes
+}
+
+/// The bytes of buffer `buf`, writable.
+fn buffer_mut<'b>(bufs: &'b mut IoBuffers<'_>, buf: IoBuf) -> Option<&'b mut [u8]> {
+    let bytes = bufs.get_mut(buf);
+    debug_assert!(
+        bytes.is_some(),
+        "the core names a buffer outside its pool: {buf:?}"
+    );
+    bytes
+}
+
+/// The buffer the core attached to `p`, an op that fills one.
+fn inbound_buffer(p: &PendingOp) -> Option<IoBuf> {
+    debug_assert!(p.buf.is_some(), "the core attaches no buffer to {:?}", p.op);
+    p.buf
+}
+
+/// A copy of the first `len` bytes of buffer `buf`.
+fn buffer_bytes(sink: &mut dyn CompletionSink, buf: IoBuf, len: u32) -> Option<Vec<u8>> {
+    buffer(&sink.buffers(), buf).map(|d| d[..(len as usize).min(d.len())].to_vec())
+}
+
 impl World {
     pub(crate) fn io_submit(
         &mut self,
@@ -122,9 +168,7 @@ impl World {
                         IoOp::Open { path_len, .. } => path_len,
                         _ => 0,
                     } as usize;
-                    buffers
-                        .get(b)
-                        .map_or(0, |d| crate::hash::digest64(&d[..len.min(d.len())]))
+                    buffer(buffers, b).map_or(0, |d| crate::hash::digest64(&d[..len.min(d.len())]))
                 }
                 _ => 0,
             };
@@ -189,7 +233,7 @@ impl World {
             let Some(c) = completion else { continue };
             done[i] = true;
             let digest = match (c.kind.fills_buffer(), c.result, c.buf) {
-                (true, Ok(n), Some(b)) => sink.buffers().get(b).map_or(0, |d| {
+                (true, Ok(n), Some(b)) => buffer(&sink.buffers(), b).map_or(0, |d| {
                     crate::hash::digest64(&d[..(n as usize).min(d.len())])
                 }),
                 _ => 0,
@@ -295,146 +339,52 @@ impl World {
         n
     }
 
+    /// Tries `p` once: `Some` with its completion, or `None` while it must wait. An
+    /// injected `io-error` and a descriptor closed since submission complete it first; each
+    /// operation then runs against the kernel in its own step below.
     fn execute(
         &mut self,
         shard: u8,
         p: &mut PendingOp,
         sink: &mut dyn CompletionSink,
     ) -> Option<IoCompletion> {
-        let kind = p.op.kind();
-        let injected = self.injected_error(shard, p);
-        let pbuf = p.buf;
-        let done = |result: Result<u32, IoError>| IoCompletion {
-            kind,
-            result,
-            buf: pbuf,
-            peer: None,
-        };
-        if let Some(e) = injected {
-            return Some(done(Err(e)));
+        if let Some(e) = self.injected_error(shard, p) {
+            return Some(completion(p, Err(e)));
         }
-        let now = self.now;
         if let Some(fd) = op_fd(&p.op)
             && self.kernel.fd_serial(shard, fd) != p.fd_serial
         {
             // The descriptor was closed after submission (its number may be reused now).
-            return Some(done(Err(IoError::BadDescriptor)));
+            return Some(completion(p, Err(IoError::BadDescriptor)));
         }
+        let p = &*p;
         match p.op {
-            IoOp::Close { fd } => Some(done(self.close_fd(shard, fd))),
-            IoOp::Accept { listener } => {
-                let id = match self.kernel.fd_socket(shard, listener) {
-                    Ok(id) => id,
-                    Err(e) => return Some(done(Err(e))),
-                };
-                let server = match &mut self.kernel.sock_mut(id).state {
-                    TcpState::Listening { queue, .. } => queue.pop_front()?,
-                    TcpState::Closed => return Some(done(Err(IoError::BadDescriptor))),
-                    _ => return Some(done(Err(IoError::InvalidInput))),
-                };
-                match self.kernel.fd_alloc(shard, FdEntry::Socket(server)) {
-                    Ok(fd) => {
-                        let peer = self.kernel.sock(server).remote;
-                        Some(IoCompletion {
-                            kind,
-                            result: Ok(fd.0 as u32),
-                            buf: p.buf,
-                            peer,
-                        })
-                    }
-                    Err(e) => {
-                        self.kernel.reset_pair(server);
-                        self.kernel.set_closed(server);
-                        Some(done(Err(e)))
-                    }
-                }
-            }
-            IoOp::Connect { socket, addr } => {
-                let id = match self.kernel.fd_socket(shard, socket) {
-                    Ok(id) => id,
-                    Err(e) => return Some(done(Err(e))),
-                };
-                if matches!(self.kernel.sock(id).state, TcpState::Idle) {
-                    self.tcp_connect(id, addr);
-                }
-                match self.kernel.sock(id).state {
-                    TcpState::Established { ready_at, .. } if ready_at <= now => Some(done(Ok(0))),
-                    TcpState::Failed { error, ready_at } if ready_at <= now => {
-                        self.kernel.sock_mut(id).state = TcpState::Idle;
-                        Some(done(Err(error)))
-                    }
-                    TcpState::Established { .. } | TcpState::Failed { .. } => None,
-                    _ => Some(done(Err(IoError::InvalidInput))),
-                }
-            }
-            IoOp::Recv { socket, len } => {
-                let id = match self.kernel.fd_socket(shard, socket) {
-                    Ok(id) => id,
-                    Err(e) => return Some(done(Err(e))),
-                };
-                let buf = p.buf?;
-                let n = self.stream_readable(id, now)?;
-                let n = match n {
-                    Err(e) => return Some(done(Err(e))),
-                    Ok(0) => return Some(done(Ok(0))),
-                    Ok(n) => n,
-                };
-                let size = sink.buffers().buffer_size();
-                let want = n.min(len as usize).min(size);
-                let want = self.maybe_short(shard, want);
-                let mut bufs = sink.buffers();
-                let dst = bufs.get_mut(buf)?;
-                let got = self.kernel.take_bytes(id, now, &mut dst[..want]);
-                Some(done(Ok(got as u32)))
-            }
+            IoOp::Close { fd } => Some(completion(p, self.close_fd(shard, fd))),
+            IoOp::Accept { listener } => self.exec_accept(shard, p, listener),
+            IoOp::Connect { socket, addr } => self.exec_connect(shard, p, socket, addr),
+            IoOp::Recv { socket, len } => self.exec_recv(shard, p, socket, len, sink),
             IoOp::Send { socket, buf, len } => {
-                let data = sink
-                    .buffers()
-                    .get(buf)
-                    .map(|d| d[..(len as usize).min(d.len())].to_vec())?;
+                let data = buffer_bytes(sink, buf, len)?;
                 self.stream_send(shard, socket, &data)
-                    .map(|r| done(r.map(|n| n as u32)))
+                    .map(|r| completion(p, r.map(|n| n as u32)))
             }
             IoOp::SendFile {
                 out,
                 file,
                 offset,
                 len,
-            } => {
-                let data = match self.file_read(shard, file, offset, len as usize) {
-                    Ok(d) => d,
-                    Err(e) => return Some(done(Err(e))),
-                };
-                if data.is_empty() {
-                    return Some(done(Ok(0)));
-                }
-                self.stream_send(shard, out, &data)
-                    .map(|r| done(r.map(|n| n as u32)))
-            }
-            IoOp::Read { file, offset, len } => {
-                let buf = p.buf?;
-                let size = sink.buffers().buffer_size();
-                let data = match self.file_read(shard, file, offset, (len as usize).min(size)) {
-                    Ok(d) => d,
-                    Err(e) => return Some(done(Err(e))),
-                };
-                let n = self.maybe_short(shard, data.len());
-                let mut bufs = sink.buffers();
-                bufs.get_mut(buf)?[..n].copy_from_slice(&data[..n]);
-                Some(done(Ok(n as u32)))
-            }
+            } => self.exec_send_file(shard, p, out, file, offset, len),
+            IoOp::Read { file, offset, len } => self.exec_read(shard, p, file, offset, len, sink),
             IoOp::Write {
                 file,
                 offset,
                 buf,
                 len,
             } => {
-                let data = sink
-                    .buffers()
-                    .get(buf)
-                    .map(|d| d[..(len as usize).min(d.len())].to_vec())?;
+                let data = buffer_bytes(sink, buf, len)?;
                 let n = self.maybe_short(shard, data.len());
-                Some(done(
+                Some(completion(
+                    p,
                     self.file_write(shard, file, offset, &data[..n])
                         .map(|n| n as u32),
                 ))
@@ -445,31 +395,8 @@ impl World {
                 flags,
                 ..
             } => {
-                let bytes = sink
-                    .buffers()
-                    .get(path)
-                    .map(|d| d[..(path_len as usize).min(d.len())].to_vec())?;
-                let Ok(path) = String::from_utf8(bytes) else {
-                    return Some(done(Err(IoError::InvalidInput)));
-                };
-                let disk = &mut self.kernel.disks[usize::from(shard)];
-                match disk.get_mut(&path) {
-                    None if !flags.create => return Some(done(Err(IoError::NotFound))),
-                    None => {
-                        disk.insert(path.clone(), Vec::new());
-                    }
-                    Some(data) if flags.truncate => data.clear(),
-                    Some(_) => {}
-                }
-                let entry = FdEntry::File {
-                    path,
-                    read: flags.read || !flags.write,
-                    write: flags.write || flags.append,
-                    append: flags.append,
-                };
-                Some(done(
-                    self.kernel.fd_alloc(shard, entry).map(|fd| fd.0 as u32),
-                ))
+                let bytes = buffer_bytes(sink, path, path_len)?;
+                Some(completion(p, self.exec_open(shard, bytes, flags)))
             }
             IoOp::SendTo {
                 socket,
@@ -479,38 +406,195 @@ impl World {
             } => {
                 let id = match self.kernel.fd_socket(shard, socket) {
                     Ok(id) => id,
-                    Err(e) => return Some(done(Err(e))),
+                    Err(e) => return Some(completion(p, Err(e))),
                 };
-                let data = sink
-                    .buffers()
-                    .get(buf)
-                    .map(|d| d[..(len as usize).min(d.len())].to_vec())?;
+                let data = buffer_bytes(sink, buf, len)?;
                 self.udp_send(id, addr, data);
-                Some(done(Ok(len)))
+                Some(completion(p, Ok(len)))
             }
-            IoOp::RecvFrom { socket, len } => {
-                let id = match self.kernel.fd_socket(shard, socket) {
-                    Ok(id) => id,
-                    Err(e) => return Some(done(Err(e))),
-                };
-                let buf = p.buf?;
-                let s = self.kernel.sock_mut(id);
-                if s.dgrams.front().is_none_or(|d| d.ready_at > now) {
-                    return None;
-                }
-                let d = s.dgrams.pop_front()?;
-                let mut bufs = sink.buffers();
-                let dst = bufs.get_mut(buf)?;
-                let n = d.bytes.len().min(len as usize).min(dst.len());
-                dst[..n].copy_from_slice(&d.bytes[..n]);
+            IoOp::RecvFrom { socket, len } => self.exec_recv_from(shard, p, socket, len, sink),
+        }
+    }
+
+    /// Accept: the next connection of the listener's queue gets a descriptor (wait while the
+    /// queue is empty; a full descriptor table resets the connection).
+    fn exec_accept(&mut self, shard: u8, p: &PendingOp, listener: Fd) -> Option<IoCompletion> {
+        let id = match self.kernel.fd_socket(shard, listener) {
+            Ok(id) => id,
+            Err(e) => return Some(completion(p, Err(e))),
+        };
+        let server = match &mut self.kernel.sock_mut(id).state {
+            TcpState::Listening { queue, .. } => queue.pop_front()?,
+            TcpState::Closed => return Some(completion(p, Err(IoError::BadDescriptor))),
+            _ => return Some(completion(p, Err(IoError::InvalidInput))),
+        };
+        match self.kernel.fd_alloc(shard, FdEntry::Socket(server)) {
+            Ok(fd) => {
+                let peer = self.kernel.sock(server).remote;
                 Some(IoCompletion {
-                    kind,
-                    result: Ok(n as u32),
-                    buf: p.buf,
-                    peer: Some(d.from),
+                    peer,
+                    ..completion(p, Ok(fd.0 as u32))
                 })
             }
+            Err(e) => {
+                self.kernel.reset_pair(server);
+                self.kernel.set_closed(server);
+                Some(completion(p, Err(e)))
+            }
         }
+    }
+
+    /// Connect: starts the handshake on first try, then completes once it is established or
+    /// has failed (`ready_at` models the round trip).
+    fn exec_connect(
+        &mut self,
+        shard: u8,
+        p: &PendingOp,
+        socket: Fd,
+        addr: SocketAddr,
+    ) -> Option<IoCompletion> {
+        let now = self.now;
+        let id = match self.kernel.fd_socket(shard, socket) {
+            Ok(id) => id,
+            Err(e) => return Some(completion(p, Err(e))),
+        };
+        if matches!(self.kernel.sock(id).state, TcpState::Idle) {
+            self.tcp_connect(id, addr);
+        }
+        match self.kernel.sock(id).state {
+            TcpState::Established { ready_at, .. } if ready_at <= now => Some(completion(p, Ok(0))),
+            TcpState::Failed { error, ready_at } if ready_at <= now => {
+                self.kernel.sock_mut(id).state = TcpState::Idle;
+                Some(completion(p, Err(error)))
+            }
+            TcpState::Established { .. } | TcpState::Failed { .. } => None,
+            _ => Some(completion(p, Err(IoError::InvalidInput))),
+        }
+    }
+
+    /// Recv: moves the readable bytes (at most `len`, one buffer, maybe short) into the
+    /// op's buffer; waits while nothing is readable.
+    fn exec_recv(
+        &mut self,
+        shard: u8,
+        p: &PendingOp,
+        socket: Fd,
+        len: u32,
+        sink: &mut dyn CompletionSink,
+    ) -> Option<IoCompletion> {
+        let now = self.now;
+        let id = match self.kernel.fd_socket(shard, socket) {
+            Ok(id) => id,
+            Err(e) => return Some(completion(p, Err(e))),
+        };
+        let buf = inbound_buffer(p)?;
+        let n = match self.stream_readable(id, now)? {
+            Err(e) => return Some(completion(p, Err(e))),
+            Ok(0) => return Some(completion(p, Ok(0))),
+            Ok(n) => n,
+        };
+        let size = sink.buffers().buffer_size();
+        let want = n.min(len as usize).min(size);
+        let want = self.maybe_short(shard, want);
+        let mut bufs = sink.buffers();
+        let dst = buffer_mut(&mut bufs, buf)?;
+        let got = self.kernel.take_bytes(id, now, &mut dst[..want]);
+        Some(completion(p, Ok(got as u32)))
+    }
+
+    /// SendFile: reads from the file and sends what the peer's receive buffer takes.
+    fn exec_send_file(
+        &mut self,
+        shard: u8,
+        p: &PendingOp,
+        out: Fd,
+        file: Fd,
+        offset: u64,
+        len: u32,
+    ) -> Option<IoCompletion> {
+        let data = match self.file_read(shard, file, offset, len as usize) {
+            Ok(d) => d,
+            Err(e) => return Some(completion(p, Err(e))),
+        };
+        if data.is_empty() {
+            return Some(completion(p, Ok(0)));
+        }
+        self.stream_send(shard, out, &data)
+            .map(|r| completion(p, r.map(|n| n as u32)))
+    }
+
+    /// Read: copies file bytes (at most one buffer, maybe short) into the op's buffer.
+    fn exec_read(
+        &mut self,
+        shard: u8,
+        p: &PendingOp,
+        file: Fd,
+        offset: u64,
+        len: u32,
+        sink: &mut dyn CompletionSink,
+    ) -> Option<IoCompletion> {
+        let buf = inbound_buffer(p)?;
+        let size = sink.buffers().buffer_size();
+        let data = match self.file_read(shard, file, offset, (len as usize).min(size)) {
+            Ok(d) => d,
+            Err(e) => return Some(completion(p, Err(e))),
+        };
+        let n = self.maybe_short(shard, data.len());
+        let mut bufs = sink.buffers();
+        buffer_mut(&mut bufs, buf)?[..n].copy_from_slice(&data[..n]);
+        Some(completion(p, Ok(n as u32)))
+    }
+
+    /// Open: looks the UTF-8 `path` up on the shard's disk (creating or truncating it as
+    /// `flags` say) and allocates a descriptor for it.
+    fn exec_open(&mut self, shard: u8, path: Vec<u8>, flags: OpenFlags) -> Result<u32, IoError> {
+        let Ok(path) = String::from_utf8(path) else {
+            return Err(IoError::InvalidInput);
+        };
+        let disk = &mut self.kernel.disks[usize::from(shard)];
+        match disk.get_mut(&path) {
+            None if !flags.create => return Err(IoError::NotFound),
+            None => {
+                disk.insert(path.clone(), Vec::new());
+            }
+            Some(data) if flags.truncate => data.clear(),
+            Some(_) => {}
+        }
+        let entry = FdEntry::File {
+            path,
+            read: flags.read || !flags.write,
+            write: flags.write || flags.append,
+            append: flags.append,
+        };
+        self.kernel.fd_alloc(shard, entry).map(|fd| fd.0 as u32)
+    }
+
+    /// RecvFrom: the next due datagram (cut to `len` and the buffer) with its sender; waits
+    /// while none is due.
+    fn exec_recv_from(
+        &mut self,
+        shard: u8,
+        p: &PendingOp,
+        socket: Fd,
+        len: u32,
+        sink: &mut dyn CompletionSink,
+    ) -> Option<IoCompletion> {
+        let now = self.now;
+        let id = match self.kernel.fd_socket(shard, socket) {
+            Ok(id) => id,
+            Err(e) => return Some(completion(p, Err(e))),
+        };
+        let buf = inbound_buffer(p)?;
+        let s = self.kernel.sock_mut(id);
+        let d = s.dgrams.pop_front_if(|d| d.ready_at <= now)?;
+        let mut bufs = sink.buffers();
+        let dst = buffer_mut(&mut bufs, buf)?;
+        let n = d.bytes.len().min(len as usize).min(dst.len());
+        dst[..n].copy_from_slice(&d.bytes[..n]);
+        Some(IoCompletion {
+            peer: Some(d.from),
+            ..completion(p, Ok(n as u32))
+        })
     }
 
     /// For a receive on `id`: `None` to wait, `Some(Ok(0))` at EOF, `Some(Ok(n))` when `n`

@@ -1,4 +1,5 @@
-//! `SimPlatform`: the core's platform seam, implemented over the shared simulated world.
+//! `SimPlatform`: the core's platform seam, implemented over the shared simulated world as
+//! a `platform::Bundle` of four parts (the core borrows them through `Platform::parts`).
 //!
 //! | part | what it does in the simulator |
 //! |---|---|
@@ -113,13 +114,12 @@ enum Verdict {
 
 /// `catch_unwind` plus handler faults.
 ///
-/// The core's `Trap::run` does not say whether it runs a handler or an `init`, so the trap
-/// infers it: calls while the shard is revived, calls nested inside another trapped call (a
-/// spawn from a handler), and the first call after a call that crashed or panicked (almost
-/// always supervision restarting that isolate) are treated as `init`s; other calls are
-/// handlers. A misclassified call fails the same way either way (the trap returns
-/// `Panicked`); only the fault it is counted under differs. No fault is injected while the
-/// system boots.
+/// The core says which call it runs ([`TrapCall::kind`]): an `init` may fail under the
+/// `init-failure` fault; a handler may crash instead of running (`isolate-crash`) or panic
+/// after running (`handler-panic`); during a whole-shard crash (`shard-crash`) every call
+/// fails. No fault is injected while the system boots (round 0) or after the faulty phase; a
+/// shard the operator revives during the faulty phase runs its `init`s under the same faults
+/// as any other.
 pub struct SimTrap {
     shard: u8,
     world: WorldRef,
@@ -134,10 +134,6 @@ impl SimTrap {
         let faults = w.faults;
         let t = &mut w.traps[sh];
         let init = call.kind == CallKind::Init;
-        if t.depth == 0 {
-            t.after_crash = false;
-        }
-        t.depth += 1;
         if !faulty {
             return (Verdict::Run, init);
         }
@@ -179,11 +175,6 @@ impl Trap for SimTrap {
         };
         let mut w = self.world.borrow_mut();
         let shard = self.shard;
-        let t = &mut w.traps[usize::from(shard)];
-        t.depth -= 1;
-        if t.depth == 0 && outcome.is_err() {
-            t.after_crash = true;
-        }
         let code = match (verdict, outcome) {
             (Verdict::Fail(kind), _) => {
                 let t = &mut w.traps[usize::from(shard)];

@@ -1,4 +1,4 @@
-//! What a simulation test provides besides the spec: clients, checks and a goal.
+//! What a simulation test provides besides the `SystemSpec`: clients, checks and a goal.
 //!
 //! A [`Scenario`] is driven by the round loop:
 //!

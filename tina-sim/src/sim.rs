@@ -14,8 +14,8 @@
 //!                                             nothing left at all: quiescent
 //! ```
 //!
-//! After a pass, every shard is shut down gracefully (forced after the spec's shutdown
-//! timeout) and must give back every envelope, timer, I/O buffer and descriptor; a leak is
+//! After a pass, every shard is shut down gracefully (forced after the `SystemSpec`'s
+//! shutdown timeout) and must give back every envelope, timer, I/O buffer and descriptor; a leak is
 //! reported in [`Report::shutdown`] (a checker violation with `strict_shutdown`).
 //!
 //! The run ends with **pass** when the scenario's goal holds in the liveness phase,
@@ -86,7 +86,7 @@ impl fmt::Display for Outcome {
 pub struct Report {
     /// The seed.
     pub seed: u64,
-    /// Nanoseconds per tick (from the spec), to convert virtual time.
+    /// Nanoseconds per tick (from the `SystemSpec`), to convert virtual time.
     pub tick_ns: u64,
     /// How it ended.
     pub outcome: Outcome,
@@ -240,6 +240,18 @@ fn failed_boot(config: &SimConfig, faults: FaultConfig, world: &WorldRef, msg: S
 /// unless a far deadline makes time jump; a liveness phase that reaches it fails.
 const TIME_LIMIT: u64 = 1 << 63;
 
+/// Where the round loop is.
+struct Progress {
+    /// Virtual time of the current round, in ticks.
+    now: u64,
+    /// When the liveness phase started (`None`: still the faulty phase).
+    liveness_at: Option<u64>,
+    /// Nothing could run at the end of the last round (or the goal was reached early).
+    quiescent: bool,
+    /// Rounds run.
+    rounds: u64,
+}
+
 struct Simulation<'s, 'a> {
     shards: Vec<Shard<'a, SimPlatform>>,
     world: &'s WorldRef,
@@ -268,7 +280,6 @@ impl<'s, 'a> Simulation<'s, 'a> {
     ) -> Result<Simulation<'s, 'a>, BootError> {
         let mut shards = Vec::with_capacity(regions.regions.len());
         for (i, blocks) in regions.regions.iter_mut().enumerate() {
-            world.borrow_mut().traps[i].booting = true;
             let platform = crate::platform::sim_platform(i as u8, world);
             let shard = Shard::new(
                 spec,
@@ -276,7 +287,6 @@ impl<'s, 'a> Simulation<'s, 'a> {
                 RegionBlock::as_bytes(blocks),
                 platform,
             );
-            world.borrow_mut().traps[i].booting = false;
             shards.push(shard?);
         }
         let n = shards.len();
@@ -314,107 +324,159 @@ impl<'s, 'a> Simulation<'s, 'a> {
         f(&view);
     }
 
+    /// The whole run: rounds until an outcome, then [`Simulation::finish`].
     fn run(&mut self, scenario: &mut dyn Scenario) -> Report {
-        let mut now = 1u64;
-        let mut liveness_at: Option<u64> = None;
-        let mut quiescent = false;
-        let mut rounds = 0u64;
+        let mut at = Progress {
+            now: 1,
+            liveness_at: None,
+            quiescent: false,
+            rounds: 0,
+        };
         let outcome = loop {
-            // Phase changes.
-            if liveness_at.is_none() && (now >= self.config.ticks || quiescent) {
-                liveness_at = Some(now);
-                self.start_liveness(now, scenario);
-            }
-            if let Some(start) = liveness_at {
-                if now >= start.saturating_add(self.config.liveness_ticks) {
-                    break Outcome::Liveness(format!(
-                        "goal not reached within {} ticks after faults stopped (t{start}..t{now})",
-                        self.config.liveness_ticks
-                    ));
-                }
-                if now >= TIME_LIMIT {
-                    break Outcome::Liveness(format!(
-                        "virtual time reached its limit (t{TIME_LIMIT}) without the goal (liveness phase from t{start})"
-                    ));
-                }
-            }
-            rounds += 1;
-            {
-                let mut w = self.world.borrow_mut();
-                w.now = now;
-                w.round = rounds;
-                let phase = w.phase;
-                w.trace.ev(Ev::Round, &[rounds, now, phase as u64], || {
-                    format!("r{rounds} t{now} {phase:?}")
-                });
-            }
-            if liveness_at.is_none() {
-                self.fault_engine(now);
-            }
-            self.operator(now, liveness_at.is_some());
-            // Clients.
-            let events_before = self.world.borrow().kernel.client_events;
-            let wake = {
-                let mut w = self.world.borrow_mut();
-                let mut env = Env {
-                    world: &mut w,
-                    rng: &mut self.rng_scenario,
-                };
-                scenario.poll(&mut env)
-            };
-            // Step every shard once, in a shuffled order.
-            let mut order: Vec<usize> = (0..self.shards.len()).collect();
-            self.rng_sched.shuffle(&mut order);
-            let mut busy = false;
-            let mut deadline: Option<u64> = None;
-            for s in order {
-                let r = self.step_shard(s, now);
-                busy |= r.work_remaining;
-                if let Some(d) = r.next_deadline {
-                    deadline = Some(deadline.map_or(d.ticks(), |x: u64| x.min(d.ticks())));
-                }
-            }
-            if let Some(v) = self.world.borrow().violations.first() {
-                break Outcome::Checker(v.clone());
-            }
-            // Next tick.
-            let client_changed = self.world.borrow().kernel.client_events != events_before;
-            let next = self.next_tick(
-                now,
-                busy || client_changed || wake == Wake::Busy,
-                deadline,
-                wake,
-                liveness_at,
-            );
-            quiescent = next.is_none();
-            // Checkers.
-            if (rounds.is_multiple_of(self.config.check_every_rounds.max(1)) || quiescent)
-                && let Err(v) = self.run_checkers(scenario, quiescent)
-            {
-                break Outcome::Checker(v);
-            }
-            // Goal.
-            if liveness_at.is_some() || quiescent || rounds.is_multiple_of(16) {
-                let mut reached = false;
-                self.view(quiescent, &mut |v| reached = scenario.goal(v));
-                if reached {
-                    if liveness_at.is_some() {
-                        break Outcome::Pass;
-                    }
-                    // Reached during the faulty phase: stop the faults and confirm.
-                    quiescent = true;
-                }
-            }
-            match next {
-                Some(t) => now = t.min(TIME_LIMIT),
-                None if liveness_at.is_some() => {
-                    break Outcome::Liveness(format!(
-                        "the system went quiescent at t{now} without reaching the scenario's goal"
-                    ));
-                }
-                None => now = (now + 1).min(TIME_LIMIT),
+            if let Some(outcome) = self.round(&mut at, scenario) {
+                break outcome;
             }
         };
+        self.finish(outcome, &mut at, scenario)
+    }
+
+    /// One round (see the module's diagram): phase change, fault engine and operator,
+    /// clients, every shard once, checkers, goal, next tick. `Some` ends the run.
+    fn round(&mut self, at: &mut Progress, scenario: &mut dyn Scenario) -> Option<Outcome> {
+        if let Some(outcome) = self.phase_change(at, scenario) {
+            return Some(outcome);
+        }
+        at.rounds += 1;
+        let (now, rounds) = (at.now, at.rounds);
+        {
+            let mut w = self.world.borrow_mut();
+            w.now = now;
+            w.round = rounds;
+            let phase = w.phase;
+            w.trace.ev(Ev::Round, &[rounds, now, phase as u64], || {
+                format!("r{rounds} t{now} {phase:?}")
+            });
+        }
+        if at.liveness_at.is_none() {
+            self.fault_engine(now);
+        }
+        self.operator(now, at.liveness_at.is_some());
+        // Clients.
+        let events_before = self.world.borrow().kernel.client_events;
+        let wake = {
+            let mut w = self.world.borrow_mut();
+            let mut env = Env {
+                world: &mut w,
+                rng: &mut self.rng_scenario,
+            };
+            scenario.poll(&mut env)
+        };
+        let (busy, deadline) = self.step_all(now);
+        if let Some(v) = self.world.borrow().violations.first() {
+            return Some(Outcome::Checker(v.clone()));
+        }
+        // Next tick.
+        let client_changed = self.world.borrow().kernel.client_events != events_before;
+        let next = self.next_tick(
+            now,
+            busy || client_changed || wake == Wake::Busy,
+            deadline,
+            wake,
+            at.liveness_at,
+        );
+        at.quiescent = next.is_none();
+        if let Some(outcome) = self.check_and_goal(at, scenario) {
+            return Some(outcome);
+        }
+        match next {
+            Some(t) => at.now = t.min(TIME_LIMIT),
+            None if at.liveness_at.is_some() => {
+                return Some(Outcome::Liveness(format!(
+                    "the system went quiescent at t{now} without reaching the scenario's goal"
+                )));
+            }
+            None => at.now = (now + 1).min(TIME_LIMIT),
+        }
+        None
+    }
+
+    /// Enters the liveness phase once the faulty phase is over (its length reached, or the
+    /// system quiescent); in the liveness phase, fails the run once its bound has passed.
+    fn phase_change(&mut self, at: &mut Progress, scenario: &mut dyn Scenario) -> Option<Outcome> {
+        let now = at.now;
+        if at.liveness_at.is_none() && (now >= self.config.ticks || at.quiescent) {
+            at.liveness_at = Some(now);
+            self.start_liveness(now, scenario);
+        }
+        let start = at.liveness_at?;
+        if now >= start.saturating_add(self.config.liveness_ticks) {
+            return Some(Outcome::Liveness(format!(
+                "goal not reached within {} ticks after faults stopped (t{start}..t{now})",
+                self.config.liveness_ticks
+            )));
+        }
+        if now >= TIME_LIMIT {
+            return Some(Outcome::Liveness(format!(
+                "virtual time reached its limit (t{TIME_LIMIT}) without the goal (liveness phase from t{start})"
+            )));
+        }
+        None
+    }
+
+    /// Steps every shard once at `now`, in an order shuffled by the scheduling stream;
+    /// returns whether any shard has work left and the earliest deadline any reported.
+    fn step_all(&mut self, now: u64) -> (bool, Option<u64>) {
+        let mut order: Vec<usize> = (0..self.shards.len()).collect();
+        self.rng_sched.shuffle(&mut order);
+        let mut busy = false;
+        let mut deadline: Option<u64> = None;
+        for s in order {
+            let r = self.step_shard(s, now);
+            busy |= r.work_remaining;
+            if let Some(d) = r.next_deadline {
+                deadline = Some(deadline.map_or(d.ticks(), |x: u64| x.min(d.ticks())));
+            }
+        }
+        (busy, deadline)
+    }
+
+    /// The checkers (every `check_every_rounds` rounds, and when quiescent), then the goal:
+    /// reached in the liveness phase it passes the run; reached during the faulty phase it
+    /// marks the system quiescent, so the next round stops the faults and confirms it.
+    fn check_and_goal(
+        &mut self,
+        at: &mut Progress,
+        scenario: &mut dyn Scenario,
+    ) -> Option<Outcome> {
+        if (at
+            .rounds
+            .is_multiple_of(self.config.check_every_rounds.max(1))
+            || at.quiescent)
+            && let Err(v) = self.run_checkers(scenario, at.quiescent)
+        {
+            return Some(Outcome::Checker(v));
+        }
+        if at.liveness_at.is_some() || at.quiescent || at.rounds.is_multiple_of(16) {
+            let mut reached = false;
+            self.view(at.quiescent, &mut |v| reached = scenario.goal(v));
+            if reached {
+                if at.liveness_at.is_some() {
+                    return Some(Outcome::Pass);
+                }
+                at.quiescent = true;
+            }
+        }
+        None
+    }
+
+    /// After the round loop: a pass is confirmed by a last run of the checkers and by a
+    /// graceful shutdown, then the report is assembled.
+    fn finish(
+        &mut self,
+        outcome: Outcome,
+        at: &mut Progress,
+        scenario: &mut dyn Scenario,
+    ) -> Report {
         let outcome = match outcome {
             Outcome::Pass => match self.run_checkers(scenario, true) {
                 Ok(()) => Outcome::Pass,
@@ -426,7 +488,7 @@ impl<'s, 'a> Simulation<'s, 'a> {
         self.view(false, &mut |v| summary = scenario.summary(v));
         let mut shutdown = None;
         let outcome = match outcome {
-            Outcome::Pass => match self.shutdown_phase(&mut now) {
+            Outcome::Pass => match self.shutdown_phase(&mut at.now) {
                 Ok(()) => {
                     shutdown = Some("clean".to_string());
                     Outcome::Pass
@@ -450,9 +512,9 @@ impl<'s, 'a> Simulation<'s, 'a> {
             outcome,
             trace_hash: w.trace.hash(),
             faults: self.faults,
-            rounds,
-            ticks: now,
-            liveness_at,
+            rounds: at.rounds,
+            ticks: at.now,
+            liveness_at: at.liveness_at,
             dispatches: self.shards.iter().map(|s| s.counters().dispatches).sum(),
             events: w.trace.events(),
             injected: w.injected,
@@ -466,7 +528,7 @@ impl<'s, 'a> Simulation<'s, 'a> {
         }
     }
 
-    /// After a passing run: a graceful shutdown of every shard (forced after the spec's
+    /// After a passing run: a graceful shutdown of every shard (forced after the `SystemSpec`'s
     /// shutdown timeout), then every shard must have returned everything — no envelope,
     /// timer or I/O buffer in use, no descriptor left open, no operation pending.
     fn shutdown_phase(&mut self, now: &mut u64) -> Result<(), String> {
@@ -572,7 +634,6 @@ impl<'s, 'a> Simulation<'s, 'a> {
                 p.owner_live = shard.is_live(p.owner);
             }
             w.tallies[s] = Default::default();
-            w.traps[s].after_crash = false;
         }
         let r = self.shards[s].step(Instant::from_ticks(now));
         let c = self.shards[s].counters();
@@ -703,10 +764,8 @@ impl<'s, 'a> Simulation<'s, 'a> {
                 continue;
             }
             self.quarantined_since[s] = None;
-            self.world.borrow_mut().traps[s].booting = true;
             let r = self.shards[s].revive(tina_core::Instant::from_ticks(now));
             let mut w = self.world.borrow_mut();
-            w.traps[s].booting = false;
             w.trace
                 .ev(Ev::Fault, &[s as u64, u64::from(r.is_ok())], || {
                     format!("operator revives s{s}: {r:?}")

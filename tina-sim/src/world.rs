@@ -5,7 +5,8 @@
 //! `Rc<RefCell<_>>`; each platform part borrows it for the duration of one call from the core
 //! and never while user code runs (the trap drops its borrow before calling the handler).
 //! The world's behaviour is split by concern: the network in `net`, sockets and files in
-//! `kernel`, the platform glue in `platform`.
+//! `kernel`, I/O operations and socket control against them in `ops`, the platform glue in
+//! `platform`.
 
 use crate::config::{FaultConfig, FaultKind};
 use crate::kernel::Kernel;
@@ -67,15 +68,8 @@ pub(crate) struct Partition {
 /// The per-shard state of the trap.
 pub(crate) struct TrapState {
     pub(crate) rng: SimRng,
-    /// Nested trap calls in progress (a spawn inside a handler is at depth 1).
-    pub(crate) depth: u32,
-    /// The shard is booting or being revived: every call is an `init`.
-    pub(crate) booting: bool,
     /// A whole-shard crash is in progress until this tick (every call fails).
     pub(crate) storm_until: Option<u64>,
-    /// The previous top-level call crashed or panicked: the next one is most likely
-    /// supervision restarting that isolate (an `init`).
-    pub(crate) after_crash: bool,
     /// Whether the current storm has been counted as an injected fault.
     pub(crate) storm_counted: bool,
 }
@@ -143,9 +137,6 @@ impl World {
             traps: (0..shard_count)
                 .map(|s| TrapState {
                     rng: SimRng::stream(seed, Domain::shard_trap(s as u8)),
-                    depth: 0,
-                    booting: false,
-                    after_crash: false,
                     storm_until: None,
                     storm_counted: false,
                 })

@@ -74,7 +74,6 @@ struct Client {
     to_send: usize,
     received: usize,
     poison: bool,
-    started_at: u64,
     progress_at: u64,
     liveness_session: bool,
     verified: u64,
@@ -112,7 +111,6 @@ impl EchoScenario {
                     to_send: 0,
                     received: 0,
                     poison: false,
-                    started_at: 0,
                     progress_at: 0,
                     liveness_session: false,
                     verified: 0,
@@ -155,122 +153,176 @@ fn end_session(c: &mut Client, env: &mut Env<'_>, verified: bool) {
     };
 }
 
+impl Client {
+    /// Starts a session at `now`: picks its length (and, in the faulty phase, sometimes the
+    /// poison byte) and connects.
+    fn start_session(&mut self, env: &mut Env<'_>, now: u64) {
+        let liveness = env.phase() == Phase::Liveness;
+        self.poison = !liveness && env.rng().below(40) == 0;
+        self.to_send = env.rng().range(1, 6_000) as usize;
+        self.sent.clear();
+        self.received = 0;
+        self.progress_at = now;
+        self.liveness_session = liveness;
+        self.socket = Some(env.connect(SERVICE));
+        self.stage = Stage::Connecting;
+    }
+
+    /// Waits for the connection: `None` once connected (talk on), else when to come back (a
+    /// refused connection is counted and retried after a pause).
+    fn connecting(&mut self, env: &mut Env<'_>, now: u64) -> Option<Wake> {
+        let Some(s) = self.socket else {
+            return Some(Wake::Busy);
+        };
+        match env.status(s) {
+            ClientStatus::Connecting => Some(Wake::Idle),
+            ClientStatus::Connected => {
+                self.stage = Stage::Talking;
+                None
+            }
+            _ => {
+                self.refused += 1;
+                env.close(s);
+                self.socket = None;
+                let pause = env.rng().range(5, 60);
+                self.stage = Stage::Waiting { at: now + pause };
+                Some(Wake::At(Instant::from_ticks(now + pause)))
+            }
+        }
+    }
+
+    /// Reads whatever came back, checking every byte against what client `i` sent (the
+    /// first difference goes to `corrupted`). `false`: the session ended (EOF or error).
+    fn read_echo(
+        &mut self,
+        i: usize,
+        s: ClientSocket,
+        env: &mut Env<'_>,
+        buf: &mut [u8],
+        corrupted: &mut Option<String>,
+    ) -> bool {
+        let now = env.now().ticks();
+        loop {
+            match env.read(s, buf) {
+                ClientRead::Data(n) => {
+                    let expected = self.sent.get(self.received..self.received + n);
+                    if expected != Some(&buf[..n]) && corrupted.is_none() {
+                        *corrupted = Some(format!(
+                            "client {i}: {n} bytes at offset {} differ from what it sent ({} sent)",
+                            self.received,
+                            self.sent.len()
+                        ));
+                    }
+                    self.received += n;
+                    self.progress_at = now;
+                }
+                ClientRead::WouldBlock => return true,
+                ClientRead::Eof => {
+                    let complete = self.stage == Stage::Draining
+                        && self.received == self.sent.len()
+                        && !self.poison;
+                    end_session(self, env, complete);
+                    return false;
+                }
+                ClientRead::Error(_) => {
+                    end_session(self, env, false);
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Sends the next chunk of random bytes (never the poison byte, unless this is a poison
+    /// session's first byte), keeping a bounded lead over what came back. `false`: the
+    /// write failed and the session ended.
+    fn send_chunk(
+        &mut self,
+        s: ClientSocket,
+        env: &mut Env<'_>,
+        now: u64,
+        chunk: &mut Vec<u8>,
+    ) -> bool {
+        let lead = self.sent.len() - self.received;
+        if lead >= 16_000 {
+            return true;
+        }
+        let n = (env.rng().range(1, 1_500) as usize).min(self.to_send - self.sent.len());
+        let start = self.sent.len();
+        chunk.resize(n, 0);
+        for part in chunk.chunks_mut(8) {
+            let word = env.rng().next_u64().to_le_bytes();
+            for (b, w) in part.iter_mut().zip(word) {
+                *b = w % 0xFF; // never the poison byte
+            }
+        }
+        if self.poison && start == 0 {
+            chunk[0] = POISON_BYTE;
+        }
+        match env.write(s, chunk) {
+            Ok(k) => {
+                self.sent.extend_from_slice(&chunk[..k]);
+                if k > 0 {
+                    self.progress_at = now;
+                }
+                true
+            }
+            Err(_) => {
+                end_session(self, env, false);
+                false
+            }
+        }
+    }
+}
+
 impl EchoScenario {
+    /// Moves client `i` through its session's stages as far as it can go now.
     fn drive(&mut self, i: usize, env: &mut Env<'_>) -> Wake {
         let now = env.now().ticks();
-        let c = &mut self.clients[i];
         loop {
+            let c = &mut self.clients[i];
             match c.stage {
                 Stage::Waiting { at } => {
                     if now < at {
                         return Wake::At(Instant::from_ticks(at));
                     }
-                    let liveness = env.phase() == Phase::Liveness;
-                    c.poison = !liveness && env.rng().below(40) == 0;
-                    c.to_send = env.rng().range(1, 6_000) as usize;
-                    c.sent.clear();
-                    c.received = 0;
-                    c.started_at = now;
-                    c.progress_at = now;
-                    c.liveness_session = liveness;
-                    c.socket = Some(env.connect(SERVICE));
-                    c.stage = Stage::Connecting;
+                    c.start_session(env, now);
                 }
                 Stage::Connecting => {
-                    let Some(s) = c.socket else { return Wake::Busy };
-                    match env.status(s) {
-                        ClientStatus::Connecting => return Wake::Idle,
-                        ClientStatus::Connected => c.stage = Stage::Talking,
-                        _ => {
-                            c.refused += 1;
-                            env.close(s);
-                            c.socket = None;
-                            let pause = env.rng().range(5, 60);
-                            c.stage = Stage::Waiting { at: now + pause };
-                            return Wake::At(Instant::from_ticks(now + pause));
-                        }
+                    if let Some(wake) = c.connecting(env, now) {
+                        return wake;
                     }
                 }
-                Stage::Talking | Stage::Draining => {
-                    let Some(s) = c.socket else { return Wake::Busy };
-                    // Read whatever came back, checking every byte.
-                    let buf = &mut self.read_buf;
-                    loop {
-                        match env.read(s, buf) {
-                            ClientRead::Data(n) => {
-                                let expected = c.sent.get(c.received..c.received + n);
-                                if expected != Some(&buf[..n]) && self.corrupted.is_none() {
-                                    self.corrupted = Some(format!(
-                                        "client {i}: {n} bytes at offset {} differ from what it sent ({} sent)",
-                                        c.received,
-                                        c.sent.len()
-                                    ));
-                                }
-                                c.received += n;
-                                c.progress_at = now;
-                            }
-                            ClientRead::WouldBlock => break,
-                            ClientRead::Eof => {
-                                let complete = c.stage == Stage::Draining
-                                    && c.received == c.sent.len()
-                                    && !c.poison;
-                                end_session(c, env, complete);
-                                return Wake::Busy;
-                            }
-                            ClientRead::Error(_) => {
-                                end_session(c, env, false);
-                                return Wake::Busy;
-                            }
-                        }
-                    }
-                    if c.stage == Stage::Talking {
-                        if c.sent.len() < c.to_send {
-                            // Send the next chunk (bounded lead over what came back).
-                            let lead = c.sent.len() - c.received;
-                            if lead < 16_000 {
-                                let n = (env.rng().range(1, 1_500) as usize)
-                                    .min(c.to_send - c.sent.len());
-                                let start = c.sent.len();
-                                let chunk = &mut self.chunk;
-                                chunk.resize(n, 0);
-                                for part in chunk.chunks_mut(8) {
-                                    let word = env.rng().next_u64().to_le_bytes();
-                                    for (b, w) in part.iter_mut().zip(word) {
-                                        *b = w % 0xFF; // never the poison byte
-                                    }
-                                }
-                                if c.poison && start == 0 {
-                                    chunk[0] = POISON_BYTE;
-                                }
-                                match env.write(s, chunk) {
-                                    Ok(k) => {
-                                        c.sent.extend_from_slice(&chunk[..k]);
-                                        if k > 0 {
-                                            c.progress_at = now;
-                                        }
-                                    }
-                                    Err(_) => {
-                                        end_session(c, env, false);
-                                        return Wake::Busy;
-                                    }
-                                }
-                            }
-                        } else {
-                            env.shutdown_write(s);
-                            c.stage = Stage::Draining;
-                        }
-                    }
-                    if now.saturating_sub(c.progress_at) > STALL_TICKS {
-                        end_session(c, env, false);
-                        return Wake::Busy;
-                    }
-                    return if c.stage == Stage::Talking && c.sent.len() < c.to_send {
-                        Wake::Busy
-                    } else {
-                        Wake::At(Instant::from_ticks(c.progress_at + STALL_TICKS + 1))
-                    };
-                }
+                Stage::Talking | Stage::Draining => return self.talk(i, env, now),
             }
+        }
+    }
+
+    /// A connected session: read and check the echo, send more (or half-close once all is
+    /// sent), and give the session up when it stalls.
+    fn talk(&mut self, i: usize, env: &mut Env<'_>, now: u64) -> Wake {
+        let c = &mut self.clients[i];
+        let Some(s) = c.socket else { return Wake::Busy };
+        if !c.read_echo(i, s, env, &mut self.read_buf, &mut self.corrupted) {
+            return Wake::Busy;
+        }
+        if c.stage == Stage::Talking {
+            if c.sent.len() < c.to_send {
+                if !c.send_chunk(s, env, now, &mut self.chunk) {
+                    return Wake::Busy;
+                }
+            } else {
+                env.shutdown_write(s);
+                c.stage = Stage::Draining;
+            }
+        }
+        if now.saturating_sub(c.progress_at) > STALL_TICKS {
+            end_session(c, env, false);
+            return Wake::Busy;
+        }
+        if c.stage == Stage::Talking && c.sent.len() < c.to_send {
+            Wake::Busy
+        } else {
+            Wake::At(Instant::from_ticks(c.progress_at + STALL_TICKS + 1))
         }
     }
 }

@@ -223,6 +223,46 @@ pub(super) fn sweep(out: &mut dyn Write, program: &str, a: &Args) -> i32 {
 
 /// `soak`: a sweep of every chosen scenario, with progress and a summary.
 pub(super) fn soak(out: &mut dyn Write, err: &mut dyn Write, program: &str, a: &Args) -> i32 {
+    soak_banner(out, program, a);
+    let started = Instant::now();
+    let mut last_progress = Instant::now();
+    let mut first_code = 0;
+    let mut failed_total = 0u64;
+    let mut failures: Vec<(&str, u64)> = Vec::new();
+    for entry in &a.entries {
+        let mut t = soak_scenario(out, program, a, entry, started, &mut last_progress);
+        failed_total = failed_total.saturating_add(t.failed);
+        if first_code == 0 {
+            first_code = t.first_code;
+        }
+        t.failures.sort_unstable();
+        failures.extend(t.failures.iter().map(|&s| (entry.name, s)));
+    }
+    let _ = writeln!(
+        out,
+        "soak: {} scenario{} x {} seeds, {failed_total} failed in {:.1}s",
+        a.entries.len(),
+        if a.entries.len() == 1 { "" } else { "s" },
+        a.seeds,
+        started.elapsed().as_secs_f64()
+    );
+    if failed_total > 0 {
+        let shown: Vec<String> = failures
+            .iter()
+            .take(SUMMARY_FAILURES_MAX)
+            .map(|(name, seed)| format!("{name}:{seed}"))
+            .collect();
+        let _ = writeln!(
+            err,
+            "soak failed: {failed_total} seeds, e.g. {} (replay commands above)",
+            shown.join(" ")
+        );
+    }
+    first_code
+}
+
+/// A soak's first lines: what it runs, and the command that repeats it.
+fn soak_banner(out: &mut dyn Write, program: &str, a: &Args) {
     let n = a.seeds;
     let names: Vec<&str> = a.entries.iter().map(|e| e.name).collect();
     let from = match &a.start_from {
@@ -242,88 +282,69 @@ pub(super) fn soak(out: &mut dyn Write, err: &mut dyn Write, program: &str, a: &
     );
     let _ = writeln!(out, "repeat: {}", repeat_command(program, a));
     let _ = out.flush();
-    let started = Instant::now();
-    let mut last_progress = Instant::now();
-    let mut first_code = 0;
-    let mut failed_total = 0u64;
-    let mut failures: Vec<(&str, u64)> = Vec::new();
-    for entry in &a.entries {
-        let began = Instant::now();
-        let mut t = Tally::default();
-        run_seeds(entry, a, n, &mut |r| {
-            t.add(&r);
-            if r.outcome != Outcome::Pass {
-                print_failure(out, program, entry.name, a, &r);
-            }
-            if last_progress.elapsed() >= PROGRESS_INTERVAL {
-                last_progress = Instant::now();
-                let _ = writeln!(
-                    out,
-                    "progress: {} {}/{n} seeds, {} failed; {:.0}s so far",
-                    entry.name,
-                    t.done,
-                    t.failed,
-                    started.elapsed().as_secs_f64()
-                );
-                let _ = out.flush();
-            }
-        });
-        let coverage: Vec<String> = FaultKind::ALL
-            .iter()
-            .filter(|k| entry.faults.contains(**k))
-            .map(|k| format!("{}={}%", k.name(), percent(t.covered[k.index()], n)))
-            .collect();
-        let _ = writeln!(
-            out,
-            "soak {}: {n} seeds, {} failed; {} dispatches, {} simulated ticks in {:.1}s; coverage: {}",
-            entry.name,
-            t.failed,
-            t.dispatches,
-            t.ticks,
-            began.elapsed().as_secs_f64(),
-            if coverage.is_empty() {
-                "no faults apply".to_string()
-            } else {
-                coverage.join(" ")
-            }
-        );
-        if t.leaked > 0 {
+}
+
+/// One scenario of a soak: its seeds (failures and progress printed as they come), then
+/// its summary line and any shutdown leaks.
+fn soak_scenario(
+    out: &mut dyn Write,
+    program: &str,
+    a: &Args,
+    entry: &ScenarioEntry,
+    started: Instant,
+    last_progress: &mut Instant,
+) -> Tally {
+    let n = a.seeds;
+    let began = Instant::now();
+    let mut t = Tally::default();
+    run_seeds(entry, a, n, &mut |r| {
+        t.add(&r);
+        if r.outcome != Outcome::Pass {
+            print_failure(out, program, entry.name, a, &r);
+        }
+        if last_progress.elapsed() >= PROGRESS_INTERVAL {
+            *last_progress = Instant::now();
             let _ = writeln!(
                 out,
-                "soak {}: shutdown leaks (reported, not failed; --strict-shutdown fails on them): {} seeds, e.g. {}",
+                "progress: {} {}/{n} seeds, {} failed; {:.0}s so far",
                 entry.name,
-                t.leaked,
-                t.leaked_shown()
+                t.done,
+                t.failed,
+                started.elapsed().as_secs_f64()
             );
+            let _ = out.flush();
         }
-        let _ = out.flush();
-        failed_total = failed_total.saturating_add(t.failed);
-        if first_code == 0 {
-            first_code = t.first_code;
-        }
-        t.failures.sort_unstable();
-        failures.extend(t.failures.iter().map(|&s| (entry.name, s)));
-    }
+    });
+    let coverage: Vec<String> = FaultKind::ALL
+        .iter()
+        .filter(|k| entry.faults.contains(**k))
+        .map(|k| format!("{}={}%", k.name(), percent(t.covered[k.index()], n)))
+        .collect();
     let _ = writeln!(
         out,
-        "soak: {} scenario{} x {n} seeds, {failed_total} failed in {:.1}s",
-        a.entries.len(),
-        if a.entries.len() == 1 { "" } else { "s" },
-        started.elapsed().as_secs_f64()
+        "soak {}: {n} seeds, {} failed; {} dispatches, {} simulated ticks in {:.1}s; coverage: {}",
+        entry.name,
+        t.failed,
+        t.dispatches,
+        t.ticks,
+        began.elapsed().as_secs_f64(),
+        if coverage.is_empty() {
+            "no faults apply".to_string()
+        } else {
+            coverage.join(" ")
+        }
     );
-    if failed_total > 0 {
-        let shown: Vec<String> = failures
-            .iter()
-            .take(SUMMARY_FAILURES_MAX)
-            .map(|(name, seed)| format!("{name}:{seed}"))
-            .collect();
+    if t.leaked > 0 {
         let _ = writeln!(
-            err,
-            "soak failed: {failed_total} seeds, e.g. {} (replay commands above)",
-            shown.join(" ")
+            out,
+            "soak {}: shutdown leaks (reported, not failed; --strict-shutdown fails on them): {} seeds, e.g. {}",
+            entry.name,
+            t.leaked,
+            t.leaked_shown()
         );
     }
-    first_code
+    let _ = out.flush();
+    t
 }
 
 /// The command that runs the same soak again (with the start seed spelled out).
