@@ -65,12 +65,15 @@ extern crate std;
 pub mod host;
 
 use core::cell::RefCell;
+use core::mem::MaybeUninit;
 use critical_section::Mutex;
 use tina_core::log::{LogRecord, LogSink};
-use tina_core::platform::{DirectTrap, NoIo, Parts, Platform};
-use tina_core::ring::{Consumer, Producer, Ring};
+use tina_core::platform::{Bundle, DirectTrap, NoIo};
+use tina_core::ring::{Consumer, Producer};
+use tina_core::sleep::sleep_unless;
 use tina_core::transport::{RingTransport, ShardLink, Wake};
-use tina_core::{Instant, Message, Shard, ShardId, ShardStatus, StepReport};
+use tina_core::wiring::{WiringError, carve_inbound_rings};
+use tina_core::{Instant, Message, Shard, ShardId, ShardStatus, StepReport, SystemSpec};
 
 /// What a core offers the driver.
 pub trait Board {
@@ -111,58 +114,32 @@ impl LogSink for BoardLog {
     }
 }
 
-/// The platform of one core: ring transport, no I/O, direct calls (no unwinding on bare
-/// metal), and a log sink.
-pub struct CorePlatform<'r, 'b, B: Board, L: LogSink = BoardLog> {
-    transport: RingTransport<'r, BoardWake<'b, B>>,
-    io: NoIo,
-    trap: DirectTrap,
+/// The platform of one core: the core's four-part bundle of the ring transport, no I/O,
+/// direct calls (no unwinding on bare metal), and a log sink. Build it with [`core_platform`].
+pub type CorePlatform<'r, 'b, B, L = BoardLog> =
+    Bundle<RingTransport<'r, BoardWake<'b, B>>, NoIo, DirectTrap, L>;
+
+/// The platform of the core that owns `channels`: its ring transport (woken by
+/// [`Board::send_event`]) over `links`, one [`ShardLink`] per shard shared by all cores.
+pub fn core_platform<'r, 'b, B: Board, L: LogSink, const N: usize>(
+    board: &'b B,
+    channels: &'r mut CoreChannels<'r, N>,
+    links: &'r [ShardLink],
     log: L,
-}
-
-impl<'r, 'b, B: Board, L: LogSink> CorePlatform<'r, 'b, B, L> {
-    /// The platform of the core that owns `channels`.
-    pub fn new<const N: usize>(
-        board: &'b B,
-        channels: &'r mut CoreChannels<'r, N>,
-        links: &'r [ShardLink],
-        log: L,
-    ) -> Self {
-        let me = ShardId(channels.core as u8);
-        CorePlatform {
-            transport: RingTransport::new(
-                me,
-                &mut channels.outbound,
-                &mut channels.inbound,
-                links,
-                &mut channels.seen,
-                BoardWake(board),
-            ),
-            io: NoIo,
-            trap: DirectTrap,
-            log,
-        }
-    }
-
-    /// The log sink.
-    pub fn log(&mut self) -> &mut L {
-        &mut self.log
-    }
-}
-
-impl<'r, 'b, B: Board, L: LogSink> Platform for CorePlatform<'r, 'b, B, L> {
-    type Transport = RingTransport<'r, BoardWake<'b, B>>;
-    type Io = NoIo;
-    type Trap = DirectTrap;
-    type Log = L;
-
-    fn parts(&mut self) -> Parts<'_, Self> {
-        Parts {
-            transport: &mut self.transport,
-            io: &mut self.io,
-            trap: &self.trap,
-            log: &mut self.log,
-        }
+) -> CorePlatform<'r, 'b, B, L> {
+    let me = ShardId(channels.core as u8);
+    Bundle {
+        transport: RingTransport::new(
+            me,
+            &mut channels.outbound,
+            &mut channels.inbound,
+            links,
+            &mut channels.seen,
+            BoardWake(board),
+        ),
+        io: NoIo,
+        trap: DirectTrap,
+        log,
     }
 }
 
@@ -195,15 +172,14 @@ pub fn run<B: Board, L: LogSink>(
             ShardStatus::Quarantined | ShardStatus::AbortRequested => return Exit::Quarantined,
             ShardStatus::Running | ShardStatus::ShuttingDown => {}
         }
-        if report.work_remaining {
-            continue;
+        if !report.work_remaining {
+            // The core's sleep guard: announce, re-check the rings, wait, awake.
+            sleep_unless(
+                shard,
+                |_| false,
+                |_| board.wait_for_event(report.next_deadline),
+            );
         }
-        let transport = shard.platform().parts().transport;
-        transport.link().prepare_sleep();
-        if !transport.has_inbound() {
-            board.wait_for_event(report.next_deadline);
-        }
-        shard.platform().parts().transport.link().woke();
     }
 }
 
@@ -219,30 +195,67 @@ pub struct CoreChannels<'r, const N: usize> {
     pub seen: [u32; N],
 }
 
-/// Splits an N×N matrix of rings (`rings[i][j]` carries `i → j`; the diagonal is unused)
-/// into each core's halves. Every producer and consumer ends up in exactly one core's bundle.
+/// Why [`wire`] could not build the cores' channels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum WireError {
+    /// The spec's shard count is not the number of cores.
+    CoreCount {
+        /// Cores wired.
+        cores: usize,
+        /// Shards in the spec.
+        shards: usize,
+    },
+    /// A core's ring memory could not hold its inbound rings (or is misaligned).
+    Rings(WiringError),
+}
+
+impl core::fmt::Display for WireError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            WireError::CoreCount { cores, shards } => write!(
+                f,
+                "{cores} cores wired for a spec of {shards} shards (one shard per core)"
+            ),
+            WireError::Rings(e) => e.fmt(f),
+        }
+    }
+}
+
+/// Carves every core's inbound rings from its ring memory (`ring_memory[c]`: 128-byte aligned,
+/// at least [`tina_core::ring_memory_required`] bytes for shard `c`) with the core's
+/// [`carve_inbound_rings`], and splits them into each core's halves: every producer and every
+/// consumer ends up in exactly one core's bundle.
 pub fn wire<'r, const N: usize>(
-    rings: &'r mut [[Option<Ring<'r, Message>>; N]; N],
-) -> [CoreChannels<'r, N>; N] {
+    spec: &SystemSpec<'_>,
+    ring_memory: [&'r mut [MaybeUninit<u8>]; N],
+) -> Result<[CoreChannels<'r, N>; N], WireError> {
+    if spec.shards.len() != N {
+        return Err(WireError::CoreCount {
+            cores: N,
+            shards: spec.shards.len(),
+        });
+    }
     let mut cores: [CoreChannels<'r, N>; N] = core::array::from_fn(|core| CoreChannels {
         core,
         outbound: core::array::from_fn(|_| None),
         inbound: core::array::from_fn(|_| None),
         seen: [0; N],
     });
-    for (i, row) in rings.iter_mut().enumerate() {
-        for (j, ring) in row.iter_mut().enumerate() {
-            if i == j {
-                continue;
-            }
-            if let Some(ring) = ring {
-                let (p, c) = ring.split();
-                cores[i].outbound[j] = Some(p);
-                cores[j].inbound[i] = Some(c);
-            }
-        }
+    for (to, bytes) in ring_memory.into_iter().enumerate() {
+        carve_inbound_rings(
+            spec,
+            ShardId(to as u8),
+            bytes,
+            |from, producer, consumer| {
+                let from = usize::from(from.0);
+                cores[from].outbound[to] = Some(producer);
+                cores[to].inbound[from] = Some(consumer);
+            },
+        )
+        .map_err(WireError::Rings)?;
     }
-    cores
+    Ok(cores)
 }
 
 /// Hands a value from one core to another exactly once (e.g. core 0 wires the rings and
