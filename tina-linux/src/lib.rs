@@ -74,8 +74,9 @@
 //!
 #![deny(unsafe_code)]
 
+mod config;
 mod control;
-mod epoll;
+mod error;
 pub mod log;
 mod logger;
 mod reactor;
@@ -87,23 +88,20 @@ mod signals;
 mod sys;
 mod transport;
 mod trap;
-#[allow(unsafe_code)]
-mod uring;
 mod watchdog;
 
+pub use config::{Config, available_memory};
 pub use control::Control;
-pub use epoll::EpollReactor;
+pub use error::{BootFailure, MemoryShortfall, RunError};
 pub use log::StderrLog;
+pub use reactor::epoll::EpollReactor;
+pub use reactor::uring::UringReactor;
 pub use reactor::{ActiveBackend, Backend, Reactor};
-pub use runtime::{
-    BootFailure, Booted, Config, MemoryShortfall, RunError, RunReport, available_memory, run,
-    run_with,
-};
+pub use runtime::{Booted, RunReport, run, run_with};
 pub use shared::{ShardState, ShardStats};
 pub use signals::{block_signals, unblock_signals};
 pub use transport::{EventfdWake, LinuxTransport};
 pub use trap::CatchPanic;
-pub use uring::UringReactor;
 pub use watchdog::{WatchdogConfig, WatchdogPolicy};
 
 /// Test support: makes `io_uring_setup` fail with `EPERM` for the calling thread and every

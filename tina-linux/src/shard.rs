@@ -3,8 +3,8 @@
 //! (transport, reactor, trap, log), boot the shard, then loop — requests, one step, sleep when
 //! idle (the wake protocol of [`crate::shared`]).
 
-use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
+use std::sync::{Condvar, Mutex, OnceLock};
 
 use tina_core::platform::Bundle;
 use tina_core::ring::{Consumer, Producer};
@@ -12,10 +12,11 @@ use tina_core::sleep::sleep_unless;
 use tina_core::transport::ShardLink;
 use tina_core::{Instant, Message, Shard, ShardId, ShardStatus, StepReport, SystemSpec};
 
+use crate::config::Config;
 use crate::control::Inner;
+use crate::error::BootFailure;
 use crate::log::{StderrLog, say};
 use crate::reactor::{ActiveBackend, Reactor};
-use crate::runtime::{BootFailure, BootGate, Config};
 use crate::shared::{Published, ShardShared, ShardState};
 use crate::sys;
 use crate::transport::{Exchange, LinuxTransport, wire_inbound_rings};
@@ -430,6 +431,59 @@ impl<'x> ShardThread<'_, 'x> {
             submit_failures,
             ticks,
             sleeps,
+        });
+    }
+}
+
+/// Where every shard thread waits, after mapping its memory, until all have (or one failed):
+/// no isolate runs unless every shard has its memory.
+pub(crate) struct BootGate {
+    n: usize,
+    /// (shards arrived, whether any failed)
+    state: Mutex<(usize, bool)>,
+    opened: Condvar,
+}
+
+impl BootGate {
+    pub(crate) fn new(n: usize) -> BootGate {
+        BootGate {
+            n,
+            state: Mutex::new((0, false)),
+            opened: Condvar::new(),
+        }
+    }
+
+    /// Arrives (`ready`: this shard has its memory) and waits for the others. Returns whether
+    /// every shard is ready; `false` as soon as one is not.
+    pub(crate) fn arrive(&self, ready: bool) -> bool {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.0 += 1;
+        s.1 |= !ready;
+        self.opened.notify_all();
+        while s.0 < self.n && !s.1 {
+            s = self.opened.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+        !s.1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gate_opens_when_all_arrive_and_fails_when_one_is_not_ready() {
+        let gate = BootGate::new(2);
+        std::thread::scope(|s| {
+            let other = s.spawn(|| gate.arrive(true));
+            assert!(gate.arrive(true));
+            assert!(other.join().unwrap());
+        });
+        let gate = BootGate::new(3);
+        std::thread::scope(|s| {
+            let waiting = s.spawn(|| gate.arrive(true));
+            assert!(!gate.arrive(false), "a failed shard closes the gate");
+            assert!(!waiting.join().unwrap(), "a waiting shard learns of it");
         });
     }
 }

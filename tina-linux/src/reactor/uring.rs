@@ -29,7 +29,9 @@ use tina_core::Handle;
 use tina_core::io::{IoCompletion, IoError, IoOp};
 use tina_core::platform::{CompletionSink, IoBuffers, Submission};
 
-use crate::reactor::{OpTable, Pending, close_now, io_error, open_path, uses_fd, waits_for_peer};
+use super::ops::{
+    OpTable, Pending, close_now, completion_of, io_error, open_path, uses_fd, waits_for_peer,
+};
 use crate::sys::{self, Errno, SockAddr};
 
 const WAKE_TOKEN: u64 = u64::MAX;
@@ -582,15 +584,6 @@ fn push_error(e: Errno) -> IoError {
     match e {
         libc::EINTR | libc::EAGAIN | libc::EBUSY => IoError::QueueFull,
         e => io_error(e),
-    }
-}
-
-fn completion_of(s: &Submission, result: Result<u32, IoError>) -> IoCompletion {
-    IoCompletion {
-        kind: s.op.kind(),
-        result,
-        buf: s.buf,
-        peer: None,
     }
 }
 

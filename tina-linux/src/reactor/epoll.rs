@@ -18,7 +18,9 @@ use std::collections::VecDeque;
 use tina_core::io::{IoError, IoOp};
 use tina_core::platform::{CompletionSink, IoBuffers, Submission};
 
-use crate::reactor::{OpTable, Pending, close_now, io_error, open_path, uses_fd, waits_for_peer};
+use super::ops::{
+    OpTable, Pending, close_now, completion_of, io_error, open_path, uses_fd, waits_for_peer,
+};
 use crate::sys::{self, Epoll, EpollEvent, Errno, SockAddr};
 
 const WAKE_DATA: u64 = u64::MAX;
@@ -371,14 +373,5 @@ impl EpollReactor {
         }
         self.polled.clear();
         self.waiting = 0;
-    }
-}
-
-fn completion_of(s: &Submission, result: Result<u32, IoError>) -> tina_core::io::IoCompletion {
-    tina_core::io::IoCompletion {
-        kind: s.op.kind(),
-        result,
-        buf: s.buf,
-        peer: None,
     }
 }
