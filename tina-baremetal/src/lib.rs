@@ -57,6 +57,7 @@
 
 #![no_std]
 #![deny(unsafe_code)]
+#![deny(clippy::too_many_lines)]
 
 #[cfg(feature = "std")]
 extern crate std;

@@ -73,6 +73,7 @@
 //! syscall.
 //!
 #![deny(unsafe_code)]
+#![deny(clippy::too_many_lines)]
 
 mod config;
 mod control;

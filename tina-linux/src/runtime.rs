@@ -41,6 +41,7 @@ use crate::reactor::{ActiveBackend, Backend, probe_uring};
 use crate::shard::{BootGate, LinuxPlatform, ShardThread, in_flight_max};
 use crate::shared::{ShardShared, ShardState, ShardStats};
 use crate::sys;
+use crate::transport::Exchange;
 use crate::trap::install_panic_hook;
 use crate::watchdog;
 
@@ -217,6 +218,9 @@ fn reactor_bytes(in_flight_max: usize) -> u64 {
     (in_flight_max as u64).saturating_mul(per_op as u64)
 }
 
+/// The steps of the module docs, in order: validate and measure (1), backend, CPUs, eventfds
+/// and ring mappings (2), the process's signal set-up (3), the shard threads (4) and the
+/// control loop (5, in [`Boot::serve`]).
 fn run_system(
     spec: &SystemSpec<'_>,
     config: &Config,
@@ -230,16 +234,51 @@ fn run_system(
     let plan = plan_memory(spec, config)?;
     let (backend, fallback_reason) = choose_backend(config)?;
     let cpus = choose_cpus(config, n)?;
-    let mut fds = Vec::with_capacity(n);
-    for _ in 0..n {
-        fds.push(
-            sys::eventfd()
-                .map_err(|e| RunError::Boot(format!("eventfd failed: {}", sys::errno_name(e))))?,
-        );
+    let fds = (0..n)
+        .map(|_| new_eventfd())
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut ring_maps = map_rings(&plan, config)?;
+    let inner = install_control(control, spec, config, fds, backend, fallback_reason.clone())?;
+    if config.announce {
+        announce(config, backend, fallback_reason.as_deref(), &cpus);
     }
-    // Each shard's inbound rings: mapped here (so they outlive every shard thread), not
-    // touched; the consumer shard pre-faults and carves them on its own thread.
-    let mut ring_maps: Vec<Option<sys::Mapping>> = Vec::with_capacity(n);
+    let old_mask = prepare_process(config);
+    let boot = Boot {
+        spec,
+        config,
+        control,
+        inner,
+        backend,
+        cpus: &cpus,
+        epoch_ns: sys::monotonic_ns(),
+        timeout_ns: config.shutdown_timeout.map_or_else(
+            || spec.shutdown_timeout.ticks().saturating_mul(spec.tick_ns),
+            |d| d.as_nanos().min(u128::from(u64::MAX)) as u64,
+        ),
+        memory: plan.system,
+    };
+    let (boot_failure, all_clean) = boot.serve(&mut ring_maps, on_booted);
+    if let Some(old) = old_mask {
+        sys::restore_signal_mask(&old);
+    }
+    if let Some((shard, failure)) = boot_failure {
+        return Err(RunError::ShardBoot { shard, failure });
+    }
+    Ok(RunReport {
+        backend,
+        clean: all_clean && !inner.forced.load(Ordering::Relaxed),
+        stats: control.stats(),
+    })
+}
+
+fn new_eventfd() -> Result<sys::OwnedFd, RunError> {
+    sys::eventfd().map_err(|e| RunError::Boot(format!("eventfd failed: {}", sys::errno_name(e))))
+}
+
+/// Each shard's inbound rings: mapped here (so they outlive every shard thread), not touched;
+/// the consumer shard pre-faults and carves them on its own thread.
+fn map_rings(plan: &MemoryPlan, config: &Config) -> Result<Vec<Option<sys::Mapping>>, RunError> {
+    let mut ring_maps = Vec::with_capacity(plan.rings.len());
     for (i, &bytes) in plan.rings.iter().enumerate() {
         ring_maps.push(if bytes == 0 {
             None
@@ -258,6 +297,20 @@ fn run_system(
             )
         });
     }
+    Ok(ring_maps)
+}
+
+/// Builds what the control loop shares with the shards (state, links, fds) and puts it in
+/// `control` (which refuses a second run).
+fn install_control<'c>(
+    control: &'c Control,
+    spec: &SystemSpec<'_>,
+    config: &Config,
+    fds: Vec<sys::OwnedFd>,
+    backend: ActiveBackend,
+    fallback_reason: Option<String>,
+) -> Result<&'c Inner, RunError> {
+    let n = spec.shards.len();
     let type_names: Vec<&'static str> = spec.types.iter().map(|t| t.name).collect();
     let shards = fds
         .iter()
@@ -276,44 +329,53 @@ fn run_system(
         .set(Inner {
             shards,
             signal_fd,
-            done_fd: sys::eventfd()
-                .map_err(|e| RunError::Boot(format!("eventfd failed: {}", sys::errno_name(e))))?,
+            done_fd: new_eventfd()?,
             watchdog: OnceLock::new(),
             watchdog_parked: AtomicBool::new(false),
             links: (0..n).map(|_| ShardLink::new()).collect(),
             _wake_fds: fds,
             backend,
-            fallback_reason: fallback_reason.clone(),
+            fallback_reason,
             started: Mutex::new(0),
             finished: Mutex::new(0),
             changed: Condvar::new(),
             forced: AtomicBool::new(false),
         })
         .map_err(|_| RunError::ControlInUse)?;
-    let Some(inner) = control.inner.get() else {
-        return Err(RunError::ControlInUse);
-    };
-    if config.announce {
-        if let Some(why) = &fallback_reason {
-            say!("io_uring unavailable, falling back to epoll: {why}");
-        }
-        say!(
-            "{n} shard(s) on CPU(s) {cpus:?} with the {} backend{}",
-            backend.name(),
-            if config.pin { "" } else { " (not pinned)" }
-        );
-        let mut distinct = cpus.clone();
-        distinct.sort_unstable();
-        distinct.dedup();
-        if distinct.len() < n {
-            say!(
-                "warning: {n} shards share {} CPU(s) (the process affinity mask or the \
-                 configured CPUs allow no more); shards on one CPU take turns",
-                distinct.len()
-            );
-        }
-    }
+    control.inner.get().ok_or(RunError::ControlInUse)
+}
 
+/// The boot lines: the fallback's reason, the backend and CPUs, shards sharing a CPU.
+fn announce(
+    config: &Config,
+    backend: ActiveBackend,
+    fallback_reason: Option<&str>,
+    cpus: &[usize],
+) {
+    let n = cpus.len();
+    if let Some(why) = fallback_reason {
+        say!("io_uring unavailable, falling back to epoll: {why}");
+    }
+    say!(
+        "{n} shard(s) on CPU(s) {cpus:?} with the {} backend{}",
+        backend.name(),
+        if config.pin { "" } else { " (not pinned)" }
+    );
+    let mut distinct = cpus.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() < n {
+        say!(
+            "warning: {n} shards share {} CPU(s) (the process affinity mask or the \
+             configured CPUs allow no more); shards on one CPU take turns",
+            distinct.len()
+        );
+    }
+}
+
+/// Step 3: SIGPIPE ignored, the control signals blocked (threads inherit the mask; the old
+/// mask is returned for restoring), the fault reporter and the panic hook installed.
+fn prepare_process(config: &Config) -> Option<libc::sigset_t> {
     sys::ignore_sigpipe();
     let old_mask = config
         .signals
@@ -322,72 +384,140 @@ fn run_system(
         sys::install_fault_handlers();
     }
     install_panic_hook();
+    old_mask
+}
 
-    let epoch_ns = sys::monotonic_ns();
-    let timeout_ns = config.shutdown_timeout.map_or_else(
-        || spec.shutdown_timeout.ticks().saturating_mul(spec.tick_ns),
-        |d| d.as_nanos().min(u128::from(u64::MAX)) as u64,
-    );
-    // Producer halves of ring `from → to` at `from × n + to`, left there by the consumer.
-    let exchange: Vec<Mutex<Option<Producer<'_, Message>>>> =
-        (0..n * n).map(|_| Mutex::new(None)).collect();
-    let gate = BootGate::new(n);
-    let failures: Vec<OnceLock<BootFailure>> = (0..n).map(|_| OnceLock::new()).collect();
-    let all_clean = AtomicBool::new(true);
-    let done_count = AtomicUsize::new(0);
-    let done_count = &done_count;
-    let mut boot_failure = None;
-    std::thread::scope(|scope| {
-        let mut threads = Vec::with_capacity(n);
+/// Everything the shard threads and the control loop of one run share.
+struct Boot<'a, 's> {
+    spec: &'a SystemSpec<'s>,
+    config: &'a Config,
+    control: &'a Control,
+    inner: &'a Inner,
+    backend: ActiveBackend,
+    cpus: &'a [usize],
+    epoch_ns: u64,
+    timeout_ns: u64,
+    memory: SystemMemory,
+}
+
+/// What the shard threads report back while they run.
+struct Outcomes {
+    failures: Vec<OnceLock<BootFailure>>,
+    all_clean: AtomicBool,
+    done_count: AtomicUsize,
+}
+
+impl Boot<'_, '_> {
+    /// Steps 4 and 5: starts a thread per shard and the watchdog, waits until every shard has
+    /// booted or failed, then runs `on_booted` and the control loop (or, after a failed boot,
+    /// shuts the booted shards down) until every thread has ended. Returns the first boot
+    /// failure and whether every shard stopped cleanly.
+    fn serve(
+        &self,
+        ring_maps: &mut [Option<sys::Mapping>],
+        on_booted: impl FnOnce(&Booted),
+    ) -> (Option<(usize, BootFailure)>, bool) {
+        let n = self.spec.shards.len();
+        // Producer halves of ring `from → to` at `from × n + to`, left there by the consumer.
+        let exchange: Vec<Mutex<Option<Producer<'_, Message>>>> =
+            (0..n * n).map(|_| Mutex::new(None)).collect();
+        let gate = BootGate::new(n);
+        let outcomes = Outcomes {
+            failures: (0..n).map(|_| OnceLock::new()).collect(),
+            all_clean: AtomicBool::new(true),
+            done_count: AtomicUsize::new(0),
+        };
+        let mut boot_failure = None;
+        std::thread::scope(|scope| {
+            let threads = self.start_shards(scope, ring_maps, &exchange, &gate, &outcomes);
+            let dog = self.start_watchdog(scope, &outcomes.done_count);
+            self.wait_booted();
+            boot_failure = outcomes
+                .failures
+                .iter()
+                .enumerate()
+                .find_map(|(shard, f)| f.get().map(|f| (shard, f.clone())));
+            if boot_failure.is_some() {
+                // Nothing may keep serving after a failed boot: stop the shards that booted.
+                self.control.shutdown();
+            } else {
+                on_booted(&Booted {
+                    backend: self.backend,
+                    cpus: self.cpus.to_vec(),
+                    memory: self.memory,
+                });
+            }
+            control_loop(self.control, n, self.timeout_ns);
+            for t in threads {
+                let _ = t.join();
+            }
+            if let Some(d) = dog {
+                d.thread().unpark();
+                let _ = d.join();
+            }
+        });
+        (boot_failure, outcomes.all_clean.load(Ordering::Relaxed))
+    }
+
+    /// Starts one thread per shard (a thread that cannot be started counts as a shard that
+    /// failed to boot).
+    fn start_shards<'scope, 'env>(
+        &'env self,
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        ring_maps: &'env mut [Option<sys::Mapping>],
+        exchange: &'env Exchange<'env>,
+        gate: &'env BootGate,
+        outcomes: &'env Outcomes,
+    ) -> Vec<std::thread::ScopedJoinHandle<'scope, ()>> {
+        let inner = self.inner;
+        let mut threads = Vec::with_capacity(ring_maps.len());
         for (i, rings) in ring_maps.iter_mut().enumerate() {
             let ctx = ShardThread {
                 index: i,
-                spec,
+                spec: self.spec,
                 peers: &inner.shards,
                 links: &inner.links,
-                backend,
-                cpu: cpus[i],
-                config,
-                epoch_ns,
-                timeout_ns,
+                backend: self.backend,
+                cpu: self.cpus[i],
+                config: self.config,
+                epoch_ns: self.epoch_ns,
+                timeout_ns: self.timeout_ns,
                 inner,
-                gate: &gate,
-                failure: &failures[i],
+                gate,
+                failure: &outcomes.failures[i],
             };
-            let all_clean = &all_clean;
-            let exchange = &exchange;
             let t = std::thread::Builder::new()
                 .name(format!("tina-shard-{i}"))
                 .spawn_scoped(scope, move || {
                     let _log = logger::stderr().register(SHARD_LOG_LINES);
                     let clean = ctx.run(rings.as_mut(), exchange);
-                    if !clean {
-                        all_clean.store(false, Ordering::Relaxed);
-                    }
-                    done_count.fetch_add(1, Ordering::Release);
-                    let mut f = inner.finished.lock().unwrap_or_else(|e| e.into_inner());
-                    *f += 1;
-                    inner.changed.notify_all();
-                    sys::eventfd_signal(inner.done_fd.0);
+                    outcomes.finished(inner, clean);
                 });
             match t {
                 Ok(t) => threads.push(t),
                 Err(e) => {
-                    let _ = failures[i].set(BootFailure::Thread(format!(
+                    let _ = outcomes.failures[i].set(BootFailure::Thread(format!(
                         "cannot start the shard thread: {e}"
                     )));
                     gate.arrive(false);
-                    all_clean.store(false, Ordering::Relaxed);
                     inner.shards[i].set_state(ShardState::Failed);
                     *inner.started.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-                    done_count.fetch_add(1, Ordering::Release);
-                    *inner.finished.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-                    inner.changed.notify_all();
-                    sys::eventfd_signal(inner.done_fd.0);
+                    outcomes.finished(inner, false);
                 }
             }
         }
-        let dog = config.watchdog.and_then(|w| {
+        threads
+    }
+
+    /// Starts the watchdog thread, if configured (it ends once every shard has).
+    fn start_watchdog<'scope, 'env>(
+        &'env self,
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        done_count: &'env AtomicUsize,
+    ) -> Option<std::thread::ScopedJoinHandle<'scope, ()>> {
+        let inner = self.inner;
+        let n = self.spec.shards.len();
+        self.config.watchdog.and_then(|w| {
             std::thread::Builder::new()
                 .name("tina-watchdog".into())
                 .spawn_scoped(scope, move || {
@@ -402,49 +532,32 @@ fn run_system(
                     )
                 })
                 .ok()
-        });
-        // Boot is finished when every shard has started its tree (or failed to).
-        {
-            let mut started = inner.started.lock().unwrap_or_else(|e| e.into_inner());
-            while *started < n {
-                started = inner
-                    .changed
-                    .wait(started)
-                    .unwrap_or_else(|e| e.into_inner());
-            }
-        }
-        boot_failure = failures
-            .iter()
-            .enumerate()
-            .find_map(|(shard, f)| f.get().map(|f| (shard, f.clone())));
-        if boot_failure.is_some() {
-            // Nothing may keep serving after a failed boot: stop the shards that booted.
-            control.shutdown();
-        } else {
-            on_booted(&Booted {
-                backend,
-                cpus: cpus.clone(),
-                memory: plan.system,
-            });
-        }
-        control_loop(control, n, timeout_ns);
-        for t in threads {
-            let _ = t.join();
-        }
-        if let Some(d) = dog {
-            d.thread().unpark();
-            let _ = d.join();
-        }
-    });
-    if let Some(old) = old_mask {
-        sys::restore_signal_mask(&old);
+        })
     }
-    if let Some((shard, failure)) = boot_failure {
-        return Err(RunError::ShardBoot { shard, failure });
+
+    /// Boot is finished when every shard has started its tree (or failed to).
+    fn wait_booted(&self) {
+        let n = self.spec.shards.len();
+        let mut started = self.inner.started.lock().unwrap_or_else(|e| e.into_inner());
+        while *started < n {
+            started = self
+                .inner
+                .changed
+                .wait(started)
+                .unwrap_or_else(|e| e.into_inner());
+        }
     }
-    Ok(RunReport {
-        backend,
-        clean: all_clean.load(Ordering::Relaxed) && !inner.forced.load(Ordering::Relaxed),
-        stats: control.stats(),
-    })
+}
+
+impl Outcomes {
+    /// A shard thread has ended (or never started): counted, and the control loop woken.
+    fn finished(&self, inner: &Inner, clean: bool) {
+        if !clean {
+            self.all_clean.store(false, Ordering::Relaxed);
+        }
+        self.done_count.fetch_add(1, Ordering::Release);
+        *inner.finished.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        inner.changed.notify_all();
+        sys::eventfd_signal(inner.done_fd.0);
+    }
 }
