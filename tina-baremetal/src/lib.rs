@@ -7,13 +7,16 @@
 //!       report = shard.step(board.now())          // drains inbound rings, dispatches,
 //!                                                 // publishes outbound rings (waking peers)
 //!       if report says stop: return
-//!       if no work remains:
-//!           link.prepare_sleep()                  // "I am asleep", SeqCst fence
-//!           if nothing arrived meanwhile:
+//!       if no work remains:                       // tina_core::sleep::sleep_unless:
+//!           announce sleep on the link            //   "I am asleep", SeqCst fence
+//!           if nothing arrived meanwhile:         //   re-check the inbound rings
 //!               board.wait_for_event(next_deadline)   // WFE on Cortex-M, WFI on RISC-V…
-//!           link.woke()
+//!           awake again                           //   always, whichever way it went
 //!   }
 //! ```
+//!
+//! The sleep protocol is tina-core's sleep guard ([`tina_core::sleep::sleep_unless`]), so the
+//! loop cannot block without announcing and re-checking first.
 //!
 //! A publish to a sleeping core's ring calls [`Board::send_event`] for it (SEV on Cortex-M): the
 //! wake-up protocol is [`tina_core::transport`]'s, the same one the Linux driver uses with
@@ -23,11 +26,25 @@
 //!
 //! ## Storage
 //!
-//! Nothing is allocated. The board program puts the ring slots, the shard regions and the
-//! supervision spec in `static`s (e.g. with `static_cell`), builds the rings with [`wire`],
-//! and hands each core its [`CoreChannels`] exactly once through a [`Handoff`] — so the
-//! single-producer / single-consumer rule is enforced by ownership: a producer half exists
-//! once and moves to exactly one core.
+//! Nothing is allocated. The board program puts each core's ring memory (128-byte aligned, sized
+//! by [`tina_core::ring_memory_required`]), the shard regions and the supervision spec in
+//! `static`s (e.g. with `static_cell`); [`wire`] carves every core's inbound rings from its ring
+//! memory with tina-core's ring wiring ([`tina_core::wiring::carve_inbound_rings`], the same
+//! code and layout the Linux driver uses) and the board program hands each core its
+//! [`CoreChannels`] exactly once through a [`Handoff`] — so the single-producer /
+//! single-consumer rule is enforced by ownership: a producer half exists once and moves to
+//! exactly one core.
+//!
+//! ## Layout of this crate
+//!
+//! - [`Board`]: what a core offers (its id, the time, wait for an event, send an event);
+//! - [`CorePlatform`]: a core's platform, tina-core's [`Bundle`] of the ring transport (woken by
+//!   [`BoardWake`]), no I/O, direct calls and a log sink ([`BoardLog`]), built by
+//!   [`core_platform`];
+//! - [`run`]: the per-core loop above; [`Exit`]: why it returned;
+//! - [`wire`] and [`CoreChannels`]: every core's ring halves; [`Handoff`]: moves a value to
+//!   another core once;
+//! - `host` (feature `host`): a board whose cores are threads, for tests.
 //!
 //! ## What this crate never does (and why you must not either)
 //!
@@ -48,11 +65,12 @@
 //!    `critical-section-impl` feature does this correctly for both cores).
 //! 3. Launch core 1 with the bootrom FIFO protocol (`rp2040-hal`'s `multicore::Core::spawn`)
 //!    and give it a stack; in it, take its channels from the [`Handoff`] and call [`run`].
-//! 4. Size the spec for your RAM: `Shard::memory_required` tells the exact bytes per shard.
+//! 4. Size the spec for your RAM: `Shard::memory_required` tells the exact bytes per shard,
+//!    `tina_core::ring_memory_required` those of each core's inbound rings.
 //!
 //! ## Host support
 //!
-//! With the `host` feature, [`host::ThreadBoard`] makes each "core" a thread (wait = park,
+//! With the `host` feature, `host::ThreadBoard` makes each "core" a thread (wait = park,
 //! event = unpark), so the driver loop itself is tested by `cargo test` on a PC.
 
 #![no_std]

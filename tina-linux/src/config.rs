@@ -20,12 +20,12 @@ pub struct Config {
     pub pin: bool,
     /// Ask for transparent huge pages for shard regions of 2 MiB or more (best effort).
     pub huge_pages: bool,
-    /// Handle SIGINT/SIGTERM/SIGUSR1/SIGUSR2 in the thread that calls [`run`] (default true).
+    /// Handle SIGINT/SIGTERM/SIGUSR1/SIGUSR2 in the thread that calls [`run`](crate::run) (default true).
     /// `run` blocks them in its own thread, and the shard threads inherit that; threads that
     /// already exist keep their masks, so call `run` from the main thread before starting
     /// other threads (or block these signals in them), else a signal may take its default
     /// action there. Turn off when embedding runtimes in a larger program (e.g. tests) and
-    /// use [`Control::shutdown`] instead.
+    /// use [`Control::shutdown`](crate::Control::shutdown) instead.
     pub signals: bool,
     /// Install the SIGSEGV/SIGBUS/SIGILL/SIGFPE reporter (default true).
     pub fault_handlers: bool,
@@ -38,8 +38,8 @@ pub struct Config {
     /// Graceful shutdown bound; `None`: the spec's `shutdown_timeout`.
     pub shutdown_timeout: Option<StdDuration>,
     /// How many bytes the system may still map without swapping or being killed for memory
-    /// (`None`: unknown, no check). [`run`] refuses a spec whose shard regions, rings and
-    /// reactor tables need more ([`RunError::Memory`]) before it maps anything (thread stacks
+    /// (`None`: unknown, no check). [`run`](crate::run) refuses a spec whose shard regions, rings and
+    /// reactor tables need more ([`RunError::Memory`](crate::RunError::Memory)) before it maps anything (thread stacks
     /// and the kernel's io_uring memory are not counted). Default: [`available_memory`]; tests
     /// inject their own.
     pub memory_available: fn() -> Option<u64>,

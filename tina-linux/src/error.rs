@@ -28,7 +28,7 @@ pub enum RunError {
         /// Why.
         failure: BootFailure,
     },
-    /// This [`Control`] already ran a system.
+    /// This [`Control`](crate::Control) already ran a system.
     ControlInUse,
 }
 
@@ -58,7 +58,7 @@ pub struct MemoryShortfall {
     pub rings: u64,
     /// Bytes of the reactors' operation tables (heap).
     pub reactors: u64,
-    /// Bytes available ([`Config::memory_available`]).
+    /// Bytes available ([`Config::memory_available`](crate::Config::memory_available)).
     pub available: u64,
 }
 

@@ -64,7 +64,13 @@ pub struct EventfdWake<'r> {
 
 impl Wake for EventfdWake<'_> {
     fn wake(&self, peer: ShardId) {
-        if let Some(p) = self.peers.get(usize::from(peer.0)) {
+        let p = self.peers.get(usize::from(peer.0));
+        debug_assert!(
+            p.is_some(),
+            "woken shard {} has no eventfd: links and peers are one per shard",
+            peer.0
+        );
+        if let Some(p) = p {
             p.ring_doorbell();
         }
     }
@@ -96,7 +102,7 @@ impl<'r> LinuxTransport<'r> {
 }
 
 /// The sleep protocol on Linux: the core's, with this shard's eventfd doorbell re-armed
-/// before the shard announces sleep (see [`crate::shared`]).
+/// before the shard announces sleep (the doorbell rings once per sleep).
 impl SleepLink for LinuxTransport<'_> {
     #[inline]
     fn link(&self) -> &ShardLink {

@@ -269,6 +269,7 @@ impl EpollReactor {
         }
         for _ in 0..self.polled.len() {
             let Some(i) = self.polled.pop_front() else {
+                debug_assert!(false, "the polled queue shrank while it was being rotated");
                 break;
             };
             if uses_fd(&self.ops.get(i).op, fd) {
@@ -306,6 +307,10 @@ impl EpollReactor {
             let fd = data as usize;
             let (readable, writable) = sys::epoll_flags(&ev);
             let Some(slot) = self.fds.get(fd).copied() else {
+                debug_assert!(
+                    false,
+                    "epoll reported fd {fd} without a slot: only descriptors with one are registered"
+                );
                 continue;
             };
             if readable && slot.reader != NIL {
@@ -318,6 +323,7 @@ impl EpollReactor {
         self.events_len = 0;
         for _ in 0..self.polled.len() {
             let Some(i) = self.polled.pop_front() else {
+                debug_assert!(false, "the polled queue shrank while it was being rotated");
                 break;
             };
             match self.attempt(i, &mut sink.buffers()) {
