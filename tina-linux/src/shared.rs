@@ -279,6 +279,13 @@ impl ShardShared {
     }
 }
 
+/// The fault reporter and the panic hook name the running call through this.
+impl sys::RunningCall for ShardShared {
+    fn running_call(&self) -> Option<(tina_core::Handle, &'static str, &'static str)> {
+        ShardShared::running_call(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
