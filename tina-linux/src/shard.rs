@@ -1,7 +1,20 @@
 //! One shard thread: pin, alternate signal stack, map and pre-fault the region, pre-fault and
-//! carve its inbound rings, wait until every shard has its memory, build the platform
-//! (transport, reactor, trap, log), boot the shard, then loop — requests, one step, sleep when
-//! idle (the wake protocol of [`crate::shared`]).
+//! carve its inbound rings (the core's ring wiring), wait at the [`BootGate`] until every shard
+//! has its memory, build the platform (a `tina_core::platform::Bundle` of transport, reactor,
+//! trap and log), boot the shard, then loop:
+//!
+//! ```text
+//!   loop {
+//!       take_requests   force stop, graceful shutdown, its deadline
+//!       tick            one step at the current time (a requested revive right after it),
+//!                       the shard's state published when it changed
+//!       stopped?        leave the loop (Stopped), or abort the process (quarantine policy)
+//!       stats           every STATS_PERIOD_NS while busy
+//!       work left?      hand the I/O batch to the kernel and go round again
+//!       sleep           the core's sleep guard: announce, re-check rings, requests and I/O,
+//!                       block in the reactor until I/O, a deadline or a peer's eventfd
+//!   }
+//! ```
 
 use std::sync::atomic::Ordering;
 use std::sync::{Condvar, Mutex, OnceLock};
