@@ -7,13 +7,16 @@
 //!       report = shard.step(board.now())          // drains inbound rings, dispatches,
 //!                                                 // publishes outbound rings (waking peers)
 //!       if report says stop: return
-//!       if no work remains:
-//!           link.prepare_sleep()                  // "I am asleep", SeqCst fence
-//!           if nothing arrived meanwhile:
+//!       if no work remains:                       // tina_core::sleep::sleep_unless:
+//!           announce sleep on the link            //   "I am asleep", SeqCst fence
+//!           if nothing arrived meanwhile:         //   re-check the inbound rings
 //!               board.wait_for_event(next_deadline)   // WFE on Cortex-M, WFI on RISC-V…
-//!           link.woke()
+//!           awake again                           //   always, whichever way it went
 //!   }
 //! ```
+//!
+//! The sleep protocol is tina-core's sleep guard ([`tina_core::sleep::sleep_unless`]), so the
+//! loop cannot block without announcing and re-checking first.
 //!
 //! A publish to a sleeping core's ring calls [`Board::send_event`] for it (SEV on Cortex-M): the
 //! wake-up protocol is [`tina_core::transport`]'s, the same one the Linux driver uses with
@@ -23,11 +26,25 @@
 //!
 //! ## Storage
 //!
-//! Nothing is allocated. The board program puts the ring slots, the shard regions and the
-//! supervision spec in `static`s (e.g. with `static_cell`), builds the rings with [`wire`],
-//! and hands each core its [`CoreChannels`] exactly once through a [`Handoff`] — so the
-//! single-producer / single-consumer rule is enforced by ownership: a producer half exists
-//! once and moves to exactly one core.
+//! Nothing is allocated. The board program puts each core's ring memory (128-byte aligned, sized
+//! by [`tina_core::ring_memory_required`]), the shard regions and the supervision spec in
+//! `static`s (e.g. with `static_cell`); [`wire`] carves every core's inbound rings from its ring
+//! memory with tina-core's ring wiring ([`tina_core::wiring::carve_inbound_rings`], the same
+//! code and layout the Linux driver uses) and the board program hands each core its
+//! [`CoreChannels`] exactly once through a [`Handoff`] — so the single-producer /
+//! single-consumer rule is enforced by ownership: a producer half exists once and moves to
+//! exactly one core.
+//!
+//! ## Layout of this crate
+//!
+//! - [`Board`]: what a core offers (its id, the time, wait for an event, send an event);
+//! - [`CorePlatform`]: a core's platform, tina-core's [`Bundle`] of the ring transport (woken by
+//!   [`BoardWake`]), no I/O, direct calls and a log sink ([`BoardLog`]), built by
+//!   [`core_platform`];
+//! - [`run`]: the per-core loop above; [`Exit`]: why it returned;
+//! - [`wire`] and [`CoreChannels`]: every core's ring halves; [`Handoff`]: moves a value to
+//!   another core once;
+//! - `host` (feature `host`): a board whose cores are threads, for tests.
 //!
 //! ## What this crate never does (and why you must not either)
 //!
@@ -48,15 +65,17 @@
 //!    `critical-section-impl` feature does this correctly for both cores).
 //! 3. Launch core 1 with the bootrom FIFO protocol (`rp2040-hal`'s `multicore::Core::spawn`)
 //!    and give it a stack; in it, take its channels from the [`Handoff`] and call [`run`].
-//! 4. Size the spec for your RAM: `Shard::memory_required` tells the exact bytes per shard.
+//! 4. Size the spec for your RAM: `Shard::memory_required` tells the exact bytes per shard,
+//!    `tina_core::ring_memory_required` those of each core's inbound rings.
 //!
 //! ## Host support
 //!
-//! With the `host` feature, [`host::ThreadBoard`] makes each "core" a thread (wait = park,
+//! With the `host` feature, `host::ThreadBoard` makes each "core" a thread (wait = park,
 //! event = unpark), so the driver loop itself is tested by `cargo test` on a PC.
 
 #![no_std]
 #![deny(unsafe_code)]
+#![deny(clippy::too_many_lines)]
 
 #[cfg(feature = "std")]
 extern crate std;
@@ -65,12 +84,15 @@ extern crate std;
 pub mod host;
 
 use core::cell::RefCell;
+use core::mem::MaybeUninit;
 use critical_section::Mutex;
 use tina_core::log::{LogRecord, LogSink};
-use tina_core::platform::{DirectTrap, NoIo, Parts, Platform};
-use tina_core::ring::{Consumer, Producer, Ring};
+use tina_core::platform::{Bundle, DirectTrap, NoIo};
+use tina_core::ring::{Consumer, Producer};
+use tina_core::sleep::sleep_unless;
 use tina_core::transport::{RingTransport, ShardLink, Wake};
-use tina_core::{Instant, Message, Shard, ShardId, ShardStatus, StepReport};
+use tina_core::wiring::{WiringError, carve_inbound_rings};
+use tina_core::{Instant, Message, Shard, ShardId, ShardStatus, StepReport, SystemSpec};
 
 /// What a core offers the driver.
 pub trait Board {
@@ -111,58 +133,32 @@ impl LogSink for BoardLog {
     }
 }
 
-/// The platform of one core: ring transport, no I/O, direct calls (no unwinding on bare
-/// metal), and a log sink.
-pub struct CorePlatform<'r, 'b, B: Board, L: LogSink = BoardLog> {
-    transport: RingTransport<'r, BoardWake<'b, B>>,
-    io: NoIo,
-    trap: DirectTrap,
+/// The platform of one core: the core's four-part bundle of the ring transport, no I/O,
+/// direct calls (no unwinding on bare metal), and a log sink. Build it with [`core_platform`].
+pub type CorePlatform<'r, 'b, B, L = BoardLog> =
+    Bundle<RingTransport<'r, BoardWake<'b, B>>, NoIo, DirectTrap, L>;
+
+/// The platform of the core that owns `channels`: its ring transport (woken by
+/// [`Board::send_event`]) over `links`, one [`ShardLink`] per shard shared by all cores.
+pub fn core_platform<'r, 'b, B: Board, L: LogSink, const N: usize>(
+    board: &'b B,
+    channels: &'r mut CoreChannels<'r, N>,
+    links: &'r [ShardLink],
     log: L,
-}
-
-impl<'r, 'b, B: Board, L: LogSink> CorePlatform<'r, 'b, B, L> {
-    /// The platform of the core that owns `channels`.
-    pub fn new<const N: usize>(
-        board: &'b B,
-        channels: &'r mut CoreChannels<'r, N>,
-        links: &'r [ShardLink],
-        log: L,
-    ) -> Self {
-        let me = ShardId(channels.core as u8);
-        CorePlatform {
-            transport: RingTransport::new(
-                me,
-                &mut channels.outbound,
-                &mut channels.inbound,
-                links,
-                &mut channels.seen,
-                BoardWake(board),
-            ),
-            io: NoIo,
-            trap: DirectTrap,
-            log,
-        }
-    }
-
-    /// The log sink.
-    pub fn log(&mut self) -> &mut L {
-        &mut self.log
-    }
-}
-
-impl<'r, 'b, B: Board, L: LogSink> Platform for CorePlatform<'r, 'b, B, L> {
-    type Transport = RingTransport<'r, BoardWake<'b, B>>;
-    type Io = NoIo;
-    type Trap = DirectTrap;
-    type Log = L;
-
-    fn parts(&mut self) -> Parts<'_, Self> {
-        Parts {
-            transport: &mut self.transport,
-            io: &mut self.io,
-            trap: &self.trap,
-            log: &mut self.log,
-        }
+) -> CorePlatform<'r, 'b, B, L> {
+    let me = ShardId(channels.core as u8);
+    Bundle {
+        transport: RingTransport::new(
+            me,
+            &mut channels.outbound,
+            &mut channels.inbound,
+            links,
+            &mut channels.seen,
+            BoardWake(board),
+        ),
+        io: NoIo,
+        trap: DirectTrap,
+        log,
     }
 }
 
@@ -195,15 +191,14 @@ pub fn run<B: Board, L: LogSink>(
             ShardStatus::Quarantined | ShardStatus::AbortRequested => return Exit::Quarantined,
             ShardStatus::Running | ShardStatus::ShuttingDown => {}
         }
-        if report.work_remaining {
-            continue;
+        if !report.work_remaining {
+            // The core's sleep guard: announce, re-check the rings, wait, awake.
+            sleep_unless(
+                shard,
+                |_| false,
+                |_| board.wait_for_event(report.next_deadline),
+            );
         }
-        let transport = shard.platform().parts().transport;
-        transport.link().prepare_sleep();
-        if !transport.has_inbound() {
-            board.wait_for_event(report.next_deadline);
-        }
-        shard.platform().parts().transport.link().woke();
     }
 }
 
@@ -219,30 +214,67 @@ pub struct CoreChannels<'r, const N: usize> {
     pub seen: [u32; N],
 }
 
-/// Splits an N×N matrix of rings (`rings[i][j]` carries `i → j`; the diagonal is unused)
-/// into each core's halves. Every producer and consumer ends up in exactly one core's bundle.
+/// Why [`wire`] could not build the cores' channels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum WireError {
+    /// The spec's shard count is not the number of cores.
+    CoreCount {
+        /// Cores wired.
+        cores: usize,
+        /// Shards in the spec.
+        shards: usize,
+    },
+    /// A core's ring memory could not hold its inbound rings (or is misaligned).
+    Rings(WiringError),
+}
+
+impl core::fmt::Display for WireError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            WireError::CoreCount { cores, shards } => write!(
+                f,
+                "{cores} cores wired for a spec of {shards} shards (one shard per core)"
+            ),
+            WireError::Rings(e) => e.fmt(f),
+        }
+    }
+}
+
+/// Carves every core's inbound rings from its ring memory (`ring_memory[c]`: 128-byte aligned,
+/// at least [`tina_core::ring_memory_required`] bytes for shard `c`) with the core's
+/// [`carve_inbound_rings`], and splits them into each core's halves: every producer and every
+/// consumer ends up in exactly one core's bundle.
 pub fn wire<'r, const N: usize>(
-    rings: &'r mut [[Option<Ring<'r, Message>>; N]; N],
-) -> [CoreChannels<'r, N>; N] {
+    spec: &SystemSpec<'_>,
+    ring_memory: [&'r mut [MaybeUninit<u8>]; N],
+) -> Result<[CoreChannels<'r, N>; N], WireError> {
+    if spec.shards.len() != N {
+        return Err(WireError::CoreCount {
+            cores: N,
+            shards: spec.shards.len(),
+        });
+    }
     let mut cores: [CoreChannels<'r, N>; N] = core::array::from_fn(|core| CoreChannels {
         core,
         outbound: core::array::from_fn(|_| None),
         inbound: core::array::from_fn(|_| None),
         seen: [0; N],
     });
-    for (i, row) in rings.iter_mut().enumerate() {
-        for (j, ring) in row.iter_mut().enumerate() {
-            if i == j {
-                continue;
-            }
-            if let Some(ring) = ring {
-                let (p, c) = ring.split();
-                cores[i].outbound[j] = Some(p);
-                cores[j].inbound[i] = Some(c);
-            }
-        }
+    for (to, bytes) in ring_memory.into_iter().enumerate() {
+        carve_inbound_rings(
+            spec,
+            ShardId(to as u8),
+            bytes,
+            |from, producer, consumer| {
+                let from = usize::from(from.0);
+                cores[from].outbound[to] = Some(producer);
+                cores[to].inbound[from] = Some(consumer);
+            },
+        )
+        .map_err(WireError::Rings)?;
     }
-    cores
+    Ok(cores)
 }
 
 /// Hands a value from one core to another exactly once (e.g. core 0 wires the rings and

@@ -4,8 +4,8 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::Thread;
 use tina_baremetal::host::ThreadBoard;
-use tina_baremetal::{Board, CorePlatform, Exit, Handoff, run, wire};
-use tina_core::ring::{Ring, Slot};
+use tina_baremetal::{Board, Exit, Handoff, WireError, core_platform, run, wire};
+use tina_core::memory::RegionBlock;
 use tina_core::testing::{TestLog, region_for};
 use tina_core::transport::ShardLink;
 use tina_core::*;
@@ -104,16 +104,12 @@ fn two_thread_cores_play_ping_pong_sleep_when_idle_and_wake_on_a_timer() {
     spec.shard.io_buffer_count = 0;
     let spec = &spec;
 
-    let mut slots: [[[Slot<Message>; 16]; 2]; 2] =
-        core::array::from_fn(|_| core::array::from_fn(|_| Slot::array::<16>()));
-    let [row0, row1] = &mut slots;
-    let [_, s01] = row0;
-    let [s10, _] = row1;
-    let mut rings = [
-        [None, Some(Ring::new(s01).unwrap())],
-        [Some(Ring::new(s10).unwrap()), None],
-    ];
-    let [c0, c1] = wire(&mut rings);
+    let mut ring_memory: [Vec<RegionBlock>; 2] = core::array::from_fn(|c| {
+        let bytes = ring_memory_required(spec, ShardId(c as u8)).unwrap();
+        vec![RegionBlock::UNINIT; RegionBlock::blocks_for(bytes)]
+    });
+    let [m0, m1] = &mut ring_memory;
+    let [c0, c1] = wire(spec, [RegionBlock::as_bytes(m0), RegionBlock::as_bytes(m1)]).unwrap();
     let handoff = Handoff::new();
     assert!(handoff.put(c1).is_ok());
     let links = [ShardLink::new(), ShardLink::new()];
@@ -128,7 +124,7 @@ fn two_thread_cores_play_ping_pong_sleep_when_idle_and_wake_on_a_timer() {
         s.spawn(move || {
             let board = ThreadBoard::on_this_thread(1, threads, epoch, spec.tick_ns);
             let mut channels = handoff.take().expect("core 1's channels");
-            let platform = CorePlatform::new(&board, &mut channels, links, TestLog::default());
+            let platform = core_platform(&board, &mut channels, links, TestLog::default());
             let mut mem = region_for(spec, ShardId(1));
             let mut shard = Shard::new(spec, ShardId(1), mem.bytes(), platform).unwrap();
             let exit = run(&board, &mut shard, |_, _| {
@@ -139,7 +135,7 @@ fn two_thread_cores_play_ping_pong_sleep_when_idle_and_wake_on_a_timer() {
         });
         let board = ThreadBoard::on_this_thread(0, threads, epoch, spec.tick_ns);
         let mut channels = c0;
-        let platform = CorePlatform::new(&board, &mut channels, links, TestLog::default());
+        let platform = core_platform(&board, &mut channels, links, TestLog::default());
         let mut mem = region_for(spec, ShardId(0));
         let mut shard = Shard::new(spec, ShardId(0), mem.bytes(), platform).unwrap();
         let pinger = shard.handles::<Pinger>().next().unwrap();
@@ -171,4 +167,47 @@ fn a_handoff_gives_its_value_exactly_once() {
     assert_eq!(h.put(2), Err(2));
     assert_eq!(h.take(), Some(1));
     assert_eq!(h.take(), None);
+}
+
+#[test]
+fn wiring_refuses_a_spec_of_another_core_count_and_memory_too_small() {
+    let types = [TypeSpec::of::<Ponger>("ponger")];
+    let children = [ChildSpec::isolate::<Ponger>(&(), Restart::Permanent)];
+    let shards = [ShardSpec {
+        root: GroupSpec::one_for_one(&children),
+    }; 2];
+    let spec = SystemSpec::new(&shards, &types);
+    let mut blocks = [vec![RegionBlock::UNINIT; 1], vec![RegionBlock::UNINIT; 1]];
+    let [m0, m1, m2] = &mut [
+        vec![RegionBlock::UNINIT; 1],
+        vec![RegionBlock::UNINIT; 1],
+        vec![RegionBlock::UNINIT; 1],
+    ];
+    let three = wire(
+        &spec,
+        [
+            RegionBlock::as_bytes(m0),
+            RegionBlock::as_bytes(m1),
+            RegionBlock::as_bytes(m2),
+        ],
+    );
+    assert!(
+        matches!(
+            three,
+            Err(WireError::CoreCount {
+                cores: 3,
+                shards: 2
+            })
+        ),
+        "three cores for two shards"
+    );
+    let [b0, b1] = &mut blocks;
+    let small = wire(
+        &spec,
+        [RegionBlock::as_bytes(b0), RegionBlock::as_bytes(b1)],
+    );
+    assert!(
+        matches!(small, Err(WireError::Rings(_))),
+        "one block holds no ring of the default capacity"
+    );
 }

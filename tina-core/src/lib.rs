@@ -128,6 +128,7 @@ mod pool;
 #[allow(unsafe_code)]
 pub mod ring;
 mod shard;
+pub mod sleep;
 pub mod spec;
 mod supervision;
 pub mod sync;
@@ -137,6 +138,7 @@ mod time;
 mod timer;
 mod transfer;
 pub mod transport;
+pub mod wiring;
 
 pub use counters::Counters;
 pub use ctx::{Ctx, ScratchTooSmall};

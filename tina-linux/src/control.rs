@@ -288,6 +288,9 @@ fn on_signal(
             say!("SIGUSR2: reviving quarantined shards");
             control.revive();
         }
-        _ => {}
+        other => debug_assert!(
+            false,
+            "signal {other} read from a signalfd that only watches the control signals"
+        ),
     }
 }

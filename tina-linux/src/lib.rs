@@ -3,7 +3,8 @@
 //! Runs a [`tina_core::SystemSpec`] on Linux: one pinned OS thread per shard around
 //! `Shard::step`, an io_uring reactor per shard (with an epoll fallback of the same
 //! semantics), cross-shard SPSC rings with eventfd wake-ups, idle shards that sleep in the
-//! kernel, signals, a watchdog, and a stats snapshot (SPEC §5).
+//! kernel, signals (graceful and forced shutdown, stats, revive), a watchdog for stuck ticks,
+//! and a stats snapshot per shard ([`Control::stats`]).
 //!
 //! ```no_run
 //! use tina_core::*;
@@ -63,19 +64,37 @@
 //!
 //! ## Wake protocol
 //!
-//! The rings and their sleep protocol are tina-core's
-//! ([`tina_core::transport::RingTransport`], model-checked with loom there), the same code
-//! the bare-metal platform runs. The shard announces sleep on its link (flag, `SeqCst`
+//! The rings, their wiring and their sleep protocol are tina-core's
+//! ([`tina_core::transport::RingTransport`], model-checked with loom there;
+//! [`tina_core::wiring`]; [`tina_core::sleep`]), the same code the bare-metal platform runs.
+//! Through the core's sleep guard the shard announces sleep on its link (flag, `SeqCst`
 //! fence), re-checks its rings, requests and completions, and only then blocks; a producer
 //! publishes, fences, and rings the shard's eventfd only if it sees the flag, and only the
 //! first waker of one sleep pays the `write(2)` (see [`shared`](crate#wake-protocol) for the
 //! doorbell). No wake-up is lost; a busy shard never sets the flag, so busy producers make no
 //! syscall.
 //!
+//! ## Layout
+//!
+//! Imports flow one way, from the entry point down:
+//!
+//! | module | what |
+//! |---|---|
+//! | `runtime` | [`run`] / [`run_with`]: boot (validate, measure, backend, CPUs, mappings), the shard threads, the control loop; [`RunReport`], [`Booted`] |
+//! | `config`, `error` | [`Config`] and [`available_memory`]; [`RunError`], [`BootFailure`], [`MemoryShortfall`] |
+//! | `shard` | one shard thread: pin, memory, rings, the boot gate, the platform (a `tina_core::platform::Bundle`), the shard loop (requests → step → sleep) |
+//! | `control` | [`Control`] and the control loop (signals, shutdown, stats, revive) |
+//! | `transport` | [`LinuxTransport`]: the core's ring transport with eventfd doorbells, and the ring wiring per consumer shard |
+//! | `reactor` | [`Reactor`], the I/O facade, over `reactor::ops` (the operation table both backends share), [`UringReactor`] and [`EpollReactor`] |
+//! | `shared`, `watchdog`, `trap` | per-shard state shared across threads ([`ShardStats`]); the watchdog; [`CatchPanic`] |
+//! | `log`, `logger`, `signals`, `sys` | the non-blocking log path; signal masks; the system calls (the only `unsafe` besides the uring backend) |
+//!
 #![deny(unsafe_code)]
+#![deny(clippy::too_many_lines)]
 
+mod config;
 mod control;
-mod epoll;
+mod error;
 pub mod log;
 mod logger;
 mod reactor;
@@ -87,23 +106,20 @@ mod signals;
 mod sys;
 mod transport;
 mod trap;
-#[allow(unsafe_code)]
-mod uring;
 mod watchdog;
 
+pub use config::{Config, available_memory};
 pub use control::Control;
-pub use epoll::EpollReactor;
+pub use error::{BootFailure, MemoryShortfall, RunError};
 pub use log::StderrLog;
+pub use reactor::epoll::EpollReactor;
+pub use reactor::uring::UringReactor;
 pub use reactor::{ActiveBackend, Backend, Reactor};
-pub use runtime::{
-    BootFailure, Booted, Config, MemoryShortfall, RunError, RunReport, available_memory, run,
-    run_with,
-};
+pub use runtime::{Booted, RunReport, run, run_with};
 pub use shared::{ShardState, ShardStats};
 pub use signals::{block_signals, unblock_signals};
 pub use transport::{EventfdWake, LinuxTransport};
 pub use trap::CatchPanic;
-pub use uring::UringReactor;
 pub use watchdog::{WatchdogConfig, WatchdogPolicy};
 
 /// Test support: makes `io_uring_setup` fail with `EPERM` for the calling thread and every

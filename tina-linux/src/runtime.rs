@@ -26,21 +26,24 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Duration as StdDuration;
 
-use tina_core::io::{IoCompletion, IoError};
-use tina_core::log::Level;
+use tina_core::io::IoCompletion;
 use tina_core::ring::Producer;
 use tina_core::transport::ShardLink;
 use tina_core::{BootError, Handle, Message, Shard, ShardId, SystemMemory, SystemSpec};
 
+use crate::config::Config;
 use crate::control::{Control, Inner, control_loop};
+use crate::error::{BootFailure, MemoryShortfall, RunError};
 use crate::log::say;
 use crate::logger;
-use crate::reactor::{ActiveBackend, Backend, Op, probe_uring};
-use crate::shard::{LinuxPlatform, ShardThread, in_flight_max};
+use crate::reactor::ops::Op;
+use crate::reactor::{ActiveBackend, Backend, probe_uring};
+use crate::shard::{BootGate, LinuxPlatform, ShardThread, in_flight_max};
 use crate::shared::{ShardShared, ShardState, ShardStats};
 use crate::sys;
+use crate::transport::Exchange;
 use crate::trap::install_panic_hook;
-use crate::watchdog::{self, WatchdogConfig};
+use crate::watchdog;
 
 /// Log lines each shard thread can have queued for stderr (more are dropped and counted).
 const SHARD_LOG_LINES: usize = 128;
@@ -48,226 +51,6 @@ const SHARD_LOG_LINES: usize = 128;
 const CONTROL_LOG_LINES: usize = 32;
 /// How long the end of a run waits for queued log lines to reach stderr.
 const FINAL_LOG_FLUSH_WAIT: StdDuration = StdDuration::from_millis(500);
-
-/// How to run a system on Linux.
-#[derive(Clone, Debug)]
-pub struct Config {
-    /// I/O backend (default: `Auto`).
-    pub backend: Backend,
-    /// CPU of each shard (shard `i` → `cpus[i]`). `None`: the `i`-th CPU of the process
-    /// affinity mask (so `taskset` and cgroup limits are honoured), wrapping around.
-    pub cpus: Option<Vec<usize>>,
-    /// Pin shard threads (default true).
-    pub pin: bool,
-    /// Ask for transparent huge pages for shard regions of 2 MiB or more (best effort).
-    pub huge_pages: bool,
-    /// Handle SIGINT/SIGTERM/SIGUSR1/SIGUSR2 in the thread that calls [`run`] (default true).
-    /// `run` blocks them in its own thread, and the shard threads inherit that; threads that
-    /// already exist keep their masks, so call `run` from the main thread before starting
-    /// other threads (or block these signals in them), else a signal may take its default
-    /// action there. Turn off when embedding runtimes in a larger program (e.g. tests) and
-    /// use [`Control::shutdown`] instead.
-    pub signals: bool,
-    /// Install the SIGSEGV/SIGBUS/SIGILL/SIGFPE reporter (default true).
-    pub fault_handlers: bool,
-    /// The watchdog (default: report a tick that runs over 2 s).
-    pub watchdog: Option<WatchdogConfig>,
-    /// Log records above this level are dropped (default `Info`).
-    pub log_level: Level,
-    /// Print the boot lines (backend, CPUs) on stderr (default true).
-    pub announce: bool,
-    /// Graceful shutdown bound; `None`: the spec's `shutdown_timeout`.
-    pub shutdown_timeout: Option<StdDuration>,
-    /// How many bytes the system may still map without swapping or being killed for memory
-    /// (`None`: unknown, no check). [`run`] refuses a spec whose shard regions, rings and
-    /// reactor tables need more ([`RunError::Memory`]) before it maps anything (thread stacks
-    /// and the kernel's io_uring memory are not counted). Default: [`available_memory`]; tests
-    /// inject their own.
-    pub memory_available: fn() -> Option<u64>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            backend: Backend::Auto,
-            cpus: None,
-            pin: true,
-            huge_pages: true,
-            signals: true,
-            fault_handlers: true,
-            watchdog: Some(WatchdogConfig::default()),
-            log_level: Level::Info,
-            announce: true,
-            shutdown_timeout: None,
-            memory_available: available_memory,
-        }
-    }
-}
-
-/// Why the runtime could not start.
-#[derive(Debug)]
-pub enum RunError {
-    /// The spec is invalid.
-    Spec(tina_core::SpecError),
-    /// The requested backend is unavailable (the text says why and what to do).
-    Backend(String),
-    /// A CPU could not be chosen or used.
-    Cpu(String),
-    /// A resource could not be created at boot.
-    Boot(String),
-    /// The system needs more memory than is available (checked before anything is mapped).
-    Memory(MemoryShortfall),
-    /// A shard failed to boot: nothing was left serving (the shards that had booted were
-    /// shut down) and this is the first failure, by shard index.
-    ShardBoot {
-        /// The shard.
-        shard: usize,
-        /// Why.
-        failure: BootFailure,
-    },
-    /// This [`Control`] already ran a system.
-    ControlInUse,
-}
-
-impl core::fmt::Display for RunError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            // The spec error says "invalid spec: …" itself.
-            RunError::Spec(e) => e.fmt(f),
-            RunError::Backend(s) | RunError::Cpu(s) | RunError::Boot(s) => f.write_str(s),
-            RunError::Memory(m) => m.fmt(f),
-            RunError::ShardBoot { shard, failure } => {
-                write!(f, "shard {shard} failed to boot: {failure}")
-            }
-            RunError::ControlInUse => f.write_str("this Control already ran a system"),
-        }
-    }
-}
-
-impl std::error::Error for RunError {}
-
-/// Memory a spec needs, against what is available.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MemoryShortfall {
-    /// Bytes of the shard regions, as mapped (whole pages).
-    pub regions: u64,
-    /// Bytes of the N×(N−1) cross-shard rings, as mapped.
-    pub rings: u64,
-    /// Bytes of the reactors' operation tables (heap).
-    pub reactors: u64,
-    /// Bytes available ([`Config::memory_available`]).
-    pub available: u64,
-}
-
-impl MemoryShortfall {
-    /// Everything the system needs.
-    pub fn needed(&self) -> u64 {
-        self.regions
-            .saturating_add(self.rings)
-            .saturating_add(self.reactors)
-    }
-}
-
-impl core::fmt::Display for MemoryShortfall {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(
-            f,
-            "the system needs {} bytes of memory ({} for the shard regions, {} for the \
-             cross-shard rings, {} for the I/O operation tables) but only {} bytes are available; \
-             reduce ring_capacity, the shard count or the per-shard sizes (the spec's shard \
-             config and type capacities)",
-            self.needed(),
-            self.regions,
-            self.rings,
-            self.reactors,
-            self.available
-        )
-    }
-}
-
-/// Why one shard did not boot.
-#[derive(Clone, Debug)]
-pub enum BootFailure {
-    /// Memory could not be mapped.
-    Map {
-        /// What was being mapped ("shard region", "cross-shard rings").
-        what: &'static str,
-        /// How many bytes.
-        bytes: usize,
-        /// The `mmap` errno.
-        errno: i32,
-    },
-    /// The inbound rings could not be carved from their memory.
-    Rings(String),
-    /// The I/O reactor could not be created.
-    Reactor(String),
-    /// The shard thread could not be started.
-    Thread(String),
-    /// The core refused to boot: the region, or a static child whose `init` failed
-    /// ([`BootError::RootFailed`], which names the child, its reason and its last socket
-    /// error).
-    Core(BootError),
-}
-
-impl core::fmt::Display for BootFailure {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            BootFailure::Map { what, bytes, errno } => write!(
-                f,
-                "cannot map {bytes} bytes for the {what}: {}",
-                errno_text(*errno)
-            ),
-            BootFailure::Rings(s) | BootFailure::Reactor(s) | BootFailure::Thread(s) => {
-                f.write_str(s)
-            }
-            BootFailure::Core(BootError::RootFailed(init)) => {
-                write!(
-                    f,
-                    "the supervision tree failed to start: {} (type `{}`) failed to \
-                     initialise: {}",
-                    init.child, init.type_name, init.reason
-                )?;
-                if let Some(e) = init.io_error {
-                    write!(f, ": {}", io_error_text(e))?;
-                }
-                Ok(())
-            }
-            BootFailure::Core(e) => e.fmt(f),
-        }
-    }
-}
-
-/// An errno as "NAME (text), errno N".
-fn errno_text(errno: i32) -> String {
-    format!("{}, errno {errno}", sys::errno_name(errno))
-}
-
-/// A core I/O error as Linux reported it: "text (NAME, errno N)".
-fn io_error_text(e: IoError) -> String {
-    let (text, name, errno) = match e {
-        IoError::ConnectionRefused => ("connection refused", "ECONNREFUSED", libc::ECONNREFUSED),
-        IoError::ConnectionReset => ("connection reset", "ECONNRESET", libc::ECONNRESET),
-        IoError::ConnectionAborted => ("connection aborted", "ECONNABORTED", libc::ECONNABORTED),
-        IoError::BrokenPipe => ("broken pipe", "EPIPE", libc::EPIPE),
-        IoError::NotConnected => ("not connected", "ENOTCONN", libc::ENOTCONN),
-        IoError::AddrInUse => ("address in use", "EADDRINUSE", libc::EADDRINUSE),
-        IoError::AddrNotAvailable => (
-            "address not available",
-            "EADDRNOTAVAIL",
-            libc::EADDRNOTAVAIL,
-        ),
-        IoError::NotFound => ("not found", "ENOENT", libc::ENOENT),
-        IoError::PermissionDenied => return "permission denied (EACCES or EPERM)".into(),
-        IoError::AlreadyExists => ("already exists", "EEXIST", libc::EEXIST),
-        IoError::InvalidInput => ("invalid argument", "EINVAL", libc::EINVAL),
-        IoError::TimedOut => ("timed out", "ETIMEDOUT", libc::ETIMEDOUT),
-        IoError::TooManyOpenFiles => return "too many open files (EMFILE or ENFILE)".into(),
-        IoError::BadDescriptor => ("bad descriptor", "EBADF", libc::EBADF),
-        IoError::Os(errno) => return format!("OS error ({})", errno_text(errno)),
-        other => return other.to_string(),
-    };
-    format!("{text} ({name}, errno {errno})")
-}
 
 /// How a run ended.
 #[derive(Clone, Debug)]
@@ -290,73 +73,6 @@ pub struct Booted {
     /// The memory the spec needs: shard regions and rings, as measured (each mapping is
     /// rounded up to whole pages).
     pub memory: SystemMemory,
-}
-
-/// Bytes this process may still use: `MemAvailable` from `/proc/meminfo`, lowered to what
-/// the cgroup v2 memory limit leaves (`memory.max − memory.current`) when there is one.
-/// `None` if `/proc/meminfo` cannot be read.
-pub fn available_memory() -> Option<u64> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kib: u64 = meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemAvailable:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    let available = kib.saturating_mul(1024);
-    Some(cgroup_memory_left().map_or(available, |left| left.min(available)))
-}
-
-/// What the cgroup v2 memory limit of this process leaves, if it has one.
-fn cgroup_memory_left() -> Option<u64> {
-    let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-    let path = cgroups.lines().find_map(|l| l.strip_prefix("0::"))?;
-    let dir = format!("/sys/fs/cgroup{}", path.trim_end());
-    let max: u64 = std::fs::read_to_string(format!("{dir}/memory.max"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    let current: u64 = std::fs::read_to_string(format!("{dir}/memory.current"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(max.saturating_sub(current))
-}
-
-/// Where every shard thread waits, after mapping its memory, until all have (or one failed):
-/// no isolate runs unless every shard has its memory.
-pub(crate) struct BootGate {
-    n: usize,
-    /// (shards arrived, whether any failed)
-    state: Mutex<(usize, bool)>,
-    opened: Condvar,
-}
-
-impl BootGate {
-    fn new(n: usize) -> BootGate {
-        BootGate {
-            n,
-            state: Mutex::new((0, false)),
-            opened: Condvar::new(),
-        }
-    }
-
-    /// Arrives (`ready`: this shard has its memory) and waits for the others. Returns whether
-    /// every shard is ready; `false` as soon as one is not.
-    pub(crate) fn arrive(&self, ready: bool) -> bool {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        s.0 += 1;
-        s.1 |= !ready;
-        self.opened.notify_all();
-        while s.0 < self.n && !s.1 {
-            s = self.opened.wait(s).unwrap_or_else(|e| e.into_inner());
-        }
-        !s.1
-    }
 }
 
 fn choose_backend(config: &Config) -> Result<(ActiveBackend, Option<String>), RunError> {
@@ -502,6 +218,9 @@ fn reactor_bytes(in_flight_max: usize) -> u64 {
     (in_flight_max as u64).saturating_mul(per_op as u64)
 }
 
+/// The steps of the module docs, in order: validate and measure (1), backend, CPUs, eventfds
+/// and ring mappings (2), the process's signal set-up (3), the shard threads (4) and the
+/// control loop (5, in [`Boot::serve`]).
 fn run_system(
     spec: &SystemSpec<'_>,
     config: &Config,
@@ -515,16 +234,51 @@ fn run_system(
     let plan = plan_memory(spec, config)?;
     let (backend, fallback_reason) = choose_backend(config)?;
     let cpus = choose_cpus(config, n)?;
-    let mut fds = Vec::with_capacity(n);
-    for _ in 0..n {
-        fds.push(
-            sys::eventfd()
-                .map_err(|e| RunError::Boot(format!("eventfd failed: {}", sys::errno_name(e))))?,
-        );
+    let fds = (0..n)
+        .map(|_| new_eventfd())
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut ring_maps = map_rings(&plan, config)?;
+    let inner = install_control(control, spec, config, fds, backend, fallback_reason.clone())?;
+    if config.announce {
+        announce(config, backend, fallback_reason.as_deref(), &cpus);
     }
-    // Each shard's inbound rings: mapped here (so they outlive every shard thread), not
-    // touched; the consumer shard pre-faults and carves them on its own thread.
-    let mut ring_maps: Vec<Option<sys::Mapping>> = Vec::with_capacity(n);
+    let old_mask = prepare_process(config);
+    let boot = Boot {
+        spec,
+        config,
+        control,
+        inner,
+        backend,
+        cpus: &cpus,
+        epoch_ns: sys::monotonic_ns(),
+        timeout_ns: config.shutdown_timeout.map_or_else(
+            || spec.shutdown_timeout.ticks().saturating_mul(spec.tick_ns),
+            |d| d.as_nanos().min(u128::from(u64::MAX)) as u64,
+        ),
+        memory: plan.system,
+    };
+    let (boot_failure, all_clean) = boot.serve(&mut ring_maps, on_booted);
+    if let Some(old) = old_mask {
+        sys::restore_signal_mask(&old);
+    }
+    if let Some((shard, failure)) = boot_failure {
+        return Err(RunError::ShardBoot { shard, failure });
+    }
+    Ok(RunReport {
+        backend,
+        clean: all_clean && !inner.forced.load(Ordering::Relaxed),
+        stats: control.stats(),
+    })
+}
+
+fn new_eventfd() -> Result<sys::OwnedFd, RunError> {
+    sys::eventfd().map_err(|e| RunError::Boot(format!("eventfd failed: {}", sys::errno_name(e))))
+}
+
+/// Each shard's inbound rings: mapped here (so they outlive every shard thread), not touched;
+/// the consumer shard pre-faults and carves them on its own thread.
+fn map_rings(plan: &MemoryPlan, config: &Config) -> Result<Vec<Option<sys::Mapping>>, RunError> {
+    let mut ring_maps = Vec::with_capacity(plan.rings.len());
     for (i, &bytes) in plan.rings.iter().enumerate() {
         ring_maps.push(if bytes == 0 {
             None
@@ -543,6 +297,20 @@ fn run_system(
             )
         });
     }
+    Ok(ring_maps)
+}
+
+/// Builds what the control loop shares with the shards (state, links, fds) and puts it in
+/// `control` (which refuses a second run).
+fn install_control<'c>(
+    control: &'c Control,
+    spec: &SystemSpec<'_>,
+    config: &Config,
+    fds: Vec<sys::OwnedFd>,
+    backend: ActiveBackend,
+    fallback_reason: Option<String>,
+) -> Result<&'c Inner, RunError> {
+    let n = spec.shards.len();
     let type_names: Vec<&'static str> = spec.types.iter().map(|t| t.name).collect();
     let shards = fds
         .iter()
@@ -561,44 +329,53 @@ fn run_system(
         .set(Inner {
             shards,
             signal_fd,
-            done_fd: sys::eventfd()
-                .map_err(|e| RunError::Boot(format!("eventfd failed: {}", sys::errno_name(e))))?,
+            done_fd: new_eventfd()?,
             watchdog: OnceLock::new(),
             watchdog_parked: AtomicBool::new(false),
             links: (0..n).map(|_| ShardLink::new()).collect(),
             _wake_fds: fds,
             backend,
-            fallback_reason: fallback_reason.clone(),
+            fallback_reason,
             started: Mutex::new(0),
             finished: Mutex::new(0),
             changed: Condvar::new(),
             forced: AtomicBool::new(false),
         })
         .map_err(|_| RunError::ControlInUse)?;
-    let Some(inner) = control.inner.get() else {
-        return Err(RunError::ControlInUse);
-    };
-    if config.announce {
-        if let Some(why) = &fallback_reason {
-            say!("io_uring unavailable, falling back to epoll: {why}");
-        }
-        say!(
-            "{n} shard(s) on CPU(s) {cpus:?} with the {} backend{}",
-            backend.name(),
-            if config.pin { "" } else { " (not pinned)" }
-        );
-        let mut distinct = cpus.clone();
-        distinct.sort_unstable();
-        distinct.dedup();
-        if distinct.len() < n {
-            say!(
-                "warning: {n} shards share {} CPU(s) (the process affinity mask or the \
-                 configured CPUs allow no more); shards on one CPU take turns",
-                distinct.len()
-            );
-        }
-    }
+    control.inner.get().ok_or(RunError::ControlInUse)
+}
 
+/// The boot lines: the fallback's reason, the backend and CPUs, shards sharing a CPU.
+fn announce(
+    config: &Config,
+    backend: ActiveBackend,
+    fallback_reason: Option<&str>,
+    cpus: &[usize],
+) {
+    let n = cpus.len();
+    if let Some(why) = fallback_reason {
+        say!("io_uring unavailable, falling back to epoll: {why}");
+    }
+    say!(
+        "{n} shard(s) on CPU(s) {cpus:?} with the {} backend{}",
+        backend.name(),
+        if config.pin { "" } else { " (not pinned)" }
+    );
+    let mut distinct = cpus.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() < n {
+        say!(
+            "warning: {n} shards share {} CPU(s) (the process affinity mask or the \
+             configured CPUs allow no more); shards on one CPU take turns",
+            distinct.len()
+        );
+    }
+}
+
+/// Step 3: SIGPIPE ignored, the control signals blocked (threads inherit the mask; the old
+/// mask is returned for restoring), the fault reporter and the panic hook installed.
+fn prepare_process(config: &Config) -> Option<libc::sigset_t> {
     sys::ignore_sigpipe();
     let old_mask = config
         .signals
@@ -607,72 +384,140 @@ fn run_system(
         sys::install_fault_handlers();
     }
     install_panic_hook();
+    old_mask
+}
 
-    let epoch_ns = sys::monotonic_ns();
-    let timeout_ns = config.shutdown_timeout.map_or_else(
-        || spec.shutdown_timeout.ticks().saturating_mul(spec.tick_ns),
-        |d| d.as_nanos().min(u128::from(u64::MAX)) as u64,
-    );
-    // Producer halves of ring `from → to` at `from × n + to`, left there by the consumer.
-    let exchange: Vec<Mutex<Option<Producer<'_, Message>>>> =
-        (0..n * n).map(|_| Mutex::new(None)).collect();
-    let gate = BootGate::new(n);
-    let failures: Vec<OnceLock<BootFailure>> = (0..n).map(|_| OnceLock::new()).collect();
-    let all_clean = AtomicBool::new(true);
-    let done_count = AtomicUsize::new(0);
-    let done_count = &done_count;
-    let mut boot_failure = None;
-    std::thread::scope(|scope| {
-        let mut threads = Vec::with_capacity(n);
+/// Everything the shard threads and the control loop of one run share.
+struct Boot<'a, 's> {
+    spec: &'a SystemSpec<'s>,
+    config: &'a Config,
+    control: &'a Control,
+    inner: &'a Inner,
+    backend: ActiveBackend,
+    cpus: &'a [usize],
+    epoch_ns: u64,
+    timeout_ns: u64,
+    memory: SystemMemory,
+}
+
+/// What the shard threads report back while they run.
+struct Outcomes {
+    failures: Vec<OnceLock<BootFailure>>,
+    all_clean: AtomicBool,
+    done_count: AtomicUsize,
+}
+
+impl Boot<'_, '_> {
+    /// Steps 4 and 5: starts a thread per shard and the watchdog, waits until every shard has
+    /// booted or failed, then runs `on_booted` and the control loop (or, after a failed boot,
+    /// shuts the booted shards down) until every thread has ended. Returns the first boot
+    /// failure and whether every shard stopped cleanly.
+    fn serve(
+        &self,
+        ring_maps: &mut [Option<sys::Mapping>],
+        on_booted: impl FnOnce(&Booted),
+    ) -> (Option<(usize, BootFailure)>, bool) {
+        let n = self.spec.shards.len();
+        // Producer halves of ring `from → to` at `from × n + to`, left there by the consumer.
+        let exchange: Vec<Mutex<Option<Producer<'_, Message>>>> =
+            (0..n * n).map(|_| Mutex::new(None)).collect();
+        let gate = BootGate::new(n);
+        let outcomes = Outcomes {
+            failures: (0..n).map(|_| OnceLock::new()).collect(),
+            all_clean: AtomicBool::new(true),
+            done_count: AtomicUsize::new(0),
+        };
+        let mut boot_failure = None;
+        std::thread::scope(|scope| {
+            let threads = self.start_shards(scope, ring_maps, &exchange, &gate, &outcomes);
+            let dog = self.start_watchdog(scope, &outcomes.done_count);
+            self.wait_booted();
+            boot_failure = outcomes
+                .failures
+                .iter()
+                .enumerate()
+                .find_map(|(shard, f)| f.get().map(|f| (shard, f.clone())));
+            if boot_failure.is_some() {
+                // Nothing may keep serving after a failed boot: stop the shards that booted.
+                self.control.shutdown();
+            } else {
+                on_booted(&Booted {
+                    backend: self.backend,
+                    cpus: self.cpus.to_vec(),
+                    memory: self.memory,
+                });
+            }
+            control_loop(self.control, n, self.timeout_ns);
+            for t in threads {
+                let _ = t.join();
+            }
+            if let Some(d) = dog {
+                d.thread().unpark();
+                let _ = d.join();
+            }
+        });
+        (boot_failure, outcomes.all_clean.load(Ordering::Relaxed))
+    }
+
+    /// Starts one thread per shard (a thread that cannot be started counts as a shard that
+    /// failed to boot).
+    fn start_shards<'scope, 'env>(
+        &'env self,
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        ring_maps: &'env mut [Option<sys::Mapping>],
+        exchange: &'env Exchange<'env>,
+        gate: &'env BootGate,
+        outcomes: &'env Outcomes,
+    ) -> Vec<std::thread::ScopedJoinHandle<'scope, ()>> {
+        let inner = self.inner;
+        let mut threads = Vec::with_capacity(ring_maps.len());
         for (i, rings) in ring_maps.iter_mut().enumerate() {
             let ctx = ShardThread {
                 index: i,
-                spec,
+                spec: self.spec,
                 peers: &inner.shards,
                 links: &inner.links,
-                backend,
-                cpu: cpus[i],
-                config,
-                epoch_ns,
-                timeout_ns,
+                backend: self.backend,
+                cpu: self.cpus[i],
+                config: self.config,
+                epoch_ns: self.epoch_ns,
+                timeout_ns: self.timeout_ns,
                 inner,
-                gate: &gate,
-                failure: &failures[i],
+                gate,
+                failure: &outcomes.failures[i],
             };
-            let all_clean = &all_clean;
-            let exchange = &exchange;
             let t = std::thread::Builder::new()
                 .name(format!("tina-shard-{i}"))
                 .spawn_scoped(scope, move || {
                     let _log = logger::stderr().register(SHARD_LOG_LINES);
                     let clean = ctx.run(rings.as_mut(), exchange);
-                    if !clean {
-                        all_clean.store(false, Ordering::Relaxed);
-                    }
-                    done_count.fetch_add(1, Ordering::Release);
-                    let mut f = inner.finished.lock().unwrap_or_else(|e| e.into_inner());
-                    *f += 1;
-                    inner.changed.notify_all();
-                    sys::eventfd_signal(inner.done_fd.0);
+                    outcomes.finished(inner, clean);
                 });
             match t {
                 Ok(t) => threads.push(t),
                 Err(e) => {
-                    let _ = failures[i].set(BootFailure::Thread(format!(
+                    let _ = outcomes.failures[i].set(BootFailure::Thread(format!(
                         "cannot start the shard thread: {e}"
                     )));
                     gate.arrive(false);
-                    all_clean.store(false, Ordering::Relaxed);
                     inner.shards[i].set_state(ShardState::Failed);
                     *inner.started.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-                    done_count.fetch_add(1, Ordering::Release);
-                    *inner.finished.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-                    inner.changed.notify_all();
-                    sys::eventfd_signal(inner.done_fd.0);
+                    outcomes.finished(inner, false);
                 }
             }
         }
-        let dog = config.watchdog.and_then(|w| {
+        threads
+    }
+
+    /// Starts the watchdog thread, if configured (it ends once every shard has).
+    fn start_watchdog<'scope, 'env>(
+        &'env self,
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        done_count: &'env AtomicUsize,
+    ) -> Option<std::thread::ScopedJoinHandle<'scope, ()>> {
+        let inner = self.inner;
+        let n = self.spec.shards.len();
+        self.config.watchdog.and_then(|w| {
             std::thread::Builder::new()
                 .name("tina-watchdog".into())
                 .spawn_scoped(scope, move || {
@@ -687,102 +532,32 @@ fn run_system(
                     )
                 })
                 .ok()
-        });
-        // Boot is finished when every shard has started its tree (or failed to).
-        {
-            let mut started = inner.started.lock().unwrap_or_else(|e| e.into_inner());
-            while *started < n {
-                started = inner
-                    .changed
-                    .wait(started)
-                    .unwrap_or_else(|e| e.into_inner());
-            }
-        }
-        boot_failure = failures
-            .iter()
-            .enumerate()
-            .find_map(|(shard, f)| f.get().map(|f| (shard, f.clone())));
-        if boot_failure.is_some() {
-            // Nothing may keep serving after a failed boot: stop the shards that booted.
-            control.shutdown();
-        } else {
-            on_booted(&Booted {
-                backend,
-                cpus: cpus.clone(),
-                memory: plan.system,
-            });
-        }
-        control_loop(control, n, timeout_ns);
-        for t in threads {
-            let _ = t.join();
-        }
-        if let Some(d) = dog {
-            d.thread().unpark();
-            let _ = d.join();
-        }
-    });
-    if let Some(old) = old_mask {
-        sys::restore_signal_mask(&old);
+        })
     }
-    if let Some((shard, failure)) = boot_failure {
-        return Err(RunError::ShardBoot { shard, failure });
+
+    /// Boot is finished when every shard has started its tree (or failed to).
+    fn wait_booted(&self) {
+        let n = self.spec.shards.len();
+        let mut started = self.inner.started.lock().unwrap_or_else(|e| e.into_inner());
+        while *started < n {
+            started = self
+                .inner
+                .changed
+                .wait(started)
+                .unwrap_or_else(|e| e.into_inner());
+        }
     }
-    Ok(RunReport {
-        backend,
-        clean: all_clean.load(Ordering::Relaxed) && !inner.forced.load(Ordering::Relaxed),
-        stats: control.stats(),
-    })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn available_memory_is_known_and_at_most_the_machine_total() {
-        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
-        let total_kib: u64 = meminfo
-            .lines()
-            .find_map(|l| l.strip_prefix("MemTotal:"))
-            .unwrap()
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .unwrap();
-        let available = available_memory().expect("MemAvailable on Linux");
-        assert!(
-            available > 0 && available <= total_kib * 1024,
-            "{available}"
-        );
-    }
-
-    #[test]
-    fn socket_errors_read_as_linux_reports_them() {
-        assert_eq!(
-            io_error_text(IoError::AddrInUse),
-            "address in use (EADDRINUSE, errno 98)"
-        );
-        assert!(io_error_text(IoError::Os(libc::ENOMEM)).contains("ENOMEM"));
-        assert_eq!(
-            io_error_text(IoError::NoBuffers),
-            IoError::NoBuffers.to_string()
-        );
-    }
-
-    #[test]
-    fn the_gate_opens_when_all_arrive_and_fails_when_one_is_not_ready() {
-        let gate = BootGate::new(2);
-        std::thread::scope(|s| {
-            let other = s.spawn(|| gate.arrive(true));
-            assert!(gate.arrive(true));
-            assert!(other.join().unwrap());
-        });
-        let gate = BootGate::new(3);
-        std::thread::scope(|s| {
-            let waiting = s.spawn(|| gate.arrive(true));
-            assert!(!gate.arrive(false), "a failed shard closes the gate");
-            assert!(!waiting.join().unwrap(), "a waiting shard learns of it");
-        });
+impl Outcomes {
+    /// A shard thread has ended (or never started): counted, and the control loop woken.
+    fn finished(&self, inner: &Inner, clean: bool) {
+        if !clean {
+            self.all_clean.store(false, Ordering::Relaxed);
+        }
+        self.done_count.fetch_add(1, Ordering::Release);
+        *inner.finished.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        inner.changed.notify_all();
+        sys::eventfd_signal(inner.done_fd.0);
     }
 }

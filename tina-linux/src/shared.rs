@@ -23,6 +23,10 @@
 //!   4. link.woke() after waking
 //! ```
 //!
+//! Steps 1–4 run through tina-core's sleep guard ([`tina_core::sleep::sleep_unless`]):
+//! `LinuxTransport`'s `SleepLink::prepare_sleep` does 1 and 2, the guard re-checks the rings
+//! and asks the shard loop for requests and completions (3), and marks the shard awake (4).
+//!
 //! The eventfd is level-triggered, so a ring that lands before the block makes the block
 //! return at once. `rung` is cleared in 1, before the fence in 2, so a waker that sees the
 //! flag of this sleep also sees `rung` cleared and rings.
@@ -276,6 +280,13 @@ impl ShardShared {
             sleeps: self.stats.sleeps.load(r),
             cpu_ns: self.stats.cpu_ns.load(r),
         }
+    }
+}
+
+/// The fault reporter and the panic hook name the running call through this.
+impl sys::RunningCall for ShardShared {
+    fn running_call(&self) -> Option<(tina_core::Handle, &'static str, &'static str)> {
+        ShardShared::running_call(self)
     }
 }
 

@@ -12,16 +12,17 @@
 //!   will drain.
 //! - Ring memory: each consumer shard's inbound rings live in one mapping (sized by
 //!   [`tina_core::ring_memory_required`]), pre-faulted on the consumer's pinned thread and
-//!   carved there ([`carve_inbound_rings`]); the producer halves reach their shards through
+//!   carved there by the core's [`carve_inbound_rings`]; the producer halves reach their shards through
 //!   an exchange once every shard has carved its rings.
 
 use core::mem::MaybeUninit;
 use std::sync::Mutex;
 
-use tina_core::memory::Region;
 use tina_core::platform::{PeerEvent, Transport};
-use tina_core::ring::{Consumer, Producer, Ring, Slot};
+use tina_core::ring::{Consumer, Producer};
+use tina_core::sleep::SleepLink;
 use tina_core::transport::{RingTransport, ShardLink, Wake};
+use tina_core::wiring::{WiringError, carve_inbound_rings};
 use tina_core::{Message, SendError, ShardId, SystemSpec};
 
 use crate::shared::{ShardShared, ShardState};
@@ -30,38 +31,30 @@ use crate::shared::{ShardShared, ShardState};
 /// producer shard that takes them: slot `from × n + to` holds the producer of ring `from → to`.
 pub(crate) type Exchange<'r> = [Mutex<Option<Producer<'r, Message>>>];
 
-/// Carves the rings shard `consumer` drains from `bytes` (its ring memory, laid out as
-/// [`tina_core::ring_memory_required`] measures it: per producer shard in order, the slots and
-/// then the ring), keeps each consumer half in `inbound[from]` and leaves each producer half in
-/// the exchange for shard `from` to take once every shard has carved its rings.
-pub(crate) fn carve_inbound_rings<'r>(
+/// Carves the rings shard `consumer` drains from `bytes` (its ring memory, sized by
+/// [`tina_core::ring_memory_required`]) with the core's [`carve_inbound_rings`], keeps each
+/// consumer half in `inbound[from]` and leaves each producer half in the exchange for shard
+/// `from` to take once every shard has carved its rings.
+pub(crate) fn wire_inbound_rings<'r>(
     spec: &SystemSpec<'_>,
     consumer: usize,
     bytes: &'r mut [MaybeUninit<u8>],
     exchange: &Exchange<'r>,
     inbound: &mut [Option<Consumer<'r, Message>>],
-) -> Result<(), String> {
+) -> Result<(), WiringError> {
     let n = spec.shards.len();
-    let mut region = Region::new(bytes).map_err(|e| e.to_string())?;
-    for from in 0..n {
-        if from == consumer {
-            continue;
-        }
-        let capacity = spec.ring_capacity_between(from as u8, consumer as u8) as usize;
-        let slots = region
-            .slice(capacity, |_| Slot::new())
-            .map_err(|e| format!("ring {from}→{consumer}: {e}"))?;
-        let ring = Ring::new(slots).map_err(|e| format!("ring {from}→{consumer}: {e}"))?;
-        let ring = region
-            .one(ring)
-            .map_err(|e| format!("ring {from}→{consumer}: {e}"))?;
-        let (producer, consumer_half) = ring.split();
-        *exchange[from * n + consumer]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(producer);
-        inbound[from] = Some(consumer_half);
-    }
-    Ok(())
+    carve_inbound_rings(
+        spec,
+        ShardId(consumer as u8),
+        bytes,
+        |from, producer, half| {
+            let from = usize::from(from.0);
+            *exchange[from * n + consumer]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(producer);
+            inbound[from] = Some(half);
+        },
+    )
 }
 
 /// Wakes a sleeping shard by writing its eventfd (once per sleep).
@@ -71,7 +64,13 @@ pub struct EventfdWake<'r> {
 
 impl Wake for EventfdWake<'_> {
     fn wake(&self, peer: ShardId) {
-        if let Some(p) = self.peers.get(usize::from(peer.0)) {
+        let p = self.peers.get(usize::from(peer.0));
+        debug_assert!(
+            p.is_some(),
+            "woken shard {} has no eventfd: links and peers are one per shard",
+            peer.0
+        );
+        if let Some(p) = p {
             p.ring_doorbell();
         }
     }
@@ -79,6 +78,7 @@ impl Wake for EventfdWake<'_> {
 
 /// The transport of one shard on Linux.
 pub struct LinuxTransport<'r> {
+    me: ShardId,
     rings: RingTransport<'r, EventfdWake<'r>>,
     peers: &'r [ShardShared],
 }
@@ -94,15 +94,28 @@ impl<'r> LinuxTransport<'r> {
         peers: &'r [ShardShared],
     ) -> LinuxTransport<'r> {
         LinuxTransport {
+            me,
             rings: RingTransport::new(me, outbound, inbound, links, seen, EventfdWake { peers }),
             peers,
         }
     }
+}
 
-    /// Whether a message or a peer's status change is waiting (the re-check after
-    /// [`ShardLink::prepare_sleep`]).
-    pub(crate) fn has_inbound(&mut self) -> bool {
+/// The sleep protocol on Linux: the core's, with this shard's eventfd doorbell re-armed
+/// before the shard announces sleep (the doorbell rings once per sleep).
+impl SleepLink for LinuxTransport<'_> {
+    #[inline]
+    fn link(&self) -> &ShardLink {
+        self.rings.link()
+    }
+
+    #[inline]
+    fn has_inbound(&mut self) -> bool {
         self.rings.has_inbound()
+    }
+
+    fn prepare_sleep(&mut self) {
+        self.peers[usize::from(self.me.0)].prepare_sleep(self.rings.link());
     }
 }
 

@@ -77,7 +77,7 @@ pub(crate) fn install_panic_hook() {
                 .unwrap_or("(non-string payload)");
             let mut b = StackBuf::<384>::new();
             let _ = write!(b, "tina: shard {shard}: ");
-            match sys::fault_shared().and_then(ShardShared::running_call) {
+            match sys::fault_shared().and_then(|s| s.running_call()) {
                 Some((h, ty, kind)) => {
                     let _ = write!(b, "isolate {h} (type {ty}) panicked in {kind}");
                 }

@@ -1,5 +1,6 @@
 //! Tina on both cores of QEMU's `mps2-an521` (Arm SSE-200, two Cortex-M33), the bare-metal
-//! CI run of SPEC §7: one tina-core shard per core, driven by `tina_baremetal::run`, with
+//! CI run of the bare-metal platform (multicore microcontrollers, no allocation, a multicore-safe
+//! critical section): one tina-core shard per core, driven by `tina_baremetal::run`, with
 //! isolates on the two cores talking through tina-core's SPSC rings.
 //!
 //! Core 0 boots through cortex-m-rt, starts the shared tick counter and its SysTick, wires the

@@ -22,7 +22,7 @@ use core::sync::atomic::Ordering;
 use cortex_m::asm;
 use cortex_m_semihosting::hprintln;
 use portable_atomic::AtomicBool;
-use tina_baremetal::{CorePlatform, Exit, Handoff, run};
+use tina_baremetal::{CorePlatform, Exit, Handoff, core_platform, run};
 use tina_core::{Counters, Handle, Isolate, Outgoing, Shard, ShardId};
 
 use crate::deadline::{self, RUN_TIMEOUT_MS};
@@ -84,7 +84,7 @@ fn boot<'b>(board: &'b An521, core: usize, channels: &'static mut Channels) -> C
     let needed_size = CoreShard::memory_required(&SPEC, id)
         .unwrap_or_else(|error| fail!("shard {}: {}", core, error));
     let region = wiring::shard_region(core);
-    let platform = CorePlatform::new(board, channels, &LINKS, ShardLog::default());
+    let platform = core_platform(board, channels, &LINKS, ShardLog::default());
     let shard = Shard::new(&SPEC, id, region, platform)
         .unwrap_or_else(|error| fail!("shard {} did not boot: {}", core, error));
     hprintln!(

@@ -4,15 +4,15 @@
 //!
 //! | static | what | taken by |
 //! |---|---|---|
-//! | `RING_SLOTS` | N×(N−1) arrays of `RING_CAPACITY` envelope slots | core 0, in `wire_rings` |
-//! | `RINGS` | the N×N ring matrix (`rings[i][j]` carries `i → j`, diagonal empty) | core 0, in `wire_rings` |
+//! | `RING_MEMORY[c]` | core `c`'s inbound rings: 128-byte aligned `RegionBlock`s | core 0, in `wire_rings` |
 //! | `CORE_CHANNELS[c]` | core `c`'s producer/consumer halves (`tina_baremetal::CoreChannels`) | core `c` |
 //! | `SHARD_REGIONS[c]` | core `c`'s shard region: 128-byte aligned `RegionBlock`s | core `c` |
 //! | `LINKS` | one `ShardLink` per shard (sleep flag, status), shared by all | every core |
 //! | `CORE1_CHANNELS` | the `Handoff` that moves core 1's halves from core 0 to core 1 | core 0 puts, core 1 takes |
 //!
-//! Core 0 builds the rings and splits them with `tina_baremetal::wire` before it releases
-//! core 1, so each producer and each consumer half exists once and moves to exactly one core:
+//! Core 0 carves every core's inbound rings from its ring memory and splits them with
+//! `tina_baremetal::wire` (the core's ring wiring, sized by `ring_memory_required`, checked at
+//! boot) before it releases core 1, so each producer and each consumer half exists once and moves to exactly one core:
 //! the single-producer / single-consumer rule is kept by ownership, not by convention.
 
 use core::mem::MaybeUninit;
@@ -25,19 +25,20 @@ use tina_core::ring::{Ring, Slot};
 use tina_core::transport::ShardLink;
 
 use crate::report::fail;
-use crate::system::{CORE_COUNT, REGION_BLOCK_COUNT, RING_CAPACITY};
+use crate::system::{CORE_COUNT, REGION_BLOCK_COUNT, RING_CAPACITY, SPEC};
 
-/// Rings between distinct cores: one per ordered pair.
-const RING_COUNT: usize = CORE_COUNT * (CORE_COUNT - 1);
+/// 128-byte blocks of each core's ring memory: the one ring from its peer (its slots, then the
+/// ring itself), plus a block for alignment padding. `ring_memory_required` is not a
+/// `const fn`; `wire` checks the size at boot.
+const RING_BLOCK_COUNT: usize = RegionBlock::blocks_for(
+    RING_CAPACITY * size_of::<Slot<Message>>() + size_of::<Ring<'static, Message>>(),
+) + 1;
 
 /// One core's ring halves, borrowed from the statics for the whole run.
 pub type Channels = CoreChannels<'static, CORE_COUNT>;
 
-static RING_SLOTS: ConstStaticCell<[[Slot<Message>; RING_CAPACITY]; RING_COUNT]> =
-    ConstStaticCell::new([const { [const { Slot::new() }; RING_CAPACITY] }; RING_COUNT]);
-
-type RingMatrix = [[Option<Ring<'static, Message>>; CORE_COUNT]; CORE_COUNT];
-static RINGS: StaticCell<RingMatrix> = StaticCell::new();
+static RING_MEMORY: [ConstStaticCell<[RegionBlock; RING_BLOCK_COUNT]>; CORE_COUNT] =
+    [const { ConstStaticCell::new([RegionBlock::UNINIT; RING_BLOCK_COUNT]) }; CORE_COUNT];
 
 static CORE_CHANNELS: [StaticCell<Channels>; CORE_COUNT] =
     [const { StaticCell::new() }; CORE_COUNT];
@@ -51,27 +52,16 @@ pub static LINKS: [ShardLink; CORE_COUNT] = [const { ShardLink::new() }; CORE_CO
 /// Core 1's ring halves, from core 0 (which wires everything) to core 1.
 pub static CORE1_CHANNELS: Handoff<Channels> = Handoff::new();
 
-/// Builds the ring matrix over the static slots and splits it into each core's halves.
-/// Core 0 only, once (a second call finds the statics taken and fails the run).
+/// Carves every core's inbound rings from its static ring memory and splits them into each
+/// core's halves. Core 0 only, once (a second call finds the statics taken and fails the run).
 pub fn wire_rings() -> [Channels; CORE_COUNT] {
-    let slots = RING_SLOTS
-        .try_take()
-        .unwrap_or_else(|| fail!("the ring slots were already taken"));
-    let mut slot_arrays = slots.iter_mut();
-    let matrix: RingMatrix = core::array::from_fn(|from| {
-        core::array::from_fn(|to| {
-            (from != to).then(|| {
-                let slots = slot_arrays
-                    .next()
-                    .unwrap_or_else(|| fail!("fewer ring slot arrays than rings"));
-                Ring::new(slots).unwrap_or_else(|error| fail!("ring {from}->{to}: {error}"))
-            })
-        })
+    let memory = core::array::from_fn(|core| {
+        let blocks = RING_MEMORY[core]
+            .try_take()
+            .unwrap_or_else(|| fail!("core {core}'s ring memory was already taken"));
+        RegionBlock::as_bytes(blocks)
     });
-    let rings = RINGS
-        .try_init(matrix)
-        .unwrap_or_else(|| fail!("the ring matrix was already built"));
-    wire(rings)
+    wire(&SPEC, memory).unwrap_or_else(|error| fail!("wiring the rings: {error}"))
 }
 
 /// Moves `channels` into core `core`'s static, for the lifetime the ring transport needs.

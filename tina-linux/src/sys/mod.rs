@@ -10,7 +10,7 @@
 //! into a stack buffer and calls a non-blocking `write(2)` and `_exit(2)`, both
 //! async-signal-safe.
 //!
-//! [`uring`]: crate::uring
+//! [`uring`]: crate::reactor::uring
 
 use core::mem::MaybeUninit;
 

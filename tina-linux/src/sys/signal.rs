@@ -6,7 +6,6 @@ use core::fmt::Write as _;
 use std::cell::Cell;
 
 use super::{Errno, Mapping, StackBuf, check, stderr};
-use crate::shared::ShardShared;
 
 // ───────────────────────────── signals ─────────────────────────────
 
@@ -102,34 +101,43 @@ pub(crate) fn signal_name(sig: i32) -> &'static str {
 
 // ───────────────────────────── hardware faults ─────────────────────────────
 
+/// What the fault reporter and the panic hook ask of the shard a thread runs: the user call
+/// running now, as (isolate, type name, "init"/"handle"). The shard's shared state implements
+/// it; this layer only knows the trait, so it imports nothing from the layers above it.
+pub(crate) trait RunningCall {
+    /// The user call running now, if any.
+    fn running_call(&self) -> Option<(tina_core::Handle, &'static str, &'static str)>;
+}
+
 thread_local! {
     /// The shard this thread runs (-1: not a shard thread), read by the fault handler.
     static FAULT_SHARD: Cell<i32> = const { Cell::new(-1) };
-    /// That shard's shared state (null: none), read by the fault handler and the panic hook.
-    static FAULT_SHARED: Cell<*const ShardShared> = const { Cell::new(core::ptr::null()) };
+    /// That shard's shared state (none: not a shard thread), read by the fault handler and the
+    /// panic hook.
+    static FAULT_SHARED: Cell<Option<*const dyn RunningCall>> = const { Cell::new(None) };
 }
 
 /// Marks the calling thread as the thread of `shard` for fault reports. `shared` must stay
 /// alive until [`clear_fault_shard`] is called on this thread.
-pub(crate) fn set_fault_shard(shard: i32, shared: &ShardShared) {
+pub(crate) fn set_fault_shard(shard: i32, shared: &(dyn RunningCall + 'static)) {
     FAULT_SHARD.with(|s| s.set(shard));
-    FAULT_SHARED.with(|s| s.set(shared));
+    FAULT_SHARED.with(|s| s.set(Some(shared as *const dyn RunningCall)));
 }
 
 /// Ends [`set_fault_shard`] (the shard thread is finishing).
 pub(crate) fn clear_fault_shard() {
     FAULT_SHARD.with(|s| s.set(-1));
-    FAULT_SHARED.with(|s| s.set(core::ptr::null()));
+    FAULT_SHARED.with(|s| s.set(None));
 }
 
 /// The shared state of the shard the calling thread runs.
-pub(crate) fn fault_shared() -> Option<&'static ShardShared> {
-    let p = FAULT_SHARED.with(|s| s.get());
-    // SAFETY: a non-null pointer was set by `set_fault_shard` from a reference its caller
-    // keeps alive until `clear_fault_shard` on this same thread, which nulls it; this thread
+pub(crate) fn fault_shared() -> Option<&'static dyn RunningCall> {
+    let p = FAULT_SHARED.with(|s| s.get())?;
+    // SAFETY: the pointer was set by `set_fault_shard` from a reference its caller keeps
+    // alive until `clear_fault_shard` on this same thread, which clears it; this thread
     // cannot observe it after that. The `'static` is only as long as this thread's current
     // shard run; callers use it for the duration of one report.
-    (!p.is_null()).then(|| unsafe { &*p })
+    Some(unsafe { &*p })
 }
 
 /// The shard the calling thread runs, or -1.
@@ -151,7 +159,7 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut 
     let _ = write!(b, "tina: fatal {} at address {addr:#x} ", signal_name(sig));
     if shard >= 0 {
         let _ = write!(b, "on shard {shard}, ");
-        match fault_shared().and_then(ShardShared::running_call) {
+        match fault_shared().and_then(|s| s.running_call()) {
             Some((h, ty, kind)) => {
                 let _ = write!(b, "in {kind} of isolate {h} (type {ty})");
             }

@@ -18,7 +18,9 @@ use std::collections::VecDeque;
 use tina_core::io::{IoError, IoOp};
 use tina_core::platform::{CompletionSink, IoBuffers, Submission};
 
-use crate::reactor::{OpTable, Pending, close_now, io_error, open_path, uses_fd, waits_for_peer};
+use super::ops::{
+    OpTable, Pending, close_now, completion_of, io_error, open_path, uses_fd, waits_for_peer,
+};
 use crate::sys::{self, Epoll, EpollEvent, Errno, SockAddr};
 
 const WAKE_DATA: u64 = u64::MAX;
@@ -267,6 +269,7 @@ impl EpollReactor {
         }
         for _ in 0..self.polled.len() {
             let Some(i) = self.polled.pop_front() else {
+                debug_assert!(false, "the polled queue shrank while it was being rotated");
                 break;
             };
             if uses_fd(&self.ops.get(i).op, fd) {
@@ -304,6 +307,10 @@ impl EpollReactor {
             let fd = data as usize;
             let (readable, writable) = sys::epoll_flags(&ev);
             let Some(slot) = self.fds.get(fd).copied() else {
+                debug_assert!(
+                    false,
+                    "epoll reported fd {fd} without a slot: only descriptors with one are registered"
+                );
                 continue;
             };
             if readable && slot.reader != NIL {
@@ -316,6 +323,7 @@ impl EpollReactor {
         self.events_len = 0;
         for _ in 0..self.polled.len() {
             let Some(i) = self.polled.pop_front() else {
+                debug_assert!(false, "the polled queue shrank while it was being rotated");
                 break;
             };
             match self.attempt(i, &mut sink.buffers()) {
@@ -371,14 +379,5 @@ impl EpollReactor {
         }
         self.polled.clear();
         self.waiting = 0;
-    }
-}
-
-fn completion_of(s: &Submission, result: Result<u32, IoError>) -> tina_core::io::IoCompletion {
-    tina_core::io::IoCompletion {
-        kind: s.op.kind(),
-        result,
-        buf: s.buf,
-        peer: None,
     }
 }

@@ -29,7 +29,9 @@ use tina_core::Handle;
 use tina_core::io::{IoCompletion, IoError, IoOp};
 use tina_core::platform::{CompletionSink, IoBuffers, Submission};
 
-use crate::reactor::{OpTable, Pending, close_now, io_error, open_path, uses_fd, waits_for_peer};
+use super::ops::{
+    Op, OpTable, Pending, close_now, completion_of, io_error, open_path, uses_fd, waits_for_peer,
+};
 use crate::sys::{self, Errno, SockAddr};
 
 const WAKE_TOKEN: u64 = u64::MAX;
@@ -265,14 +267,7 @@ impl UringReactor {
             } => {
                 let (p, n) = buf_ptr(len)?;
                 op.addr = SockAddr::from(&addr);
-                op.iov = libc::iovec {
-                    iov_base: p.cast(),
-                    iov_len: n as usize,
-                };
-                op.msg.msg_name = op.addr.as_mut_ptr().cast();
-                op.msg.msg_namelen = op.addr.len;
-                op.msg.msg_iov = &mut op.iov;
-                op.msg.msg_iovlen = 1;
+                point_message(op, p, n);
                 opcode::SendMsg::new(fd(socket.0), &op.msg)
                     .flags(libc::MSG_NOSIGNAL as u32)
                     .build()
@@ -280,14 +275,7 @@ impl UringReactor {
             IoOp::RecvFrom { socket, len } => {
                 let (p, n) = buf_ptr(len)?;
                 op.addr = SockAddr::empty();
-                op.iov = libc::iovec {
-                    iov_base: p.cast(),
-                    iov_len: n as usize,
-                };
-                op.msg.msg_name = op.addr.as_mut_ptr().cast();
-                op.msg.msg_namelen = op.addr.len;
-                op.msg.msg_iov = &mut op.iov;
-                op.msg.msg_iovlen = 1;
+                point_message(op, p, n);
                 opcode::RecvMsg::new(fd(socket.0), &mut op.msg).build()
             }
             IoOp::Open {
@@ -304,18 +292,7 @@ impl UringReactor {
             }
             IoOp::SendFile {
                 file, offset, len, ..
-            } => {
-                let (r, w) = sys::pipe().map_err(io_error)?;
-                op.pipe = (r, w);
-                opcode::Splice::new(
-                    fd(file.0),
-                    offset as i64,
-                    fd(w),
-                    -1,
-                    len.min(SPLICE_CHUNK_MAX),
-                )
-                .build()
-            }
+            } => first_splice(op, file.0, offset, len)?,
         };
         Ok(entry.user_data(token))
     }
@@ -578,19 +555,39 @@ impl Drop for UringReactor {
 
 /// The error an operation whose SQE could not be queued completes with: `QueueFull` if the
 /// kernel stayed busy, else the kernel's error.
+/// Points the entry's message header at its address and at `len` bytes from `p` (one iovec),
+/// for `sendmsg`/`recvmsg`. Both live in the entry, which stays put until the completion.
+fn point_message(op: &mut Op, p: *mut u8, len: u32) {
+    op.iov = libc::iovec {
+        iov_base: p.cast(),
+        iov_len: len as usize,
+    };
+    op.msg.msg_name = op.addr.as_mut_ptr().cast();
+    op.msg.msg_namelen = op.addr.len;
+    op.msg.msg_iov = &mut op.iov;
+    op.msg.msg_iovlen = 1;
+}
+
+/// The first step of a `SendFile`: a pipe for the entry, and the splice of up to
+/// `SPLICE_CHUNK_MAX` bytes from `file` at `offset` into it (`on_cqe` splices them on to the
+/// socket and repeats).
+fn first_splice(op: &mut Op, file: i32, offset: u64, len: u32) -> Result<squeue::Entry, IoError> {
+    let (r, w) = sys::pipe().map_err(io_error)?;
+    op.pipe = (r, w);
+    Ok(opcode::Splice::new(
+        types::Fd(file),
+        offset as i64,
+        types::Fd(w),
+        -1,
+        len.min(SPLICE_CHUNK_MAX),
+    )
+    .build())
+}
+
 fn push_error(e: Errno) -> IoError {
     match e {
         libc::EINTR | libc::EAGAIN | libc::EBUSY => IoError::QueueFull,
         e => io_error(e),
-    }
-}
-
-fn completion_of(s: &Submission, result: Result<u32, IoError>) -> IoCompletion {
-    IoCompletion {
-        kind: s.op.kind(),
-        result,
-        buf: s.buf,
-        peer: None,
     }
 }
 
