@@ -197,6 +197,7 @@ else
     echo "harness: head's bench/ on both sides (same benchmark code; only the library differs)"
 fi
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "load average (1 min) at start: $(cut -d' ' -f1 /proc/loadavg) (above $(nproc), other work shares the CPUs: timing ratios are noisy)"
 [ "$quick" = 1 ] && echo "QUICK: a check of the script; the timing numbers mean nothing"
 echo
 
@@ -322,6 +323,7 @@ if [ "$callgrind_only" = 0 ]; then
 fi
 
 echo
+echo "load average (1 min) at the end: $(cut -d' ' -f1 /proc/loadavg)"
 if [ "$failed" = 0 ]; then
     echo "perf-compare: PASS"
 elif [ "$gate" = 0 ]; then
