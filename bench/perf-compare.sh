@@ -142,6 +142,20 @@ build() {
         target=$cache/target/$rev
     fi
     log=$logs/build-$side.log
+    # A commit built for the first time starts from another cached build's third-party crates
+    # (the same for every commit of the same Cargo.lock; cargo rebuilds any that differ). The
+    # workspace's own packages (all named tina-*) lose their fingerprints, so they are rebuilt.
+    if [ "$rev" != worktree ] && [ ! -d "$target/release" ]; then
+        local seed
+        seed=$(ls -dt "$cache"/target/*/release 2>/dev/null | head -n 1 || true)
+        if [ -n "$seed" ]; then
+            echo "seeding $target with the third-party crates of $(dirname "$seed")" >&2
+            mkdir -p "$target"
+            cp -a "$seed" "$target/release"
+            rm -rf "$target/release/.fingerprint"/tina-* "$target/release/deps"/*tina_* \
+                "$target/release"/*tina[-_]* "$target/release/incremental"
+        fi
+    fi
     echo "building $side ($(short "$rev")) in $src (target $target) ..." >&2
     if ! (cd "$src" && CARGO_TARGET_DIR=$target cargo build --release -p tina-bench) >"$log" 2>&1; then
         tail -n 30 "$log" >&2
@@ -197,7 +211,11 @@ else
     echo "harness: head's bench/ on both sides (same benchmark code; only the library differs)"
 fi
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(date -u '+%Y-%m-%d %H:%M UTC')"
-echo "load average (1 min) at start: $(cut -d' ' -f1 /proc/loadavg) (above $(nproc), other work shares the CPUs: timing ratios are noisy)"
+# The 1-minute load average, with a warning when other work shares the CPUs.
+load() {
+    awk -v n="$(nproc)" '{ printf "%s%s", $1, ($1 > n ? " (above the " n " CPUs: other work shares them, timing ratios are noisy)" : "") }' /proc/loadavg
+}
+echo "load average (1 min) at the start: $(load)"
 [ "$quick" = 1 ] && echo "QUICK: a check of the script; the timing numbers mean nothing"
 echo
 
@@ -323,7 +341,7 @@ if [ "$callgrind_only" = 0 ]; then
 fi
 
 echo
-echo "load average (1 min) at the end: $(cut -d' ' -f1 /proc/loadavg)"
+echo "load average (1 min) at the end: $(load)"
 if [ "$failed" = 0 ]; then
     echo "perf-compare: PASS"
 elif [ "$gate" = 0 ]; then
