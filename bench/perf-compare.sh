@@ -29,7 +29,7 @@ usage: bash bench/perf-compare.sh [options] <base> [<head>]
   --quick                   check the script: one short round of each workload, timing not gated
   --limit-instructions P    callgrind gate: head may exceed base by P percent (default 2)
   --limit-ratio R           B1/B3 gate: median per-round ratio head ÷ base at most R (default 1.05)
-  --rounds N                interleaved rounds of B1 and B3 (default 7 for B1, 5 for B3)
+  --rounds N                interleaved rounds of B1 and B3 (default 11 for B1, 5 for B3)
   --callgrind-only          skip B1 and B3
   --no-gate                 report only: exit 0 whatever the numbers (errors still exit 2)
   --own-harness             build each side's own bench/ (both must have `tina-bench perf`)
@@ -233,7 +233,10 @@ instructions() {
         tail -n 20 "$logs/callgrind-$side-$n.stderr" >&2
         die "callgrind run of $side failed"
     fi
-    awk '/^(summary|totals):/ { print $2; exit }' "$out"
+    local count
+    count=$(awk '/^(summary|totals):/ { print $2; exit }' "$out")
+    [[ $count =~ ^[0-9]+$ ]] || die "no instruction count in $out"
+    echo "$count"
 }
 
 per_message() { # side bin
@@ -268,7 +271,7 @@ if [ "$callgrind_only" = 0 ]; then
         ring_args=(--messages 20000)
         tcp_args=(--conns 16 --warmup 0.2 --seconds 0.5)
     else
-        ring_rounds=${rounds:-7} tcp_rounds=${rounds:-5}
+        ring_rounds=${rounds:-11} tcp_rounds=${rounds:-5}
         ring_args=(--messages 1000000)
         tcp_args=(--conns 64 --size 1024 --warmup 1 --seconds 5)
     fi
