@@ -111,9 +111,10 @@ source_of() {
     echo "$src"
 }
 
-# A digest of a bench/ directory's files (names and contents).
+# A digest of a bench/ directory's files (names and contents; scripts like this one excepted,
+# they are not part of the build).
 digest_of() {
-    (cd "$1" && find . -type f ! -path './target/*' -print0 | LC_ALL=C sort -z | xargs -0 sha1sum |
+    (cd "$1" && find . -type f ! -path './target/*' ! -name '*.sh' -print0 | LC_ALL=C sort -z | xargs -0 sha1sum |
         sha1sum | cut -c1-16)
 }
 
