@@ -13,7 +13,11 @@
 //! cargo run --release -p tina-bench -- isolation      # B7: latency isolation
 //! cargo run --release -p tina-bench -- sim            # B8: simulator speed
 //! cargo run --release -p tina-bench -- all --quick    # CI: checks the harness, not the speed
+//! cargo run --release -p tina-bench -- perf ring      # one round of Tina's rows only (perf --help)
 //! ```
+//!
+//! `perf` prints machine-readable lines for comparing two builds of Tina:
+//! `bench/perf-compare.sh` builds two commits and runs their `perf` workloads interleaved.
 //!
 //! Options: `--messages N` (per timed run), `--rounds R` (interleaved rounds, at least 5 for
 //! a result worth recording) and `--seconds S` (length of the timed window of the workloads
@@ -29,6 +33,7 @@ mod intra;
 mod isolation;
 mod memory;
 mod overload;
+mod perf;
 mod ring;
 mod sim;
 mod tcp;
@@ -36,7 +41,8 @@ mod tcp;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: tina-bench [all|ring|intra|tcp|memory|overload|idle|conns|isolation|sim] \
-                     [--quick] [--messages N] [--rounds R] [--seconds S]";
+                     [--quick] [--messages N] [--rounds R] [--seconds S]\n       \
+                     tina-bench perf <pingpong|ring|tcp> [options]   (perf --help)";
 
 fn main() -> ExitCode {
     let mut command = "all".to_string();
@@ -60,6 +66,10 @@ fn main() -> ExitCode {
             "tcp" => {
                 let rest: Vec<String> = args.collect();
                 return tcp::command(quick, &rest);
+            }
+            "perf" => {
+                let rest: Vec<String> = args.collect();
+                return perf::command(&rest);
             }
             "child" => {
                 let workload = args.next().unwrap_or_default();

@@ -410,6 +410,28 @@ fn ps_per_message(wall_or_cpu_ns: u64, messages: u64) -> u64 {
     (u128::from(wall_or_cpu_ns) * 1000 / u128::from(messages)) as u64
 }
 
+/// One round of Tina's own B1 rows, for `tina-bench perf ring`: per capacity, one untimed
+/// warm-up of each Tina contender, then one timed run of each. Returns, in order, (capacity,
+/// contender key, picoseconds per message).
+pub(crate) fn tina_round(messages: u64) -> Vec<(usize, &'static str, u64)> {
+    let cpus = two_cpus();
+    let tina = [
+        (Contender::TinaBatched, "tina-batched"),
+        (Contender::TinaPerMessage, "tina-per-message"),
+    ];
+    let mut out = Vec::new();
+    for capacity in CAPACITIES {
+        for (contender, _) in tina {
+            contender.run(cpus, capacity, (messages / 10).max(1000));
+        }
+        for (contender, key) in tina {
+            let sample = contender.run(cpus, capacity, messages);
+            out.push((capacity, key, ps_per_message(sample.wall_ns, messages)));
+        }
+    }
+    out
+}
+
 /// Runs B1 and prints its markdown table.
 pub(crate) fn run(options: &Options, summary: &mut Summary) {
     let cpus = two_cpus();

@@ -99,7 +99,7 @@ impl Options {
 }
 
 /// Parses a duration in seconds, fractions allowed (`0.5`).
-fn seconds(text: &str) -> Option<Duration> {
+pub(crate) fn seconds(text: &str) -> Option<Duration> {
     let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
     let whole: u64 = if whole.is_empty() {
         0
@@ -734,6 +734,41 @@ fn closed_loop(server: &Server, conns: usize, o: &Options) -> Throughput {
             }
         }
     }
+}
+
+/// One closed-loop round of Tina's B3 servers, io_uring then epoll, for `tina-bench perf tcp`:
+/// `conns` connections of `size`-byte requests, `warmup` then `measure`, the load generator
+/// (the calling thread) pinned to [`CLIENT_CPU`]. Returns, per server, (system key, server CPU
+/// ns per request, requests per second, client CPU per mille of the window).
+pub(crate) fn tina_round(
+    conns: usize,
+    size: usize,
+    warmup: Duration,
+    measure: Duration,
+) -> Vec<(&'static str, u64, u64, u64)> {
+    pin_current_thread(CLIENT_CPU);
+    let o = Options {
+        rounds: 1,
+        warmup,
+        measure,
+        conns: vec![conns],
+        size,
+        rate: 0,
+    };
+    SYSTEMS[..TINA_COUNT]
+        .iter()
+        .map(|&system| {
+            let server = Server::start("tcp", system);
+            let t = closed_loop(&server, conns, &o);
+            server.stop();
+            (
+                system,
+                t.server_ns_per_request(),
+                t.per_second(),
+                t.client_per_mille(),
+            )
+        })
+        .collect()
 }
 
 /// Latency at a fixed offered rate, one round of one system.
