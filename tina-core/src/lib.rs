@@ -109,56 +109,40 @@
 #[cfg(any(test, feature = "std"))]
 extern crate std;
 
-mod arena;
-mod core;
-mod counters;
-mod ctx;
-mod effect;
-mod handle;
-pub mod io;
-mod iobuf;
-mod isolate;
-pub mod log;
-#[allow(unsafe_code)]
+mod cross_shard;
+mod error;
 pub mod memory;
-mod message;
-mod placement;
+mod model;
 pub mod platform;
-mod pool;
-#[allow(unsafe_code)]
-pub mod ring;
-mod shard;
+mod scheduler;
 pub mod spec;
-mod supervision;
-pub mod sync;
 #[cfg(any(test, feature = "std"))]
 pub mod testing;
-mod time;
-mod timer;
-mod transfer;
-pub mod transport;
 
-pub use counters::Counters;
-pub use ctx::{Ctx, ScratchTooSmall};
-pub use effect::{CrashReason, Effect};
-pub use handle::{GENERATION_MAX, Handle, SLOT_MAX, ShardId, TypeId};
-pub use isolate::{INIT_ARGS_SIZE_MAX, InitArgs, Isolate};
-pub use message::{
+pub use cross_shard::{ring, sync, transport};
+pub use memory::log;
+pub use model::io;
+
+pub use cross_shard::placement::key_to_shard;
+pub use error::{ScratchTooSmall, SendError, SpawnError};
+pub use memory::counters::Counters;
+pub use memory::timer::{TimerId, TimersExhausted};
+pub use model::effect::{CrashReason, Effect};
+pub use model::handle::{GENERATION_MAX, Handle, SLOT_MAX, ShardId, TypeId};
+pub use model::isolate::{INIT_ARGS_SIZE_MAX, InitArgs, Isolate};
+pub use model::message::{
     CallToken, Message, Outgoing, PAYLOAD_SIZE_MAX, Payload, PayloadTooLarge, Tag, USER_TAG_MIN,
     UserTag, system_tag,
 };
-pub use placement::key_to_shard;
-pub use shard::{
-    BootError, InitFailure, SendError, Shard, ShardStatus, SpawnError, StepReport, SystemMemory,
-    ring_memory_required,
-};
+pub use model::time::{Duration, Instant};
+pub use model::transfer::{TransferBuf, TransferError};
+pub use scheduler::boot::{BootError, InitFailure, SystemMemory, ring_memory_required};
+pub use scheduler::ctx::Ctx;
+pub use scheduler::shard::{Shard, ShardStatus, StepReport};
 pub use spec::{
     ChildSpec, GroupSpec, QuarantinePolicy, Restart, RestartBudget, ShardConfig, ShardSpec,
     SpecError, Strategy, SystemSpec, TypeRef, TypeSpec,
 };
-pub use time::{Duration, Instant};
-pub use timer::{TimerId, TimersExhausted};
-pub use transfer::{TransferBuf, TransferError};
 
 /// Re-exported so user payload types can derive `Pod` through one dependency path.
 pub use bytemuck;

@@ -10,15 +10,17 @@
 //! | [`IoDriver`] | I/O submission/completion | io_uring or epoll | simulated TCP/UDP/files | none |
 //! | [`SocketControl`] | synchronous socket calls | libc | simulated | none |
 //! | [`Trap`] | how a handler is invoked | `catch_unwind` | `catch_unwind` | direct call |
+//! | [`LogSink`] | where log records go | stderr | the trace | the board |
+//! | [`Wake`] | waking a peer shard that sleeps | eventfd write | not needed | `SEV` |
 //!
 //! Contracts are stated on each method; a platform that breaks one can make the shard drop
 //! messages (counted) but never makes it unsound.
 
-use crate::handle::{Handle, ShardId};
-use crate::io::{Control, ControlOutcome, IoBuf, IoCompletion, IoError, IoOp};
-use crate::log::LogSink;
-use crate::message::Message;
-use crate::shard::SendError;
+use crate::error::SendError;
+use crate::memory::log::LogRecord;
+use crate::model::handle::{Handle, ShardId};
+use crate::model::io::{Control, ControlOutcome, IoBuf, IoCompletion, IoError, IoOp};
+use crate::model::message::Message;
 
 /// Cross-shard message transport for one shard.
 pub trait Transport {
@@ -132,7 +134,7 @@ pub trait SocketControl {
     /// operations on `fd`, as for a submitted `Close`. Returns `false` if this platform
     /// cannot close synchronously; the core then queues the close into the next batch.
     /// The default returns `false`.
-    fn close_orphan(&mut self, fd: crate::io::Fd) -> bool {
+    fn close_orphan(&mut self, fd: crate::model::io::Fd) -> bool {
         let _ = fd;
         false
     }
@@ -227,8 +229,29 @@ pub struct Parts<'p, P: Platform + ?Sized> {
     pub log: &'p mut P::Log,
 }
 
+/// Where the platform sends log records.
+pub trait LogSink {
+    /// Writes one record of shard `shard`.
+    fn write(&mut self, shard: ShardId, record: &LogRecord);
+}
+
+/// A sink that discards everything.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoLog;
+
+impl LogSink for NoLog {
+    fn write(&mut self, _shard: ShardId, _record: &LogRecord) {}
+}
+
+/// Wakes a sleeping shard (an eventfd write, `SEV`, a thread unpark…).
+pub trait Wake {
+    /// Wakes `peer`, which announced it is asleep. May be called spuriously.
+    fn wake(&self, peer: ShardId);
+}
+
 /// The usual platform: its four parts side by side. Most drivers need nothing more, e.g.
-/// `type LinuxPlatform = Bundle<RingTransport<'r, EventFdWake>, Reactor, CatchUnwind, Stderr>`.
+/// `Bundle<RingTransport<'r, W>, NoIo, DirectTrap, NoLog>` for a shard with rings and no I/O
+/// (`W` the platform's [`Wake`]).
 #[derive(Default)]
 pub struct Bundle<T, I, R, L> {
     /// The transport.

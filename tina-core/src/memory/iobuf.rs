@@ -15,10 +15,10 @@
 //! for a torn-down owner frees its buffer instead of delivering it. Transfer buffers follow
 //! the same states: InFlight means "attached to a message in a mailbox".
 
-use crate::handle::Handle;
-use crate::io::IoBuf;
+use crate::memory::pool::NIL;
+use crate::model::handle::Handle;
+use crate::model::io::IoBuf;
 use crate::platform::{IoBuffers, Submission};
-use crate::pool::NIL;
 
 /// Buffers one handler call can hold at once (obtained or delivered).
 pub(crate) const HELD_PER_CALL_MAX: usize = 8;

@@ -1,6 +1,6 @@
 //! Placement: mapping keys to shards.
 
-use crate::handle::ShardId;
+use crate::model::handle::ShardId;
 
 /// Maps a key to one of `shard_count` shards with a strong 64-bit mixer (the splitmix64
 /// finalizer) followed by a multiply-shift range reduction, so sequential or patterned keys

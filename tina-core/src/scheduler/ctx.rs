@@ -5,23 +5,24 @@
 //! So when user code panics after several context calls, the shard's structures are still
 //! consistent: each call completed its own update before returning.
 
-use crate::arena::{ArenaRef, SlotPlacer};
-use crate::core::{Core, State};
-use crate::effect::{CrashReason, Effect};
-use crate::handle::{Handle, ShardId, TypeId};
-use crate::io::{
+use crate::error::{ScratchTooSmall, SendError, SpawnError};
+use crate::memory::iobuf::{BufState, WorkChunk};
+use crate::memory::pool::Class;
+use crate::memory::timer::{TimerId, TimerKind, TimersExhausted};
+use crate::model::effect::{CrashReason, Effect};
+use crate::model::handle::{Handle, ShardId, TypeId};
+use crate::model::io::{
     Control, ControlOutcome, Domain, Fd, IoBuf, IoError, ShutdownHow, SocketKind, SocketOption,
 };
-use crate::iobuf::{BufState, WorkChunk};
-use crate::isolate::{InitArgs, Isolate};
-use crate::message::{CallToken, Message, Outgoing, Payload, PayloadTooLarge, UserTag};
+use crate::model::isolate::{InitArgs, Isolate};
+use crate::model::message::{CallToken, Message, Outgoing, Payload, PayloadTooLarge, UserTag};
+use crate::model::time::{Duration, Instant};
+use crate::model::transfer::{TransferBuf, TransferError};
 use crate::platform::{CallKind, SocketControl, Transport, Trap, TrapCall};
-use crate::pool::Class;
-use crate::shard::{InitFailure, SendError, SpawnError};
+use crate::scheduler::arena::{ArenaRef, SlotPlacer};
+use crate::scheduler::boot::InitFailure;
+use crate::scheduler::kernel::{Kernel, State};
 use crate::spec::{Location, Restart, TypeRef};
-use crate::time::{Duration, Instant};
-use crate::timer::{TimerId, TimerKind, TimersExhausted};
-use crate::transfer::{TransferBuf, TransferError};
 use core::any::Any;
 use core::net::SocketAddr;
 
@@ -32,7 +33,7 @@ pub(crate) trait ArenaAccess {
 
 /// The pieces of the shard a context borrows, assembled by the scheduler.
 pub(crate) struct CtxParts<'p, 'a> {
-    pub(crate) core: &'p mut Core<'a>,
+    pub(crate) kernel: &'p mut Kernel<'a>,
     /// Arenas of types before the running type (all arenas when `split` is `None`).
     pub(crate) before: &'p mut [ArenaRef<'a>],
     /// Arenas of types after the running type.
@@ -49,7 +50,7 @@ pub(crate) struct CtxParts<'p, 'a> {
 
 /// What a handler can do besides returning an effect.
 pub struct Ctx<'x, 'a> {
-    pub(crate) core: &'x mut Core<'a>,
+    pub(crate) kernel: &'x mut Kernel<'a>,
     pub(crate) before: &'x mut [ArenaRef<'a>],
     pub(crate) after: &'x mut [ArenaRef<'a>],
     pub(crate) split: Option<u8>,
@@ -68,7 +69,7 @@ impl<'x, 'a> Ctx<'x, 'a> {
         own: Option<&'x mut dyn SlotPlacer>,
     ) -> Ctx<'x, 'a> {
         Ctx {
-            core: parts.core,
+            kernel: parts.kernel,
             before: parts.before,
             after: parts.after,
             split: parts.split,
@@ -89,33 +90,33 @@ impl<'x, 'a> Ctx<'x, 'a> {
 
     /// This shard's id.
     pub fn shard_id(&self) -> ShardId {
-        self.core.shard
+        self.kernel.shard
     }
 
     /// How many shards the system has.
     pub fn shard_count(&self) -> u16 {
-        self.core.spec.shards.len() as u16
+        self.kernel.spec.shards.len() as u16
     }
 
     /// The current tick.
     pub fn now(&self) -> Instant {
-        self.core.now
+        self.kernel.now
     }
 
     /// Whether the shard is shutting down.
     pub fn is_shutting_down(&self) -> bool {
-        self.core.shutting_down
+        self.kernel.shutting_down
     }
 
     /// The [`TypeId`] of a registered isolate type.
     pub fn type_id_of<T: Isolate>(&self) -> Option<TypeId> {
-        self.core.spec.type_id_of::<T>()
+        self.kernel.spec.type_id_of::<T>()
     }
 
     /// Sends a typed message. Returns at once; nothing is retried by the framework.
     #[inline]
     pub fn send<T: Payload>(&mut self, to: Handle, value: &T) -> Result<(), SendError> {
-        self.core.send_typed(self.transport, self.me, to, value)
+        self.kernel.send_typed(self.transport, self.me, to, value)
     }
 
     /// Sends raw bytes under a user tag (at most 96 bytes).
@@ -129,7 +130,7 @@ impl<'x, 'a> Ctx<'x, 'a> {
     /// Sends a prepared message.
     pub fn send_outgoing(&mut self, to: Handle, out: &Outgoing) -> Result<(), SendError> {
         let msg = Message::build(self.me, to, out);
-        self.core.send(self.transport, &msg)
+        self.kernel.send(self.transport, &msg)
     }
 
     /// Spawns a dynamic child of type `T` into this isolate's supervision group, runs its
@@ -146,23 +147,23 @@ impl<'x, 'a> Ctx<'x, 'a> {
         restart: Restart,
     ) -> Result<Handle, SpawnError> {
         let ty = self
-            .core
+            .kernel
             .spec
             .resolve(TypeRef::of::<T>())
             .ok_or(SpawnError::UnknownType)?;
-        if !self.core.groups.reserve_dynamic(self.group) {
-            self.core.counters.spawn_failures += 1;
+        if !self.kernel.groups.reserve_dynamic(self.group) {
+            self.kernel.counters.spawn_failures += 1;
             return Err(SpawnError::GroupFull);
         }
         let r = self.spawn_raw(
             ty.0,
             InitArgs::new(args),
             self.group,
-            crate::supervision::DYNAMIC_MEMBER,
+            crate::scheduler::supervision::DYNAMIC_MEMBER,
             restart,
         );
         if r.is_err() {
-            self.core.groups.release_dynamic(self.group);
+            self.kernel.groups.release_dynamic(self.group);
         }
         r
     }
@@ -178,24 +179,24 @@ impl<'x, 'a> Ctx<'x, 'a> {
         member: u16,
         restart: Restart,
     ) -> Result<Handle, SpawnError> {
-        let Some((slot, _)) = self.core.types[usize::from(ty)].reserve(&mut self.core.counters)
+        let Some((slot, _)) = self.kernel.types[usize::from(ty)].reserve(&mut self.kernel.counters)
         else {
-            self.core.counters.spawn_failures += 1;
+            self.kernel.counters.spawn_failures += 1;
             return Err(SpawnError::ArenaFull);
         };
-        let child = self.core.handle(ty, slot);
+        let child = self.kernel.handle(ty, slot);
         {
-            let m = self.core.meta(ty, slot);
+            let m = self.kernel.meta(ty, slot);
             m.group = group;
             m.member = member;
             m.restart = restart;
             m.args = args;
         }
-        let init = self.core.spec.types[usize::from(ty)].vtable.init;
-        let held_mark = self.core.io.bufs.held_mark();
-        let transfer_mark = self.core.transfers.held_mark();
+        let init = self.kernel.spec.types[usize::from(ty)].vtable.init;
+        let held_mark = self.kernel.io.bufs.held_mark();
+        let transfer_mark = self.kernel.transfers.held_mark();
         {
-            let t = &mut self.core.types[usize::from(ty)];
+            let t = &mut self.kernel.types[usize::from(ty)];
             let per = t.working_chunks;
             t.working[slot as usize * per..(slot as usize + 1) * per].fill(WorkChunk::ZERO);
         }
@@ -204,52 +205,52 @@ impl<'x, 'a> Ctx<'x, 'a> {
         self.call = None;
         self.group = group;
         let mut result = Err(CrashReason::PANIC);
-        self.core.control_error = None;
+        self.kernel.control_error = None;
         let trap = self.trap;
         let call = TrapCall {
             isolate: child,
-            type_name: self.core.spec.types[usize::from(ty)].name,
+            type_name: self.kernel.spec.types[usize::from(ty)].name,
             kind: CallKind::Init,
         };
         let trapped = trap.run(call, &mut || result = init(&args, self, slot));
         (self.me, self.call, self.group) = saved;
         if trapped.is_err() {
-            self.core.counters.panics += 1;
+            self.kernel.counters.panics += 1;
         }
         let effect = match result {
             Ok(effect) => effect,
             Err(reason) => {
-                let path = self.core.groups.path(self.core.shard, group);
-                self.core.init_failure = Some(InitFailure {
+                let path = self.kernel.groups.path(self.kernel.shard, group);
+                self.kernel.init_failure = Some(InitFailure {
                     child: Location::Child(path, member),
                     type_name: call.type_name,
                     reason,
-                    io_error: self.core.control_error,
+                    io_error: self.kernel.control_error,
                 });
                 // Nothing was placed (or the placed value is dropped now); release the slot.
-                self.core.io.bufs.release_held_from(held_mark);
-                self.core.transfers.release_held_from(transfer_mark);
+                self.kernel.io.bufs.release_held_from(held_mark);
+                self.kernel.transfers.release_held_from(transfer_mark);
                 self.drop_slot(ty, slot);
                 self.teardown(ty, slot);
-                self.core.counters.spawn_failures += 1;
+                self.kernel.counters.spawn_failures += 1;
                 return Err(SpawnError::InitFailed);
             }
         };
-        self.core.counters.spawns += 1;
-        if self.core.shutting_down {
-            self.core.meta(ty, slot).notices |= crate::core::NOTICE_SHUTDOWN;
+        self.kernel.counters.spawns += 1;
+        if self.kernel.shutting_down {
+            self.kernel.meta(ty, slot).notices |= crate::scheduler::kernel::NOTICE_SHUTDOWN;
         }
         let exit = self
-            .core
+            .kernel
             .apply_effect(self.transport, ty, slot, &effect, None);
-        self.core.io.bufs.release_held_from(held_mark);
-        self.core.transfers.release_held_from(transfer_mark);
+        self.kernel.io.bufs.release_held_from(held_mark);
+        self.kernel.transfers.release_held_from(transfer_mark);
         if exit.is_some() {
             // `init` asked to stop at once: tear down without a restart.
             self.drop_slot(ty, slot);
             self.teardown(ty, slot);
         } else {
-            self.core.types[usize::from(ty)].make_ready(slot);
+            self.kernel.types[usize::from(ty)].make_ready(slot);
         }
         Ok(child)
     }
@@ -261,21 +262,21 @@ impl<'x, 'a> Ctx<'x, 'a> {
         after: Duration,
         tag: UserTag,
     ) -> Result<TimerId, TimersExhausted> {
-        let Some((ty, slot)) = self.core.locate(self.me) else {
+        let Some((ty, slot)) = self.kernel.locate(self.me) else {
             return Err(TimersExhausted);
         };
-        let deadline = self.core.now + after;
-        let mut head = self.core.meta(ty, slot).timers;
-        let r = self.core.timers.start(
+        let deadline = self.kernel.now + after;
+        let mut head = self.kernel.meta(ty, slot).timers;
+        let r = self.kernel.timers.start(
             deadline,
             self.me,
             TimerKind::User(tag.get()),
             Class::User,
             &mut head,
         );
-        self.core.meta(ty, slot).timers = head;
+        self.kernel.meta(ty, slot).timers = head;
         if r.is_err() {
-            self.core.counters.timer_exhausted += 1;
+            self.kernel.counters.timer_exhausted += 1;
         }
         r
     }
@@ -283,24 +284,24 @@ impl<'x, 'a> Ctx<'x, 'a> {
     /// Cancels a pending timer. Returns whether it was still pending (a timer that already
     /// fired, or another isolate's timer, is left alone).
     pub fn cancel_timer(&mut self, id: TimerId) -> bool {
-        let Some((ty, slot)) = self.core.locate(self.me) else {
+        let Some((ty, slot)) = self.kernel.locate(self.me) else {
             return false;
         };
-        let mut head = self.core.meta(ty, slot).timers;
-        let r = self.core.timers.cancel(id, self.me, &mut head);
-        self.core.meta(ty, slot).timers = head;
+        let mut head = self.kernel.meta(ty, slot).timers;
+        let r = self.kernel.timers.cancel(id, self.me, &mut head);
+        self.kernel.meta(ty, slot).timers = head;
         r
     }
 
     /// Takes a reactor-owned buffer to fill and hand to an I/O op in the returned effect.
     /// Freed automatically after this handler call if not handed over.
     pub fn io_buffer(&mut self) -> Result<IoBuf, IoError> {
-        let Some(buf) = self.core.io.bufs.alloc(self.me, BufState::Held) else {
-            self.core.counters.io_buffer_exhausted += 1;
+        let Some(buf) = self.kernel.io.bufs.alloc(self.me, BufState::Held) else {
+            self.kernel.counters.io_buffer_exhausted += 1;
             return Err(IoError::NoBuffers);
         };
-        if !self.core.io.bufs.hold(buf) {
-            self.core.io.bufs.free(buf);
+        if !self.kernel.io.bufs.hold(buf) {
+            self.kernel.io.bufs.free(buf);
             return Err(IoError::NoBuffers);
         }
         Ok(buf)
@@ -308,8 +309,8 @@ impl<'x, 'a> Ctx<'x, 'a> {
 
     /// The writable bytes of a buffer this handler call holds.
     pub fn io_buffer_mut(&mut self, buf: IoBuf) -> Result<&mut [u8], IoError> {
-        if self.core.io.bufs.holds(buf) && self.core.io.bufs.is(buf, self.me, BufState::Held) {
-            Ok(self.core.io.bufs.bytes_mut(buf))
+        if self.kernel.io.bufs.holds(buf) && self.kernel.io.bufs.is(buf, self.me, BufState::Held) {
+            Ok(self.kernel.io.bufs.bytes_mut(buf))
         } else {
             Err(IoError::BadBuffer)
         }
@@ -318,8 +319,8 @@ impl<'x, 'a> Ctx<'x, 'a> {
     /// The bytes of a buffer this handler call holds (e.g. the one a receive completion
     /// delivered), limited to `len`.
     pub fn io_data(&self, buf: IoBuf, len: usize) -> Result<&[u8], IoError> {
-        if self.core.io.bufs.holds(buf) && self.core.io.bufs.is(buf, self.me, BufState::Held) {
-            let bytes = self.core.io.bufs.bytes(buf);
+        if self.kernel.io.bufs.holds(buf) && self.kernel.io.bufs.is(buf, self.me, BufState::Held) {
+            let bytes = self.kernel.io.bufs.bytes(buf);
             Ok(&bytes[..len.min(bytes.len())])
         } else {
             Err(IoError::BadBuffer)
@@ -328,13 +329,13 @@ impl<'x, 'a> Ctx<'x, 'a> {
 
     /// Bytes per I/O buffer on this shard.
     pub fn io_buffer_size(&self) -> usize {
-        self.core.io.bufs.buffer_size()
+        self.kernel.io.bufs.buffer_size()
     }
 
     /// Runs a synchronous socket-control call.
     pub fn control(&mut self, op: Control) -> Result<ControlOutcome, IoError> {
         let result = self.control.control(self.me, op);
-        self.core.control_error = result.err();
+        self.kernel.control_error = result.err();
         result
     }
 
@@ -380,11 +381,11 @@ impl<'x, 'a> Ctx<'x, 'a> {
     /// long as the isolate, zeroed when it is spawned (and so at every restart), 16-byte
     /// aligned. Empty if the type has none.
     pub fn working_memory(&mut self) -> &mut [u8] {
-        let Some((ty, slot)) = self.core.locate(self.me) else {
+        let Some((ty, slot)) = self.kernel.locate(self.me) else {
             return &mut [];
         };
-        let t = &mut self.core.types[usize::from(ty)];
-        let size = self.core.spec.types[usize::from(ty)].working_memory_size as usize;
+        let t = &mut self.kernel.types[usize::from(ty)];
+        let size = self.kernel.spec.types[usize::from(ty)].working_memory_size as usize;
         let per = t.working_chunks;
         let chunks = &mut t.working[slot as usize * per..(slot as usize + 1) * per];
         &mut bytemuck::cast_slice_mut::<WorkChunk, u8>(chunks)[..size]
@@ -394,16 +395,16 @@ impl<'x, 'a> Ctx<'x, 'a> {
     /// (nothing survives from another call, of this isolate or any other). At most the type's
     /// `scratch_size`; more is an error, not a panic.
     pub fn scratch(&mut self, len: usize) -> Result<&mut [u8], ScratchTooSmall> {
-        let limit = self.core.locate(self.me).map_or(0, |(ty, _)| {
-            self.core.spec.types[usize::from(ty)].scratch_size as usize
+        let limit = self.kernel.locate(self.me).map_or(0, |(ty, _)| {
+            self.kernel.spec.types[usize::from(ty)].scratch_size as usize
         });
         if len > limit {
             return Err(ScratchTooSmall { len, limit });
         }
-        let bytes = bytemuck::cast_slice_mut::<WorkChunk, u8>(self.core.scratch);
-        if self.core.scratch_dirty {
+        let bytes = bytemuck::cast_slice_mut::<WorkChunk, u8>(self.kernel.scratch);
+        if self.kernel.scratch_dirty {
             bytes[..limit].fill(0);
-            self.core.scratch_dirty = false;
+            self.kernel.scratch_dirty = false;
         }
         Ok(&mut bytes[..len])
     }
@@ -411,24 +412,26 @@ impl<'x, 'a> Ctx<'x, 'a> {
     /// Takes a transfer buffer for a payload of `len` bytes (> 96, shard-local). It is this
     /// handler call's until sent with [`Ctx::send_transfer`]; otherwise freed after the call.
     pub fn transfer_alloc(&mut self, len: usize) -> Result<TransferBuf, TransferError> {
-        if len > self.core.transfers.buffer_size() {
+        if len > self.kernel.transfers.buffer_size() {
             return Err(TransferError::TooLarge);
         }
-        let Some(buf) = self.core.transfers.alloc(self.me, BufState::Held) else {
-            self.core.counters.transfer_exhausted += 1;
+        let Some(buf) = self.kernel.transfers.alloc(self.me, BufState::Held) else {
+            self.kernel.counters.transfer_exhausted += 1;
             return Err(TransferError::Exhausted);
         };
-        if !self.core.transfers.hold(buf) {
-            self.core.transfers.free(buf);
-            self.core.counters.transfer_exhausted += 1;
+        if !self.kernel.transfers.hold(buf) {
+            self.kernel.transfers.free(buf);
+            self.kernel.counters.transfer_exhausted += 1;
             return Err(TransferError::Exhausted);
         }
-        self.core.transfers.set_len(buf, len as u32);
+        self.kernel.transfers.set_len(buf, len as u32);
         Ok(TransferBuf(buf))
     }
 
     fn held_transfer(&self, t: TransferBuf) -> Result<(), TransferError> {
-        if self.core.transfers.holds(t.0) && self.core.transfers.is(t.0, self.me, BufState::Held) {
+        if self.kernel.transfers.holds(t.0)
+            && self.kernel.transfers.is(t.0, self.me, BufState::Held)
+        {
             Ok(())
         } else {
             Err(TransferError::Stale)
@@ -438,16 +441,16 @@ impl<'x, 'a> Ctx<'x, 'a> {
     /// The writable bytes of a transfer buffer this call holds (its full recorded length).
     pub fn transfer_mut(&mut self, t: TransferBuf) -> Result<&mut [u8], TransferError> {
         self.held_transfer(t)?;
-        let len = self.core.transfers.len_of(t.0);
-        Ok(&mut self.core.transfers.bytes_mut(t.0)[..len])
+        let len = self.kernel.transfers.len_of(t.0);
+        Ok(&mut self.kernel.transfers.bytes_mut(t.0)[..len])
     }
 
     /// The bytes of a transfer buffer this call holds (e.g. the one attached to the message
     /// being handled).
     pub fn transfer_data(&self, t: TransferBuf) -> Result<&[u8], TransferError> {
         self.held_transfer(t)?;
-        let len = self.core.transfers.len_of(t.0);
-        Ok(&self.core.transfers.bytes(t.0)[..len])
+        let len = self.kernel.transfers.len_of(t.0);
+        Ok(&self.kernel.transfers.bytes(t.0)[..len])
     }
 
     /// Sends a message with tag `tag` and the transfer buffer attached to a local isolate.
@@ -461,23 +464,27 @@ impl<'x, 'a> Ctx<'x, 'a> {
         if self.held_transfer(t).is_err() {
             return Err(SendError::StaleHandle);
         }
-        if to.shard() != self.core.shard {
+        if to.shard() != self.kernel.shard {
             return Err(SendError::NotLocal);
         }
         let msg = Message::build(self.me, to, &Outgoing::signal(tag)).with_transfer(t);
-        self.core.deliver_local(&msg, Class::User)?;
-        self.core.counters.sends_local += 1;
-        self.core.transfers.transfer(t.0, to, BufState::InFlight);
+        self.kernel.deliver_local(&msg, Class::User)?;
+        self.kernel.counters.sends_local += 1;
+        self.kernel.transfers.transfer(t.0, to, BufState::InFlight);
         Ok(())
     }
 
     /// Writes a log record (formatted now into the shard's bounded log ring, flushed to the
     /// platform after dispatch). Returns false, and counts a drop, when the ring is full.
     /// Not rate-limited: the [`log!`](crate::log!) macro, which names its call site, is.
-    pub fn log(&mut self, level: crate::log::Level, args: core::fmt::Arguments<'_>) -> bool {
-        let ok = self.core.log.push(level, self.me, self.core.now, args);
+    pub fn log(
+        &mut self,
+        level: crate::memory::log::Level,
+        args: core::fmt::Arguments<'_>,
+    ) -> bool {
+        let ok = self.kernel.log.push(level, self.me, self.kernel.now, args);
         if !ok {
-            self.core.counters.log_drops += 1;
+            self.kernel.counters.log_drops += 1;
         }
         ok
     }
@@ -488,20 +495,20 @@ impl<'x, 'a> Ctx<'x, 'a> {
     /// [`log!`](crate::log!) macro calls.
     pub fn log_at(
         &mut self,
-        site: &'static crate::log::LogSite,
-        level: crate::log::Level,
+        site: &'static crate::memory::log::LogSite,
+        level: crate::memory::log::Level,
         args: core::fmt::Arguments<'_>,
     ) -> bool {
-        use crate::log::Logged;
+        use crate::memory::log::Logged;
         match self
-            .core
+            .kernel
             .log
-            .push_at(site, level, self.me, self.core.now, args)
+            .push_at(site, level, self.me, self.kernel.now, args)
         {
             Logged::Written => true,
             Logged::Suppressed => false,
             Logged::RingFull => {
-                self.core.counters.log_drops += 1;
+                self.kernel.counters.log_drops += 1;
                 false
             }
         }
@@ -516,10 +523,10 @@ impl<'x, 'a> Ctx<'x, 'a> {
     /// handler spawns, from its `init`); if the receiver exits without that happening, the
     /// shard closes the descriptor.
     pub fn own_fd(&mut self, fd: Option<Fd>) {
-        if let Some((ty, slot)) = self.core.locate(self.me) {
-            self.core.meta(ty, slot).owned_fd = fd.map_or(-1, |f| f.0);
+        if let Some((ty, slot)) = self.kernel.locate(self.me) {
+            self.kernel.meta(ty, slot).owned_fd = fd.map_or(-1, |f| f.0);
         }
-        if let (Some(fd), Some((pending, claimed))) = (fd, self.core.pending_fd.as_mut())
+        if let (Some(fd), Some((pending, claimed))) = (fd, self.kernel.pending_fd.as_mut())
             && *pending == fd
         {
             *claimed = true;
@@ -532,14 +539,14 @@ impl<'x, 'a> Ctx<'x, 'a> {
     /// counted as stale by the caller's shard.
     pub fn reply_to(&mut self, token: CallToken, out: &Outgoing) -> Result<(), SendError> {
         let msg = Message::build(self.me, token.caller, out).with_reply(token.correlation);
-        self.core.send(self.transport, &msg)
+        self.kernel.send(self.transport, &msg)
     }
 
     /// Subscribes (or not) this isolate to peer shard status notices: `SHARD_RESTARTED` and
     /// `SHARD_QUARANTINED` system messages whose payload's first byte is the shard id.
     pub fn watch_shards(&mut self, on: bool) {
-        if let Some((ty, slot)) = self.core.locate(self.me) {
-            self.core.meta(ty, slot).watches_shards = on;
+        if let Some((ty, slot)) = self.kernel.locate(self.me) {
+            self.kernel.meta(ty, slot).watches_shards = on;
         }
     }
 
@@ -560,8 +567,8 @@ impl<'x, 'a> Ctx<'x, 'a> {
     /// Whether the current isolate is still initializing (for internal checks).
     #[allow(dead_code)]
     pub(crate) fn initializing(&self) -> bool {
-        self.core.locate(self.me).is_some_and(|(t, s)| {
-            self.core.types[usize::from(t)].metas[s as usize].state == State::Initializing
+        self.kernel.locate(self.me).is_some_and(|(t, s)| {
+            self.kernel.types[usize::from(t)].metas[s as usize].state == State::Initializing
         })
     }
 
@@ -573,12 +580,12 @@ impl<'x, 'a> Ctx<'x, 'a> {
 }
 
 impl Ctx<'_, '_> {
-    /// Tears the isolate in (ty, slot) down (`Core::teardown`), then hands any descriptor
+    /// Tears the isolate in (ty, slot) down (`Kernel::teardown`), then hands any descriptor
     /// it orphaned while the submission batch was full to the platform to close at once.
     pub(crate) fn teardown(&mut self, ty: u8, slot: u32) {
-        self.core.teardown(ty, slot);
-        if !self.core.orphans.is_empty() {
-            self.core.reclaim_orphans(self.control);
+        self.kernel.teardown(ty, slot);
+        if !self.kernel.orphans.is_empty() {
+            self.kernel.reclaim_orphans(self.control);
         }
     }
 }
@@ -602,25 +609,5 @@ impl ArenaAccess for Ctx<'_, '_> {
                 }
             }
         }
-    }
-}
-
-/// A scratch request larger than the type's `scratch_size`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct ScratchTooSmall {
-    /// Bytes asked for.
-    pub len: usize,
-    /// The type's scratch size.
-    pub limit: usize,
-}
-
-impl core::fmt::Display for ScratchTooSmall {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(
-            f,
-            "asked for {} scratch bytes but the type's scratch_size is {} (raise TypeSpec::scratch)",
-            self.len, self.limit
-        )
     }
 }

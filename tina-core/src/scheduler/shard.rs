@@ -15,178 +15,30 @@
 //! be stated. The platform uses the [`StepReport`] to decide between stepping again at once,
 //! sleeping until `next_deadline`, or sleeping until woken.
 
-use crate::arena::ArenaRef;
-use crate::core::{Core, Exit, Meta, NOTICE_SHUTDOWN, State, TypeState};
-use crate::counters::Counters;
-use crate::ctx::{ArenaAccess, Ctx, CtxParts};
-use crate::effect::{CrashReason, Effect};
-use crate::handle::{Handle, ShardId, TypeId};
-use crate::iobuf::{BufMeta, BufferPool, IoState, WorkChunk};
-use crate::log::{LogRecord, LogRing};
+use crate::memory::counters::Counters;
+use crate::memory::iobuf::{BufMeta, BufferPool, IoState, WorkChunk};
+use crate::memory::log::{LogRecord, LogRing};
+use crate::model::effect::{CrashReason, Effect};
+use crate::model::handle::{Handle, ShardId, TypeId};
+use crate::scheduler::arena::ArenaRef;
+use crate::scheduler::ctx::{ArenaAccess, Ctx, CtxParts};
+use crate::scheduler::kernel::{Exit, Kernel, Meta, NOTICE_SHUTDOWN, State, TypeState};
 
-use crate::io::IoError;
-use crate::isolate::Isolate;
+use crate::error::SendError;
+use crate::memory::pool::{Class, Pool};
+use crate::memory::timer::{TimerEntry, TimerWheel};
 use crate::memory::{Measure, MemoryError, Region};
-use crate::message::{Message, Outgoing};
+use crate::model::isolate::Isolate;
+use crate::model::message::{Message, Outgoing};
+use crate::model::time::Instant;
 use crate::platform::{
     CallKind, CompletionSink, IoBuffers, IoDriver, Parts, PeerEvent, Platform, Submission,
     Transport, Trap, TrapCall,
 };
-use crate::pool::{Class, Pool};
-use crate::ring::{Ring, Slot};
-use crate::spec::{DISPATCHES_PER_WEIGHT, Location, QuarantinePolicy, SpecError, SystemSpec};
-use crate::supervision::{Departed, GroupState, Groups, Member, TreeSize, Verdict};
-use crate::time::Instant;
-use crate::timer::{TimerEntry, TimerWheel};
-use core::fmt;
+use crate::scheduler::boot::{BootError, InitFailure, region_size, scratch_size_max};
+use crate::scheduler::supervision::{Departed, Groups, Member, TreeSize, Verdict};
+use crate::spec::{DISPATCHES_PER_WEIGHT, QuarantinePolicy, SystemSpec};
 use core::mem::MaybeUninit;
-
-/// Why a send was refused. Returned at once; the framework never retries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[repr(u8)]
-pub enum SendError {
-    /// The target's mailbox (or, cross-shard, the outbound ring) is full.
-    MailboxFull = 1,
-    /// The shard's message pool has no envelope for user traffic.
-    PoolExhausted = 2,
-    /// The target no longer exists (torn down, its shard quarantined or unreachable).
-    StaleHandle = 3,
-    /// The payload exceeds 96 bytes.
-    PayloadTooLarge = 4,
-    /// Transfer buffers only travel within their shard.
-    NotLocal = 5,
-}
-
-impl SendError {
-    pub(crate) fn from_code(c: u8) -> Option<SendError> {
-        Some(match c {
-            1 => SendError::MailboxFull,
-            2 => SendError::PoolExhausted,
-            3 => SendError::StaleHandle,
-            4 => SendError::PayloadTooLarge,
-            5 => SendError::NotLocal,
-            _ => return None,
-        })
-    }
-}
-
-impl fmt::Display for SendError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            SendError::MailboxFull => "mailbox full",
-            SendError::PoolExhausted => "message pool exhausted",
-            SendError::StaleHandle => "stale handle",
-            SendError::PayloadTooLarge => "payload larger than 96 bytes",
-            SendError::NotLocal => "transfer buffers cannot leave their shard",
-        })
-    }
-}
-
-/// Why a spawn was refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum SpawnError {
-    /// Every slot of the type's arena on this shard is in use.
-    ArenaFull,
-    /// The supervision group has no room for another dynamic child.
-    GroupFull,
-    /// The child's `init` failed or panicked.
-    InitFailed,
-    /// The type is not registered in the spec.
-    UnknownType,
-}
-
-impl fmt::Display for SpawnError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            SpawnError::ArenaFull => "arena full (raise TypeSpec::capacity)",
-            SpawnError::GroupFull => "supervision group full (raise GroupSpec::dynamic_capacity)",
-            SpawnError::InitFailed => "init failed",
-            SpawnError::UnknownType => "type not registered in the spec",
-        })
-    }
-}
-
-/// Why a shard could not boot.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BootError {
-    /// The spec is invalid.
-    Spec(SpecError),
-    /// The memory region is too small or misaligned.
-    Memory(MemoryError),
-    /// The shard id is not in the spec.
-    NoSuchShard {
-        /// The id asked for.
-        shard: u8,
-        /// Shards in the spec.
-        shard_count: usize,
-    },
-    /// The supervision tree could not be started: a static child's `init` failed (at boot a
-    /// failed `init` is not retried: the whole tree is refused).
-    RootFailed(InitFailure),
-}
-
-/// The static child whose `init` failed when a supervision tree was started, and why.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct InitFailure {
-    /// Where the child is in the spec (`shards[s].root.children[c]…`).
-    pub child: Location,
-    /// The name of its type.
-    pub type_name: &'static str,
-    /// What its `init` returned ([`CrashReason::PANIC`] if it panicked).
-    pub reason: CrashReason,
-    /// The error of the last socket-control call (`Ctx::socket`, `bind`, `listen`, …) the
-    /// `init` made, if that call failed: usually the root cause (a `bind()` whose address is
-    /// in use). `None` if the last such call succeeded or there was none.
-    pub io_error: Option<IoError>,
-}
-
-impl InitFailure {
-    /// When no child's failure was recorded (a child that could not even be spawned).
-    pub(crate) fn unknown(shard: ShardId) -> InitFailure {
-        InitFailure {
-            child: Location::Shard(u16::from(shard.0)),
-            type_name: "?",
-            reason: CrashReason("a static child could not be spawned"),
-            io_error: None,
-        }
-    }
-}
-
-impl fmt::Display for InitFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} (type `{}`) failed to initialise: {}",
-            self.child, self.type_name, self.reason
-        )?;
-        if let Some(e) = self.io_error {
-            write!(f, ": {e}")?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Display for BootError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BootError::Spec(e) => e.fmt(f),
-            BootError::Memory(e) => e.fmt(f),
-            BootError::NoSuchShard { shard, shard_count } => {
-                write!(
-                    f,
-                    "shard {shard} does not exist (the spec has {shard_count} shards)"
-                )
-            }
-            BootError::RootFailed(failure) => {
-                write!(f, "the supervision tree failed to start: {failure}")
-            }
-        }
-    }
-}
-
-impl core::error::Error for BootError {}
 
 /// The shard's life cycle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -222,9 +74,9 @@ pub struct StepReport {
     pub status: ShardStatus,
 }
 
-/// One shard: the scheduler state of one core.
+/// One shard: the scheduler state of one kernel.
 pub struct Shard<'a, P: Platform> {
-    core: Core<'a>,
+    kernel: Kernel<'a>,
     arenas: &'a mut [ArenaRef<'a>],
     platform: P,
     status: ShardStatus,
@@ -322,8 +174,8 @@ impl<'a, P: Platform> Shard<'a, P> {
             ),
             r.slice(c.io_submissions_per_tick_max as usize, |_| Submission {
                 owner: Handle::NONE,
-                op: crate::io::IoOp::Close {
-                    fd: crate::io::Fd(-1),
+                op: crate::model::io::IoOp::Close {
+                    fd: crate::model::io::Fd(-1),
                 },
                 buf: None,
             })?,
@@ -362,7 +214,7 @@ impl<'a, P: Platform> Shard<'a, P> {
             r.slice(c.transfer_buffer_count as usize, |_| BufMeta::FREE)?,
         );
         Ok(Shard {
-            core: Core {
+            kernel: Kernel {
                 shard: id,
                 spec,
                 types,
@@ -383,7 +235,7 @@ impl<'a, P: Platform> Shard<'a, P> {
                 pending_fd: None,
                 control_error: None,
                 init_failure: None,
-                orphans: crate::core::Orphans::EMPTY,
+                orphans: crate::scheduler::kernel::Orphans::EMPTY,
             },
             arenas,
             platform,
@@ -395,10 +247,10 @@ impl<'a, P: Platform> Shard<'a, P> {
 
     /// The last failed `init` (taken), or a placeholder if none was recorded.
     fn init_failure(&mut self) -> InitFailure {
-        self.core
+        self.kernel
             .init_failure
             .take()
-            .unwrap_or_else(|| InitFailure::unknown(self.core.shard))
+            .unwrap_or_else(|| InitFailure::unknown(self.kernel.shard))
     }
 
     /// Runs `f` with a context that is not inside any handler (boot, supervision).
@@ -410,7 +262,7 @@ impl<'a, P: Platform> Shard<'a, P> {
             ..
         } = self.platform.parts();
         let mut parts = CtxParts {
-            core: &mut self.core,
+            kernel: &mut self.kernel,
             before: self.arenas,
             after: &mut [],
             split: None,
@@ -427,7 +279,7 @@ impl<'a, P: Platform> Shard<'a, P> {
 
     /// Performs one tick at time `now` (see the module docs for the phases).
     pub fn step(&mut self, now: Instant) -> StepReport {
-        self.core.now = now;
+        self.kernel.now = now;
         let quarantined = matches!(
             self.status,
             ShardStatus::Quarantined | ShardStatus::AbortRequested
@@ -435,13 +287,13 @@ impl<'a, P: Platform> Shard<'a, P> {
         // 1. Inbound channels.
         {
             let transport = self.platform.parts().transport;
-            let core = &mut self.core;
-            transport.peer_events(&mut |peer, event| core.on_peer_event(peer, event));
+            let kernel = &mut self.kernel;
+            transport.peer_events(&mut |peer, event| kernel.on_peer_event(peer, event));
             transport.receive(&mut |msg: &Message| {
                 if quarantined {
-                    core.counters.quarantine_drops += 1;
+                    kernel.counters.quarantine_drops += 1;
                 } else {
-                    core.deliver_inbound(msg);
+                    kernel.deliver_inbound(msg);
                 }
             });
         }
@@ -449,19 +301,19 @@ impl<'a, P: Platform> Shard<'a, P> {
         {
             let io = self.platform.parts().io;
             io.complete(&mut Sink {
-                core: &mut self.core,
+                kernel: &mut self.kernel,
             });
-            if !self.core.orphans.is_empty() {
-                self.core.reclaim_orphans(io);
+            if !self.kernel.orphans.is_empty() {
+                self.kernel.reclaim_orphans(io);
             }
         }
         // 3. Dispatch.
         let mut dispatched = 0;
         if !quarantined {
-            for ty in 0..self.core.types.len() {
-                self.core.types[ty].promote_yielded();
+            for ty in 0..self.kernel.types.len() {
+                self.kernel.types[ty].promote_yielded();
             }
-            for ty in 0..self.core.types.len() as u8 {
+            for ty in 0..self.kernel.types.len() as u8 {
                 dispatched += self.dispatch_type(ty);
             }
         }
@@ -473,17 +325,19 @@ impl<'a, P: Platform> Shard<'a, P> {
             transport.publish();
         }
         // 6. Timers.
-        let timers_fired = self.core.advance_timers(now);
+        let timers_fired = self.kernel.advance_timers(now);
         // 7. Flush the log ring.
         {
             let log = self.platform.parts().log;
-            self.core.log.flush(self.core.shard, self.core.now, log);
+            self.kernel
+                .log
+                .flush(self.kernel.shard, self.kernel.now, log);
         }
         // 8. Report.
-        if self.status == ShardStatus::ShuttingDown && self.core.live() == 0 {
+        if self.status == ShardStatus::ShuttingDown && self.kernel.live() == 0 {
             self.status = ShardStatus::Stopped;
         }
-        let work_remaining = self.core.has_ready();
+        let work_remaining = self.kernel.has_ready();
         StepReport {
             dispatched,
             work_remaining,
@@ -494,37 +348,37 @@ impl<'a, P: Platform> Shard<'a, P> {
             } else {
                 // A pending rate-limit report is due when its window ends.
                 match (
-                    self.core.timers.next_deadline(),
-                    self.core.log.report_deadline(),
+                    self.kernel.timers.next_deadline(),
+                    self.kernel.log.report_deadline(),
                 ) {
                     (Some(t), Some(l)) => Some(t.min(l)),
                     (t, l) => t.or(l),
                 }
             },
             timers_fired,
-            live_isolates: self.core.live(),
+            live_isolates: self.kernel.live(),
             status: self.status,
         }
     }
 
     fn submit_io(&mut self) {
-        let n = self.core.io.sub_len;
+        let n = self.kernel.io.sub_len;
         let io = self.platform.parts().io;
         if n == 0 {
-            if !self.core.orphans.is_empty() {
-                self.core.reclaim_orphans(io);
+            if !self.kernel.orphans.is_empty() {
+                self.kernel.reclaim_orphans(io);
             }
             return;
         }
-        let (subs, buffers) = self.core.io.split();
+        let (subs, buffers) = self.kernel.io.split();
         let accepted = io.submit(&subs[..n], buffers).min(n);
-        self.core.counters.io_submitted += accepted as u64;
+        self.kernel.counters.io_submitted += accepted as u64;
         let rejection = io.rejection();
         for i in accepted..n {
-            let s = self.core.io.subs[i];
-            self.core.complete_io(
+            let s = self.kernel.io.subs[i];
+            self.kernel.complete_io(
                 s.owner,
-                crate::io::IoCompletion {
+                crate::model::io::IoCompletion {
                     kind: s.op.kind(),
                     result: Err(rejection),
                     buf: s.buf,
@@ -532,15 +386,15 @@ impl<'a, P: Platform> Shard<'a, P> {
                 },
             );
         }
-        self.core.io.sub_len = 0;
+        self.kernel.io.sub_len = 0;
         // Held orphans (a platform that cannot close at once) go into the next batch.
-        if !self.core.orphans.is_empty() {
-            self.core.reclaim_orphans(io);
+        if !self.kernel.orphans.is_empty() {
+            self.kernel.reclaim_orphans(io);
         }
     }
 
     fn dispatch_type(&mut self, ty: u8) -> u32 {
-        let quota = self.core.types[usize::from(ty)].quota;
+        let quota = self.kernel.types[usize::from(ty)].quota;
         let mut calls = 0;
         while calls < quota {
             let Some((slot, exit)) = self.dispatch_batch(ty, quota, &mut calls) else {
@@ -549,7 +403,7 @@ impl<'a, P: Platform> Shard<'a, P> {
             // Tearing an isolate down (and perhaps restarting its group or the shard) needs
             // the whole shard, so it ends the batch; the next batch goes on with the queue.
             self.exit_isolate(ty, slot, exit);
-            self.core.types[usize::from(ty)].make_ready(slot);
+            self.kernel.types[usize::from(ty)].make_ready(slot);
             if !self.is_running() {
                 break;
             }
@@ -570,9 +424,9 @@ impl<'a, P: Platform> Shard<'a, P> {
     /// one is returned, with its exit, for the caller to tear down. The shard's status
     /// cannot change within a batch (only a teardown changes it).
     fn dispatch_batch(&mut self, ty: u8, quota: u32, calls: &mut u32) -> Option<(u32, Exit)> {
-        let per_isolate = self.core.spec.shard.messages_per_dispatch_max;
-        let type_name = self.core.spec.types[usize::from(ty)].name;
-        let shard = self.core.shard;
+        let per_isolate = self.kernel.spec.shard.messages_per_dispatch_max;
+        let type_name = self.kernel.spec.types[usize::from(ty)].name;
+        let shard = self.kernel.shard;
         let Parts {
             transport,
             io,
@@ -582,7 +436,7 @@ impl<'a, P: Platform> Shard<'a, P> {
         let (before, rest) = self.arenas.split_at_mut(usize::from(ty));
         let (current, after) = rest.split_first_mut()?;
         let mut parts = CtxParts {
-            core: &mut self.core,
+            kernel: &mut self.kernel,
             before,
             after,
             split: Some(ty),
@@ -597,7 +451,7 @@ impl<'a, P: Platform> Shard<'a, P> {
         while *calls < quota {
             // Both `next_ready` and `after_dispatch` queue the isolate again (if it has work)
             // when its run ends.
-            let Some((slot, mut next)) = parts.core.next_ready(ty, &mut msg) else {
+            let Some((slot, mut next)) = parts.kernel.next_ready(ty, &mut msg) else {
                 break;
             };
             let mut run = 0;
@@ -624,10 +478,10 @@ impl<'a, P: Platform> Shard<'a, P> {
                     }),
                     None => Ok(()),
                 };
-                let core = &mut *parts.core;
-                core.counters.dispatches += 1;
+                let kernel = &mut *parts.kernel;
+                kernel.counters.dispatches += 1;
                 if trapped.is_err() {
-                    core.counters.panics += 1;
+                    kernel.counters.panics += 1;
                     effect = Effect::Crash(CrashReason::PANIC);
                 } else if !ran {
                     effect = Effect::Crash(CrashReason("internal: dispatched an empty slot"));
@@ -638,32 +492,32 @@ impl<'a, P: Platform> Shard<'a, P> {
                 let exit = if receive {
                     None
                 } else {
-                    core.apply_effect(&mut *parts.transport, ty, slot, &effect, parts.call)
+                    kernel.apply_effect(&mut *parts.transport, ty, slot, &effect, parts.call)
                 };
-                core.io.bufs.release_held_from(0);
-                core.transfers.release_held_from(0);
-                core.scratch_dirty = true;
-                if let Some((fd, claimed)) = core.pending_fd.take()
+                kernel.io.bufs.release_held_from(0);
+                kernel.transfers.release_held_from(0);
+                kernel.scratch_dirty = true;
+                if let Some((fd, claimed)) = kernel.pending_fd.take()
                     && !claimed
                     && exit.is_some()
                 {
-                    core.queue_reclaim(crate::io::IoOp::Close { fd });
-                    if !core.orphans.is_empty() {
-                        core.reclaim_orphans(&mut *parts.control);
+                    kernel.queue_reclaim(crate::model::io::IoOp::Close { fd });
+                    if !kernel.orphans.is_empty() {
+                        kernel.reclaim_orphans(&mut *parts.control);
                     }
                 }
                 if let Some(exit) = exit {
                     return Some((slot, exit));
                 }
                 let more = run < per_isolate && *calls < quota;
-                next = core.after_dispatch(ty, slot, generation, receive, more, &mut msg);
+                next = kernel.after_dispatch(ty, slot, generation, receive, more, &mut msg);
             }
         }
         None
     }
 
     fn exit_isolate(&mut self, ty: u8, slot: u32, exit: Exit) {
-        let m = *self.core.meta(ty, slot);
+        let m = *self.kernel.meta(ty, slot);
         let departed = Departed {
             ty,
             group: m.group,
@@ -672,8 +526,8 @@ impl<'a, P: Platform> Shard<'a, P> {
             args: m.args,
         };
         match exit {
-            Exit::Normal => self.core.counters.exits += 1,
-            Exit::Crashed(_) => self.core.counters.crashes += 1,
+            Exit::Normal => self.kernel.counters.exits += 1,
+            Exit::Crashed(_) => self.kernel.counters.crashes += 1,
         }
         let verdict = self.with_ctx(|ctx| {
             ctx.drop_slot(ty, slot);
@@ -691,7 +545,7 @@ impl<'a, P: Platform> Shard<'a, P> {
         loop {
             self.with_ctx(|ctx| ctx.stop_group(0));
             if !self.charge_recovery() {
-                self.status = match self.core.spec.quarantine {
+                self.status = match self.kernel.spec.quarantine {
                     QuarantinePolicy::Quarantine => ShardStatus::Quarantined,
                     QuarantinePolicy::Abort => ShardStatus::AbortRequested,
                 };
@@ -701,7 +555,7 @@ impl<'a, P: Platform> Shard<'a, P> {
                     .announce(PeerEvent::Quarantined);
                 return;
             }
-            self.core.counters.shard_recoveries += 1;
+            self.kernel.counters.shard_recoveries += 1;
             self.platform
                 .parts()
                 .transport
@@ -713,8 +567,8 @@ impl<'a, P: Platform> Shard<'a, P> {
     }
 
     fn charge_recovery(&mut self) -> bool {
-        let now = self.core.now.ticks();
-        let window = self.core.spec.recovery_window.ticks();
+        let now = self.kernel.now.ticks();
+        let window = self.kernel.spec.recovery_window.ticks();
         let max = self.recoveries.len();
         let in_window = self.recoveries[..self.recovery_count.min(max)]
             .iter()
@@ -746,7 +600,7 @@ impl<'a, P: Platform> Shard<'a, P> {
     /// Brings a quarantined shard back at time `now`: a fresh supervision tree from the spec
     /// (its `init`s, and the timers they start, see `now`, not the time of the last step).
     pub fn revive(&mut self, now: Instant) -> Result<(), BootError> {
-        self.core.now = self.core.now.max(now);
+        self.kernel.now = self.kernel.now.max(now);
         if !matches!(
             self.status,
             ShardStatus::Quarantined | ShardStatus::AbortRequested
@@ -775,10 +629,10 @@ impl<'a, P: Platform> Shard<'a, P> {
             return;
         }
         self.status = ShardStatus::ShuttingDown;
-        self.core.shutting_down = true;
+        self.kernel.shutting_down = true;
         self.platform.parts().io.cancel_all();
-        for ty in 0..self.core.types.len() {
-            let t = &mut self.core.types[ty];
+        for ty in 0..self.kernel.types.len() {
+            let t = &mut self.kernel.types[ty];
             for slot in 0..t.metas.len() as u32 {
                 if t.metas[slot as usize].is_live() {
                     t.metas[slot as usize].notices |= NOTICE_SHUTDOWN;
@@ -790,11 +644,11 @@ impl<'a, P: Platform> Shard<'a, P> {
 
     /// Tears down every remaining isolate at once (the end of a shutdown that timed out).
     pub fn force_stop(&mut self) {
-        self.core.shutting_down = true;
+        self.kernel.shutting_down = true;
         self.with_ctx(|ctx| ctx.stop_group(0));
-        for ty in 0..self.core.types.len() as u8 {
-            for slot in 0..self.core.types[usize::from(ty)].metas.len() as u32 {
-                if self.core.types[usize::from(ty)].metas[slot as usize].is_live() {
+        for ty in 0..self.kernel.types.len() as u8 {
+            for slot in 0..self.kernel.types[usize::from(ty)].metas.len() as u32 {
+                if self.kernel.types[usize::from(ty)].metas[slot as usize].is_live() {
                     self.with_ctx(|ctx| {
                         ctx.drop_slot(ty, slot);
                         ctx.teardown(ty, slot);
@@ -808,16 +662,16 @@ impl<'a, P: Platform> Shard<'a, P> {
     /// Delivers a message from outside any isolate (a test, or the platform) to a local
     /// isolate. The sender is `Handle::NONE`.
     pub fn deliver(&mut self, to: Handle, out: &Outgoing) -> Result<(), SendError> {
-        if to.shard() != self.core.shard {
+        if to.shard() != self.kernel.shard {
             return Err(SendError::StaleHandle);
         }
-        self.core
+        self.kernel
             .deliver_local(&Message::build(Handle::NONE, to, out), Class::User)
     }
 
     /// The shard's id.
     pub fn id(&self) -> ShardId {
-        self.core.shard
+        self.kernel.shard
     }
 
     /// The shard's status.
@@ -827,7 +681,7 @@ impl<'a, P: Platform> Shard<'a, P> {
 
     /// A snapshot of the counters.
     pub fn counters(&self) -> Counters {
-        self.core.counters
+        self.kernel.counters
     }
 
     /// The platform parts (e.g. a test transport).
@@ -837,40 +691,49 @@ impl<'a, P: Platform> Shard<'a, P> {
 
     /// Live isolates.
     pub fn live_isolates(&self) -> u32 {
-        self.core.live()
+        self.kernel.live()
     }
 
     /// Handles of every live isolate on this shard, type by type, in slot order.
     pub fn live_handles(&self) -> impl Iterator<Item = Handle> + '_ {
-        self.core.types.iter().enumerate().flat_map(move |(ty, t)| {
-            t.metas
-                .iter()
-                .enumerate()
-                .filter(|(_, m)| m.is_live() && m.state != State::Initializing)
-                .map(move |(slot, m)| {
-                    Handle::pack(self.core.shard, TypeId(ty as u8), slot as u32, m.generation)
-                })
-        })
+        self.kernel
+            .types
+            .iter()
+            .enumerate()
+            .flat_map(move |(ty, t)| {
+                t.metas
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, m)| m.is_live() && m.state != State::Initializing)
+                    .map(move |(slot, m)| {
+                        Handle::pack(
+                            self.kernel.shard,
+                            TypeId(ty as u8),
+                            slot as u32,
+                            m.generation,
+                        )
+                    })
+            })
     }
 
     /// Handles of the live isolates of type `T`, in slot order.
     pub fn handles<T: Isolate>(&self) -> impl Iterator<Item = Handle> + '_ {
-        let ty = self.core.spec.type_id_of::<T>();
+        let ty = self.kernel.spec.type_id_of::<T>();
         let metas: &[Meta] = match ty {
-            Some(TypeId(t)) => self.core.types[usize::from(t)].metas,
+            Some(TypeId(t)) => self.kernel.types[usize::from(t)].metas,
             None => &[],
         };
         metas.iter().enumerate().filter_map(move |(slot, m)| {
             let ty = ty?;
             (m.is_live() && m.state != State::Initializing)
-                .then(|| Handle::new(self.core.shard, ty, slot as u32, m.generation))
+                .then(|| Handle::new(self.kernel.shard, ty, slot as u32, m.generation))
                 .flatten()
         })
     }
 
     /// Read-only typed access to a live isolate's state (for tests and checkers).
     pub fn state<T: Isolate>(&self, h: Handle) -> Option<&T> {
-        let (ty, slot) = self.core.locate(h)?;
+        let (ty, slot) = self.kernel.locate(h)?;
         self.arenas[usize::from(ty)]
             .as_ref()?
             .state(slot)?
@@ -879,28 +742,28 @@ impl<'a, P: Platform> Shard<'a, P> {
 
     /// Whether `h` addresses a live isolate on this shard.
     pub fn is_live(&self, h: Handle) -> bool {
-        self.core.locate(h).is_some()
+        self.kernel.locate(h).is_some()
     }
 
     /// Pool occupancy: (free, in use, total) envelopes.
     pub fn pool_usage(&self) -> (u32, u32, u32) {
         (
-            self.core.pool.free_count(),
-            self.core.pool.in_use(),
-            self.core.pool.total(),
+            self.kernel.pool.free_count(),
+            self.kernel.pool.in_use(),
+            self.kernel.pool.total(),
         )
     }
 
     /// Checks every structural invariant (O(shard size); for tests and the simulator's
     /// checkers). Returns the first violation found.
     pub fn check_invariants(&self) -> Result<(), &'static str> {
-        let core = &self.core;
-        core.pool.check()?;
-        if core.pool.free_count() + core.pool.in_use() != core.pool.total() {
+        let kernel = &self.kernel;
+        kernel.pool.check()?;
+        if kernel.pool.free_count() + kernel.pool.in_use() != kernel.pool.total() {
             return Err("pool: free + in use != total");
         }
         let mut queued = 0u32;
-        for (ty, t) in core.types.iter().enumerate() {
+        for (ty, t) in kernel.types.iter().enumerate() {
             let mut live = 0;
             for (slot, m) in t.metas.iter().enumerate() {
                 if m.is_live() {
@@ -915,7 +778,7 @@ impl<'a, P: Platform> Shard<'a, P> {
                         return Err("a live isolate's arena slot is empty");
                     }
                 } else {
-                    if m.mailbox.len != 0 || m.reply != crate::pool::NIL {
+                    if m.mailbox.len != 0 || m.reply != crate::memory::pool::NIL {
                         return Err("a dead slot still holds messages");
                     }
                     if self.arenas[ty]
@@ -925,27 +788,27 @@ impl<'a, P: Platform> Shard<'a, P> {
                         return Err("a dead slot still holds an isolate");
                     }
                 }
-                if core.pool.walk_len(&m.mailbox) != m.mailbox.len {
+                if kernel.pool.walk_len(&m.mailbox) != m.mailbox.len {
                     return Err("mailbox length differs from its list");
                 }
                 if m.mailbox.len > t.mailbox_capacity {
                     return Err("mailbox over capacity");
                 }
-                queued += m.mailbox.len + u32::from(m.reply != crate::pool::NIL);
+                queued += m.mailbox.len + u32::from(m.reply != crate::memory::pool::NIL);
             }
             if live != t.live {
                 return Err("type live count differs from live slots");
             }
         }
-        if queued != core.pool.in_use() {
+        if queued != kernel.pool.in_use() {
             return Err("pool: envelopes in use != envelopes queued (leak)");
         }
-        core.timers.check()?;
-        core.io.bufs.check()?;
-        core.transfers.check()?;
-        for member in core.groups.members.iter() {
+        kernel.timers.check()?;
+        kernel.io.bufs.check()?;
+        kernel.transfers.check()?;
+        for member in kernel.groups.members.iter() {
             if let Member::Isolate(h) = member
-                && core.locate(*h).is_none()
+                && kernel.locate(*h).is_none()
             {
                 return Err("a supervision member points at a dead isolate");
             }
@@ -957,15 +820,15 @@ impl<'a, P: Platform> Shard<'a, P> {
     /// empty, quiet shard.
     pub fn resources_in_use(&self) -> (u32, u32, u32) {
         (
-            self.core.pool.in_use(),
-            self.core.timers.total() - self.core.timers.free_count(),
-            self.core.io.bufs.total() - self.core.io.bufs.free_count(),
+            self.kernel.pool.in_use(),
+            self.kernel.timers.total() - self.kernel.timers.free_count(),
+            self.kernel.io.bufs.total() - self.kernel.io.bufs.free_count(),
         )
     }
 
     /// Transfer buffers in use.
     pub fn transfers_in_use(&self) -> u32 {
-        self.core.transfers.total() - self.core.transfers.free_count()
+        self.kernel.transfers.total() - self.kernel.transfers.free_count()
     }
 }
 
@@ -978,129 +841,16 @@ impl<P: Platform> Drop for Shard<'_, P> {
     }
 }
 
-/// The carve sequence of [`Shard::carve`], measured (it needs no platform).
-fn region_size(spec: &SystemSpec<'_>, shard: ShardId, mut m: Measure) -> Result<usize, BootError> {
-    spec.validate().map_err(BootError::Spec)?;
-    let root = &spec
-        .shards
-        .get(usize::from(shard.0))
-        .ok_or(BootError::NoSuchShard {
-            shard: shard.0,
-            shard_count: spec.shards.len(),
-        })?
-        .root;
-    let c = &spec.shard;
-    m.slice::<TypeState<'static>>(spec.types.len());
-    for t in spec.types {
-        m.slice::<Meta>(t.capacity as usize);
-    }
-    m.slice::<ArenaRef<'static>>(spec.types.len());
-    for t in spec.types {
-        (t.vtable.measure)(&mut m, t.capacity);
-    }
-    m.slice::<Message>(c.message_pool_size as usize);
-    m.slice::<u32>(c.message_pool_size as usize);
-    m.slice::<TimerEntry>(c.timer_entries as usize);
-    m.slice::<u32>(c.timer_spokes as usize);
-    m.slice::<u32>(c.timer_expirations_per_tick_max as usize);
-    m.slice_of::<u8>(c.io_buffer_count as usize, c.io_buffer_size as usize);
-    m.slice::<BufMeta>(c.io_buffer_count as usize);
-    m.slice::<Submission>(c.io_submissions_per_tick_max as usize);
-    let tree = TreeSize::of(root);
-    m.slice::<GroupState<'static>>(tree.groups);
-    m.slice::<Member>(tree.members);
-    m.slice::<u64>(tree.history);
-    m.slice::<u64>(spec.recoveries_max as usize);
-    m.slice::<LogRecord>(c.log_entries as usize);
-    for t in spec.types {
-        m.slice_of::<WorkChunk>(
-            t.capacity as usize,
-            WorkChunk::count_for(t.working_memory_size),
-        );
-    }
-    m.slice::<WorkChunk>(WorkChunk::count_for(scratch_size_max(spec)));
-    m.slice_of::<u8>(
-        c.transfer_buffer_count as usize,
-        c.transfer_buffer_size as usize,
-    );
-    m.slice::<BufMeta>(c.transfer_buffer_count as usize);
-    m.total().map_err(BootError::Memory)
-}
-
-/// Bytes of the cross-shard rings shard `consumer` drains (one from every other shard), laid
-/// out one after the other from a 128-aligned base: for each producer in shard order, its
-/// slots (`capacity × size_of::<Slot<Message>>()`) and then the [`Ring`] itself. A platform
-/// that maps ring memory per consumer (Linux) carves it in this order; one that keeps rings in
-/// `static`s (bare metal) can use it to size them. Checked like [`Shard::memory_required`].
-pub fn ring_memory_required(spec: &SystemSpec<'_>, consumer: ShardId) -> Result<usize, BootError> {
-    spec.validate().map_err(BootError::Spec)?;
-    let n = spec.shards.len();
-    if usize::from(consumer.0) >= n {
-        return Err(BootError::NoSuchShard {
-            shard: consumer.0,
-            shard_count: n,
-        });
-    }
-    let mut m = Measure::new();
-    for from in 0..n {
-        if from != usize::from(consumer.0) {
-            let capacity = spec.ring_capacity_between(from as u8, consumer.0);
-            m.slice::<Slot<Message>>(capacity as usize);
-            m.one::<Ring<'static, Message>>();
-        }
-    }
-    m.total().map_err(BootError::Memory)
-}
-
-/// The memory a whole system needs: every shard's region and every cross-shard ring.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SystemMemory {
-    /// The sum of every shard's [`Shard::memory_required`].
-    pub regions: usize,
-    /// The sum of every shard's [`ring_memory_required`] (the N×(N−1) rings).
-    pub rings: usize,
-}
-
-impl SystemMemory {
-    /// Measures `spec` (checked: a total that does not fit in `usize` is an overflow).
-    pub fn of(spec: &SystemSpec<'_>) -> Result<SystemMemory, BootError> {
-        spec.validate().map_err(BootError::Spec)?;
-        let mut total = SystemMemory {
-            regions: 0,
-            rings: 0,
-        };
-        let overflow = BootError::Memory(MemoryError::Overflow);
-        for i in 0..spec.shards.len() {
-            let shard = ShardId(i as u8);
-            let region = region_size(spec, shard, Measure::new())?;
-            let rings = ring_memory_required(spec, shard)?;
-            total.regions = total.regions.checked_add(region).ok_or(overflow)?;
-            total.rings = total.rings.checked_add(rings).ok_or(overflow)?;
-        }
-        total.total().ok_or(overflow)?;
-        Ok(total)
-    }
-
-    /// Regions and rings together (`None` if that overflows `usize`).
-    pub fn total(&self) -> Option<usize> {
-        self.regions.checked_add(self.rings)
-    }
-}
-
-fn scratch_size_max(spec: &SystemSpec<'_>) -> u32 {
-    spec.types.iter().map(|t| t.scratch_size).max().unwrap_or(0)
-}
-
 struct Sink<'x, 'a> {
-    core: &'x mut Core<'a>,
+    kernel: &'x mut Kernel<'a>,
 }
 
 impl CompletionSink for Sink<'_, '_> {
-    fn complete(&mut self, owner: Handle, completion: crate::io::IoCompletion) {
-        self.core.complete_io(owner, completion);
+    fn complete(&mut self, owner: Handle, completion: crate::model::io::IoCompletion) {
+        self.kernel.complete_io(owner, completion);
     }
 
     fn buffers(&mut self) -> IoBuffers<'_> {
-        self.core.io.bufs.view()
+        self.kernel.io.bufs.view()
     }
 }

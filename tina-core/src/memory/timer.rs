@@ -18,9 +18,9 @@
 //! The last `reserve` entries are kept for call timeouts, so user timers cannot make calls
 //! lose their timeout.
 
-use crate::handle::Handle;
-use crate::pool::{Class, NIL};
-use crate::time::Instant;
+use crate::memory::pool::{Class, NIL};
+use crate::model::handle::Handle;
+use crate::model::time::Instant;
 
 /// Identifies one started timer (for cancellation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -23,11 +23,12 @@
 //! another failure against the same budget, so a child that can never start escalates after
 //! a bounded number of attempts.
 
-use crate::core::{Exit, State};
-use crate::ctx::{ArenaAccess, Ctx};
-use crate::effect::CrashReason;
-use crate::handle::{Handle, ShardId, TypeId};
-use crate::shard::{InitFailure, SpawnError};
+use crate::error::SpawnError;
+use crate::model::effect::CrashReason;
+use crate::model::handle::{Handle, ShardId, TypeId};
+use crate::scheduler::boot::InitFailure;
+use crate::scheduler::ctx::{ArenaAccess, Ctx};
+use crate::scheduler::kernel::{Exit, State};
 use crate::spec::{ChildSpec, GROUP_DEPTH_MAX, GroupPath, GroupSpec, Location, Restart, Strategy};
 
 /// `Meta::member` of a dynamic child.
@@ -247,13 +248,13 @@ pub(crate) struct Departed {
     pub(crate) group: u16,
     pub(crate) member: u16,
     pub(crate) restart: Restart,
-    pub(crate) args: crate::isolate::InitArgs,
+    pub(crate) args: crate::model::isolate::InitArgs,
 }
 
 impl Ctx<'_, '_> {
     /// Tears down the isolate in (ty, slot) without supervision (it is being stopped).
     pub(crate) fn stop_isolate(&mut self, h: Handle) {
-        if let Some((ty, slot)) = self.core.locate(h) {
+        if let Some((ty, slot)) = self.kernel.locate(h) {
             self.drop_slot(ty, slot);
             self.teardown(ty, slot);
         }
@@ -266,18 +267,18 @@ impl Ctx<'_, '_> {
             Restart::Transient => matches!(exit, Exit::Crashed(_)),
             Restart::Temporary => false,
         };
-        let restart = restart && !self.core.shutting_down;
+        let restart = restart && !self.kernel.shutting_down;
         if d.member == DYNAMIC_MEMBER {
             if !restart {
-                self.core.groups.release_dynamic(d.group);
+                self.kernel.groups.release_dynamic(d.group);
                 return Verdict::Handled;
             }
             loop {
-                if !self.core.groups.charge(d.group, self.core.now.ticks()) {
-                    self.core.groups.release_dynamic(d.group);
+                if !self.kernel.groups.charge(d.group, self.kernel.now.ticks()) {
+                    self.kernel.groups.release_dynamic(d.group);
                     return self.escalate(d.group);
                 }
-                self.core.counters.restarts += 1;
+                self.kernel.counters.restarts += 1;
                 if self
                     .spawn_raw(d.ty, d.args, d.group, DYNAMIC_MEMBER, d.restart)
                     .is_ok()
@@ -287,12 +288,12 @@ impl Ctx<'_, '_> {
             }
         }
         if !restart {
-            self.core
+            self.kernel
                 .groups
                 .set_member(d.group, d.member, Member::Empty);
             return Verdict::Handled;
         }
-        self.core
+        self.kernel
             .groups
             .set_member(d.group, d.member, Member::Stopped);
         self.restart_in_group(d.group, d.member)
@@ -301,11 +302,11 @@ impl Ctx<'_, '_> {
     /// Applies the group's strategy for failed member `m`, retrying while the budget lasts.
     fn restart_in_group(&mut self, g: u16, mut m: u16) -> Verdict {
         loop {
-            if !self.core.groups.charge(g, self.core.now.ticks()) {
+            if !self.kernel.groups.charge(g, self.kernel.now.ticks()) {
                 return self.escalate(g);
             }
-            self.core.counters.restarts += 1;
-            let spec = self.core.groups.groups[usize::from(g)].spec;
+            self.kernel.counters.restarts += 1;
+            let spec = self.kernel.groups.groups[usize::from(g)].spec;
             let len = spec.children.len() as u16;
             let (from, to) = match spec.strategy {
                 Strategy::OneForOne => (m, m + 1),
@@ -324,17 +325,17 @@ impl Ctx<'_, '_> {
     /// restarted.
     fn stop_members(&mut self, g: u16, from: u16, to: u16) {
         for m in (from..to).rev() {
-            match self.core.groups.member(g, m) {
+            match self.kernel.groups.member(g, m) {
                 Member::Isolate(h) => {
                     self.stop_isolate(h);
-                    self.core.groups.set_member(g, m, Member::Stopped);
+                    self.kernel.groups.set_member(g, m, Member::Stopped);
                 }
                 Member::Group {
                     index,
                     running: true,
                 } => {
                     self.stop_group(index);
-                    self.core.groups.set_member(
+                    self.kernel.groups.set_member(
                         g,
                         m,
                         Member::Group {
@@ -350,52 +351,58 @@ impl Ctx<'_, '_> {
 
     /// Stops everything in a group: static members in reverse order, then dynamic children.
     pub(crate) fn stop_group(&mut self, g: u16) {
-        let len = self.core.groups.groups[usize::from(g)].spec.children.len() as u16;
+        let len = self.kernel.groups.groups[usize::from(g)]
+            .spec
+            .children
+            .len() as u16;
         self.stop_members(g, 0, len);
-        if self.core.groups.groups[usize::from(g)].dynamic_count > 0 {
-            for ty in 0..self.core.types.len() as u8 {
-                for slot in 0..self.core.types[usize::from(ty)].metas.len() as u32 {
-                    let m = self.core.types[usize::from(ty)].metas[slot as usize];
+        if self.kernel.groups.groups[usize::from(g)].dynamic_count > 0 {
+            for ty in 0..self.kernel.types.len() as u8 {
+                for slot in 0..self.kernel.types[usize::from(ty)].metas.len() as u32 {
+                    let m = self.kernel.types[usize::from(ty)].metas[slot as usize];
                     if m.is_live()
                         && m.state != State::Initializing
                         && m.group == g
                         && m.member == DYNAMIC_MEMBER
                     {
-                        let h = self.core.handle(ty, slot);
+                        let h = self.kernel.handle(ty, slot);
                         self.stop_isolate(h);
                     }
                 }
             }
-            self.core.groups.groups[usize::from(g)].dynamic_count = 0;
+            self.kernel.groups.groups[usize::from(g)].dynamic_count = 0;
         }
     }
 
     /// Starts the stopped members `from..to` in order. On a failure returns the member.
     pub(crate) fn start_members(&mut self, g: u16, from: u16, to: u16) -> Result<(), u16> {
-        let spec = self.core.groups.groups[usize::from(g)].spec;
+        let spec = self.kernel.groups.groups[usize::from(g)].spec;
         for m in from..to {
-            match (self.core.groups.member(g, m), spec.children[usize::from(m)]) {
+            match (
+                self.kernel.groups.member(g, m),
+                spec.children[usize::from(m)],
+            ) {
                 (Member::Stopped, ChildSpec::Isolate { ty, args, restart }) => {
-                    let Some(TypeId(ty)) = self.core.spec.resolve(ty) else {
+                    let Some(TypeId(ty)) = self.kernel.spec.resolve(ty) else {
                         return Err(m);
                     };
                     match self.spawn_raw(ty, args, g, m, restart) {
                         // An `init` that returned `Done` left nothing running: the member
                         // is stopped, not a handle to a dead isolate.
-                        Ok(h) if self.core.locate(h).is_none() => {
-                            self.core.groups.set_member(g, m, Member::Stopped)
+                        Ok(h) if self.kernel.locate(h).is_none() => {
+                            self.kernel.groups.set_member(g, m, Member::Stopped)
                         }
-                        Ok(h) => self.core.groups.set_member(g, m, Member::Isolate(h)),
+                        Ok(h) => self.kernel.groups.set_member(g, m, Member::Isolate(h)),
                         Err(SpawnError::InitFailed) => return Err(m),
                         Err(_) => {
                             // No slot (dynamic children took the type's capacity): no
                             // `init` ran, so say so for the boot error.
-                            self.core.init_failure = Some(InitFailure {
+                            self.kernel.init_failure = Some(InitFailure {
                                 child: Location::Child(
-                                    self.core.groups.path(self.core.shard, g),
+                                    self.kernel.groups.path(self.kernel.shard, g),
                                     m,
                                 ),
-                                type_name: self.core.spec.types[usize::from(ty)].name,
+                                type_name: self.kernel.spec.types[usize::from(ty)].name,
                                 reason: CrashReason(
                                     "no free slot of its type (other isolates hold its whole \
                                      capacity; raise TypeSpec::capacity)",
@@ -416,7 +423,7 @@ impl Ctx<'_, '_> {
                     if self.start_group(index).is_err() {
                         return Err(m);
                     }
-                    self.core.groups.set_member(
+                    self.kernel.groups.set_member(
                         g,
                         m,
                         Member::Group {
@@ -434,13 +441,13 @@ impl Ctx<'_, '_> {
     /// Starts a (stopped) group from its spec with a fresh budget. On failure the group is
     /// left stopped.
     pub(crate) fn start_group(&mut self, g: u16) -> Result<(), ()> {
-        self.core.groups.reset_history(g);
-        let spec = self.core.groups.groups[usize::from(g)].spec;
+        self.kernel.groups.reset_history(g);
+        let spec = self.kernel.groups.groups[usize::from(g)].spec;
         for (i, c) in spec.children.iter().enumerate() {
             if let ChildSpec::Isolate { .. } = c
-                && self.core.groups.member(g, i as u16) == Member::Empty
+                && self.kernel.groups.member(g, i as u16) == Member::Empty
             {
-                self.core.groups.set_member(g, i as u16, Member::Stopped);
+                self.kernel.groups.set_member(g, i as u16, Member::Stopped);
             }
         }
         let len = spec.children.len() as u16;
@@ -454,12 +461,12 @@ impl Ctx<'_, '_> {
     /// A group gave up: stop it and report it to its parent as a failed child.
     fn escalate(&mut self, g: u16) -> Verdict {
         self.stop_group(g);
-        let gs = &self.core.groups.groups[usize::from(g)];
+        let gs = &self.kernel.groups.groups[usize::from(g)];
         let (parent, index) = (gs.parent, gs.index_in_parent);
         if parent == NO_PARENT {
             return Verdict::RecoverShard;
         }
-        self.core.groups.set_member(
+        self.kernel.groups.set_member(
             parent,
             index,
             Member::Group {
@@ -467,7 +474,7 @@ impl Ctx<'_, '_> {
                 running: false,
             },
         );
-        if self.core.shutting_down {
+        if self.kernel.shutting_down {
             return Verdict::Handled;
         }
         self.restart_in_group(parent, index)

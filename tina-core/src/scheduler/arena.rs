@@ -3,7 +3,7 @@
 //! Each registered type `T` gets one [`TypedArena`]: a dense `&mut [Option<T>]` carved from the
 //! shard's region at boot. Everything the scheduler needs to decide *whether* to run an
 //! isolate (generation, state, mailbox, queues) lives in separate per-type metadata
-//! (structure of arrays, see `core`), so scanning for work never touches isolate memory.
+//! (structure of arrays, see `kernel`), so scanning for work never touches isolate memory.
 //!
 //! The shard sees each arena through the object-safe [`ErasedArena`] trait; trait objects over
 //! `&'a mut` storage need no allocator. Only the per-type call is dynamic: inside `dispatch`
@@ -17,11 +17,11 @@
 //! the shard's arena list split the same way. So `spawn` runs the child's `init` at once and
 //! returns `InitFailed` synchronously, with no staging copy and no `unsafe`.
 
-use crate::ctx::{Ctx, CtxParts};
-use crate::effect::{CrashReason, Effect};
-use crate::isolate::{InitArgs, Isolate};
 use crate::memory::{Measure, MemoryError, Region};
-use crate::message::Message;
+use crate::model::effect::{CrashReason, Effect};
+use crate::model::isolate::{InitArgs, Isolate};
+use crate::model::message::Message;
+use crate::scheduler::ctx::{Ctx, CtxParts};
 use core::any::Any;
 use core::fmt;
 

@@ -9,10 +9,10 @@
 //! Specs contain only `Copy` data, slices and function pointers, so they can be `static`s on
 //! bare metal and built at run time on hosted platforms alike.
 
-use crate::arena::TypeVtable;
-use crate::handle::{SLOT_MAX, TypeId};
-use crate::isolate::{INIT_ARGS_SIZE_MAX, InitArgs, Isolate};
-use crate::time::Duration;
+use crate::model::handle::{SLOT_MAX, TypeId};
+use crate::model::isolate::{INIT_ARGS_SIZE_MAX, InitArgs, Isolate};
+use crate::model::time::Duration;
+use crate::scheduler::arena::TypeVtable;
 use core::fmt;
 
 /// Default mailbox capacity per isolate.

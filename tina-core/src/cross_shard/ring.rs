@@ -89,7 +89,7 @@
 use core::fmt;
 use core::mem::MaybeUninit;
 
-use crate::sync::{AtomicUsize, Ordering, UnsafeCell};
+use crate::cross_shard::sync::{AtomicUsize, Ordering, UnsafeCell};
 
 /// Smallest capacity a ring accepts (§3.5).
 pub const RING_CAPACITY_MIN: usize = 16;

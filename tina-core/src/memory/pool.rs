@@ -11,7 +11,7 @@
 //! Invariant (checked by [`Pool::check`]): `free + in_use == total`, the free list has exactly
 //! `free` entries.
 
-use crate::message::Message;
+use crate::model::message::Message;
 
 /// Sentinel for "no index".
 pub(crate) const NIL: u32 = u32::MAX;

@@ -29,18 +29,16 @@
 //! wakes it. [`ShardLink::prepare_sleep`] and [`RingTransport::has_inbound`] are the consumer's
 //! half; `publish` is the producer's.
 
-use crate::handle::ShardId;
-use crate::message::Message;
+use crate::cross_shard::ring::{Consumer, Producer};
+use crate::cross_shard::sync::{AtomicBool, AtomicU32, Ordering, fence};
+use crate::error::SendError;
+use crate::model::handle::ShardId;
+use crate::model::message::Message;
 use crate::platform::{PeerEvent, Transport};
-use crate::ring::{Consumer, Producer};
-use crate::shard::SendError;
-use crate::sync::{AtomicBool, AtomicU32, Ordering, fence};
 
-/// Wakes a sleeping shard (an eventfd write, `SEV`, a thread unpark…).
-pub trait Wake {
-    /// Wakes `peer`, which announced it is asleep. May be called spuriously.
-    fn wake(&self, peer: ShardId);
-}
+/// The wake trait lives with the rest of the platform seam; named here too so
+/// `tina_core::transport::Wake` keeps working.
+pub use crate::platform::Wake;
 
 /// What every shard shares with its peers: its sleep flag and its status announcements.
 #[derive(Debug)]

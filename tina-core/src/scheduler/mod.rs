@@ -1,0 +1,19 @@
+//! The scheduler: one shard's tables and the transitions on them.
+//!
+//! - `shard`: the public facade ([`Shard`](crate::Shard)), `step` and its phases.
+//! - `kernel`: the shard's tables outside the typed arenas, and every transition on them
+//!   (delivery, calls, I/O bookkeeping, timers, teardown, peer events).
+//! - `arena`: the typed arenas, one per isolate type, behind an object-safe trait.
+//! - `ctx`: the handler-facing [`Ctx`](crate::Ctx).
+//! - `supervision`: groups, strategies, restart budgets, escalation.
+//! - `boot`: boot errors and the memory a shard and its rings need.
+//!
+//! The modules of this folder call each other; everything they use from outside it sits
+//! lower in the tree (model, spec, memory, cross-shard, platform).
+
+pub(crate) mod arena;
+pub(crate) mod boot;
+pub(crate) mod ctx;
+pub(crate) mod kernel;
+pub(crate) mod shard;
+pub(crate) mod supervision;
