@@ -153,7 +153,7 @@ impl<'a, T: Isolate> ErasedArena<'a> for TypedArena<'a, T> {
             after,
             split: slot,
         };
-        let mut ctx = Ctx::new(parts, Some(&mut own));
+        let mut ctx = Ctx::of_call(parts, Some(&mut own));
         let returned = isolate.handle(msg, &mut ctx);
         // `effect` starts as `Receive` (the common answer): only another effect is copied.
         if !matches!(returned, Effect::Receive) {
@@ -226,5 +226,16 @@ impl<T: 'static> SlotPlacer for SplitSlots<'_, T> {
 
     fn drop_slot(&mut self, slot: u32) -> bool {
         self.get_mut(slot).is_some_and(|s| s.take().is_some())
+    }
+}
+
+/// Reborrows an optional placer for a shorter call (the trait object's lifetime shrinks with
+/// the borrow, which `Option::as_deref_mut` cannot express).
+pub(crate) fn reborrow<'r>(
+    own: &'r mut Option<&mut dyn SlotPlacer>,
+) -> Option<&'r mut dyn SlotPlacer> {
+    match own {
+        Some(o) => Some(&mut **o),
+        None => None,
     }
 }

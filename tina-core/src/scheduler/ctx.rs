@@ -9,7 +9,6 @@ use crate::error::{ScratchTooSmall, SendError, SpawnError};
 use crate::memory::iobuf::{BufState, WorkChunk};
 use crate::memory::pool::Class;
 use crate::memory::timer::{TimerId, TimerKind, TimersExhausted};
-use crate::model::effect::{CrashReason, Effect};
 use crate::model::handle::{Handle, ShardId, TypeId};
 use crate::model::io::{
     Control, ControlOutcome, Domain, Fd, IoBuf, IoError, ShutdownHow, SocketKind, SocketOption,
@@ -18,69 +17,67 @@ use crate::model::isolate::{InitArgs, Isolate};
 use crate::model::message::{CallToken, Message, Outgoing, Payload, PayloadTooLarge, UserTag};
 use crate::model::time::{Duration, Instant};
 use crate::model::transfer::{TransferBuf, TransferError};
-use crate::platform::{CallKind, SocketControl, Transport, Trap, TrapCall};
-use crate::scheduler::arena::{ArenaRef, SlotPlacer};
-use crate::scheduler::boot::InitFailure;
-use crate::scheduler::kernel::{Kernel, State};
-use crate::spec::{Location, Restart, TypeRef};
+use crate::scheduler::arena::SlotPlacer;
+use crate::scheduler::kernel::{Env, Kernel};
+use crate::spec::{Restart, TypeRef};
 use core::any::Any;
 use core::net::SocketAddr;
 
-/// Drops isolates by (type, slot) wherever the caller can reach them.
-pub(crate) trait ArenaAccess {
-    fn drop_slot(&mut self, ty: u8, slot: u32);
-}
-
-/// The pieces of the shard a context borrows, assembled by the scheduler.
+/// What the scheduler lends a handler call: the kernel, the platform parts, and who is
+/// called with which call (the arena builds the [`Ctx`] from it, with the running arena's
+/// free slots).
 pub(crate) struct CtxParts<'p, 'a> {
     pub(crate) kernel: &'p mut Kernel<'a>,
-    /// Arenas of types before the running type (all arenas when `split` is `None`).
-    pub(crate) before: &'p mut [ArenaRef<'a>],
-    /// Arenas of types after the running type.
-    pub(crate) after: &'p mut [ArenaRef<'a>],
-    /// The running type, whose arena is borrowed by the running handler.
-    pub(crate) split: Option<u8>,
-    pub(crate) transport: &'p mut dyn Transport,
-    pub(crate) control: &'p mut dyn SocketControl,
-    pub(crate) trap: &'p dyn Trap,
+    pub(crate) env: Env<'p>,
     pub(crate) me: Handle,
     pub(crate) group: u16,
     pub(crate) call: Option<(Handle, u64)>,
 }
 
-/// What a handler can do besides returning an effect.
+/// What a handler can do besides returning an effect: a thin borrow of the shard's kernel,
+/// plus who is running (`me` and its supervision group). (The call being answered, if any,
+/// stays with the scheduler: `Effect::Reply` goes to it.)
 pub struct Ctx<'x, 'a> {
-    pub(crate) kernel: &'x mut Kernel<'a>,
-    pub(crate) before: &'x mut [ArenaRef<'a>],
-    pub(crate) after: &'x mut [ArenaRef<'a>],
-    pub(crate) split: Option<u8>,
-    pub(crate) own: Option<&'x mut dyn SlotPlacer>,
-    pub(crate) transport: &'x mut dyn Transport,
-    pub(crate) control: &'x mut dyn SocketControl,
-    pub(crate) trap: &'x dyn Trap,
-    pub(crate) me: Handle,
-    pub(crate) group: u16,
-    pub(crate) call: Option<(Handle, u64)>,
+    kernel: &'x mut Kernel<'a>,
+    env: Env<'x>,
+    /// The free slots of the running isolate's own arena (lent out of the kernel while its
+    /// type's handlers run); `None` outside handler calls.
+    own: Option<&'x mut dyn SlotPlacer>,
+    me: Handle,
+    group: u16,
 }
 
 impl<'x, 'a> Ctx<'x, 'a> {
+    /// A context for `me` (in supervision group `group`).
+    #[inline]
     pub(crate) fn new(
+        kernel: &'x mut Kernel<'a>,
+        env: &'x mut Env<'_>,
+        own: Option<&'x mut dyn SlotPlacer>,
+        me: Handle,
+        group: u16,
+    ) -> Ctx<'x, 'a> {
+        Ctx {
+            kernel,
+            env: Env {
+                transport: &mut *env.transport,
+                control: &mut *env.control,
+                trap: env.trap,
+            },
+            own,
+            me,
+            group,
+        }
+    }
+
+    /// The context of a handler call, from the parts the scheduler lent.
+    #[inline]
+    pub(crate) fn of_call(
         parts: &'x mut CtxParts<'_, 'a>,
         own: Option<&'x mut dyn SlotPlacer>,
     ) -> Ctx<'x, 'a> {
-        Ctx {
-            kernel: parts.kernel,
-            before: parts.before,
-            after: parts.after,
-            split: parts.split,
-            own,
-            transport: parts.transport,
-            control: parts.control,
-            trap: parts.trap,
-            me: parts.me,
-            group: parts.group,
-            call: parts.call,
-        }
+        let (me, group) = (parts.me, parts.group);
+        Ctx::new(parts.kernel, &mut parts.env, own, me, group)
     }
 
     /// This isolate's handle.
@@ -116,7 +113,8 @@ impl<'x, 'a> Ctx<'x, 'a> {
     /// Sends a typed message. Returns at once; nothing is retried by the framework.
     #[inline]
     pub fn send<T: Payload>(&mut self, to: Handle, value: &T) -> Result<(), SendError> {
-        self.kernel.send_typed(self.transport, self.me, to, value)
+        self.kernel
+            .send_typed(self.env.transport, self.me, to, value)
     }
 
     /// Sends raw bytes under a user tag (at most 96 bytes).
@@ -130,7 +128,7 @@ impl<'x, 'a> Ctx<'x, 'a> {
     /// Sends a prepared message.
     pub fn send_outgoing(&mut self, to: Handle, out: &Outgoing) -> Result<(), SendError> {
         let msg = Message::build(self.me, to, out);
-        self.kernel.send(self.transport, &msg)
+        self.kernel.send(self.env.transport, &msg)
     }
 
     /// Spawns a dynamic child of type `T` into this isolate's supervision group, runs its
@@ -155,7 +153,9 @@ impl<'x, 'a> Ctx<'x, 'a> {
             self.kernel.counters.spawn_failures += 1;
             return Err(SpawnError::GroupFull);
         }
-        let r = self.spawn_raw(
+        let r = self.kernel.spawn(
+            &mut self.env,
+            crate::scheduler::arena::reborrow(&mut self.own),
             ty.0,
             InitArgs::new(args),
             self.group,
@@ -166,93 +166,6 @@ impl<'x, 'a> Ctx<'x, 'a> {
             self.kernel.groups.release_dynamic(self.group);
         }
         r
-    }
-
-    /// Reserves a slot, runs `init` through the trap, places the isolate and applies its first
-    /// effect. Used for dynamic spawns and (with a scheduler-level context) for static
-    /// children and restarts.
-    pub(crate) fn spawn_raw(
-        &mut self,
-        ty: u8,
-        args: InitArgs,
-        group: u16,
-        member: u16,
-        restart: Restart,
-    ) -> Result<Handle, SpawnError> {
-        let Some((slot, _)) = self.kernel.types[usize::from(ty)].reserve(&mut self.kernel.counters)
-        else {
-            self.kernel.counters.spawn_failures += 1;
-            return Err(SpawnError::ArenaFull);
-        };
-        let child = self.kernel.handle(ty, slot);
-        {
-            let m = self.kernel.meta(ty, slot);
-            m.group = group;
-            m.member = member;
-            m.restart = restart;
-            m.args = args;
-        }
-        let init = self.kernel.spec.types[usize::from(ty)].vtable.init;
-        let held_mark = self.kernel.io.bufs.held_mark();
-        let transfer_mark = self.kernel.transfers.held_mark();
-        {
-            let t = &mut self.kernel.types[usize::from(ty)];
-            let per = t.working_chunks;
-            t.working[slot as usize * per..(slot as usize + 1) * per].fill(WorkChunk::ZERO);
-        }
-        let saved = (self.me, self.call, self.group);
-        self.me = child;
-        self.call = None;
-        self.group = group;
-        let mut result = Err(CrashReason::PANIC);
-        self.kernel.control_error = None;
-        let trap = self.trap;
-        let call = TrapCall {
-            isolate: child,
-            type_name: self.kernel.spec.types[usize::from(ty)].name,
-            kind: CallKind::Init,
-        };
-        let trapped = trap.run(call, &mut || result = init(&args, self, slot));
-        (self.me, self.call, self.group) = saved;
-        if trapped.is_err() {
-            self.kernel.counters.panics += 1;
-        }
-        let effect = match result {
-            Ok(effect) => effect,
-            Err(reason) => {
-                let path = self.kernel.groups.path(self.kernel.shard, group);
-                self.kernel.init_failure = Some(InitFailure {
-                    child: Location::Child(path, member),
-                    type_name: call.type_name,
-                    reason,
-                    io_error: self.kernel.control_error,
-                });
-                // Nothing was placed (or the placed value is dropped now); release the slot.
-                self.kernel.io.bufs.release_held_from(held_mark);
-                self.kernel.transfers.release_held_from(transfer_mark);
-                self.drop_slot(ty, slot);
-                self.teardown(ty, slot);
-                self.kernel.counters.spawn_failures += 1;
-                return Err(SpawnError::InitFailed);
-            }
-        };
-        self.kernel.counters.spawns += 1;
-        if self.kernel.shutting_down {
-            self.kernel.meta(ty, slot).notices |= crate::scheduler::kernel::NOTICE_SHUTDOWN;
-        }
-        let exit = self
-            .kernel
-            .apply_effect(self.transport, ty, slot, &effect, None);
-        self.kernel.io.bufs.release_held_from(held_mark);
-        self.kernel.transfers.release_held_from(transfer_mark);
-        if exit.is_some() {
-            // `init` asked to stop at once: tear down without a restart.
-            self.drop_slot(ty, slot);
-            self.teardown(ty, slot);
-        } else {
-            self.kernel.types[usize::from(ty)].make_ready(slot);
-        }
-        Ok(child)
     }
 
     /// Starts a one-shot timer: after `after` ticks a message with `tag` (and no payload)
@@ -334,7 +247,7 @@ impl<'x, 'a> Ctx<'x, 'a> {
 
     /// Runs a synchronous socket-control call.
     pub fn control(&mut self, op: Control) -> Result<ControlOutcome, IoError> {
-        let result = self.control.control(self.me, op);
+        let result = self.env.control.control(self.me, op);
         self.kernel.control_error = result.err();
         result
     }
@@ -539,7 +452,7 @@ impl<'x, 'a> Ctx<'x, 'a> {
     /// counted as stale by the caller's shard.
     pub fn reply_to(&mut self, token: CallToken, out: &Outgoing) -> Result<(), SendError> {
         let msg = Message::build(self.me, token.caller, out).with_reply(token.correlation);
-        self.kernel.send(self.transport, &msg)
+        self.kernel.send(self.env.transport, &msg)
     }
 
     /// Subscribes (or not) this isolate to peer shard status notices: `SHARD_RESTARTED` and
@@ -550,64 +463,15 @@ impl<'x, 'a> Ctx<'x, 'a> {
         }
     }
 
-    /// Places an initialized isolate into its reserved slot.
+    /// Places an initialized isolate into its reserved slot (what a type's `init` glue
+    /// calls).
     pub(crate) fn place(&mut self, slot: u32, value: &mut dyn Any) -> bool {
         let ty = self.me.type_id().0;
-        match self.split {
-            Some(s) if ty == s => self.own.as_mut().is_some_and(|o| o.place(slot, value)),
-            Some(s) if ty > s => self.after[usize::from(ty - s - 1)]
-                .as_mut()
-                .is_some_and(|a| a.place(slot, value)),
-            _ => self.before[usize::from(ty)]
-                .as_mut()
-                .is_some_and(|a| a.place(slot, value)),
-        }
-    }
-
-    /// Whether the current isolate is still initializing (for internal checks).
-    #[allow(dead_code)]
-    pub(crate) fn initializing(&self) -> bool {
-        self.kernel.locate(self.me).is_some_and(|(t, s)| {
-            self.kernel.types[usize::from(t)].metas[s as usize].state == State::Initializing
-        })
-    }
-
-    /// The effect type, re-exported for convenience in handler signatures.
-    #[doc(hidden)]
-    pub fn _effect_marker(&self) -> Option<Effect> {
-        None
-    }
-}
-
-impl Ctx<'_, '_> {
-    /// Tears the isolate in (ty, slot) down (`Kernel::teardown`), then hands any descriptor
-    /// it orphaned while the submission batch was full to the platform to close at once.
-    pub(crate) fn teardown(&mut self, ty: u8, slot: u32) {
-        self.kernel.teardown(ty, slot);
-        if !self.kernel.orphans.is_empty() {
-            self.kernel.reclaim_orphans(self.control);
-        }
-    }
-}
-
-impl ArenaAccess for Ctx<'_, '_> {
-    fn drop_slot(&mut self, ty: u8, slot: u32) {
-        match self.split {
-            Some(s) if ty == s => {
-                if let Some(o) = self.own.as_mut() {
-                    o.drop_slot(slot);
-                }
-            }
-            Some(s) if ty > s => {
-                if let Some(a) = self.after[usize::from(ty - s - 1)].as_mut() {
-                    a.drop_slot(slot);
-                }
-            }
-            _ => {
-                if let Some(a) = self.before[usize::from(ty)].as_mut() {
-                    a.drop_slot(slot);
-                }
-            }
-        }
+        self.kernel.place(
+            crate::scheduler::arena::reborrow(&mut self.own),
+            ty,
+            slot,
+            value,
+        )
     }
 }

@@ -21,8 +21,8 @@ use crate::memory::log::{LogRecord, LogRing};
 use crate::model::effect::{CrashReason, Effect};
 use crate::model::handle::{Handle, ShardId, TypeId};
 use crate::scheduler::arena::ArenaRef;
-use crate::scheduler::ctx::{ArenaAccess, Ctx, CtxParts};
-use crate::scheduler::kernel::{Exit, Kernel, Meta, NOTICE_SHUTDOWN, State, TypeState};
+use crate::scheduler::ctx::CtxParts;
+use crate::scheduler::kernel::{Env, Exit, Kernel, Meta, NOTICE_SHUTDOWN, State, TypeState};
 
 use crate::error::SendError;
 use crate::memory::pool::{Class, Pool};
@@ -36,7 +36,7 @@ use crate::platform::{
     Transport, Trap, TrapCall,
 };
 use crate::scheduler::boot::{BootError, InitFailure, region_size, scratch_size_max};
-use crate::scheduler::supervision::{Departed, Groups, Member, TreeSize, Verdict};
+use crate::scheduler::supervision::{Groups, Member, TreeSize, Verdict};
 use crate::spec::{DISPATCHES_PER_WEIGHT, QuarantinePolicy, SystemSpec};
 use core::mem::MaybeUninit;
 
@@ -77,7 +77,6 @@ pub struct StepReport {
 /// One shard: the scheduler state of one kernel.
 pub struct Shard<'a, P: Platform> {
     kernel: Kernel<'a>,
-    arenas: &'a mut [ArenaRef<'a>],
     platform: P,
     status: ShardStatus,
     recoveries: &'a mut [u64],
@@ -122,7 +121,7 @@ impl<'a, P: Platform> Shard<'a, P> {
         let mut r = Region::new(memory).map_err(BootError::Memory)?;
         let mut shard = Self::carve(spec, shard, &mut r, platform).map_err(BootError::Memory)?;
         debug_assert_eq!(r.consumed(), needed, "memory_required must match the carve");
-        let started = shard.with_ctx(|ctx| ctx.start_group(0));
+        let started = shard.with_kernel(|kernel, env| kernel.start_group(env, 0));
         if started.is_err() {
             return Err(BootError::RootFailed(shard.init_failure()));
         }
@@ -216,6 +215,7 @@ impl<'a, P: Platform> Shard<'a, P> {
         Ok(Shard {
             kernel: Kernel {
                 shard: id,
+                arenas,
                 spec,
                 types,
                 pool,
@@ -237,7 +237,6 @@ impl<'a, P: Platform> Shard<'a, P> {
                 init_failure: None,
                 orphans: crate::scheduler::kernel::Orphans::EMPTY,
             },
-            arenas,
             platform,
             status: ShardStatus::Running,
             recoveries,
@@ -253,28 +252,21 @@ impl<'a, P: Platform> Shard<'a, P> {
             .unwrap_or_else(|| InitFailure::unknown(self.kernel.shard))
     }
 
-    /// Runs `f` with a context that is not inside any handler (boot, supervision).
-    fn with_ctx<R>(&mut self, f: impl FnOnce(&mut Ctx<'_, 'a>) -> R) -> R {
+    /// Runs `f` on the kernel with the platform parts a transition outside any handler call
+    /// needs (boot, supervision, shutdown).
+    fn with_kernel<R>(&mut self, f: impl FnOnce(&mut Kernel<'a>, &mut Env<'_>) -> R) -> R {
         let Parts {
             transport,
             io,
             trap,
             ..
         } = self.platform.parts();
-        let mut parts = CtxParts {
-            kernel: &mut self.kernel,
-            before: self.arenas,
-            after: &mut [],
-            split: None,
+        let mut env = Env {
             transport,
             control: io,
             trap,
-            me: Handle::NONE,
-            group: 0,
-            call: None,
         };
-        let mut ctx = Ctx::new(&mut parts, None);
-        f(&mut ctx)
+        f(&mut self.kernel, &mut env)
     }
 
     /// Performs one tick at time `now` (see the module docs for the phases).
@@ -422,118 +414,34 @@ impl<'a, P: Platform> Shard<'a, P> {
     /// `messages_per_dispatch_max` in a row per isolate) with one set of context parts,
     /// until `calls` reaches `quota`, the ready queue is empty, or an isolate exits: that
     /// one is returned, with its exit, for the caller to tear down. The shard's status
-    /// cannot change within a batch (only a teardown changes it).
+    /// cannot change within a batch (only a teardown changes it). The type's arena is lent
+    /// out of the kernel for the batch and put back afterwards.
     fn dispatch_batch(&mut self, ty: u8, quota: u32, calls: &mut u32) -> Option<(u32, Exit)> {
-        let per_isolate = self.kernel.spec.shard.messages_per_dispatch_max;
-        let type_name = self.kernel.spec.types[usize::from(ty)].name;
-        let shard = self.kernel.shard;
         let Parts {
             transport,
             io,
             trap,
             ..
         } = self.platform.parts();
-        let (before, rest) = self.arenas.split_at_mut(usize::from(ty));
-        let (current, after) = rest.split_first_mut()?;
+        let mut current = self.kernel.arenas.get_mut(usize::from(ty))?.take();
         let mut parts = CtxParts {
             kernel: &mut self.kernel,
-            before,
-            after,
-            split: Some(ty),
-            transport,
-            control: io,
-            trap,
+            env: Env {
+                transport,
+                control: io,
+                trap,
+            },
             me: Handle::NONE,
             group: 0,
             call: None,
         };
-        let mut msg = Message::EMPTY;
-        while *calls < quota {
-            // Both `next_ready` and `after_dispatch` queue the isolate again (if it has work)
-            // when its run ends.
-            let Some((slot, mut next)) = parts.kernel.next_ready(ty, &mut msg) else {
-                break;
-            };
-            let mut run = 0;
-            while let Some((generation, group)) = next {
-                *calls += 1;
-                run += 1;
-                parts.me = Handle::pack(shard, TypeId(ty), slot, generation);
-                parts.group = group;
-                parts.call = msg.is_call().then(|| (msg.src(), msg.correlation()));
-                let mut effect = Effect::Receive;
-                // The trap is the platform's own type, known here: its call is static and
-                // the per-type call inside it is the one dynamic call of a dispatch. Inside
-                // the trap only the context is built before the user call; nothing is
-                // half-updated if it panics.
-                let trap_call = TrapCall {
-                    isolate: parts.me,
-                    type_name,
-                    kind: CallKind::Handle,
-                };
-                let mut ran = false;
-                let trapped = match current.as_mut() {
-                    Some(a) => trap.run(trap_call, &mut || {
-                        ran = a.dispatch(slot, &msg, &mut parts, &mut effect);
-                    }),
-                    None => Ok(()),
-                };
-                let kernel = &mut *parts.kernel;
-                kernel.counters.dispatches += 1;
-                if trapped.is_err() {
-                    kernel.counters.panics += 1;
-                    effect = Effect::Crash(CrashReason::PANIC);
-                } else if !ran {
-                    effect = Effect::Crash(CrashReason("internal: dispatched an empty slot"));
-                }
-                // The common transition is applied by `after_dispatch`; the rest (and
-                // everything `init` returns) by `apply_effect`.
-                let receive = matches!(effect, Effect::Receive);
-                let exit = if receive {
-                    None
-                } else {
-                    kernel.apply_effect(&mut *parts.transport, ty, slot, &effect, parts.call)
-                };
-                kernel.io.bufs.release_held_from(0);
-                kernel.transfers.release_held_from(0);
-                kernel.scratch_dirty = true;
-                if let Some((fd, claimed)) = kernel.pending_fd.take()
-                    && !claimed
-                    && exit.is_some()
-                {
-                    kernel.queue_reclaim(crate::model::io::IoOp::Close { fd });
-                    if !kernel.orphans.is_empty() {
-                        kernel.reclaim_orphans(&mut *parts.control);
-                    }
-                }
-                if let Some(exit) = exit {
-                    return Some((slot, exit));
-                }
-                let more = run < per_isolate && *calls < quota;
-                next = kernel.after_dispatch(ty, slot, generation, receive, more, &mut msg);
-            }
-        }
-        None
+        let exited = run_batch(&mut parts, trap, &mut current, ty, quota, calls);
+        self.kernel.arenas[usize::from(ty)] = current;
+        exited
     }
 
     fn exit_isolate(&mut self, ty: u8, slot: u32, exit: Exit) {
-        let m = *self.kernel.meta(ty, slot);
-        let departed = Departed {
-            ty,
-            group: m.group,
-            member: m.member,
-            restart: m.restart,
-            args: m.args,
-        };
-        match exit {
-            Exit::Normal => self.kernel.counters.exits += 1,
-            Exit::Crashed(_) => self.kernel.counters.crashes += 1,
-        }
-        let verdict = self.with_ctx(|ctx| {
-            ctx.drop_slot(ty, slot);
-            ctx.teardown(ty, slot);
-            ctx.on_exit(departed, exit)
-        });
+        let verdict = self.with_kernel(|kernel, env| kernel.exit(env, ty, slot, exit));
         if verdict == Verdict::RecoverShard {
             self.recover();
         }
@@ -543,7 +451,7 @@ impl<'a, P: Platform> Shard<'a, P> {
     /// too often within the window: then it is quarantined (or asks the platform to abort).
     fn recover(&mut self) {
         loop {
-            self.with_ctx(|ctx| ctx.stop_group(0));
+            self.with_kernel(|kernel, env| kernel.stop_group(env, 0));
             if !self.charge_recovery() {
                 self.status = match self.kernel.spec.quarantine {
                     QuarantinePolicy::Quarantine => ShardStatus::Quarantined,
@@ -560,7 +468,10 @@ impl<'a, P: Platform> Shard<'a, P> {
                 .parts()
                 .transport
                 .announce(PeerEvent::Restarted);
-            if self.with_ctx(|ctx| ctx.start_group(0)).is_ok() {
+            if self
+                .with_kernel(|kernel, env| kernel.start_group(env, 0))
+                .is_ok()
+            {
                 return;
             }
         }
@@ -613,7 +524,10 @@ impl<'a, P: Platform> Shard<'a, P> {
             .parts()
             .transport
             .announce(PeerEvent::Restarted);
-        if self.with_ctx(|ctx| ctx.start_group(0)).is_err() {
+        if self
+            .with_kernel(|kernel, env| kernel.start_group(env, 0))
+            .is_err()
+        {
             let failure = self.init_failure();
             self.recover();
             return Err(BootError::RootFailed(failure));
@@ -645,17 +559,7 @@ impl<'a, P: Platform> Shard<'a, P> {
     /// Tears down every remaining isolate at once (the end of a shutdown that timed out).
     pub fn force_stop(&mut self) {
         self.kernel.shutting_down = true;
-        self.with_ctx(|ctx| ctx.stop_group(0));
-        for ty in 0..self.kernel.types.len() as u8 {
-            for slot in 0..self.kernel.types[usize::from(ty)].metas.len() as u32 {
-                if self.kernel.types[usize::from(ty)].metas[slot as usize].is_live() {
-                    self.with_ctx(|ctx| {
-                        ctx.drop_slot(ty, slot);
-                        ctx.teardown(ty, slot);
-                    });
-                }
-            }
-        }
+        self.with_kernel(|kernel, env| kernel.stop_all(env));
         self.status = ShardStatus::Stopped;
     }
 
@@ -734,7 +638,7 @@ impl<'a, P: Platform> Shard<'a, P> {
     /// Read-only typed access to a live isolate's state (for tests and checkers).
     pub fn state<T: Isolate>(&self, h: Handle) -> Option<&T> {
         let (ty, slot) = self.kernel.locate(h)?;
-        self.arenas[usize::from(ty)]
+        self.kernel.arenas[usize::from(ty)]
             .as_ref()?
             .state(slot)?
             .downcast_ref::<T>()
@@ -771,7 +675,7 @@ impl<'a, P: Platform> Shard<'a, P> {
                     if m.generation == 0 {
                         return Err("a live isolate has generation 0");
                     }
-                    let occupied = self.arenas[ty]
+                    let occupied = self.kernel.arenas[ty]
                         .as_ref()
                         .is_some_and(|a| a.occupied(slot as u32));
                     if m.state != State::Initializing && !occupied {
@@ -781,7 +685,7 @@ impl<'a, P: Platform> Shard<'a, P> {
                     if m.mailbox.len != 0 || m.reply != crate::memory::pool::NIL {
                         return Err("a dead slot still holds messages");
                     }
-                    if self.arenas[ty]
+                    if self.kernel.arenas[ty]
                         .as_ref()
                         .is_some_and(|a| a.occupied(slot as u32))
                     {
@@ -835,7 +739,7 @@ impl<'a, P: Platform> Shard<'a, P> {
 impl<P: Platform> Drop for Shard<'_, P> {
     fn drop(&mut self) {
         // Isolates may own resources; drop them. Everything else in the region is plain data.
-        for a in self.arenas.iter_mut().flatten() {
+        for a in self.kernel.arenas.iter_mut().flatten() {
             a.clear();
         }
     }
@@ -853,4 +757,72 @@ impl CompletionSink for Sink<'_, '_> {
     fn buffers(&mut self) -> IoBuffers<'_> {
         self.kernel.io.bufs.view()
     }
+}
+
+/// The dispatch loop of [`Shard::dispatch_batch`]: runs ready isolates of type `ty` in
+/// order, each up to `messages_per_dispatch_max` calls in a row, until `quota`, an empty
+/// ready queue or an exit (returned).
+#[inline]
+fn run_batch<'a, T: Trap>(
+    parts: &mut CtxParts<'_, 'a>,
+    trap: &T,
+    current: &mut ArenaRef<'a>,
+    ty: u8,
+    quota: u32,
+    calls: &mut u32,
+) -> Option<(u32, Exit)> {
+    let per_isolate = parts.kernel.spec.shard.messages_per_dispatch_max;
+    let type_name = parts.kernel.spec.types[usize::from(ty)].name;
+    let shard = parts.kernel.shard;
+    let mut msg = Message::EMPTY;
+    while *calls < quota {
+        // Both `next_ready` and `after_dispatch` queue the isolate again (if it has work)
+        // when its run ends.
+        let Some((slot, mut next)) = parts.kernel.next_ready(ty, &mut msg) else {
+            break;
+        };
+        let mut run = 0;
+        while let Some((generation, group)) = next {
+            *calls += 1;
+            run += 1;
+            parts.me = Handle::pack(shard, TypeId(ty), slot, generation);
+            parts.group = group;
+            parts.call = msg.is_call().then(|| (msg.src(), msg.correlation()));
+            let mut effect = Effect::Receive;
+            // The trap is the platform's own type, known here: its call is static and the
+            // per-type call inside it is the one dynamic call of a dispatch. Inside the trap
+            // only the context is built before the user call; nothing is half-updated if it
+            // panics.
+            let trap_call = TrapCall {
+                isolate: parts.me,
+                type_name,
+                kind: CallKind::Handle,
+            };
+            let mut ran = false;
+            let trapped = match current.as_mut() {
+                Some(a) => trap.run(trap_call, &mut || {
+                    ran = a.dispatch(slot, &msg, parts, &mut effect);
+                }),
+                None => Ok(()),
+            };
+            if trapped.is_err() {
+                parts.kernel.counters.panics += 1;
+                effect = Effect::Crash(CrashReason::PANIC);
+            } else if !ran {
+                effect = Effect::Crash(CrashReason("internal: dispatched an empty slot"));
+            }
+            let receive = matches!(effect, Effect::Receive);
+            let exit = parts
+                .kernel
+                .finish_call(&mut parts.env, ty, slot, &effect, parts.call);
+            if let Some(exit) = exit {
+                return Some((slot, exit));
+            }
+            let more = run < per_isolate && *calls < quota;
+            next = parts
+                .kernel
+                .after_dispatch(ty, slot, generation, receive, more, &mut msg);
+        }
+    }
+    None
 }

@@ -23,17 +23,12 @@
 //! another failure against the same budget, so a child that can never start escalates after
 //! a bounded number of attempts.
 
-use crate::error::SpawnError;
-use crate::model::effect::CrashReason;
-use crate::model::handle::{Handle, ShardId, TypeId};
-use crate::scheduler::boot::InitFailure;
-use crate::scheduler::ctx::{ArenaAccess, Ctx};
-use crate::scheduler::kernel::{Exit, State};
-use crate::spec::{ChildSpec, GROUP_DEPTH_MAX, GroupPath, GroupSpec, Location, Restart, Strategy};
+use crate::model::handle::{Handle, ShardId};
+use crate::spec::{ChildSpec, GROUP_DEPTH_MAX, GroupPath, GroupSpec, Restart};
 
 /// `Meta::member` of a dynamic child.
 pub(crate) const DYNAMIC_MEMBER: u16 = u16::MAX;
-const NO_PARENT: u16 = u16::MAX;
+pub(crate) const NO_PARENT: u16 = u16::MAX;
 
 /// One static child position in a group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,8 +46,8 @@ pub(crate) enum Member {
 
 pub(crate) struct GroupState<'a> {
     pub(crate) spec: &'a GroupSpec<'a>,
-    parent: u16,
-    index_in_parent: u16,
+    pub(crate) parent: u16,
+    pub(crate) index_in_parent: u16,
     members_start: u32,
     pub(crate) dynamic_count: u32,
     history_start: u32,
@@ -190,7 +185,7 @@ impl<'a> Groups<'a> {
     }
 
     /// Records a restart if the budget allows it (sliding window).
-    fn charge(&mut self, g: u16, now: u64) -> bool {
+    pub(crate) fn charge(&mut self, g: u16, now: u64) -> bool {
         let gs = &self.groups[usize::from(g)];
         let max = gs.spec.budget.restarts_max;
         let window = gs.spec.budget.window.ticks();
@@ -210,7 +205,7 @@ impl<'a> Groups<'a> {
         true
     }
 
-    fn reset_history(&mut self, g: u16) {
+    pub(crate) fn reset_history(&mut self, g: u16) {
         let gs = &mut self.groups[usize::from(g)];
         gs.history_count = 0;
         gs.history_next = 0;
@@ -249,234 +244,4 @@ pub(crate) struct Departed {
     pub(crate) member: u16,
     pub(crate) restart: Restart,
     pub(crate) args: crate::model::isolate::InitArgs,
-}
-
-impl Ctx<'_, '_> {
-    /// Tears down the isolate in (ty, slot) without supervision (it is being stopped).
-    pub(crate) fn stop_isolate(&mut self, h: Handle) {
-        if let Some((ty, slot)) = self.kernel.locate(h) {
-            self.drop_slot(ty, slot);
-            self.teardown(ty, slot);
-        }
-    }
-
-    /// Supervises an isolate that has been torn down.
-    pub(crate) fn on_exit(&mut self, d: Departed, exit: Exit) -> Verdict {
-        let restart = match d.restart {
-            Restart::Permanent => true,
-            Restart::Transient => matches!(exit, Exit::Crashed(_)),
-            Restart::Temporary => false,
-        };
-        let restart = restart && !self.kernel.shutting_down;
-        if d.member == DYNAMIC_MEMBER {
-            if !restart {
-                self.kernel.groups.release_dynamic(d.group);
-                return Verdict::Handled;
-            }
-            loop {
-                if !self.kernel.groups.charge(d.group, self.kernel.now.ticks()) {
-                    self.kernel.groups.release_dynamic(d.group);
-                    return self.escalate(d.group);
-                }
-                self.kernel.counters.restarts += 1;
-                if self
-                    .spawn_raw(d.ty, d.args, d.group, DYNAMIC_MEMBER, d.restart)
-                    .is_ok()
-                {
-                    return Verdict::Handled;
-                }
-            }
-        }
-        if !restart {
-            self.kernel
-                .groups
-                .set_member(d.group, d.member, Member::Empty);
-            return Verdict::Handled;
-        }
-        self.kernel
-            .groups
-            .set_member(d.group, d.member, Member::Stopped);
-        self.restart_in_group(d.group, d.member)
-    }
-
-    /// Applies the group's strategy for failed member `m`, retrying while the budget lasts.
-    fn restart_in_group(&mut self, g: u16, mut m: u16) -> Verdict {
-        loop {
-            if !self.kernel.groups.charge(g, self.kernel.now.ticks()) {
-                return self.escalate(g);
-            }
-            self.kernel.counters.restarts += 1;
-            let spec = self.kernel.groups.groups[usize::from(g)].spec;
-            let len = spec.children.len() as u16;
-            let (from, to) = match spec.strategy {
-                Strategy::OneForOne => (m, m + 1),
-                Strategy::OneForAll => (0, len),
-                Strategy::RestForOne => (m, len),
-            };
-            self.stop_members(g, from, to);
-            match self.start_members(g, from, to) {
-                Ok(()) => return Verdict::Handled,
-                Err(failed) => m = failed,
-            }
-        }
-    }
-
-    /// Stops the running members `from..to` of group `g` in reverse order, marking them to be
-    /// restarted.
-    fn stop_members(&mut self, g: u16, from: u16, to: u16) {
-        for m in (from..to).rev() {
-            match self.kernel.groups.member(g, m) {
-                Member::Isolate(h) => {
-                    self.stop_isolate(h);
-                    self.kernel.groups.set_member(g, m, Member::Stopped);
-                }
-                Member::Group {
-                    index,
-                    running: true,
-                } => {
-                    self.stop_group(index);
-                    self.kernel.groups.set_member(
-                        g,
-                        m,
-                        Member::Group {
-                            index,
-                            running: false,
-                        },
-                    );
-                }
-                _ => {}
-            }
-        }
-    }
-
-    /// Stops everything in a group: static members in reverse order, then dynamic children.
-    pub(crate) fn stop_group(&mut self, g: u16) {
-        let len = self.kernel.groups.groups[usize::from(g)]
-            .spec
-            .children
-            .len() as u16;
-        self.stop_members(g, 0, len);
-        if self.kernel.groups.groups[usize::from(g)].dynamic_count > 0 {
-            for ty in 0..self.kernel.types.len() as u8 {
-                for slot in 0..self.kernel.types[usize::from(ty)].metas.len() as u32 {
-                    let m = self.kernel.types[usize::from(ty)].metas[slot as usize];
-                    if m.is_live()
-                        && m.state != State::Initializing
-                        && m.group == g
-                        && m.member == DYNAMIC_MEMBER
-                    {
-                        let h = self.kernel.handle(ty, slot);
-                        self.stop_isolate(h);
-                    }
-                }
-            }
-            self.kernel.groups.groups[usize::from(g)].dynamic_count = 0;
-        }
-    }
-
-    /// Starts the stopped members `from..to` in order. On a failure returns the member.
-    pub(crate) fn start_members(&mut self, g: u16, from: u16, to: u16) -> Result<(), u16> {
-        let spec = self.kernel.groups.groups[usize::from(g)].spec;
-        for m in from..to {
-            match (
-                self.kernel.groups.member(g, m),
-                spec.children[usize::from(m)],
-            ) {
-                (Member::Stopped, ChildSpec::Isolate { ty, args, restart }) => {
-                    let Some(TypeId(ty)) = self.kernel.spec.resolve(ty) else {
-                        return Err(m);
-                    };
-                    match self.spawn_raw(ty, args, g, m, restart) {
-                        // An `init` that returned `Done` left nothing running: the member
-                        // is stopped, not a handle to a dead isolate.
-                        Ok(h) if self.kernel.locate(h).is_none() => {
-                            self.kernel.groups.set_member(g, m, Member::Stopped)
-                        }
-                        Ok(h) => self.kernel.groups.set_member(g, m, Member::Isolate(h)),
-                        Err(SpawnError::InitFailed) => return Err(m),
-                        Err(_) => {
-                            // No slot (dynamic children took the type's capacity): no
-                            // `init` ran, so say so for the boot error.
-                            self.kernel.init_failure = Some(InitFailure {
-                                child: Location::Child(
-                                    self.kernel.groups.path(self.kernel.shard, g),
-                                    m,
-                                ),
-                                type_name: self.kernel.spec.types[usize::from(ty)].name,
-                                reason: CrashReason(
-                                    "no free slot of its type (other isolates hold its whole \
-                                     capacity; raise TypeSpec::capacity)",
-                                ),
-                                io_error: None,
-                            });
-                            return Err(m);
-                        }
-                    }
-                }
-                (
-                    Member::Group {
-                        index,
-                        running: false,
-                    },
-                    _,
-                ) => {
-                    if self.start_group(index).is_err() {
-                        return Err(m);
-                    }
-                    self.kernel.groups.set_member(
-                        g,
-                        m,
-                        Member::Group {
-                            index,
-                            running: true,
-                        },
-                    );
-                }
-                _ => {}
-            }
-        }
-        Ok(())
-    }
-
-    /// Starts a (stopped) group from its spec with a fresh budget. On failure the group is
-    /// left stopped.
-    pub(crate) fn start_group(&mut self, g: u16) -> Result<(), ()> {
-        self.kernel.groups.reset_history(g);
-        let spec = self.kernel.groups.groups[usize::from(g)].spec;
-        for (i, c) in spec.children.iter().enumerate() {
-            if let ChildSpec::Isolate { .. } = c
-                && self.kernel.groups.member(g, i as u16) == Member::Empty
-            {
-                self.kernel.groups.set_member(g, i as u16, Member::Stopped);
-            }
-        }
-        let len = spec.children.len() as u16;
-        if self.start_members(g, 0, len).is_err() {
-            self.stop_group(g);
-            return Err(());
-        }
-        Ok(())
-    }
-
-    /// A group gave up: stop it and report it to its parent as a failed child.
-    fn escalate(&mut self, g: u16) -> Verdict {
-        self.stop_group(g);
-        let gs = &self.kernel.groups.groups[usize::from(g)];
-        let (parent, index) = (gs.parent, gs.index_in_parent);
-        if parent == NO_PARENT {
-            return Verdict::RecoverShard;
-        }
-        self.kernel.groups.set_member(
-            parent,
-            index,
-            Member::Group {
-                index: g,
-                running: false,
-            },
-        );
-        if self.kernel.shutting_down {
-            return Verdict::Handled;
-        }
-        self.restart_in_group(parent, index)
-    }
 }

@@ -6,11 +6,46 @@ use crate::memory::pool::{Class, NIL};
 use crate::memory::timer::TimerKind;
 use crate::model::effect::{CrashReason, Effect};
 use crate::model::handle::Handle;
+use crate::model::io::IoOp;
 use crate::model::message::{Message, Outgoing};
 use crate::model::time::Duration;
 use crate::platform::Transport;
 
 impl<'a> Kernel<'a> {
+    /// After a handler call that returned `effect` (a panic arrives as a crash): counts the
+    /// dispatch, applies the effect (the common `Receive` is left to
+    /// [`Kernel::after_dispatch`]), releases what the call held, and closes a descriptor the
+    /// call was given but nobody took when the isolate exits. Returns the exit, if any.
+    #[inline]
+    pub(crate) fn finish_call(
+        &mut self,
+        env: &mut Env<'_>,
+        ty: u8,
+        slot: u32,
+        effect: &Effect,
+        call: Option<(Handle, u64)>,
+    ) -> Option<Exit> {
+        self.counters.dispatches += 1;
+        let exit = if matches!(effect, Effect::Receive) {
+            None
+        } else {
+            self.apply_effect(env.transport, ty, slot, effect, call)
+        };
+        self.io.bufs.release_held_from(0);
+        self.transfers.release_held_from(0);
+        self.scratch_dirty = true;
+        if let Some((fd, claimed)) = self.pending_fd.take()
+            && !claimed
+            && exit.is_some()
+        {
+            self.queue_reclaim(IoOp::Close { fd });
+            if !self.orphans.is_empty() {
+                self.reclaim_orphans(env.control);
+            }
+        }
+        exit
+    }
+
     /// Starts a call from `me`. The caller is parked whatever happens: a failed send or a
     /// missing timer arrives as an immediate `CALL_TIMEOUT`.
     pub(crate) fn start_call(

@@ -15,6 +15,8 @@ use crate::model::handle::{GENERATION_MAX, Handle, ShardId, TypeId};
 use crate::model::io::IoCompletion;
 use crate::model::isolate::InitArgs;
 use crate::model::time::Instant;
+use crate::platform::{SocketControl, Transport, Trap};
+use crate::scheduler::arena::ArenaRef;
 use crate::scheduler::supervision::Groups;
 use crate::spec::{Restart, SystemSpec};
 
@@ -23,10 +25,20 @@ mod delivery;
 mod dispatch;
 mod io;
 mod peers;
+mod spawn;
+mod supervise;
 mod teardown;
 mod timers;
 
 pub(crate) use io::Orphans;
+
+/// The platform parts a transition may need besides the kernel's own tables: borrowed from
+/// the platform for one step (or one boot, shutdown or revival).
+pub(crate) struct Env<'p> {
+    pub(crate) transport: &'p mut dyn Transport,
+    pub(crate) control: &'p mut dyn SocketControl,
+    pub(crate) trap: &'p dyn Trap,
+}
 
 /// Where an isolate is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -291,6 +303,10 @@ pub(crate) enum Exit {
 /// The shard state outside the arenas.
 pub(crate) struct Kernel<'a> {
     pub(crate) shard: ShardId,
+    /// The typed arenas, one per type. While a type's handlers run, its entry is lent out
+    /// (`None` here) and its free slots are reached through the running call's
+    /// [`SlotPlacer`] instead.
+    pub(crate) arenas: &'a mut [ArenaRef<'a>],
     pub(crate) spec: &'a SystemSpec<'a>,
     pub(crate) types: &'a mut [TypeState<'a>],
     pub(crate) pool: Pool<'a>,
