@@ -104,6 +104,7 @@
 #![no_std]
 #![deny(unsafe_code)]
 #![deny(clippy::float_arithmetic)]
+#![deny(clippy::too_many_lines)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(any(test, feature = "std"))]

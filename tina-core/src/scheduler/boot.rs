@@ -1,18 +1,10 @@
 //! Booting a shard: the errors that refuse a boot, and the memory a shard and its rings need.
 
-use crate::cross_shard::ring::{Ring, Slot};
-use crate::memory::iobuf::{BufMeta, WorkChunk};
-use crate::memory::log::LogRecord;
-use crate::memory::timer::TimerEntry;
 use crate::memory::{Measure, MemoryError};
 use crate::model::effect::CrashReason;
 use crate::model::handle::ShardId;
 use crate::model::io::IoError;
-use crate::model::message::Message;
-use crate::platform::Submission;
-use crate::scheduler::arena::ArenaRef;
-use crate::scheduler::kernel::{Meta, TypeState};
-use crate::scheduler::supervision::{GroupState, Member, TreeSize};
+use crate::scheduler::layout::{walk_rings, walk_shard};
 use crate::spec::{Location, SpecError, SystemSpec};
 use core::fmt;
 
@@ -96,7 +88,8 @@ impl fmt::Display for BootError {
 
 impl core::error::Error for BootError {}
 
-/// The carve sequence of `Shard::carve`, measured (it needs no platform).
+/// The bytes `Shard::new` carves for `shard` of `spec`: the boot-layout walk, measured by
+/// `m` (it needs no platform).
 pub(crate) fn region_size(
     spec: &SystemSpec<'_>,
     shard: ShardId,
@@ -111,41 +104,7 @@ pub(crate) fn region_size(
             shard_count: spec.shards.len(),
         })?
         .root;
-    let c = &spec.shard;
-    m.slice::<TypeState<'static>>(spec.types.len());
-    for t in spec.types {
-        m.slice::<Meta>(t.capacity as usize);
-    }
-    m.slice::<ArenaRef<'static>>(spec.types.len());
-    for t in spec.types {
-        (t.vtable.measure)(&mut m, t.capacity);
-    }
-    m.slice::<Message>(c.message_pool_size as usize);
-    m.slice::<u32>(c.message_pool_size as usize);
-    m.slice::<TimerEntry>(c.timer_entries as usize);
-    m.slice::<u32>(c.timer_spokes as usize);
-    m.slice::<u32>(c.timer_expirations_per_tick_max as usize);
-    m.slice_of::<u8>(c.io_buffer_count as usize, c.io_buffer_size as usize);
-    m.slice::<BufMeta>(c.io_buffer_count as usize);
-    m.slice::<Submission>(c.io_submissions_per_tick_max as usize);
-    let tree = TreeSize::of(root);
-    m.slice::<GroupState<'static>>(tree.groups);
-    m.slice::<Member>(tree.members);
-    m.slice::<u64>(tree.history);
-    m.slice::<u64>(spec.recoveries_max as usize);
-    m.slice::<LogRecord>(c.log_entries as usize);
-    for t in spec.types {
-        m.slice_of::<WorkChunk>(
-            t.capacity as usize,
-            WorkChunk::count_for(t.working_memory_size),
-        );
-    }
-    m.slice::<WorkChunk>(WorkChunk::count_for(scratch_size_max(spec)));
-    m.slice_of::<u8>(
-        c.transfer_buffer_count as usize,
-        c.transfer_buffer_size as usize,
-    );
-    m.slice::<BufMeta>(c.transfer_buffer_count as usize);
+    walk_shard(&mut m, spec, root).map_err(BootError::Memory)?;
     m.total().map_err(BootError::Memory)
 }
 
@@ -164,13 +123,7 @@ pub fn ring_memory_required(spec: &SystemSpec<'_>, consumer: ShardId) -> Result<
         });
     }
     let mut m = Measure::new();
-    for from in 0..n {
-        if from != usize::from(consumer.0) {
-            let capacity = spec.ring_capacity_between(from as u8, consumer.0);
-            m.slice::<Slot<Message>>(capacity as usize);
-            m.one::<Ring<'static, Message>>();
-        }
-    }
+    walk_rings(&mut m, spec, consumer, |_, _| {}).map_err(BootError::Memory)?;
     m.total().map_err(BootError::Memory)
 }
 
@@ -207,8 +160,4 @@ impl SystemMemory {
     pub fn total(&self) -> Option<usize> {
         self.regions.checked_add(self.rings)
     }
-}
-
-pub(crate) fn scratch_size_max(spec: &SystemSpec<'_>) -> u32 {
-    spec.types.iter().map(|t| t.scratch_size).max().unwrap_or(0)
 }

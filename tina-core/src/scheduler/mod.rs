@@ -7,6 +7,7 @@
 //! - `ctx`: the handler-facing [`Ctx`](crate::Ctx).
 //! - `supervision`: groups, strategies, restart budgets, escalation.
 //! - `boot`: boot errors and the memory a shard and its rings need.
+//! - `layout`: the boot-layout walk, one sequence that both measures and carves.
 //!
 //! The modules of this folder call each other; everything they use from outside it sits
 //! lower in the tree (model, spec, memory, cross-shard, platform).
@@ -15,5 +16,6 @@ pub(crate) mod arena;
 pub(crate) mod boot;
 pub(crate) mod ctx;
 pub(crate) mod kernel;
+pub(crate) mod layout;
 pub(crate) mod shard;
 pub(crate) mod supervision;

@@ -16,28 +16,26 @@
 //! sleeping until `next_deadline`, or sleeping until woken.
 
 use crate::memory::counters::Counters;
-use crate::memory::iobuf::{BufMeta, BufferPool, IoState, WorkChunk};
-use crate::memory::log::{LogRecord, LogRing};
 use crate::model::effect::{CrashReason, Effect};
 use crate::model::handle::{Handle, ShardId, TypeId};
 use crate::scheduler::arena::ArenaRef;
 use crate::scheduler::ctx::CtxParts;
-use crate::scheduler::kernel::{Env, Exit, Kernel, Meta, NOTICE_SHUTDOWN, State, TypeState};
+use crate::scheduler::kernel::{Env, Exit, Kernel, Meta, NOTICE_SHUTDOWN, State};
 
 use crate::error::SendError;
-use crate::memory::pool::{Class, Pool};
-use crate::memory::timer::{TimerEntry, TimerWheel};
+use crate::memory::pool::Class;
 use crate::memory::{Measure, MemoryError, Region};
 use crate::model::isolate::Isolate;
 use crate::model::message::{Message, Outgoing};
 use crate::model::time::Instant;
 use crate::platform::{
-    CallKind, CompletionSink, IoBuffers, IoDriver, Parts, PeerEvent, Platform, Submission,
-    Transport, Trap, TrapCall,
+    CallKind, CompletionSink, IoBuffers, IoDriver, Parts, PeerEvent, Platform, Transport, Trap,
+    TrapCall,
 };
-use crate::scheduler::boot::{BootError, InitFailure, region_size, scratch_size_max};
-use crate::scheduler::supervision::{Groups, Member, TreeSize, Verdict};
-use crate::spec::{DISPATCHES_PER_WEIGHT, QuarantinePolicy, SystemSpec};
+use crate::scheduler::boot::{BootError, InitFailure, region_size};
+use crate::scheduler::layout::walk_shard;
+use crate::scheduler::supervision::{Member, Verdict};
+use crate::spec::{QuarantinePolicy, SystemSpec};
 use core::mem::MaybeUninit;
 
 /// The shard's life cycle.
@@ -128,115 +126,19 @@ impl<'a, P: Platform> Shard<'a, P> {
         Ok(shard)
     }
 
+    /// Carves the shard from `r` by the boot-layout walk (the same walk
+    /// [`Shard::memory_required`] measures).
     fn carve(
         spec: &'a SystemSpec<'a>,
         id: ShardId,
         r: &mut Region<'a>,
         platform: P,
     ) -> Result<Shard<'a, P>, MemoryError> {
-        let c = &spec.shard;
-        let types = r.slice(spec.types.len(), |_| TypeState::new(&mut [], 1, 1))?;
-        for (i, t) in spec.types.iter().enumerate() {
-            let metas = r.slice(t.capacity as usize, |_| Meta::FREE)?;
-            types[i] = TypeState::new(
-                metas,
-                t.mailbox_capacity,
-                t.budget_weight * DISPATCHES_PER_WEIGHT,
-            );
-        }
-        let arenas: &'a mut [ArenaRef<'a>] = r.slice(spec.types.len(), |_| None)?;
-        for (i, t) in spec.types.iter().enumerate() {
-            arenas[i] = Some((t.vtable.build)(r, t.capacity)?);
-        }
-        let n = c.message_pool_size as usize;
-        let pool = Pool::new(
-            r.slice(n, |_| Message::EMPTY)?,
-            r.slice(n, |_| 0u32)?,
-            c.system_reserve(),
-        );
-        // Call timeouts may use the last eighth of the timer pool; user timers may not.
-        let timers = TimerWheel::new(
-            r.slice(c.timer_entries as usize, |_| TimerEntry::FREE)?,
-            r.slice(c.timer_spokes as usize, |_| 0u32)?,
-            c.timer_entries / 8,
-        );
-        let due = r.slice(c.timer_expirations_per_tick_max as usize, |_| 0u32)?;
-        let io = IoState::new(
-            BufferPool::new(
-                r.zeroed_bytes(
-                    (c.io_buffer_count as usize)
-                        .checked_mul(c.io_buffer_size as usize)
-                        .ok_or(MemoryError::Overflow)?,
-                )?,
-                c.io_buffer_size as usize,
-                r.slice(c.io_buffer_count as usize, |_| BufMeta::FREE)?,
-            ),
-            r.slice(c.io_submissions_per_tick_max as usize, |_| Submission {
-                owner: Handle::NONE,
-                op: crate::model::io::IoOp::Close {
-                    fd: crate::model::io::Fd(-1),
-                },
-                buf: None,
-            })?,
-        );
         let root = &spec.shards[usize::from(id.0)].root;
-        let tree = TreeSize::of(root);
-        let groups = Groups::new(
-            root,
-            r.slice(tree.groups, |_| Groups::placeholder(root))?,
-            r.slice(tree.members, |_| Member::Empty)?,
-            r.slice(tree.history, |_| 0u64)?,
-        );
-        let recoveries = r.slice(spec.recoveries_max as usize, |_| 0u64)?;
-        let log = LogRing::new(
-            r.slice(c.log_entries as usize, |_| LogRecord::EMPTY)?,
-            spec.tick_ns,
-        );
-        for (i, t) in spec.types.iter().enumerate() {
-            let per = WorkChunk::count_for(t.working_memory_size);
-            let chunks = (t.capacity as usize)
-                .checked_mul(per)
-                .ok_or(MemoryError::Overflow)?;
-            types[i].working = r.slice(chunks, |_| WorkChunk::ZERO)?;
-            types[i].working_chunks = per;
-        }
-        let scratch = r.slice(WorkChunk::count_for(scratch_size_max(spec)), |_| {
-            WorkChunk::ZERO
-        })?;
-        let transfers = BufferPool::new(
-            r.zeroed_bytes(
-                (c.transfer_buffer_count as usize)
-                    .checked_mul(c.transfer_buffer_size as usize)
-                    .ok_or(MemoryError::Overflow)?,
-            )?,
-            c.transfer_buffer_size as usize,
-            r.slice(c.transfer_buffer_count as usize, |_| BufMeta::FREE)?,
-        );
+        let mut layout = walk_shard(r, spec, root)?;
+        let recoveries = core::mem::take(&mut layout.recoveries);
         Ok(Shard {
-            kernel: Kernel {
-                shard: id,
-                arenas,
-                spec,
-                types,
-                pool,
-                timers,
-                due,
-                io,
-                counters: Counters::default(),
-                now: Instant::ZERO,
-                correlation_next: 0,
-                shutting_down: false,
-                groups,
-                log,
-                scratch,
-                scratch_dirty: true,
-                transfers,
-                quarantined_peers: [0; 4],
-                pending_fd: None,
-                control_error: None,
-                init_failure: None,
-                orphans: crate::scheduler::kernel::Orphans::EMPTY,
-            },
+            kernel: Kernel::new(spec, id, layout),
             platform,
             status: ShardStatus::Running,
             recoveries,

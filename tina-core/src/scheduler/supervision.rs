@@ -101,8 +101,11 @@ impl<'a> Groups<'a> {
             members,
             history,
         };
-        let mut next = (0u16, 0u32, 0u32);
-        g.flatten(root, NO_PARENT, 0, &mut next);
+        // Empty slices are a measurement of the layout: nothing to flatten into.
+        if !g.groups.is_empty() {
+            let mut next = (0u16, 0u32, 0u32);
+            g.flatten(root, NO_PARENT, 0, &mut next);
+        }
         g
     }
 

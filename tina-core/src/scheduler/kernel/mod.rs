@@ -17,6 +17,7 @@ use crate::model::isolate::InitArgs;
 use crate::model::time::Instant;
 use crate::platform::{SocketControl, Transport, Trap};
 use crate::scheduler::arena::ArenaRef;
+use crate::scheduler::layout::ShardLayout;
 use crate::scheduler::supervision::Groups;
 use crate::spec::{Restart, SystemSpec};
 
@@ -340,6 +341,45 @@ pub(crate) struct Kernel<'a> {
 }
 
 impl<'a> Kernel<'a> {
+    /// The kernel of shard `shard` over the structures carved for it.
+    pub(crate) fn new(spec: &'a SystemSpec<'a>, shard: ShardId, layout: ShardLayout<'a>) -> Self {
+        let c = &spec.shard;
+        let bufs = BufferPool::new(layout.io_bytes, c.io_buffer_size as usize, layout.io_metas);
+        Kernel {
+            shard,
+            arenas: layout.arenas,
+            spec,
+            types: layout.types,
+            pool: Pool::new(layout.pool_slots, layout.pool_next, c.system_reserve()),
+            // Call timeouts may use the last eighth of the timer pool; user timers may not.
+            timers: TimerWheel::new(
+                layout.timer_entries,
+                layout.timer_spokes,
+                c.timer_entries / 8,
+            ),
+            due: layout.due,
+            io: IoState::new(bufs, layout.submissions),
+            counters: Counters::default(),
+            now: Instant::ZERO,
+            correlation_next: 0,
+            shutting_down: false,
+            groups: layout.groups,
+            log: LogRing::new(layout.log, spec.tick_ns),
+            scratch: layout.scratch,
+            scratch_dirty: true,
+            transfers: BufferPool::new(
+                layout.transfer_bytes,
+                c.transfer_buffer_size as usize,
+                layout.transfer_metas,
+            ),
+            quarantined_peers: [0; 4],
+            pending_fd: None,
+            control_error: None,
+            init_failure: None,
+            orphans: Orphans::EMPTY,
+        }
+    }
+
     pub(crate) fn handle(&self, ty: u8, slot: u32) -> Handle {
         let generation = self.types[usize::from(ty)].metas[slot as usize].generation;
         // Slots and generations stay in range by construction (capacity is validated, and
