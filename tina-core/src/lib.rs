@@ -129,7 +129,9 @@ pub use error::{ScratchTooSmall, SendError, SpawnError};
 pub use memory::counters::Counters;
 pub use memory::timer::{TimerId, TimersExhausted};
 pub use model::effect::{CrashReason, Effect};
-pub use model::handle::{GENERATION_MAX, Handle, SLOT_MAX, ShardId, TypeId};
+pub use model::handle::{
+    GENERATION_MAX, Handle, SHARD_COUNT_MAX, SLOT_MAX, ShardId, TYPE_COUNT_MAX, TypeId,
+};
 pub use model::isolate::{INIT_ARGS_SIZE_MAX, InitArgs, Isolate};
 pub use model::message::{
     CallToken, Message, Outgoing, PAYLOAD_SIZE_MAX, Payload, PayloadTooLarge, Tag, USER_TAG_MIN,

@@ -1,7 +1,7 @@
 //! The cross-shard ring: a bounded, batched, allocation-free single-producer single-consumer
 //! queue over caller-provided slots.
 //!
-//! One ring carries messages from one shard to one other shard (§3.5 of the spec: N×(N−1) rings
+//! One ring carries messages from one shard to one other shard (N×(N−1) rings
 //! for N shards). It owns no memory: the caller hands it a `&mut [Slot<T>]` (bare metal: a
 //! `static`; Linux: memory mapped once at boot; tests: [`Slot::array`]), its length is the
 //! capacity (a power of two ≥ [`RING_CAPACITY_MIN`], else [`RingError`]). [`Ring::split`] hands out
@@ -91,7 +91,7 @@ use core::mem::MaybeUninit;
 
 use crate::cross_shard::sync::{AtomicUsize, Ordering, UnsafeCell};
 
-/// Smallest capacity a ring accepts (§3.5).
+/// Smallest capacity a ring accepts.
 pub const RING_CAPACITY_MIN: usize = 16;
 
 /// Size and alignment of the line each index lives on: 128 bytes covers the adjacent-line

@@ -29,14 +29,14 @@ pub const BUDGET_WEIGHT_MAX: u32 = 64;
 pub const ALIGN_MAX: usize = 128;
 /// Deepest nesting of supervision groups.
 pub const GROUP_DEPTH_MAX: usize = 8;
-/// Smallest cross-shard ring capacity.
-pub const RING_CAPACITY_MIN: u32 = 16;
+/// Smallest cross-shard ring capacity (the ring's own limit).
+pub use crate::cross_shard::ring::RING_CAPACITY_MIN;
 /// Largest cross-shard ring capacity (2^20 messages: 128 MiB of slots per ring).
 pub const RING_CAPACITY_MAX: u32 = 1 << 20;
 const _: () = assert!(
     RING_CAPACITY_MIN.is_power_of_two()
         && RING_CAPACITY_MAX.is_power_of_two()
-        && RING_CAPACITY_MIN <= RING_CAPACITY_MAX
+        && RING_CAPACITY_MIN <= RING_CAPACITY_MAX as usize
 );
 
 /// Largest `io_submissions_per_tick_max` (one tick's batch; platforms size their operation

@@ -2,19 +2,20 @@
 //! the [`SpecError`] that names the field (by its [`Location`]), the value and the [`Rule`].
 
 use super::*;
+use crate::model::handle::{SHARD_COUNT_MAX, TYPE_COUNT_MAX};
 
 impl SystemSpec<'_> {
     /// Checks every structural rule; the first violation is returned.
     pub fn validate(&self) -> Result<(), SpecError> {
         let sys = |field, value, rule| SpecError::new(Location::System, field, value, rule);
-        if self.shards.is_empty() || self.shards.len() > 256 {
+        if self.shards.is_empty() || self.shards.len() > SHARD_COUNT_MAX {
             return Err(sys(
                 "shards.len()",
                 self.shards.len() as u64,
                 Rule::ShardCount,
             ));
         }
-        if self.types.is_empty() || self.types.len() > 256 {
+        if self.types.is_empty() || self.types.len() > TYPE_COUNT_MAX {
             return Err(sys("types.len()", self.types.len() as u64, Rule::TypeCount));
         }
         if self.tick_ns == 0 {
@@ -58,7 +59,7 @@ impl SystemSpec<'_> {
             self.validate_type(i, t)?;
         }
         for (s, shard) in self.shards.iter().enumerate() {
-            let mut static_counts = [0u32; 256];
+            let mut static_counts = [0u32; TYPE_COUNT_MAX];
             let mut groups = 0u32;
             let mut path = GroupPath::root(s as u16);
             self.validate_group(&shard.root, &mut path, 0, &mut static_counts, &mut groups)?;
@@ -191,7 +192,7 @@ impl SystemSpec<'_> {
         g: &GroupSpec<'_>,
         path: &mut GroupPath,
         depth: usize,
-        static_counts: &mut [u32; 256],
+        static_counts: &mut [u32; TYPE_COUNT_MAX],
         groups: &mut u32,
     ) -> Result<(), SpecError> {
         *groups += 1;
@@ -268,7 +269,7 @@ impl SystemSpec<'_> {
 }
 
 fn valid_ring_capacity(c: u32) -> bool {
-    c.is_power_of_two() && (RING_CAPACITY_MIN..=RING_CAPACITY_MAX).contains(&c)
+    c.is_power_of_two() && (RING_CAPACITY_MIN..=RING_CAPACITY_MAX as usize).contains(&(c as usize))
 }
 
 /// Path of a group inside a shard's tree: `shards[s].root.children[a].children[b]…`.

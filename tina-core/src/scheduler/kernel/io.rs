@@ -5,7 +5,7 @@ use super::*;
 use crate::memory::iobuf::BufState;
 use crate::model::effect::CrashReason;
 use crate::model::handle::Handle;
-use crate::model::io::{IoCompletion, IoError, IoOp};
+use crate::model::io::{Fd, IoCompletion, IoError, IoOp};
 use crate::platform::{SocketControl, Submission};
 
 /// Orphaned descriptors the kernel holds while the submission batch is full. The shard hands
@@ -14,33 +14,7 @@ use crate::platform::{SocketControl, Submission};
 pub(crate) const ORPHANS_MAX: usize = 16;
 
 /// Descriptors nobody owns any more whose close found the submission batch full.
-#[derive(Clone, Copy)]
-pub(crate) struct Orphans {
-    fds: [crate::model::io::Fd; ORPHANS_MAX],
-    len: usize,
-}
-
-impl Orphans {
-    pub(crate) const EMPTY: Orphans = Orphans {
-        fds: [crate::model::io::Fd(-1); ORPHANS_MAX],
-        len: 0,
-    };
-
-    /// Holds `fd`; `false` if the list is full.
-    #[must_use]
-    fn push(&mut self, fd: crate::model::io::Fd) -> bool {
-        let Some(slot) = self.fds.get_mut(self.len) else {
-            return false;
-        };
-        *slot = fd;
-        self.len += 1;
-        true
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-}
+pub(crate) type Orphans = heapless::Vec<Fd, ORPHANS_MAX>;
 
 impl<'a> Kernel<'a> {
     /// Queues one I/O op for this tick's batch and parks the isolate on it.
@@ -102,7 +76,7 @@ impl<'a> Kernel<'a> {
     }
 
     /// Takes a completion from the platform.
-    pub(crate) fn complete_io(&mut self, owner: Handle, mut c: IoCompletion) {
+    pub(crate) fn complete_io(&mut self, owner: Handle, c: IoCompletion) {
         let target = self.locate(owner).filter(|&(ty, slot)| {
             let m = &self.types[usize::from(ty)].metas[slot as usize];
             m.state == State::AwaitingIo && m.io_in_flight
@@ -131,7 +105,6 @@ impl<'a> Kernel<'a> {
         // The op's buffer (received data, or the data that was sent — so a partial send can
         // resend its tail) comes back with the completion and is held for that one handler
         // call, then freed unless handed to the next op.
-        let _ = &mut c;
         let m = self.meta(ty, slot);
         m.io_in_flight = false;
         m.io_completion = Some(c);
@@ -176,7 +149,7 @@ impl<'a> Kernel<'a> {
                 self.io.bufs.free(b);
             }
             self.io.subs[i] = reclaim;
-        } else if !self.orphans.push(fd) {
+        } else if self.orphans.push(fd).is_err() {
             self.counters.io_reclaims_lost += 1;
         }
     }
@@ -184,8 +157,8 @@ impl<'a> Kernel<'a> {
     /// Hands the held orphaned descriptors to the platform to close at once, or to the
     /// submission batch if it has room again; keeps the rest.
     pub(crate) fn reclaim_orphans(&mut self, control: &mut dyn SocketControl) {
-        let held = core::mem::replace(&mut self.orphans, Orphans::EMPTY);
-        for &fd in &held.fds[..held.len] {
+        let held = core::mem::take(&mut self.orphans);
+        for &fd in &held {
             if control.close_orphan(fd) {
                 continue;
             }
@@ -193,14 +166,18 @@ impl<'a> Kernel<'a> {
                 self.queue_reclaim(IoOp::Close { fd });
             } else {
                 // Room for it: the list was emptied above and is refilled from `held` only.
-                let _ = self.orphans.push(fd);
+                let kept = self.orphans.push(fd);
+                debug_assert!(
+                    kept.is_ok(),
+                    "the emptied hold list has room for what it held"
+                );
             }
         }
     }
 }
 
 /// Whether `op` works on descriptor `fd`.
-fn op_uses_fd(op: &IoOp, fd: crate::model::io::Fd) -> bool {
+fn op_uses_fd(op: &IoOp, fd: Fd) -> bool {
     match *op {
         IoOp::Accept { listener } => listener == fd,
         IoOp::Connect { socket, .. }

@@ -11,7 +11,7 @@ use crate::memory::log::LogRing;
 use crate::memory::pool::{Fifo, NIL, Pool};
 use crate::memory::timer::{TimerId, TimerWheel};
 use crate::model::effect::CrashReason;
-use crate::model::handle::{GENERATION_MAX, Handle, ShardId, TypeId};
+use crate::model::handle::{GENERATION_MAX, Handle, ShardId, ShardSet, TypeId};
 use crate::model::io::IoCompletion;
 use crate::model::isolate::InitArgs;
 use crate::model::time::Instant;
@@ -325,7 +325,7 @@ pub(crate) struct Kernel<'a> {
     pub(crate) scratch_dirty: bool,
     pub(crate) transfers: BufferPool<'a>,
     /// Peers announced as quarantined (bit per shard): sends to them fail at once.
-    pub(crate) quarantined_peers: [u64; 4],
+    pub(crate) quarantined_peers: ShardSet,
     /// A descriptor delivered to the running handler call by an Accept/Open completion, and
     /// whether an isolate took ownership of it (`Ctx::own_fd`) during the call. Unclaimed
     /// when the receiver exits, it is closed instead of leaking.
@@ -372,11 +372,11 @@ impl<'a> Kernel<'a> {
                 c.transfer_buffer_size as usize,
                 layout.transfer_metas,
             ),
-            quarantined_peers: [0; 4],
+            quarantined_peers: ShardSet::EMPTY,
             pending_fd: None,
             control_error: None,
             init_failure: None,
-            orphans: Orphans::EMPTY,
+            orphans: Orphans::new(),
         }
     }
 

@@ -10,14 +10,13 @@ impl<'a> Kernel<'a> {
     /// A peer shard changed status: calls waiting on it fail fast (as if their request had
     /// gone to a stale handle), and isolates that watch shards get a notice.
     pub(crate) fn on_peer_event(&mut self, peer: crate::model::handle::ShardId, event: PeerEvent) {
-        let (word, bit) = (usize::from(peer.0 / 64), 1u64 << (peer.0 % 64));
         let tag = match event {
             PeerEvent::Restarted => {
-                self.quarantined_peers[word] &= !bit;
+                self.quarantined_peers.remove(peer);
                 system_tag::SHARD_RESTARTED
             }
             PeerEvent::Quarantined => {
-                self.quarantined_peers[word] |= bit;
+                self.quarantined_peers.insert(peer);
                 system_tag::SHARD_QUARANTINED
             }
         };
@@ -56,6 +55,6 @@ impl<'a> Kernel<'a> {
     }
 
     pub(crate) fn is_quarantined_peer(&self, peer: crate::model::handle::ShardId) -> bool {
-        self.quarantined_peers[usize::from(peer.0 / 64)] & (1u64 << (peer.0 % 64)) != 0
+        self.quarantined_peers.contains(peer)
     }
 }

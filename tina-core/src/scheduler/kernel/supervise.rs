@@ -170,6 +170,7 @@ impl Kernel<'_> {
             match (self.groups.member(g, m), spec.children[usize::from(m)]) {
                 (Member::Stopped, ChildSpec::Isolate { ty, args, restart }) => {
                     let Some(TypeId(ty)) = self.spec.resolve(ty) else {
+                        debug_assert!(false, "a validated spec's children have registered types");
                         return Err(m);
                     };
                     match self.spawn(env, None, ty, args, g, m, restart) {

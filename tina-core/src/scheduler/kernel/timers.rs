@@ -14,8 +14,12 @@ impl<'a> Kernel<'a> {
             let i = self.due[k];
             let fired = self.timers.fired(i);
             let Some((ty, slot)) = self.locate(fired.owner) else {
-                // Teardown cancels all of an isolate's timers, so this cannot happen; free
-                // the entry anyway to keep the pool conserved.
+                // Teardown cancels all of an isolate's timers; in release builds the entry is
+                // freed anyway to keep the pool conserved.
+                debug_assert!(
+                    false,
+                    "a due timer's owner is live (teardown cancels timers)"
+                );
                 let mut scratch = i;
                 self.timers.fire(i, &mut scratch);
                 continue;
