@@ -110,7 +110,7 @@ pub(crate) fn region_size(
 
 /// Bytes of the cross-shard rings shard `consumer` drains (one from every other shard), laid
 /// out one after the other from a 128-aligned base: for each producer in shard order, its
-/// slots (`capacity × size_of::<Slot<Message>>()`) and then the [`Ring`] itself. A platform
+/// slots (`capacity × size_of::<Slot<Message>>()`) and then the [`Ring`](crate::ring::Ring) itself. A platform
 /// that maps ring memory per consumer (Linux) carves it in this order; one that keeps rings in
 /// `static`s (bare metal) can use it to size them. Checked like [`Shard::memory_required`](crate::Shard::memory_required).
 pub fn ring_memory_required(spec: &SystemSpec<'_>, consumer: ShardId) -> Result<usize, BootError> {
