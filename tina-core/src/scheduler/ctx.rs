@@ -6,9 +6,7 @@
 //! consistent: each call completed its own update before returning.
 
 use crate::error::{ScratchTooSmall, SendError, SpawnError};
-use crate::memory::iobuf::{BufState, WorkChunk};
-use crate::memory::pool::Class;
-use crate::memory::timer::{TimerId, TimerKind, TimersExhausted};
+use crate::memory::timer::{TimerId, TimersExhausted};
 use crate::model::handle::{Handle, ShardId, TypeId};
 use crate::model::io::{
     Control, ControlOutcome, Domain, Fd, IoBuf, IoError, ShutdownHow, SocketKind, SocketOption,
@@ -87,27 +85,27 @@ impl<'x, 'a> Ctx<'x, 'a> {
 
     /// This shard's id.
     pub fn shard_id(&self) -> ShardId {
-        self.kernel.shard
+        self.kernel.shard()
     }
 
     /// How many shards the system has.
     pub fn shard_count(&self) -> u16 {
-        self.kernel.spec.shards.len() as u16
+        self.kernel.spec().shards.len() as u16
     }
 
     /// The current tick.
     pub fn now(&self) -> Instant {
-        self.kernel.now
+        self.kernel.now()
     }
 
     /// Whether the shard is shutting down.
     pub fn is_shutting_down(&self) -> bool {
-        self.kernel.shutting_down
+        self.kernel.is_shutting_down()
     }
 
     /// The [`TypeId`] of a registered isolate type.
     pub fn type_id_of<T: Isolate>(&self) -> Option<TypeId> {
-        self.kernel.spec.type_id_of::<T>()
+        self.kernel.spec().type_id_of::<T>()
     }
 
     /// Sends a typed message. Returns at once; nothing is retried by the framework.
@@ -146,26 +144,17 @@ impl<'x, 'a> Ctx<'x, 'a> {
     ) -> Result<Handle, SpawnError> {
         let ty = self
             .kernel
-            .spec
+            .spec()
             .resolve(TypeRef::of::<T>())
             .ok_or(SpawnError::UnknownType)?;
-        if !self.kernel.groups.reserve_dynamic(self.group) {
-            self.kernel.counters.spawn_failures += 1;
-            return Err(SpawnError::GroupFull);
-        }
-        let r = self.kernel.spawn(
+        self.kernel.spawn_dynamic(
             &mut self.env,
             crate::scheduler::arena::reborrow(&mut self.own),
             ty.0,
             InitArgs::new(args),
             self.group,
-            crate::scheduler::supervision::DYNAMIC_MEMBER,
             restart,
-        );
-        if r.is_err() {
-            self.kernel.groups.release_dynamic(self.group);
-        }
-        r
+        )
     }
 
     /// Starts a one-shot timer: after `after` ticks a message with `tag` (and no payload)
@@ -175,80 +164,41 @@ impl<'x, 'a> Ctx<'x, 'a> {
         after: Duration,
         tag: UserTag,
     ) -> Result<TimerId, TimersExhausted> {
-        let Some((ty, slot)) = self.kernel.locate(self.me) else {
-            return Err(TimersExhausted);
-        };
-        let deadline = self.kernel.now + after;
-        let mut head = self.kernel.meta(ty, slot).timers;
-        let r = self.kernel.timers.start(
-            deadline,
-            self.me,
-            TimerKind::User(tag.get()),
-            Class::User,
-            &mut head,
-        );
-        self.kernel.meta(ty, slot).timers = head;
-        if r.is_err() {
-            self.kernel.counters.timer_exhausted += 1;
-        }
-        r
+        self.kernel.start_timer(self.me, after, tag)
     }
 
     /// Cancels a pending timer. Returns whether it was still pending (a timer that already
     /// fired, or another isolate's timer, is left alone).
     pub fn cancel_timer(&mut self, id: TimerId) -> bool {
-        let Some((ty, slot)) = self.kernel.locate(self.me) else {
-            return false;
-        };
-        let mut head = self.kernel.meta(ty, slot).timers;
-        let r = self.kernel.timers.cancel(id, self.me, &mut head);
-        self.kernel.meta(ty, slot).timers = head;
-        r
+        self.kernel.cancel_timer(self.me, id)
     }
 
     /// Takes a reactor-owned buffer to fill and hand to an I/O op in the returned effect.
     /// Freed automatically after this handler call if not handed over.
     pub fn io_buffer(&mut self) -> Result<IoBuf, IoError> {
-        let Some(buf) = self.kernel.io.bufs.alloc(self.me, BufState::Held) else {
-            self.kernel.counters.io_buffer_exhausted += 1;
-            return Err(IoError::NoBuffers);
-        };
-        if !self.kernel.io.bufs.hold(buf) {
-            self.kernel.io.bufs.free(buf);
-            return Err(IoError::NoBuffers);
-        }
-        Ok(buf)
+        self.kernel.io_buffer(self.me)
     }
 
     /// The writable bytes of a buffer this handler call holds.
     pub fn io_buffer_mut(&mut self, buf: IoBuf) -> Result<&mut [u8], IoError> {
-        if self.kernel.io.bufs.holds(buf) && self.kernel.io.bufs.is(buf, self.me, BufState::Held) {
-            Ok(self.kernel.io.bufs.bytes_mut(buf))
-        } else {
-            Err(IoError::BadBuffer)
-        }
+        self.kernel.io_buffer_mut(self.me, buf)
     }
 
     /// The bytes of a buffer this handler call holds (e.g. the one a receive completion
     /// delivered), limited to `len`.
     pub fn io_data(&self, buf: IoBuf, len: usize) -> Result<&[u8], IoError> {
-        if self.kernel.io.bufs.holds(buf) && self.kernel.io.bufs.is(buf, self.me, BufState::Held) {
-            let bytes = self.kernel.io.bufs.bytes(buf);
-            Ok(&bytes[..len.min(bytes.len())])
-        } else {
-            Err(IoError::BadBuffer)
-        }
+        self.kernel.io_data(self.me, buf, len)
     }
 
     /// Bytes per I/O buffer on this shard.
     pub fn io_buffer_size(&self) -> usize {
-        self.kernel.io.bufs.buffer_size()
+        self.kernel.io_buffer_size()
     }
 
     /// Runs a synchronous socket-control call.
     pub fn control(&mut self, op: Control) -> Result<ControlOutcome, IoError> {
         let result = self.env.control.control(self.me, op);
-        self.kernel.control_error = result.err();
+        self.kernel.record_control(result.err());
         result
     }
 
@@ -294,76 +244,31 @@ impl<'x, 'a> Ctx<'x, 'a> {
     /// long as the isolate, zeroed when it is spawned (and so at every restart), 16-byte
     /// aligned. Empty if the type has none.
     pub fn working_memory(&mut self) -> &mut [u8] {
-        let Some((ty, slot)) = self.kernel.locate(self.me) else {
-            return &mut [];
-        };
-        let t = &mut self.kernel.types[usize::from(ty)];
-        let size = self.kernel.spec.types[usize::from(ty)].working_memory_size as usize;
-        let per = t.working_chunks;
-        let chunks = &mut t.working[slot as usize * per..(slot as usize + 1) * per];
-        &mut bytemuck::cast_slice_mut::<WorkChunk, u8>(chunks)[..size]
+        self.kernel.working_memory(self.me)
     }
 
     /// `len` bytes of the shard's scratch area, zeroed at the first use in each handler call
     /// (nothing survives from another call, of this isolate or any other). At most the type's
     /// `scratch_size`; more is an error, not a panic.
     pub fn scratch(&mut self, len: usize) -> Result<&mut [u8], ScratchTooSmall> {
-        let limit = self.kernel.locate(self.me).map_or(0, |(ty, _)| {
-            self.kernel.spec.types[usize::from(ty)].scratch_size as usize
-        });
-        if len > limit {
-            return Err(ScratchTooSmall { len, limit });
-        }
-        let bytes = bytemuck::cast_slice_mut::<WorkChunk, u8>(self.kernel.scratch);
-        if self.kernel.scratch_dirty {
-            bytes[..limit].fill(0);
-            self.kernel.scratch_dirty = false;
-        }
-        Ok(&mut bytes[..len])
+        self.kernel.scratch(self.me, len)
     }
 
     /// Takes a transfer buffer for a payload of `len` bytes (> 96, shard-local). It is this
     /// handler call's until sent with [`Ctx::send_transfer`]; otherwise freed after the call.
     pub fn transfer_alloc(&mut self, len: usize) -> Result<TransferBuf, TransferError> {
-        if len > self.kernel.transfers.buffer_size() {
-            return Err(TransferError::TooLarge);
-        }
-        let Some(buf) = self.kernel.transfers.alloc(self.me, BufState::Held) else {
-            self.kernel.counters.transfer_exhausted += 1;
-            return Err(TransferError::Exhausted);
-        };
-        if !self.kernel.transfers.hold(buf) {
-            self.kernel.transfers.free(buf);
-            self.kernel.counters.transfer_exhausted += 1;
-            return Err(TransferError::Exhausted);
-        }
-        self.kernel.transfers.set_len(buf, len as u32);
-        Ok(TransferBuf(buf))
-    }
-
-    fn held_transfer(&self, t: TransferBuf) -> Result<(), TransferError> {
-        if self.kernel.transfers.holds(t.0)
-            && self.kernel.transfers.is(t.0, self.me, BufState::Held)
-        {
-            Ok(())
-        } else {
-            Err(TransferError::Stale)
-        }
+        self.kernel.transfer_alloc(self.me, len)
     }
 
     /// The writable bytes of a transfer buffer this call holds (its full recorded length).
     pub fn transfer_mut(&mut self, t: TransferBuf) -> Result<&mut [u8], TransferError> {
-        self.held_transfer(t)?;
-        let len = self.kernel.transfers.len_of(t.0);
-        Ok(&mut self.kernel.transfers.bytes_mut(t.0)[..len])
+        self.kernel.transfer_mut(self.me, t)
     }
 
     /// The bytes of a transfer buffer this call holds (e.g. the one attached to the message
     /// being handled).
     pub fn transfer_data(&self, t: TransferBuf) -> Result<&[u8], TransferError> {
-        self.held_transfer(t)?;
-        let len = self.kernel.transfers.len_of(t.0);
-        Ok(&self.kernel.transfers.bytes(t.0)[..len])
+        self.kernel.transfer_data(self.me, t)
     }
 
     /// Sends a message with tag `tag` and the transfer buffer attached to a local isolate.
@@ -374,17 +279,7 @@ impl<'x, 'a> Ctx<'x, 'a> {
         tag: UserTag,
         t: TransferBuf,
     ) -> Result<(), SendError> {
-        if self.held_transfer(t).is_err() {
-            return Err(SendError::StaleHandle);
-        }
-        if to.shard() != self.kernel.shard {
-            return Err(SendError::NotLocal);
-        }
-        let msg = Message::build(self.me, to, &Outgoing::signal(tag)).with_transfer(t);
-        self.kernel.deliver_local(&msg, Class::User)?;
-        self.kernel.counters.sends_local += 1;
-        self.kernel.transfers.transfer(t.0, to, BufState::InFlight);
-        Ok(())
+        self.kernel.send_transfer(self.me, to, tag, t)
     }
 
     /// Writes a log record (formatted now into the shard's bounded log ring, flushed to the
@@ -395,11 +290,7 @@ impl<'x, 'a> Ctx<'x, 'a> {
         level: crate::memory::log::Level,
         args: core::fmt::Arguments<'_>,
     ) -> bool {
-        let ok = self.kernel.log.push(level, self.me, self.kernel.now, args);
-        if !ok {
-            self.kernel.counters.log_drops += 1;
-        }
-        ok
+        self.kernel.log(self.me, level, args)
     }
 
     /// Writes a log record from call site `site`, subject to the site's rate limit (see
@@ -412,19 +303,7 @@ impl<'x, 'a> Ctx<'x, 'a> {
         level: crate::memory::log::Level,
         args: core::fmt::Arguments<'_>,
     ) -> bool {
-        use crate::memory::log::Logged;
-        match self
-            .kernel
-            .log
-            .push_at(site, level, self.me, self.kernel.now, args)
-        {
-            Logged::Written => true,
-            Logged::Suppressed => false,
-            Logged::RingFull => {
-                self.kernel.counters.log_drops += 1;
-                false
-            }
-        }
+        self.kernel.log_at(self.me, site, level, args)
     }
 
     /// Makes this isolate the owner of a descriptor (or of none): if the isolate is torn down
@@ -436,14 +315,7 @@ impl<'x, 'a> Ctx<'x, 'a> {
     /// handler spawns, from its `init`); if the receiver exits without that happening, the
     /// shard closes the descriptor.
     pub fn own_fd(&mut self, fd: Option<Fd>) {
-        if let Some((ty, slot)) = self.kernel.locate(self.me) {
-            self.kernel.meta(ty, slot).owned_fd = fd.map_or(-1, |f| f.0);
-        }
-        if let (Some(fd), Some((pending, claimed))) = (fd, self.kernel.pending_fd.as_mut())
-            && *pending == fd
-        {
-            *claimed = true;
-        }
+        self.kernel.own_fd(self.me, fd)
     }
 
     /// Answers a call later — after the handler that received it has returned (e.g. once a
@@ -458,9 +330,7 @@ impl<'x, 'a> Ctx<'x, 'a> {
     /// Subscribes (or not) this isolate to peer shard status notices: `SHARD_RESTARTED` and
     /// `SHARD_QUARANTINED` system messages whose payload's first byte is the shard id.
     pub fn watch_shards(&mut self, on: bool) {
-        if let Some((ty, slot)) = self.kernel.locate(self.me) {
-            self.kernel.meta(ty, slot).watches_shards = on;
-        }
+        self.kernel.watch_shards(self.me, on)
     }
 
     /// Places an initialized isolate into its reserved slot (what a type's `init` glue

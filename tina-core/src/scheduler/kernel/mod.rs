@@ -12,7 +12,7 @@ use crate::memory::pool::{Fifo, NIL, Pool};
 use crate::memory::timer::{TimerId, TimerWheel};
 use crate::model::effect::CrashReason;
 use crate::model::handle::{GENERATION_MAX, Handle, ShardId, ShardSet, TypeId};
-use crate::model::io::IoCompletion;
+use crate::model::io::{IoCompletion, IoError};
 use crate::model::isolate::InitArgs;
 use crate::model::time::Instant;
 use crate::platform::{SocketControl, Transport, Trap};
@@ -26,6 +26,7 @@ mod delivery;
 mod dispatch;
 mod io;
 mod peers;
+mod services;
 mod spawn;
 mod supervise;
 mod teardown;
@@ -378,6 +379,37 @@ impl<'a> Kernel<'a> {
             init_failure: None,
             orphans: Orphans::new(),
         }
+    }
+
+    /// This shard's id.
+    pub(crate) fn shard(&self) -> ShardId {
+        self.shard
+    }
+
+    /// The system's spec.
+    pub(crate) fn spec(&self) -> &'a SystemSpec<'a> {
+        self.spec
+    }
+
+    /// The time of the current step.
+    pub(crate) fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Whether a shutdown has started.
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.shutting_down
+    }
+
+    /// Bytes per I/O buffer.
+    pub(crate) fn io_buffer_size(&self) -> usize {
+        self.io.bufs.buffer_size()
+    }
+
+    /// Records the outcome of a socket-control call (its error is the likely root cause if
+    /// the `init` that made it fails).
+    pub(crate) fn record_control(&mut self, error: Option<IoError>) {
+        self.control_error = error;
     }
 
     pub(crate) fn handle(&self, ty: u8, slot: u32) -> Handle {

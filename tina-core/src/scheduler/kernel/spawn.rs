@@ -11,10 +11,34 @@ use crate::platform::{CallKind, TrapCall};
 use crate::scheduler::arena::{SlotPlacer, reborrow};
 use crate::scheduler::boot::InitFailure;
 use crate::scheduler::ctx::Ctx;
+use crate::scheduler::supervision::DYNAMIC_MEMBER;
 use crate::spec::{Location, Restart};
 use core::any::Any;
 
 impl<'a> Kernel<'a> {
+    /// Spawns a dynamic child of type `ty` into supervision group `group` (see
+    /// [`Kernel::spawn`]), if the group has room for another.
+    #[allow(clippy::too_many_arguments)] // reason: the child's whole registration, one call
+    pub(crate) fn spawn_dynamic(
+        &mut self,
+        env: &mut Env<'_>,
+        own: Option<&mut dyn SlotPlacer>,
+        ty: u8,
+        args: InitArgs,
+        group: u16,
+        restart: Restart,
+    ) -> Result<Handle, SpawnError> {
+        if !self.groups.reserve_dynamic(group) {
+            self.counters.spawn_failures += 1;
+            return Err(SpawnError::GroupFull);
+        }
+        let r = self.spawn(env, own, ty, args, group, DYNAMIC_MEMBER, restart);
+        if r.is_err() {
+            self.groups.release_dynamic(group);
+        }
+        r
+    }
+
     /// Reserves a slot of type `ty`, runs `init` through the trap (with a context whose
     /// identity is the child), places the isolate and applies its first effect. `own` is the
     /// running handler's own arena (its free slots), when a handler spawns; `None` outside
