@@ -20,7 +20,7 @@ use crate::model::effect::{CrashReason, Effect};
 use crate::model::handle::{Handle, ShardId, TypeId};
 use crate::scheduler::arena::ArenaRef;
 use crate::scheduler::ctx::CtxParts;
-use crate::scheduler::kernel::{Env, Exit, Kernel, Meta, NOTICE_SHUTDOWN, State};
+use crate::scheduler::kernel::{Env, Exit, Kernel};
 
 use crate::error::SendError;
 use crate::memory::pool::Class;
@@ -28,13 +28,10 @@ use crate::memory::{Measure, MemoryError, Region};
 use crate::model::isolate::Isolate;
 use crate::model::message::{Message, Outgoing};
 use crate::model::time::Instant;
-use crate::platform::{
-    CallKind, CompletionSink, IoBuffers, IoDriver, Parts, PeerEvent, Platform, Transport, Trap,
-    TrapCall,
-};
+use crate::platform::{CallKind, IoDriver, Parts, PeerEvent, Platform, Transport, Trap, TrapCall};
 use crate::scheduler::boot::{BootError, InitFailure, region_size};
 use crate::scheduler::layout::walk_shard;
-use crate::scheduler::supervision::{Member, Verdict};
+use crate::scheduler::supervision::Verdict;
 use crate::spec::{QuarantinePolicy, SystemSpec};
 use core::mem::MaybeUninit;
 
@@ -72,7 +69,7 @@ pub struct StepReport {
     pub status: ShardStatus,
 }
 
-/// One shard: the scheduler state of one kernel.
+/// One shard: the scheduler state of one core.
 pub struct Shard<'a, P: Platform> {
     kernel: Kernel<'a>,
     platform: P,
@@ -148,10 +145,7 @@ impl<'a, P: Platform> Shard<'a, P> {
 
     /// The last failed `init` (taken), or a placeholder if none was recorded.
     fn init_failure(&mut self) -> InitFailure {
-        self.kernel
-            .init_failure
-            .take()
-            .unwrap_or_else(|| InitFailure::unknown(self.kernel.shard))
+        self.kernel.take_init_failure()
     }
 
     /// Runs `f` on the kernel with the platform parts a transition outside any handler call
@@ -173,46 +167,26 @@ impl<'a, P: Platform> Shard<'a, P> {
 
     /// Performs one tick at time `now` (see the module docs for the phases).
     pub fn step(&mut self, now: Instant) -> StepReport {
-        self.kernel.now = now;
+        self.kernel.begin_step(now);
         let quarantined = matches!(
             self.status,
             ShardStatus::Quarantined | ShardStatus::AbortRequested
         );
         // 1. Inbound channels.
-        {
-            let transport = self.platform.parts().transport;
-            let kernel = &mut self.kernel;
-            transport.peer_events(&mut |peer, event| kernel.on_peer_event(peer, event));
-            transport.receive(&mut |msg: &Message| {
-                if quarantined {
-                    kernel.counters.quarantine_drops += 1;
-                } else {
-                    kernel.deliver_inbound(msg);
-                }
-            });
-        }
+        self.kernel
+            .receive(self.platform.parts().transport, quarantined);
         // 2. I/O completions.
-        {
-            let io = self.platform.parts().io;
-            io.complete(&mut Sink {
-                kernel: &mut self.kernel,
-            });
-            if !self.kernel.orphans.is_empty() {
-                self.kernel.reclaim_orphans(io);
-            }
-        }
+        self.kernel.take_completions(self.platform.parts().io);
         // 3. Dispatch.
         let mut dispatched = 0;
         if !quarantined {
-            for ty in 0..self.kernel.types.len() {
-                self.kernel.types[ty].promote_yielded();
-            }
-            for ty in 0..self.kernel.types.len() as u8 {
+            self.kernel.promote_yielded();
+            for ty in 0..self.kernel.type_count() {
                 dispatched += self.dispatch_type(ty);
             }
         }
         // 4. One I/O submission batch.
-        self.submit_io();
+        self.kernel.submit_batch(self.platform.parts().io);
         // 5. Publish.
         {
             let transport = self.platform.parts().transport;
@@ -221,12 +195,7 @@ impl<'a, P: Platform> Shard<'a, P> {
         // 6. Timers.
         let timers_fired = self.kernel.advance_timers(now);
         // 7. Flush the log ring.
-        {
-            let log = self.platform.parts().log;
-            self.kernel
-                .log
-                .flush(self.kernel.shard, self.kernel.now, log);
-        }
+        self.kernel.flush_log(self.platform.parts().log);
         // 8. Report.
         if self.status == ShardStatus::ShuttingDown && self.kernel.live() == 0 {
             self.status = ShardStatus::Stopped;
@@ -240,14 +209,7 @@ impl<'a, P: Platform> Shard<'a, P> {
             next_deadline: if work_remaining {
                 None
             } else {
-                // A pending rate-limit report is due when its window ends.
-                match (
-                    self.kernel.timers.next_deadline(),
-                    self.kernel.log.report_deadline(),
-                ) {
-                    (Some(t), Some(l)) => Some(t.min(l)),
-                    (t, l) => t.or(l),
-                }
+                self.kernel.next_deadline()
             },
             timers_fired,
             live_isolates: self.kernel.live(),
@@ -255,40 +217,8 @@ impl<'a, P: Platform> Shard<'a, P> {
         }
     }
 
-    fn submit_io(&mut self) {
-        let n = self.kernel.io.sub_len;
-        let io = self.platform.parts().io;
-        if n == 0 {
-            if !self.kernel.orphans.is_empty() {
-                self.kernel.reclaim_orphans(io);
-            }
-            return;
-        }
-        let (subs, buffers) = self.kernel.io.split();
-        let accepted = io.submit(&subs[..n], buffers).min(n);
-        self.kernel.counters.io_submitted += accepted as u64;
-        let rejection = io.rejection();
-        for i in accepted..n {
-            let s = self.kernel.io.subs[i];
-            self.kernel.complete_io(
-                s.owner,
-                crate::model::io::IoCompletion {
-                    kind: s.op.kind(),
-                    result: Err(rejection),
-                    buf: s.buf,
-                    peer: None,
-                },
-            );
-        }
-        self.kernel.io.sub_len = 0;
-        // Held orphans (a platform that cannot close at once) go into the next batch.
-        if !self.kernel.orphans.is_empty() {
-            self.kernel.reclaim_orphans(io);
-        }
-    }
-
     fn dispatch_type(&mut self, ty: u8) -> u32 {
-        let quota = self.kernel.types[usize::from(ty)].quota;
+        let quota = self.kernel.quota(ty);
         let mut calls = 0;
         while calls < quota {
             let Some((slot, exit)) = self.dispatch_batch(ty, quota, &mut calls) else {
@@ -297,7 +227,7 @@ impl<'a, P: Platform> Shard<'a, P> {
             // Tearing an isolate down (and perhaps restarting its group or the shard) needs
             // the whole shard, so it ends the batch; the next batch goes on with the queue.
             self.exit_isolate(ty, slot, exit);
-            self.kernel.types[usize::from(ty)].make_ready(slot);
+            self.kernel.requeue(ty, slot);
             if !self.is_running() {
                 break;
             }
@@ -325,7 +255,7 @@ impl<'a, P: Platform> Shard<'a, P> {
             trap,
             ..
         } = self.platform.parts();
-        let mut current = self.kernel.arenas.get_mut(usize::from(ty))?.take();
+        let mut current = self.kernel.lend_arena(ty)?;
         let mut parts = CtxParts {
             kernel: &mut self.kernel,
             env: Env {
@@ -338,7 +268,7 @@ impl<'a, P: Platform> Shard<'a, P> {
             call: None,
         };
         let exited = run_batch(&mut parts, trap, &mut current, ty, quota, calls);
-        self.kernel.arenas[usize::from(ty)] = current;
+        self.kernel.return_arena(ty, current);
         exited
     }
 
@@ -355,7 +285,7 @@ impl<'a, P: Platform> Shard<'a, P> {
         loop {
             self.with_kernel(|kernel, env| kernel.stop_group(env, 0));
             if !self.charge_recovery() {
-                self.status = match self.kernel.spec.quarantine {
+                self.status = match self.kernel.spec().quarantine {
                     QuarantinePolicy::Quarantine => ShardStatus::Quarantined,
                     QuarantinePolicy::Abort => ShardStatus::AbortRequested,
                 };
@@ -365,7 +295,7 @@ impl<'a, P: Platform> Shard<'a, P> {
                     .announce(PeerEvent::Quarantined);
                 return;
             }
-            self.kernel.counters.shard_recoveries += 1;
+            self.kernel.count_recovery();
             self.platform
                 .parts()
                 .transport
@@ -380,8 +310,8 @@ impl<'a, P: Platform> Shard<'a, P> {
     }
 
     fn charge_recovery(&mut self) -> bool {
-        let now = self.kernel.now.ticks();
-        let window = self.kernel.spec.recovery_window.ticks();
+        let now = self.kernel.now().ticks();
+        let window = self.kernel.spec().recovery_window.ticks();
         let max = self.recoveries.len();
         let in_window = self.recoveries[..self.recovery_count.min(max)]
             .iter()
@@ -413,7 +343,7 @@ impl<'a, P: Platform> Shard<'a, P> {
     /// Brings a quarantined shard back at time `now`: a fresh supervision tree from the spec
     /// (its `init`s, and the timers they start, see `now`, not the time of the last step).
     pub fn revive(&mut self, now: Instant) -> Result<(), BootError> {
-        self.kernel.now = self.kernel.now.max(now);
+        self.kernel.advance_now(now);
         if !matches!(
             self.status,
             ShardStatus::Quarantined | ShardStatus::AbortRequested
@@ -445,22 +375,12 @@ impl<'a, P: Platform> Shard<'a, P> {
             return;
         }
         self.status = ShardStatus::ShuttingDown;
-        self.kernel.shutting_down = true;
         self.platform.parts().io.cancel_all();
-        for ty in 0..self.kernel.types.len() {
-            let t = &mut self.kernel.types[ty];
-            for slot in 0..t.metas.len() as u32 {
-                if t.metas[slot as usize].is_live() {
-                    t.metas[slot as usize].notices |= NOTICE_SHUTDOWN;
-                    t.make_ready(slot);
-                }
-            }
-        }
+        self.kernel.begin_shutdown();
     }
 
     /// Tears down every remaining isolate at once (the end of a shutdown that timed out).
     pub fn force_stop(&mut self) {
-        self.kernel.shutting_down = true;
         self.with_kernel(|kernel, env| kernel.stop_all(env));
         self.status = ShardStatus::Stopped;
     }
@@ -468,7 +388,7 @@ impl<'a, P: Platform> Shard<'a, P> {
     /// Delivers a message from outside any isolate (a test, or the platform) to a local
     /// isolate. The sender is `Handle::NONE`.
     pub fn deliver(&mut self, to: Handle, out: &Outgoing) -> Result<(), SendError> {
-        if to.shard() != self.kernel.shard {
+        if to.shard() != self.kernel.shard() {
             return Err(SendError::StaleHandle);
         }
         self.kernel
@@ -477,7 +397,7 @@ impl<'a, P: Platform> Shard<'a, P> {
 
     /// The shard's id.
     pub fn id(&self) -> ShardId {
-        self.kernel.shard
+        self.kernel.shard()
     }
 
     /// The shard's status.
@@ -487,7 +407,7 @@ impl<'a, P: Platform> Shard<'a, P> {
 
     /// A snapshot of the counters.
     pub fn counters(&self) -> Counters {
-        self.kernel.counters
+        self.kernel.counters()
     }
 
     /// The platform parts (e.g. a test transport).
@@ -502,48 +422,17 @@ impl<'a, P: Platform> Shard<'a, P> {
 
     /// Handles of every live isolate on this shard, type by type, in slot order.
     pub fn live_handles(&self) -> impl Iterator<Item = Handle> + '_ {
-        self.kernel
-            .types
-            .iter()
-            .enumerate()
-            .flat_map(move |(ty, t)| {
-                t.metas
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, m)| m.is_live() && m.state != State::Initializing)
-                    .map(move |(slot, m)| {
-                        Handle::pack(
-                            self.kernel.shard,
-                            TypeId(ty as u8),
-                            slot as u32,
-                            m.generation,
-                        )
-                    })
-            })
+        self.kernel.live_handles()
     }
 
     /// Handles of the live isolates of type `T`, in slot order.
     pub fn handles<T: Isolate>(&self) -> impl Iterator<Item = Handle> + '_ {
-        let ty = self.kernel.spec.type_id_of::<T>();
-        let metas: &[Meta] = match ty {
-            Some(TypeId(t)) => self.kernel.types[usize::from(t)].metas,
-            None => &[],
-        };
-        metas.iter().enumerate().filter_map(move |(slot, m)| {
-            let ty = ty?;
-            (m.is_live() && m.state != State::Initializing)
-                .then(|| Handle::new(self.kernel.shard, ty, slot as u32, m.generation))
-                .flatten()
-        })
+        self.kernel.handles_of(self.kernel.spec().type_id_of::<T>())
     }
 
     /// Read-only typed access to a live isolate's state (for tests and checkers).
     pub fn state<T: Isolate>(&self, h: Handle) -> Option<&T> {
-        let (ty, slot) = self.kernel.locate(h)?;
-        self.kernel.arenas[usize::from(ty)]
-            .as_ref()?
-            .state(slot)?
-            .downcast_ref::<T>()
+        self.kernel.state(h)?.downcast_ref::<T>()
     }
 
     /// Whether `h` addresses a live isolate on this shard.
@@ -553,111 +442,31 @@ impl<'a, P: Platform> Shard<'a, P> {
 
     /// Pool occupancy: (free, in use, total) envelopes.
     pub fn pool_usage(&self) -> (u32, u32, u32) {
-        (
-            self.kernel.pool.free_count(),
-            self.kernel.pool.in_use(),
-            self.kernel.pool.total(),
-        )
+        self.kernel.pool_usage()
     }
 
     /// Checks every structural invariant (O(shard size); for tests and the simulator's
     /// checkers). Returns the first violation found.
     pub fn check_invariants(&self) -> Result<(), &'static str> {
-        let kernel = &self.kernel;
-        kernel.pool.check()?;
-        if kernel.pool.free_count() + kernel.pool.in_use() != kernel.pool.total() {
-            return Err("pool: free + in use != total");
-        }
-        let mut queued = 0u32;
-        for (ty, t) in kernel.types.iter().enumerate() {
-            let mut live = 0;
-            for (slot, m) in t.metas.iter().enumerate() {
-                if m.is_live() {
-                    live += 1;
-                    if m.generation == 0 {
-                        return Err("a live isolate has generation 0");
-                    }
-                    let occupied = self.kernel.arenas[ty]
-                        .as_ref()
-                        .is_some_and(|a| a.occupied(slot as u32));
-                    if m.state != State::Initializing && !occupied {
-                        return Err("a live isolate's arena slot is empty");
-                    }
-                } else {
-                    if m.mailbox.len != 0 || m.reply != crate::memory::pool::NIL {
-                        return Err("a dead slot still holds messages");
-                    }
-                    if self.kernel.arenas[ty]
-                        .as_ref()
-                        .is_some_and(|a| a.occupied(slot as u32))
-                    {
-                        return Err("a dead slot still holds an isolate");
-                    }
-                }
-                if kernel.pool.walk_len(&m.mailbox) != m.mailbox.len {
-                    return Err("mailbox length differs from its list");
-                }
-                if m.mailbox.len > t.mailbox_capacity {
-                    return Err("mailbox over capacity");
-                }
-                queued += m.mailbox.len + u32::from(m.reply != crate::memory::pool::NIL);
-            }
-            if live != t.live {
-                return Err("type live count differs from live slots");
-            }
-        }
-        if queued != kernel.pool.in_use() {
-            return Err("pool: envelopes in use != envelopes queued (leak)");
-        }
-        kernel.timers.check()?;
-        kernel.io.bufs.check()?;
-        kernel.transfers.check()?;
-        for member in kernel.groups.members.iter() {
-            if let Member::Isolate(h) = member
-                && kernel.locate(*h).is_none()
-            {
-                return Err("a supervision member points at a dead isolate");
-            }
-        }
-        Ok(())
+        self.kernel.check_invariants()
     }
 
     /// Resources in use: (message envelopes, timer entries, I/O buffers) — all zero on an
     /// empty, quiet shard.
     pub fn resources_in_use(&self) -> (u32, u32, u32) {
-        (
-            self.kernel.pool.in_use(),
-            self.kernel.timers.total() - self.kernel.timers.free_count(),
-            self.kernel.io.bufs.total() - self.kernel.io.bufs.free_count(),
-        )
+        self.kernel.resources_in_use()
     }
 
     /// Transfer buffers in use.
     pub fn transfers_in_use(&self) -> u32 {
-        self.kernel.transfers.total() - self.kernel.transfers.free_count()
+        self.kernel.transfers_in_use()
     }
 }
 
 impl<P: Platform> Drop for Shard<'_, P> {
     fn drop(&mut self) {
         // Isolates may own resources; drop them. Everything else in the region is plain data.
-        for a in self.kernel.arenas.iter_mut().flatten() {
-            a.clear();
-        }
-    }
-}
-
-struct Sink<'x, 'a> {
-    kernel: &'x mut Kernel<'a>,
-}
-
-impl CompletionSink for Sink<'_, '_> {
-    fn complete(&mut self, owner: Handle, completion: crate::model::io::IoCompletion) {
-        self.kernel.complete_io(owner, completion);
-    }
-
-    fn buffers(&mut self) -> IoBuffers<'_> {
-        self.kernel.io.bufs.view()
+        self.kernel.clear_arenas();
     }
 }
 
@@ -673,9 +482,9 @@ fn run_batch<'a, T: Trap>(
     quota: u32,
     calls: &mut u32,
 ) -> Option<(u32, Exit)> {
-    let per_isolate = parts.kernel.spec.shard.messages_per_dispatch_max;
-    let type_name = parts.kernel.spec.types[usize::from(ty)].name;
-    let shard = parts.kernel.shard;
+    let per_isolate = parts.kernel.spec().shard.messages_per_dispatch_max;
+    let type_name = parts.kernel.spec().types[usize::from(ty)].name;
+    let shard = parts.kernel.shard();
     let mut msg = Message::EMPTY;
     while *calls < quota {
         // Both `next_ready` and `after_dispatch` queue the isolate again (if it has work)
@@ -708,7 +517,7 @@ fn run_batch<'a, T: Trap>(
                 None => Ok(()),
             };
             if trapped.is_err() {
-                parts.kernel.counters.panics += 1;
+                parts.kernel.count_panic();
                 effect = Effect::Crash(CrashReason::PANIC);
             } else if !ran {
                 effect = Effect::Crash(CrashReason("internal: dispatched an empty slot"));

@@ -1,9 +1,30 @@
-//! The shard's state outside the typed arenas, and the transitions on it.
+//! The kernel: the shard's tables and every transition on them.
 //!
-//! `Kernel` owns per-type isolate metadata (structure of arrays), the message pool, the timer
-//! wheel, the I/O buffers and submission batch, and the counters. Every function here leaves
-//! every structure consistent when it returns: user code (which may panic) only ever runs
-//! *between* these calls, never inside one.
+//! [`Kernel`] owns the per-type isolate metadata (structure of arrays), the typed arenas, the
+//! message pool, the timer wheel, the I/O buffers and submission batch, the transfer buffers,
+//! the supervision tree, the log ring and the counters. Its fields are private to this
+//! folder: everything else — the [`Shard`](crate::Shard) facade, [`Ctx`](crate::Ctx),
+//! supervision's tree — changes the shard only through its named verbs, one file per
+//! concern:
+//!
+//! | file | verbs |
+//! |---|---|
+//! | `delivery` | `send`, `send_typed`, `deliver_local`, `deliver_inbound`, `deliver_reply` |
+//! | `dispatch` | `next_ready`, `after_dispatch`, `next_message` (the mailbox-head fast path) |
+//! | `calls` | `finish_call`, `apply_effect`, `start_call` |
+//! | `io` | `submit_io`, `complete_io`, `queue_reclaim`, `reclaim_orphans` |
+//! | `timers` | `advance_timers` |
+//! | `teardown` | `teardown` |
+//! | `peers` | `on_peer_event` |
+//! | `spawn` | `spawn`, `spawn_dynamic`, `place`, `stop` |
+//! | `supervise` | `exit`, `on_exit`, `start_group`, `stop_group`, `stop_all` |
+//! | `services` | what a handler asks for through `Ctx`: timers, buffers, scratch, log, … |
+//! | `step` | the kernel's side of `Shard::step` and of shutdown |
+//! | `inspect` | read-only views and `check_invariants` |
+//!
+//! Every verb leaves every structure consistent when it returns: user code (which may panic)
+//! only ever runs *between* these calls (or inside `spawn`'s trapped `init`, after the slot
+//! was reserved and before anything else changed), never in the middle of one.
 
 use crate::memory::counters::Counters;
 use crate::memory::iobuf::{BufferPool, IoState, WorkChunk};
@@ -24,10 +45,12 @@ use crate::spec::{Restart, SystemSpec};
 mod calls;
 mod delivery;
 mod dispatch;
+mod inspect;
 mod io;
 mod peers;
 mod services;
 mod spawn;
+mod step;
 mod supervise;
 mod teardown;
 mod timers;
@@ -304,41 +327,41 @@ pub(crate) enum Exit {
 
 /// The shard state outside the arenas.
 pub(crate) struct Kernel<'a> {
-    pub(crate) shard: ShardId,
+    shard: ShardId,
     /// The typed arenas, one per type. While a type's handlers run, its entry is lent out
     /// (`None` here) and its free slots are reached through the running call's
     /// [`SlotPlacer`] instead.
-    pub(crate) arenas: &'a mut [ArenaRef<'a>],
-    pub(crate) spec: &'a SystemSpec<'a>,
-    pub(crate) types: &'a mut [TypeState<'a>],
-    pub(crate) pool: Pool<'a>,
-    pub(crate) timers: TimerWheel<'a>,
-    pub(crate) due: &'a mut [u32],
-    pub(crate) io: IoState<'a>,
-    pub(crate) counters: Counters,
-    pub(crate) now: Instant,
-    pub(crate) correlation_next: u64,
-    pub(crate) shutting_down: bool,
-    pub(crate) groups: Groups<'a>,
-    pub(crate) log: LogRing<'a>,
-    pub(crate) scratch: &'a mut [WorkChunk],
+    arenas: &'a mut [ArenaRef<'a>],
+    spec: &'a SystemSpec<'a>,
+    types: &'a mut [TypeState<'a>],
+    pool: Pool<'a>,
+    timers: TimerWheel<'a>,
+    due: &'a mut [u32],
+    io: IoState<'a>,
+    counters: Counters,
+    now: Instant,
+    correlation_next: u64,
+    shutting_down: bool,
+    groups: Groups<'a>,
+    log: LogRing<'a>,
+    scratch: &'a mut [WorkChunk],
     /// Whether the scratch area may hold bytes from an earlier handler call.
-    pub(crate) scratch_dirty: bool,
-    pub(crate) transfers: BufferPool<'a>,
+    scratch_dirty: bool,
+    transfers: BufferPool<'a>,
     /// Peers announced as quarantined (bit per shard): sends to them fail at once.
-    pub(crate) quarantined_peers: ShardSet,
+    quarantined_peers: ShardSet,
     /// A descriptor delivered to the running handler call by an Accept/Open completion, and
     /// whether an isolate took ownership of it (`Ctx::own_fd`) during the call. Unclaimed
     /// when the receiver exits, it is closed instead of leaking.
-    pub(crate) pending_fd: Option<(crate::model::io::Fd, bool)>,
+    pending_fd: Option<(crate::model::io::Fd, bool)>,
     /// The error of the last socket-control call, if it failed (cleared when an `init`
     /// starts): the likely root cause when that `init` fails.
-    pub(crate) control_error: Option<crate::model::io::IoError>,
+    control_error: Option<crate::model::io::IoError>,
     /// The last `init` that failed, for the boot error.
-    pub(crate) init_failure: Option<crate::scheduler::boot::InitFailure>,
+    init_failure: Option<crate::scheduler::boot::InitFailure>,
     /// Closes of orphaned descriptors that found the submission batch full (see
     /// [`Kernel::queue_reclaim`]).
-    pub(crate) orphans: Orphans,
+    orphans: Orphans,
 }
 
 impl<'a> Kernel<'a> {

@@ -31,8 +31,9 @@ impl Kernel<'_> {
     }
 
     /// Stops the whole tree, then every isolate still live (the end of a shutdown that
-    /// timed out).
+    /// timed out); nothing is restarted.
     pub(crate) fn stop_all(&mut self, env: &mut Env<'_>) {
+        self.shutting_down = true;
         self.stop_group(env, 0);
         for ty in 0..self.types.len() as u8 {
             for slot in 0..self.types[usize::from(ty)].metas.len() as u32 {
