@@ -101,19 +101,20 @@
 //!
 //! ## Layout
 //!
-//! The module tree reads bottom-up; each folder's and file's docs state what it owns and
-//! guarantees. Imports go downwards, except within the scheduler and for the one reference the
-//! data model cannot avoid (`Isolate::handle` takes a [`Ctx`]; a [`TypeSpec`] holds its arena's
-//! function table).
+//! The module tree reads bottom-up, in the order of this table; each folder's and file's docs
+//! state what it owns and guarantees. A module imports only from the rows above its own,
+//! with two exceptions the types force (`Isolate::handle` takes the scheduler's [`Ctx`]; a
+//! [`TypeSpec`] holds its arena's function table) and the re-exports that keep old paths
+//! working (`log::LogSink`, `transport::Wake`); inside the scheduler, modules call each other.
 //!
 //! | folder | what it holds |
 //! |---|---|
 //! | `error` | [`SendError`], [`SpawnError`], [`ScratchTooSmall`]: the handler-facing errors (a leaf) |
 //! | `model/` | the data model: [`Handle`]s and ids, [`Message`]s and payloads, [`Effect`], [`Isolate`], [`Instant`]/[`Duration`], [`TransferBuf`], the I/O contract ([`io`]) |
-//! | [`spec`] | the boot spec as data, and its validation (`spec/validate.rs`) |
 //! | [`memory`] | the region and its measurement, and the bounded structures carved from it: message pool and mailbox FIFOs, I/O and transfer buffers, timer wheel, [`log`](mod@log) ring, [`Counters`] |
-//! | `cross_shard/` | the SPSC [`ring`], the [`transport`] over a shard's rings, the [`sync`] shim loom checks, [`key_to_shard`] |
 //! | [`platform`] | the seam a driver implements: `Transport`, `IoDriver`, `SocketControl`, `Trap`, `LogSink`, `Wake`, and `Bundle` |
+//! | `cross_shard/` | the SPSC [`ring`], the [`transport`] over a shard's rings, the [`sync`] shim loom checks, [`key_to_shard`] |
+//! | [`spec`] | the boot spec as data, and its validation (`spec/validate.rs`) |
 //! | `scheduler/` | [`Shard`] (the facade and `step`), the kernel, the typed arenas, [`Ctx`], supervision's tree, boot errors and the boot-layout walk |
 //!
 //! Inside the scheduler, the **kernel** owns the shard's tables (per-type isolate metadata,

@@ -18,7 +18,7 @@
 use crate::memory::pool::NIL;
 use crate::model::handle::Handle;
 use crate::model::io::IoBuf;
-use crate::platform::{IoBuffers, Submission};
+use crate::model::io::{IoBuffers, Submission};
 
 /// Buffers one handler call can hold at once (obtained or delivered).
 pub(crate) const HELD_PER_CALL_MAX: usize = 8;

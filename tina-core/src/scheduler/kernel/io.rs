@@ -5,8 +5,9 @@ use super::*;
 use crate::memory::iobuf::BufState;
 use crate::model::effect::CrashReason;
 use crate::model::handle::Handle;
+use crate::model::io::Submission;
 use crate::model::io::{Fd, IoCompletion, IoError, IoOp};
-use crate::platform::{SocketControl, Submission};
+use crate::platform::SocketControl;
 
 /// Orphaned descriptors the kernel holds while the submission batch is full. The shard hands
 /// them to the platform (`SocketControl::close_orphan`) after every teardown and every

@@ -405,26 +405,31 @@ impl<'a> Kernel<'a> {
     }
 
     /// This shard's id.
+    #[inline]
     pub(crate) fn shard(&self) -> ShardId {
         self.shard
     }
 
     /// The system's spec.
+    #[inline]
     pub(crate) fn spec(&self) -> &'a SystemSpec<'a> {
         self.spec
     }
 
     /// The time of the current step.
+    #[inline]
     pub(crate) fn now(&self) -> Instant {
         self.now
     }
 
     /// Whether a shutdown has started.
+    #[inline]
     pub(crate) fn is_shutting_down(&self) -> bool {
         self.shutting_down
     }
 
     /// Bytes per I/O buffer.
+    #[inline]
     pub(crate) fn io_buffer_size(&self) -> usize {
         self.io.bufs.buffer_size()
     }

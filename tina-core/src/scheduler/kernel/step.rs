@@ -13,6 +13,7 @@ use crate::scheduler::boot::InitFailure;
 
 impl<'a> Kernel<'a> {
     /// A step starts at `now`.
+    #[inline]
     pub(crate) fn begin_step(&mut self, now: Instant) {
         self.now = now;
     }
@@ -44,6 +45,7 @@ impl<'a> Kernel<'a> {
     }
 
     /// Before dispatch: what yielded last tick goes to the back of its ready queue.
+    #[inline]
     pub(crate) fn promote_yielded(&mut self) {
         for t in self.types.iter_mut() {
             t.promote_yielded();
@@ -51,6 +53,7 @@ impl<'a> Kernel<'a> {
     }
 
     /// Registered isolate types.
+    #[inline]
     pub(crate) fn type_count(&self) -> u8 {
         // At most TYPE_COUNT_MAX types (validated), so the last index fits a u8; the count
         // itself is only compared against.
@@ -58,27 +61,32 @@ impl<'a> Kernel<'a> {
     }
 
     /// Handler calls type `ty` may make per tick.
+    #[inline]
     pub(crate) fn quota(&self, ty: u8) -> u32 {
         self.types[usize::from(ty)].quota
     }
 
     /// Queues the isolate in (ty, slot) again if it has work.
+    #[inline]
     pub(crate) fn requeue(&mut self, ty: u8, slot: u32) {
         self.types[usize::from(ty)].make_ready(slot);
     }
 
     /// Lends type `ty`'s arena to a dispatch batch (its entry is empty until
     /// [`Kernel::return_arena`]).
+    #[inline]
     pub(crate) fn lend_arena(&mut self, ty: u8) -> Option<ArenaRef<'a>> {
         self.arenas.get_mut(usize::from(ty)).map(Option::take)
     }
 
     /// Takes back the arena lent by [`Kernel::lend_arena`].
+    #[inline]
     pub(crate) fn return_arena(&mut self, ty: u8, arena: ArenaRef<'a>) {
         self.arenas[usize::from(ty)] = arena;
     }
 
     /// A handler call panicked.
+    #[inline]
     pub(crate) fn count_panic(&mut self) {
         self.counters.panics += 1;
     }
