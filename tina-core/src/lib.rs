@@ -202,7 +202,9 @@ pub use model::message::{
 };
 pub use model::time::{Duration, Instant};
 pub use model::transfer::{TransferBuf, TransferError};
-pub use scheduler::boot::{BootError, InitFailure, SystemMemory, ring_memory_required};
+pub use scheduler::boot::{
+    BootError, InitFailure, SystemMemory, carve_rings, ring_memory_required,
+};
 pub use scheduler::ctx::Ctx;
 pub use scheduler::shard::{Shard, ShardStatus, StepReport};
 pub use spec::{

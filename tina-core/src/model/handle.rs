@@ -202,4 +202,22 @@ mod tests {
         assert!(Handle::NONE.is_none());
         assert_eq!(Handle::NONE.generation(), 0);
     }
+
+    #[test]
+    fn shard_set_holds_each_of_the_256_shards_apart() {
+        let mut set = ShardSet::EMPTY;
+        assert!(set.is_empty());
+        for s in [0u8, 63, 64, 127, 128, 255] {
+            set.insert(ShardId(s));
+        }
+        for s in 0..=255u8 {
+            let expected = matches!(s, 0 | 63 | 64 | 127 | 128 | 255);
+            assert_eq!(set.contains(ShardId(s)), expected, "shard {s}");
+        }
+        set.remove(ShardId(64));
+        assert!(!set.contains(ShardId(64)) && set.contains(ShardId(63)));
+        let others = ShardSet::all_but(ShardId(200));
+        assert!(!others.contains(ShardId(200)));
+        assert!((0..=255u8).filter(|&s| s != 200).all(|s| others.contains(ShardId(s))));
+    }
 }

@@ -1,12 +1,15 @@
 //! Booting a shard: the errors that refuse a boot, and the memory a shard and its rings need.
 
-use crate::memory::{Measure, MemoryError};
+use crate::cross_shard::ring::Ring;
+use crate::memory::{Measure, MemoryError, Region};
 use crate::model::effect::CrashReason;
 use crate::model::handle::ShardId;
 use crate::model::io::IoError;
+use crate::model::message::Message;
 use crate::scheduler::layout::{walk_rings, walk_shard};
 use crate::spec::{Location, SpecError, SystemSpec};
 use core::fmt;
+use core::mem::MaybeUninit;
 
 /// Why a shard could not boot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,6 +130,33 @@ pub fn ring_memory_required(spec: &SystemSpec<'_>, consumer: ShardId) -> Result<
     m.total().map_err(BootError::Memory)
 }
 
+/// Carves the rings consumer shard `consumer` drains from `memory` (128-aligned, at least
+/// [`ring_memory_required`] bytes), by the same walk that measures them, and hands each ring
+/// to `each` with its producer shard, in shard order. A platform splits each ring and wires
+/// the halves to the two shards.
+pub fn carve_rings<'r>(
+    spec: &SystemSpec<'_>,
+    consumer: ShardId,
+    memory: &'r mut [MaybeUninit<u8>],
+    each: impl FnMut(ShardId, &'r mut Ring<'r, Message>),
+) -> Result<(), BootError> {
+    let needed = ring_memory_required(spec, consumer)?;
+    if memory.len() < needed {
+        return Err(BootError::Memory(MemoryError::Exhausted {
+            needed,
+            available: memory.len(),
+        }));
+    }
+    let mut region = Region::new(memory).map_err(BootError::Memory)?;
+    walk_rings(&mut region, spec, consumer, each).map_err(BootError::Memory)?;
+    debug_assert_eq!(
+        region.consumed(),
+        needed,
+        "the ring walk measures what it carves"
+    );
+    Ok(())
+}
+
 /// The memory a whole system needs: every shard's region and every cross-shard ring.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SystemMemory {
@@ -159,5 +189,64 @@ impl SystemMemory {
     /// Regions and rings together (`None` if that overflows `usize`).
     pub fn total(&self) -> Option<usize> {
         self.regions.checked_add(self.rings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::RegionBlock;
+    use crate::model::effect::Effect;
+    use crate::model::isolate::Isolate;
+    use crate::scheduler::ctx::Ctx;
+    use crate::spec::{GroupSpec, ShardSpec, TypeSpec};
+    use std::vec::Vec;
+
+    struct Idle;
+
+    impl Isolate for Idle {
+        type Args = ();
+        fn init(_: &(), _: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
+            Ok((Idle, Effect::Receive))
+        }
+        fn handle(&mut self, _: &Message, _: &mut Ctx) -> Effect {
+            Effect::Receive
+        }
+    }
+
+    #[test]
+    fn carve_rings_places_one_ring_per_producer_in_exactly_the_measured_bytes() {
+        let types = [TypeSpec::of::<Idle>("idle")];
+        let shards = [
+            ShardSpec {
+                root: GroupSpec::one_for_one(&[]),
+            },
+            ShardSpec {
+                root: GroupSpec::one_for_one(&[]),
+            },
+            ShardSpec {
+                root: GroupSpec::one_for_one(&[]),
+            },
+        ];
+        let spec = SystemSpec::new(&shards, &types);
+        let consumer = ShardId(1);
+        let needed = ring_memory_required(&spec, consumer).unwrap();
+        let mut blocks = std::vec![RegionBlock([MaybeUninit::uninit(); 128]); needed.div_ceil(128)];
+        let bytes: &mut [MaybeUninit<u8>] = RegionBlock::as_bytes(&mut blocks);
+        let mut producers = Vec::new();
+        carve_rings(&spec, consumer, &mut bytes[..needed], |from, ring| {
+            producers.push((from, ring.capacity()));
+        })
+        .unwrap();
+        let capacity = |from: u8| spec.ring_capacity_between(from, 1) as usize;
+        assert_eq!(
+            producers,
+            [(ShardId(0), capacity(0)), (ShardId(2), capacity(2))]
+        );
+        let short = needed - 1;
+        assert!(matches!(
+            carve_rings(&spec, consumer, &mut bytes[..short], |_, _| {}),
+            Err(BootError::Memory(MemoryError::Exhausted { .. }))
+        ));
     }
 }
