@@ -224,6 +224,11 @@ pub enum LoomFault {
 /// fn shared<S: Sync>() {}
 /// shared::<Producer<'static, u32>>(); // error: `Producer` is not `Sync`
 /// ```
+///
+/// Hand-written, not a heapless container: the slots are caller-provided (a
+/// `static`, mapped memory, the region) with a run-time capacity, the producer publishes a
+/// batch with one release store, and loom checks it through [`crate::sync`];
+/// `heapless::spsc::Queue` owns a const-sized buffer and publishes every push.
 #[repr(C)]
 pub struct Ring<'a, T> {
     /// One past the last published slot. Written only by the producer (`Release`).

@@ -72,6 +72,10 @@ impl<'a> IoState<'a> {
 }
 
 /// A pool of equally sized buffers with generation-checked references.
+///
+/// Hand-written, not a heapless container: the buffers are one contiguous byte
+/// region (a driver registers it with the kernel) with per-buffer owner and state, sized by
+/// the boot spec; `heapless::pool` hands out boxes from `static` memory instead.
 pub(crate) struct BufferPool<'a> {
     bytes: &'a mut [u8],
     size: usize,

@@ -72,6 +72,9 @@ impl fmt::Display for Level {
 }
 
 /// One log record.
+///
+/// Hand-written, not a heapless container: a record is `Copy` plain data carved
+/// by the hundred from the region; its text is a fixed byte array and a length.
 #[derive(Clone, Copy)]
 pub struct LogRecord {
     /// Severity.
@@ -216,6 +219,11 @@ impl SiteWindow {
     }
 }
 
+/// The shard's bounded log ring and per-site rate limits, flushed to the platform each step.
+///
+/// Hand-written, not a heapless container: its capacity comes from the boot spec
+/// and its records from the region (`heapless::Deque` takes a const capacity and owns its
+/// buffer).
 pub(crate) struct LogRing<'a> {
     records: &'a mut [LogRecord],
     len: usize,

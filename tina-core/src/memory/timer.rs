@@ -78,6 +78,11 @@ pub(crate) struct Fired {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct TimersExhausted;
 
+/// The shard's timers: a hashed wheel of spokes over one pool of entries.
+///
+/// Hand-written, not a heapless container: entries sit on per-isolate intrusive
+/// lists (teardown cancels them all) and in wheel spokes at once, over a pool sized by the
+/// boot spec and carved from the region.
 pub(crate) struct TimerWheel<'a> {
     entries: &'a mut [TimerEntry],
     spokes: &'a mut [u32],

@@ -218,6 +218,10 @@ mod tests {
         assert!(!set.contains(ShardId(64)) && set.contains(ShardId(63)));
         let others = ShardSet::all_but(ShardId(200));
         assert!(!others.contains(ShardId(200)));
-        assert!((0..=255u8).filter(|&s| s != 200).all(|s| others.contains(ShardId(s))));
+        assert!(
+            (0..=255u8)
+                .filter(|&s| s != 200)
+                .all(|s| others.contains(ShardId(s)))
+        );
     }
 }

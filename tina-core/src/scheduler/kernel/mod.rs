@@ -163,6 +163,9 @@ impl Meta {
 }
 
 /// An intrusive queue of slots linked through `Meta::queue_next`.
+///
+/// Hand-written, not a heapless container: a queue of slots linked through their
+/// own metadata costs no storage beyond the metadata array.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct SlotQueue {
     head: u32,
