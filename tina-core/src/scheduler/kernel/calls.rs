@@ -1,7 +1,7 @@
 //! Calls and effects: starting a call (correlation, timeout timer) and applying the effect a
 //! handler or `init` returned.
 
-use super::*;
+use super::{CallFailure, Env, Exit, Kernel, State};
 use crate::memory::pool::{Class, NIL};
 use crate::memory::timer::TimerKind;
 use crate::model::effect::{CrashReason, Effect};

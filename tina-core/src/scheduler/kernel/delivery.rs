@@ -1,7 +1,7 @@
 //! Delivery: putting a message into a local mailbox (or handing it to the transport), and
 //! accepting replies and inbound envelopes from other shards.
 
-use super::*;
+use super::{Kernel, State, TypeState};
 use crate::error::SendError;
 use crate::memory::pool::{Class, NIL};
 use crate::model::handle::Handle;

@@ -1,7 +1,7 @@
 //! Taking the next thing to dispatch: the mailbox head on the fast path, otherwise notices,
 //! replies, completions and resumptions by the isolate's state.
 
-use super::*;
+use super::{Kernel, Meta, NOTICE_SHUTDOWN, State};
 use crate::memory::iobuf::BufState;
 use crate::memory::pool::{NIL, Pool};
 use crate::model::message::{Message, system_tag};

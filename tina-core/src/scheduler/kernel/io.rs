@@ -1,7 +1,7 @@
 //! I/O bookkeeping: the submission batch, completions coming back, and reclaiming descriptors
 //! and buffers whose owner is gone.
 
-use super::*;
+use super::{Kernel, State};
 use crate::memory::iobuf::BufState;
 use crate::model::effect::CrashReason;
 use crate::model::handle::Handle;

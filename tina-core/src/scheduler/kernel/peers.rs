@@ -1,6 +1,6 @@
 //! Peer events: a peer shard restarted or was quarantined.
 
-use super::*;
+use super::{CallFailure, Kernel, State};
 use crate::error::SendError;
 use crate::memory::pool::{Class, NIL};
 use crate::model::message::{Message, system_tag};

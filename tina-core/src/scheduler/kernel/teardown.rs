@@ -1,6 +1,6 @@
 //! Teardown: returning everything an isolate held, so its slot can be reused.
 
-use super::*;
+use super::Kernel;
 use crate::memory::pool::{Fifo, NIL};
 use crate::model::io::IoOp;
 

@@ -1,6 +1,6 @@
 //! Timers: firing due entries (user timers and call timeouts), bounded per tick.
 
-use super::*;
+use super::{CallFailure, Kernel, State};
 use crate::memory::pool::{Class, NIL};
 use crate::memory::timer::TimerKind;
 use crate::model::message::Message;
