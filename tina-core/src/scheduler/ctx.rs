@@ -38,8 +38,9 @@ pub(crate) struct CtxParts<'p, 'a> {
 pub struct Ctx<'x, 'a> {
     kernel: &'x mut Kernel<'a>,
     env: Env<'x>,
-    /// The free slots of the running isolate's own arena (lent out of the kernel while its
-    /// type's handlers run); `None` outside handler calls.
+    /// The free slots of the arena lent out of the kernel to the running dispatch batch
+    /// (where a spawn of the running type places its child); `None` when no arena is lent
+    /// out (boot, supervision).
     own: Option<&'x mut dyn SlotPlacer>,
     me: Handle,
     group: u16,
