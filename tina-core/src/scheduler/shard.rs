@@ -8,28 +8,31 @@
 //!             ├─ 4. submit this tick's I/O batch ─── IoDriver::submit (one batch)
 //!             ├─ 5. publish outbound channels ────── Transport::publish (one release per ring)
 //!             ├─ 6. advance timers ──────────────── ≤ timer_expirations_per_tick_max fire
-//!             └─ 7. report ───────────────────────── work left? next deadline? counters
+//!             ├─ 7. flush the log ring ───────────── LogSink::write
+//!             └─ 8. report ───────────────────────── work left? next deadline? counters
 //! ```
+//!
+//! The shard sequences the phases and owns the platform; each phase's work is a kernel verb
+//! (`kernel/step.rs`, and `run_batch` below for the dispatch loop).
 //!
 //! Every loop in `step` has a bound from the spec, so one tick has a worst-case cost that can
 //! be stated. The platform uses the [`StepReport`] to decide between stepping again at once,
 //! sleeping until `next_deadline`, or sleeping until woken.
 
-use crate::memory::counters::Counters;
-use crate::model::effect::{CrashReason, Effect};
-use crate::model::handle::{Handle, ShardId, TypeId};
-use crate::scheduler::arena::ArenaRef;
-use crate::scheduler::ctx::CtxParts;
-use crate::scheduler::kernel::{Env, Exit, Kernel};
-
 use crate::error::SendError;
+use crate::memory::counters::Counters;
 use crate::memory::pool::Class;
 use crate::memory::{Measure, MemoryError, Region};
+use crate::model::effect::{CrashReason, Effect};
+use crate::model::handle::{Handle, ShardId, TypeId};
 use crate::model::isolate::Isolate;
 use crate::model::message::{Message, Outgoing};
 use crate::model::time::Instant;
 use crate::platform::{CallKind, IoDriver, Parts, PeerEvent, Platform, Transport, Trap, TrapCall};
+use crate::scheduler::arena::ArenaRef;
 use crate::scheduler::boot::{BootError, InitFailure, region_size};
+use crate::scheduler::ctx::CtxParts;
+use crate::scheduler::kernel::{Env, Exit, Kernel};
 use crate::scheduler::layout::walk_shard;
 use crate::scheduler::supervision::Verdict;
 use crate::spec::{QuarantinePolicy, SystemSpec};
