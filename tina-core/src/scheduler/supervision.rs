@@ -239,9 +239,10 @@ pub(crate) enum Verdict {
     RecoverShard,
 }
 
-/// How an exited isolate was registered.
+/// How an isolate is registered with supervision: what a spawn needs to start it, and what
+/// its supervisor needs to restart it when it exits.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Departed {
+pub(crate) struct Registration {
     pub(crate) ty: u8,
     pub(crate) group: u16,
     pub(crate) member: u16,

@@ -11,14 +11,13 @@ use crate::platform::{CallKind, TrapCall};
 use crate::scheduler::arena::{SlotPlacer, reborrow};
 use crate::scheduler::boot::InitFailure;
 use crate::scheduler::ctx::Ctx;
-use crate::scheduler::supervision::DYNAMIC_MEMBER;
+use crate::scheduler::supervision::{DYNAMIC_MEMBER, Registration};
 use crate::spec::{Location, Restart};
 use core::any::Any;
 
 impl<'a> Kernel<'a> {
     /// Spawns a dynamic child of type `ty` into supervision group `group` (see
     /// [`Kernel::spawn`]), if the group has room for another.
-    #[allow(clippy::too_many_arguments)] // reason: the child's whole registration, one call
     pub(crate) fn spawn_dynamic(
         &mut self,
         env: &mut Env<'_>,
@@ -32,28 +31,37 @@ impl<'a> Kernel<'a> {
             self.counters.spawn_failures += 1;
             return Err(SpawnError::GroupFull);
         }
-        let r = self.spawn(env, own, ty, args, group, DYNAMIC_MEMBER, restart);
+        let child = Registration {
+            ty,
+            group,
+            member: DYNAMIC_MEMBER,
+            restart,
+            args,
+        };
+        let r = self.spawn(env, own, child);
         if r.is_err() {
             self.groups.release_dynamic(group);
         }
         r
     }
 
-    /// Reserves a slot of type `ty`, runs `init` through the trap (with a context whose
+    /// Reserves a slot of the child's type, runs `init` through the trap (with a context whose
     /// identity is the child), places the isolate and applies its first effect. `own` is the
     /// running handler's own arena (its free slots), when a handler spawns; `None` outside
     /// handler calls (boot, supervision), when every arena is in [`Kernel::arenas`].
-    #[allow(clippy::too_many_arguments)] // reason: the child's whole registration, one call
     pub(crate) fn spawn(
         &mut self,
         env: &mut Env<'_>,
         mut own: Option<&mut dyn SlotPlacer>,
-        ty: u8,
-        args: InitArgs,
-        group: u16,
-        member: u16,
-        restart: Restart,
+        registration: Registration,
     ) -> Result<Handle, SpawnError> {
+        let Registration {
+            ty,
+            group,
+            member,
+            restart,
+            args,
+        } = registration;
         let Some((slot, _)) = self.types[usize::from(ty)].reserve(&mut self.counters) else {
             self.counters.spawn_failures += 1;
             return Err(SpawnError::ArenaFull);

@@ -7,7 +7,7 @@ use crate::error::SpawnError;
 use crate::model::effect::CrashReason;
 use crate::model::handle::{Handle, TypeId};
 use crate::scheduler::boot::InitFailure;
-use crate::scheduler::supervision::{DYNAMIC_MEMBER, Departed, Member, NO_PARENT, Verdict};
+use crate::scheduler::supervision::{DYNAMIC_MEMBER, Member, NO_PARENT, Registration, Verdict};
 use crate::spec::{ChildSpec, Location, Restart, Strategy};
 
 impl Kernel<'_> {
@@ -15,7 +15,7 @@ impl Kernel<'_> {
     /// its supervisor decide ([`Kernel::on_exit`]).
     pub(crate) fn exit(&mut self, env: &mut Env<'_>, ty: u8, slot: u32, exit: Exit) -> Verdict {
         let m = *self.meta(ty, slot);
-        let departed = Departed {
+        let departed = Registration {
             ty,
             group: m.group,
             member: m.member,
@@ -52,7 +52,7 @@ impl Kernel<'_> {
     }
 
     /// Supervises an isolate that has been torn down.
-    pub(crate) fn on_exit(&mut self, env: &mut Env<'_>, d: Departed, exit: Exit) -> Verdict {
+    pub(crate) fn on_exit(&mut self, env: &mut Env<'_>, d: Registration, exit: Exit) -> Verdict {
         let restart = match d.restart {
             Restart::Permanent => true,
             Restart::Transient => matches!(exit, Exit::Crashed(_)),
@@ -70,10 +70,7 @@ impl Kernel<'_> {
                     return self.escalate(env, d.group);
                 }
                 self.counters.restarts += 1;
-                if self
-                    .spawn(env, None, d.ty, d.args, d.group, DYNAMIC_MEMBER, d.restart)
-                    .is_ok()
-                {
+                if self.spawn(env, None, d).is_ok() {
                     return Verdict::Handled;
                 }
             }
@@ -174,7 +171,14 @@ impl Kernel<'_> {
                         debug_assert!(false, "a validated spec's children have registered types");
                         return Err(m);
                     };
-                    match self.spawn(env, None, ty, args, g, m, restart) {
+                    let child = Registration {
+                        ty,
+                        group: g,
+                        member: m,
+                        restart,
+                        args,
+                    };
+                    match self.spawn(env, None, child) {
                         // An `init` that returned `Done` left nothing running: the member
                         // is stopped, not a handle to a dead isolate.
                         Ok(h) if self.locate(h).is_none() => {
