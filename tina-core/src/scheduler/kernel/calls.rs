@@ -48,7 +48,7 @@ impl<'a> Kernel<'a> {
 
     /// Starts a call from `me`. The caller is parked whatever happens: a failed send or a
     /// missing timer arrives as an immediate `CALL_TIMEOUT`.
-    pub(crate) fn start_call(
+    pub(super) fn start_call(
         &mut self,
         transport: &mut dyn Transport,
         ty: u8,
@@ -99,7 +99,7 @@ impl<'a> Kernel<'a> {
     /// Applies the effect returned by a handler (or `init`). `call` is the call being handled
     /// (source, correlation), if any. Returns the exit if the isolate must be torn down. The
     /// caller queues the isolate afterwards if it has work (`TypeState::make_ready`).
-    pub(crate) fn apply_effect(
+    pub(super) fn apply_effect(
         &mut self,
         transport: &mut dyn Transport,
         ty: u8,

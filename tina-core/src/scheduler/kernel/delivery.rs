@@ -19,7 +19,7 @@ impl<'a> Kernel<'a> {
     /// pool envelope (which must end up addressed to `dst`). Nothing is written when the
     /// delivery is refused.
     #[inline]
-    pub(crate) fn deliver_local_with(
+    pub(super) fn deliver_local_with(
         &mut self,
         dst: Handle,
         class: Class,
@@ -51,7 +51,7 @@ impl<'a> Kernel<'a> {
     }
 
     /// Accepts a reply only if the caller is waiting for exactly this correlation.
-    pub(crate) fn deliver_reply(&mut self, msg: &Message) {
+    pub(super) fn deliver_reply(&mut self, msg: &Message) {
         let waiting = self.locate(msg.dst()).filter(|&(ty, slot)| {
             let m = &self.types[usize::from(ty)].metas[slot as usize];
             m.state == State::AwaitingReply
@@ -80,7 +80,7 @@ impl<'a> Kernel<'a> {
     }
 
     /// Delivers a message from another shard.
-    pub(crate) fn deliver_inbound(&mut self, msg: &Message) {
+    pub(super) fn deliver_inbound(&mut self, msg: &Message) {
         if msg.transfer().is_some() {
             // Transfer buffers never leave their shard; such a message is malformed.
             self.counters.stale_deliveries += 1;

@@ -97,7 +97,7 @@ impl<'a> Kernel<'a> {
     /// The next thing to dispatch to an isolate, by its state: notices, replies,
     /// completions, resumption, or the head of its mailbox.
     #[cold]
-    pub(crate) fn next_message(&mut self, ty: u8, slot: u32) -> Option<Message> {
+    pub(super) fn next_message(&mut self, ty: u8, slot: u32) -> Option<Message> {
         let me = self.handle(ty, slot);
         let m = self.meta(ty, slot);
         match m.state {

@@ -77,7 +77,7 @@ impl<'a> Kernel<'a> {
     }
 
     /// Takes a completion from the platform.
-    pub(crate) fn complete_io(&mut self, owner: Handle, c: IoCompletion) {
+    pub(super) fn complete_io(&mut self, owner: Handle, c: IoCompletion) {
         let target = self.locate(owner).filter(|&(ty, slot)| {
             let m = &self.types[usize::from(ty)].metas[slot as usize];
             m.state == State::AwaitingIo && m.io_in_flight
@@ -122,7 +122,7 @@ impl<'a> Kernel<'a> {
     /// a held descriptor, so closing it ahead of the batch cannot let a late operation act
     /// on a new descriptor that reuses the number. Both ways count `io_reclaims_deferred`;
     /// a full hold list counts `io_reclaims_lost`.
-    pub(crate) fn queue_reclaim(&mut self, op: IoOp) {
+    pub(super) fn queue_reclaim(&mut self, op: IoOp) {
         let reclaim = Submission {
             owner: Handle::NONE,
             op,
@@ -157,7 +157,7 @@ impl<'a> Kernel<'a> {
 
     /// Hands the held orphaned descriptors to the platform to close at once, or to the
     /// submission batch if it has room again; keeps the rest.
-    pub(crate) fn reclaim_orphans(&mut self, control: &mut dyn SocketControl) {
+    pub(super) fn reclaim_orphans(&mut self, control: &mut dyn SocketControl) {
         let held = core::mem::take(&mut self.orphans);
         for &fd in &held {
             if control.close_orphan(fd) {

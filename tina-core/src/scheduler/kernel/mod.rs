@@ -146,12 +146,12 @@ impl Meta {
         args: InitArgs::EMPTY,
     };
 
-    pub(crate) fn is_live(&self) -> bool {
+    fn is_live(&self) -> bool {
         !matches!(self.state, State::Free | State::Retired)
     }
 
     /// Whether the isolate has something to be dispatched with right now.
-    pub(crate) fn has_work(&self) -> bool {
+    fn has_work(&self) -> bool {
         match self.state {
             State::Receiving => self.notices != 0 || !self.mailbox.is_empty(),
             State::Yielded => true,
@@ -251,7 +251,7 @@ impl<'a> TypeState<'a> {
 
     /// Pops the next ready slot (its `queued` flag cleared).
     #[inline]
-    pub(crate) fn pop_ready(&mut self) -> Option<u32> {
+    fn pop_ready(&mut self) -> Option<u32> {
         let slot = Self::pop(self.metas, &mut self.ready)?;
         self.metas[slot as usize].queued = false;
         Some(slot)
@@ -259,7 +259,7 @@ impl<'a> TypeState<'a> {
 
     /// Queues a slot that has work, unless it is queued already.
     #[inline]
-    pub(crate) fn make_ready(&mut self, slot: u32) {
+    fn make_ready(&mut self, slot: u32) {
         let m = &mut self.metas[slot as usize];
         if m.queued || !m.has_work() {
             return;
@@ -281,7 +281,7 @@ impl<'a> TypeState<'a> {
 
     /// Takes a free slot, bumping its generation. Slots whose generation is exhausted are
     /// retired. Returns the slot and its new generation.
-    pub(crate) fn reserve(&mut self, counters: &mut Counters) -> Option<(u32, u32)> {
+    fn reserve(&mut self, counters: &mut Counters) -> Option<(u32, u32)> {
         loop {
             let slot = self.free.head;
             if slot == NIL {
@@ -465,7 +465,7 @@ impl<'a> Kernel<'a> {
         (m.generation == h.generation() && m.is_live()).then_some((ty, h.slot()))
     }
 
-    pub(crate) fn meta(&mut self, ty: u8, slot: u32) -> &mut Meta {
+    fn meta(&mut self, ty: u8, slot: u32) -> &mut Meta {
         &mut self.types[usize::from(ty)].metas[slot as usize]
     }
 

@@ -9,7 +9,7 @@ use crate::platform::PeerEvent;
 impl<'a> Kernel<'a> {
     /// A peer shard changed status: calls waiting on it fail fast (as if their request had
     /// gone to a stale handle), and isolates that watch shards get a notice.
-    pub(crate) fn on_peer_event(&mut self, peer: crate::model::handle::ShardId, event: PeerEvent) {
+    pub(super) fn on_peer_event(&mut self, peer: crate::model::handle::ShardId, event: PeerEvent) {
         let tag = match event {
             PeerEvent::Restarted => {
                 self.quarantined_peers.remove(peer);
@@ -54,7 +54,7 @@ impl<'a> Kernel<'a> {
         }
     }
 
-    pub(crate) fn is_quarantined_peer(&self, peer: crate::model::handle::ShardId) -> bool {
+    pub(super) fn is_quarantined_peer(&self, peer: crate::model::handle::ShardId) -> bool {
         self.quarantined_peers.contains(peer)
     }
 }

@@ -49,7 +49,7 @@ impl<'a> Kernel<'a> {
     /// identity is the child), places the isolate and applies its first effect. `own` is the
     /// running handler's own arena (its free slots), when a handler spawns; `None` outside
     /// handler calls (boot, supervision), when every arena is in [`Kernel::arenas`].
-    pub(crate) fn spawn(
+    pub(super) fn spawn(
         &mut self,
         env: &mut Env<'_>,
         mut own: Option<&mut dyn SlotPlacer>,
@@ -165,7 +165,7 @@ impl<'a> Kernel<'a> {
     /// Stops the isolate in (ty, slot) without supervision: drops its value, tears its slot
     /// down ([`Kernel::teardown`]), then hands any descriptor it orphaned while the submission
     /// batch was full to the platform to close at once.
-    pub(crate) fn stop(
+    pub(super) fn stop(
         &mut self,
         env: &mut Env<'_>,
         own: Option<&mut dyn SlotPlacer>,

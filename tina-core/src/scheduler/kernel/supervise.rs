@@ -45,14 +45,14 @@ impl Kernel<'_> {
     }
 
     /// Tears down the isolate in (ty, slot) without supervision (it is being stopped).
-    pub(crate) fn stop_isolate(&mut self, env: &mut Env<'_>, h: Handle) {
+    pub(super) fn stop_isolate(&mut self, env: &mut Env<'_>, h: Handle) {
         if let Some((ty, slot)) = self.locate(h) {
             self.stop(env, None, ty, slot);
         }
     }
 
     /// Supervises an isolate that has been torn down.
-    pub(crate) fn on_exit(&mut self, env: &mut Env<'_>, d: Registration, exit: Exit) -> Verdict {
+    pub(super) fn on_exit(&mut self, env: &mut Env<'_>, d: Registration, exit: Exit) -> Verdict {
         let restart = match d.restart {
             Restart::Permanent => true,
             Restart::Transient => matches!(exit, Exit::Crashed(_)),
@@ -156,7 +156,7 @@ impl Kernel<'_> {
     }
 
     /// Starts the stopped members `from..to` in order. On a failure returns the member.
-    pub(crate) fn start_members(
+    pub(super) fn start_members(
         &mut self,
         env: &mut Env<'_>,
         g: u16,

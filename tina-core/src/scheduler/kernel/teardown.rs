@@ -9,7 +9,7 @@ impl<'a> Kernel<'a> {
     /// reply returned to the pool, call and timers cancelled, in-flight I/O left to be
     /// reclaimed on completion. The caller drops the isolate value from its arena. Only
     /// returns resources, so it works when every pool is full.
-    pub(crate) fn teardown(&mut self, ty: u8, slot: u32) {
+    pub(super) fn teardown(&mut self, ty: u8, slot: u32) {
         let m = self.meta(ty, slot);
         let mut mailbox = core::mem::replace(&mut m.mailbox, Fifo::EMPTY);
         let reply = core::mem::replace(&mut m.reply, NIL);
