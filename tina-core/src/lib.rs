@@ -95,72 +95,121 @@
 //! - **Mailboxes**: intrusive FIFOs over the shard's one message pool (12 bytes per isolate);
 //!   I/O completions, call timeouts and shutdown notices live in the isolate's metadata and
 //!   never need a pool slot; replies and timers may use the system reserve.
-//! - **Memory**: one 128-aligned region per shard, carved once; [`Shard::memory_required`]
-//!   replays the carve, so the size is exact.
+//! - **Memory**: one 128-aligned region per shard, carved once. One boot-layout walk both
+//!   measures ([`Shard::memory_required`], [`ring_memory_required`], [`SystemMemory`]) and
+//!   carves, so the size is exact and the two cannot disagree.
 //!
-//! Each module's docs state what it owns and guarantees: [`io`] for the I/O contract,
-//! [`platform`] for the seam a driver implements, [`memory`] for boot-time memory, [`ring`] and
-//! [`transport`] for cross-shard messaging, [`spec`] for the boot spec and its validation.
+//! ## Layout
+//!
+//! The module tree reads bottom-up, in the order of this table; each folder's and file's docs
+//! state what it owns and guarantees. A module imports only from the rows above its own,
+//! with two exceptions the types force (`Isolate::handle` takes the scheduler's [`Ctx`]; a
+//! [`TypeSpec`] holds its arena's function table) and the re-exports that keep old paths
+//! working (`log::LogSink`, `transport::Wake`); inside the scheduler, modules call each other.
+//!
+//! | folder | what it holds |
+//! |---|---|
+//! | `error` | [`SendError`], [`SpawnError`], [`ScratchTooSmall`]: the handler-facing errors (a leaf) |
+//! | `model/` | the data model: [`Handle`]s and ids, [`Message`]s and payloads, [`Effect`], [`Isolate`], [`Instant`]/[`Duration`], [`TransferBuf`], the I/O contract ([`io`]) |
+//! | [`memory`] | the region and its measurement, and the bounded structures carved from it: message pool and mailbox FIFOs, I/O and transfer buffers, timer wheel, [`log`](mod@log) ring, [`Counters`] |
+//! | [`platform`] | the seam a driver implements: `Transport`, `IoDriver`, `SocketControl`, `Trap`, `LogSink`, `Wake`, and `Bundle` |
+//! | `cross_shard/` | the SPSC [`ring`], the [`transport`] over a shard's rings, the [`sync`] shim loom checks, [`key_to_shard`] |
+//! | [`spec`] | the boot spec as data, and its validation (`spec/validate.rs`) |
+//! | `scheduler/` | [`Shard`] (the facade and `step`), the kernel, the typed arenas, [`Ctx`], supervision's tree, boot errors and the boot-layout walk; the drivers' glue: [`wiring`] (rings carved by that walk) and the [`sleep`] guard |
+//!
+//! Inside the scheduler, the **kernel** owns the shard's tables (per-type isolate metadata,
+//! arenas, pool, timers, I/O state, supervision tree, log, counters) and performs every
+//! transition through a named verb, one file per concern: `delivery` (into mailboxes, to the
+//! transport, inbound and replies), `dispatch` (the next message of a ready isolate), `calls`
+//! (calls and applying effects), `io` (the submission batch, completions, reclaiming orphaned
+//! descriptors), `timers`, `teardown`, `peers` (peer shard events), `spawn` and `supervise`.
+//! [`Ctx`] is the handler's thin view of it: the kernel, the platform parts, and who is
+//! running. The [`Shard`] sequences `step`'s phases and owns the platform.
+//!
+//! ## A message through the code
+//!
+//! A local send, from `ctx.send(to, &value)` to the receiver's handler:
+//!
+//! 1. [`Ctx::send`] → `Kernel::send_typed` (kernel/delivery.rs): `to` is on this shard, so
+//!    `Kernel::deliver_local_with` checks the handle's generation and the mailbox capacity,
+//!    writes the envelope straight into a pool slot (`Pool::alloc_with`), appends it to the
+//!    receiver's mailbox FIFO (`Pool::push`) and, if the receiver waits for messages, puts it
+//!    on its type's ready queue (`TypeState::make_ready`). Any refusal is a [`SendError`]
+//!    returned at once and counted.
+//! 2. [`Shard::step`], phase 3, runs each type's ready queue: `Shard::dispatch_type` →
+//!    `Shard::dispatch_batch` lends the type's arena out of the kernel → `run_batch` →
+//!    `Kernel::next_ready` (kernel/dispatch.rs) pops the isolate and takes its mailbox head
+//!    (`take_mailbox_head`, the fast path; notices, replies and completions go through
+//!    `Kernel::next_message`).
+//! 3. Inside the platform's `Trap::run`, `ErasedArena::dispatch` (arena.rs) builds the
+//!    [`Ctx`] (`Ctx::of_call`) and calls [`Isolate::handle`], which returns an [`Effect`].
+//! 4. `Kernel::finish_call` (kernel/calls.rs) applies it: `Receive` is left to
+//!    `Kernel::after_dispatch` (which takes the same isolate's next message, up to
+//!    `messages_per_dispatch_max` in a row, or queues it again); anything else goes through
+//!    `Kernel::apply_effect` (start a call, reply, submit I/O, yield). `Done` or `Crash`
+//!    ends the batch: `Shard::exit_isolate` → `Kernel::exit` (kernel/supervise.rs) stops the
+//!    isolate (`Kernel::stop` → `Kernel::teardown`) and lets its supervisor decide.
+//!
+//! A cross-shard send takes the same first call and then the ring:
+//!
+//! 1. `Kernel::send_typed` sees another shard and goes to `Kernel::send`, which checks the
+//!    shard exists and is not quarantined, then `Transport::send`: for [`RingTransport`] a
+//!    `Producer::try_push` into the ring `me → dst` (a full ring is `MailboxFull`), not yet
+//!    visible to the consumer.
+//! 2. Phase 5 of the sender's `step`: `Transport::publish` → `Producer::publish` (one
+//!    release store per ring written this tick) and a wake-up for each such peer that is
+//!    asleep.
+//! 3. Phase 1 of the receiver's `step`: `Transport::receive` → `Consumer::drain` (then
+//!    `commit`) → `Kernel::deliver_inbound`, which hands a reply to `Kernel::deliver_reply`
+//!    and anything else to `Kernel::deliver_local` — the mailbox of step 1 above.
+//!
+//! [`RingTransport`]: transport::RingTransport
 #![no_std]
 #![deny(unsafe_code)]
 #![deny(clippy::float_arithmetic)]
+#![deny(clippy::too_many_lines)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(any(test, feature = "std"))]
 extern crate std;
 
-mod arena;
-mod core;
-mod counters;
-mod ctx;
-mod effect;
-mod handle;
-pub mod io;
-mod iobuf;
-mod isolate;
-pub mod log;
-#[allow(unsafe_code)]
+mod cross_shard;
+mod error;
 pub mod memory;
-mod message;
-mod placement;
+mod model;
 pub mod platform;
-mod pool;
-#[allow(unsafe_code)]
-pub mod ring;
-mod shard;
-pub mod sleep;
+mod scheduler;
 pub mod spec;
-mod supervision;
-pub mod sync;
 #[cfg(any(test, feature = "std"))]
 pub mod testing;
-mod time;
-mod timer;
-mod transfer;
-pub mod transport;
-pub mod wiring;
 
-pub use counters::Counters;
-pub use ctx::{Ctx, ScratchTooSmall};
-pub use effect::{CrashReason, Effect};
-pub use handle::{GENERATION_MAX, Handle, SLOT_MAX, ShardId, TypeId};
-pub use isolate::{INIT_ARGS_SIZE_MAX, InitArgs, Isolate};
-pub use message::{
+pub use cross_shard::{ring, sync, transport};
+pub use memory::log;
+pub use model::io;
+pub use scheduler::{sleep, wiring};
+
+pub use cross_shard::placement::key_to_shard;
+pub use error::{ScratchTooSmall, SendError, SpawnError};
+pub use memory::counters::Counters;
+pub use memory::timer::{TimerId, TimersExhausted};
+pub use model::effect::{CrashReason, Effect};
+pub use model::handle::{
+    GENERATION_MAX, Handle, SHARD_COUNT_MAX, SLOT_MAX, ShardId, TYPE_COUNT_MAX, TypeId,
+};
+pub use model::isolate::{INIT_ARGS_SIZE_MAX, InitArgs, Isolate};
+pub use model::message::{
     CallToken, Message, Outgoing, PAYLOAD_SIZE_MAX, Payload, PayloadTooLarge, Tag, USER_TAG_MIN,
     UserTag, system_tag,
 };
-pub use placement::key_to_shard;
-pub use shard::{
-    BootError, InitFailure, SendError, Shard, ShardStatus, SpawnError, StepReport, SystemMemory,
-    ring_memory_required,
-};
+pub use model::time::{Duration, Instant};
+pub use model::transfer::{TransferBuf, TransferError};
+pub use scheduler::boot::{BootError, InitFailure, SystemMemory, ring_memory_required};
+pub use scheduler::ctx::Ctx;
+pub use scheduler::shard::{Shard, ShardStatus, StepReport};
 pub use spec::{
     ChildSpec, GroupSpec, QuarantinePolicy, Restart, RestartBudget, ShardConfig, ShardSpec,
     SpecError, Strategy, SystemSpec, TypeRef, TypeSpec,
 };
-pub use time::{Duration, Instant};
-pub use timer::{TimerId, TimersExhausted};
-pub use transfer::{TransferBuf, TransferError};
 
 /// Re-exported so user payload types can derive `Pod` through one dependency path.
 pub use bytemuck;

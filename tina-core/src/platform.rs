@@ -10,15 +10,17 @@
 //! | [`IoDriver`] | I/O submission/completion | io_uring or epoll | simulated TCP/UDP/files | none |
 //! | [`SocketControl`] | synchronous socket calls | libc | simulated | none |
 //! | [`Trap`] | how a handler is invoked | `catch_unwind` | `catch_unwind` | direct call |
+//! | [`LogSink`] | where log records go | stderr | the trace | the board |
+//! | [`Wake`] | waking a peer shard that sleeps | eventfd write | not needed | `SEV` |
 //!
 //! Contracts are stated on each method; a platform that breaks one can make the shard drop
 //! messages (counted) but never makes it unsound.
 
-use crate::handle::{Handle, ShardId};
-use crate::io::{Control, ControlOutcome, IoBuf, IoCompletion, IoError, IoOp};
-use crate::log::LogSink;
-use crate::message::Message;
-use crate::shard::SendError;
+use crate::error::SendError;
+use crate::memory::log::LogRecord;
+use crate::model::handle::{Handle, ShardId};
+use crate::model::io::{Control, ControlOutcome, IoCompletion, IoError};
+use crate::model::message::Message;
 
 /// Cross-shard message transport for one shard.
 pub trait Transport {
@@ -61,54 +63,9 @@ pub enum PeerEvent {
     Quarantined,
 }
 
-/// One I/O operation handed to the platform.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Submission {
-    /// The isolate that asked for it (`Handle::NONE` for reclaim work such as closing a
-    /// descriptor whose owner is gone). Use it as the operation's user data.
-    pub owner: Handle,
-    /// The operation.
-    pub op: IoOp,
-    /// For operations that receive data, the buffer to fill (the core chose it).
-    pub buf: Option<IoBuf>,
-}
-
-/// The shard's reactor-owned buffers, as seen by the platform.
-pub struct IoBuffers<'x> {
-    pub(crate) bytes: &'x mut [u8],
-    pub(crate) size: usize,
-}
-
-impl<'x> IoBuffers<'x> {
-    /// A view of `bytes` as buffers of `size` bytes each (the core builds the real one; this
-    /// is for a platform's own tests of its driver).
-    pub fn new(bytes: &'x mut [u8], size: usize) -> IoBuffers<'x> {
-        IoBuffers { bytes, size }
-    }
-
-    /// The bytes of one buffer.
-    pub fn get(&self, buf: IoBuf) -> Option<&[u8]> {
-        let start = buf.index().checked_mul(self.size)?;
-        self.bytes.get(start..start + self.size)
-    }
-
-    /// The bytes of one buffer, writable.
-    pub fn get_mut(&mut self, buf: IoBuf) -> Option<&mut [u8]> {
-        let start = buf.index().checked_mul(self.size)?;
-        self.bytes.get_mut(start..start + self.size)
-    }
-
-    /// Bytes per buffer.
-    pub fn buffer_size(&self) -> usize {
-        self.size
-    }
-
-    /// All buffers as one contiguous region (for registering with the kernel). The region
-    /// lives as long as the shard and does not move.
-    pub fn region(&mut self) -> &mut [u8] {
-        self.bytes
-    }
-}
+/// The I/O operations and buffer view the core hands over are part of the I/O contract
+/// ([`crate::io`]); named here too, as the seam's types.
+pub use crate::model::io::{IoBuffers, Submission};
 
 /// Where the platform reports completions.
 pub trait CompletionSink {
@@ -132,7 +89,7 @@ pub trait SocketControl {
     /// operations on `fd`, as for a submitted `Close`. Returns `false` if this platform
     /// cannot close synchronously; the core then queues the close into the next batch.
     /// The default returns `false`.
-    fn close_orphan(&mut self, fd: crate::io::Fd) -> bool {
+    fn close_orphan(&mut self, fd: crate::model::io::Fd) -> bool {
         let _ = fd;
         false
     }
@@ -227,8 +184,29 @@ pub struct Parts<'p, P: Platform + ?Sized> {
     pub log: &'p mut P::Log,
 }
 
+/// Where the platform sends log records.
+pub trait LogSink {
+    /// Writes one record of shard `shard`.
+    fn write(&mut self, shard: ShardId, record: &LogRecord);
+}
+
+/// A sink that discards everything.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoLog;
+
+impl LogSink for NoLog {
+    fn write(&mut self, _shard: ShardId, _record: &LogRecord) {}
+}
+
+/// Wakes a sleeping shard (an eventfd write, `SEV`, a thread unpark…).
+pub trait Wake {
+    /// Wakes `peer`, which announced it is asleep. May be called spuriously.
+    fn wake(&self, peer: ShardId);
+}
+
 /// The usual platform: its four parts side by side. Most drivers need nothing more, e.g.
-/// `type LinuxPlatform = Bundle<RingTransport<'r, EventFdWake>, Reactor, CatchUnwind, Stderr>`.
+/// `Bundle<RingTransport<'r, W>, NoIo, DirectTrap, NoLog>` for a shard with rings and no I/O
+/// (`W` the platform's [`Wake`]).
 #[derive(Default)]
 pub struct Bundle<T, I, R, L> {
     /// The transport.

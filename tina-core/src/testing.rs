@@ -4,16 +4,17 @@
 //!   between shards yourself), a scripted I/O driver, and a trap that catches panics.
 //! - [`region_for`]: an exactly sized, 128-byte aligned memory region for one shard.
 
-use crate::handle::{Handle, ShardId};
-use crate::io::{Control, ControlOutcome, IoCompletion, IoError};
-use crate::log::{LogRecord, LogSink};
+use crate::error::SendError;
 use crate::memory::RegionBlock;
-use crate::message::Message;
+use crate::memory::log::{LogRecord, LogSink};
+use crate::model::handle::{Handle, ShardId};
+use crate::model::io::{Control, ControlOutcome, IoCompletion, IoError};
+use crate::model::message::Message;
 use crate::platform::{
     Bundle, CompletionSink, IoBuffers, IoDriver, Panicked, PeerEvent, SocketControl, Submission,
     Transport, Trap, TrapCall,
 };
-use crate::shard::{SendError, Shard};
+use crate::scheduler::shard::Shard;
 use crate::spec::SystemSpec;
 use core::mem::MaybeUninit;
 use std::collections::VecDeque;
@@ -133,7 +134,7 @@ impl SocketControl for TestIo {
     fn control(&mut self, _owner: Handle, op: Control) -> Result<ControlOutcome, IoError> {
         self.controls.push(op);
         match op {
-            Control::Socket { .. } => Ok(ControlOutcome::Fd(crate::io::Fd(
+            Control::Socket { .. } => Ok(ControlOutcome::Fd(crate::model::io::Fd(
                 100 + self.controls.len() as i32,
             ))),
             _ => Ok(ControlOutcome::Done),
@@ -182,6 +183,6 @@ impl Trap for CatchPanic {
 pub type TestPlatform = Bundle<TestTransport, TestIo, CatchPanic, TestLog>;
 
 /// Builds an envelope as a peer shard would send it (for feeding a test transport).
-pub fn envelope(src: Handle, dst: Handle, out: &crate::message::Outgoing) -> Message {
+pub fn envelope(src: Handle, dst: Handle, out: &crate::model::message::Outgoing) -> Message {
     Message::build(src, dst, out)
 }

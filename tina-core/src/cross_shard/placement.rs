@@ -1,6 +1,6 @@
 //! Placement: mapping keys to shards.
 
-use crate::handle::ShardId;
+use crate::model::handle::{SHARD_COUNT_MAX, ShardId};
 
 /// Maps a key to one of `shard_count` shards with a strong 64-bit mixer (the splitmix64
 /// finalizer) followed by a multiply-shift range reduction, so sequential or patterned keys
@@ -8,7 +8,7 @@ use crate::handle::ShardId;
 /// treated as 1. Stable across platforms and releases: a key always lands on the same shard
 /// for the same shard count.
 pub fn key_to_shard(key: u64, shard_count: u16) -> ShardId {
-    let n = u64::from(shard_count.clamp(1, 256));
+    let n = u64::from(shard_count.clamp(1, SHARD_COUNT_MAX as u16));
     let mut z = key.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

@@ -11,7 +11,7 @@
 //! Invariant (checked by [`Pool::check`]): `free + in_use == total`, the free list has exactly
 //! `free` entries.
 
-use crate::message::Message;
+use crate::model::message::Message;
 
 /// Sentinel for "no index".
 pub(crate) const NIL: u32 = u32::MAX;
@@ -43,6 +43,11 @@ impl Fifo {
     }
 }
 
+/// The shard's message pool: envelopes, a free list, and the mailbox FIFOs linked by index.
+///
+/// Hand-written, not a heapless container: mailboxes are intrusive FIFOs threaded
+/// through this one pool (12 bytes per isolate), and its capacity comes from the boot spec
+/// with storage carved from the region, where heapless queues each own a const-sized buffer.
 pub(crate) struct Pool<'a> {
     slots: &'a mut [Message],
     next: &'a mut [u32],

@@ -15,7 +15,8 @@ use core::fmt;
 use core::mem::MaybeUninit;
 
 use crate::memory::{MemoryError, Region};
-use crate::ring::{Consumer, Producer, Ring, RingError, Slot};
+use crate::ring::{Consumer, Producer, RingError};
+use crate::scheduler::layout::walk_rings;
 use crate::{Message, ShardId, SystemSpec};
 
 /// Why a consumer's rings could not be carved from its memory.
@@ -77,8 +78,9 @@ impl fmt::Display for WiringError {
 /// at least [`ring_memory_required`](crate::ring_memory_required) bytes) and hands each ring's
 /// halves to `place(from, producer, consumer_half)`, producer shards in ascending order.
 ///
-/// The order of the carve is the order `ring_memory_required` measures, so the sizes agree;
-/// a single-shard system has no rings and `place` is never called.
+/// The carve is the boot-layout walk that `ring_memory_required` measures with (one walk, two
+/// passes), so the sizes cannot disagree; a single-shard system has no rings and `place` is
+/// never called.
 pub fn carve_inbound_rings<'r>(
     spec: &SystemSpec<'_>,
     consumer: ShardId,
@@ -93,17 +95,37 @@ pub fn carve_inbound_rings<'r>(
             shard_count: n,
         });
     }
-    let mut region = Region::new(bytes).map_err(WiringError::Region)?;
-    for from in (0..n).filter(|&f| f != usize::from(to.0)) {
+    let producers = || (0..n).filter(move |&f| f != usize::from(to.0));
+    // Capacities first: the walk places only rings a validated spec allows.
+    for from in producers() {
         let from = ShardId(from as u8);
-        let memory = |error| WiringError::Memory { from, to, error };
         let capacity = spec.ring_capacity_between(from.0, to.0) as usize;
-        let slots = region.slice(capacity, |_| Slot::new()).map_err(memory)?;
-        let ring = Ring::new(slots).map_err(|error| WiringError::Ring { from, to, error })?;
-        let (producer, consumer_half) = region.one(ring).map_err(memory)?.split();
-        place(from, producer, consumer_half);
+        ring_capacity_check(capacity).map_err(|error| WiringError::Ring { from, to, error })?;
     }
-    Ok(())
+    let mut region = Region::new(bytes).map_err(WiringError::Region)?;
+    // The producer whose ring the walk carves next (named by a memory error).
+    let mut next = producers().next().unwrap_or(0);
+    walk_rings(&mut region, spec, to, |from, ring| {
+        let (producer, consumer_half) = ring.split();
+        place(from, producer, consumer_half);
+        next = producers().find(|&f| f > usize::from(from.0)).unwrap_or(n);
+    })
+    .map_err(|error| WiringError::Memory {
+        from: ShardId(next as u8),
+        to,
+        error,
+    })
+}
+
+/// Whether `capacity` slots make a valid ring (the rule [`Ring::new`] applies).
+fn ring_capacity_check(capacity: usize) -> Result<(), RingError> {
+    if capacity < crate::ring::RING_CAPACITY_MIN {
+        Err(RingError::CapacityTooSmall { capacity })
+    } else if !capacity.is_power_of_two() {
+        Err(RingError::CapacityNotPowerOfTwo { capacity })
+    } else {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -19,15 +19,66 @@ pub const SLOT_MAX: u32 = (1 << 20) - 1;
 /// Largest generation a handle can carry (28 bits). A slot at this generation is retired.
 pub const GENERATION_MAX: u32 = (1 << 28) - 1;
 
-/// Index of a shard within a system (at most 256 shards).
+/// Most shards a system can have: a [`ShardId`] is one byte.
+pub const SHARD_COUNT_MAX: usize = 256;
+/// Most isolate types a system can register: a [`TypeId`] is one byte.
+pub const TYPE_COUNT_MAX: usize = 256;
+const _: () = assert!(SHARD_COUNT_MAX == u8::MAX as usize + 1 && TYPE_COUNT_MAX == SHARD_COUNT_MAX);
+
+/// Index of a shard within a system (at most [`SHARD_COUNT_MAX`] shards).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ShardId(pub u8);
 
-/// Index of an isolate type in the system spec's type list (at most 256 types).
+/// Index of an isolate type in the system spec's type list (at most [`TYPE_COUNT_MAX`]
+/// types).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct TypeId(pub u8);
+
+/// A set of shards: one bit for every possible [`ShardId`]. (A fixed-size bitset; no crate
+/// of the design card offers one, and 32 bytes on the stack need no storage from the region.)
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ShardSet([u64; SHARD_COUNT_MAX / 64]);
+
+impl ShardSet {
+    /// No shard.
+    pub(crate) const EMPTY: ShardSet = ShardSet([0; SHARD_COUNT_MAX / 64]);
+
+    /// Every shard but `s`.
+    pub(crate) fn all_but(s: ShardId) -> ShardSet {
+        let mut set = ShardSet([u64::MAX; SHARD_COUNT_MAX / 64]);
+        set.remove(s);
+        set
+    }
+
+    fn bit(s: ShardId) -> (usize, u64) {
+        (usize::from(s.0 / 64), 1 << (s.0 % 64))
+    }
+
+    /// Adds `s`.
+    pub(crate) fn insert(&mut self, s: ShardId) {
+        let (word, bit) = Self::bit(s);
+        self.0[word] |= bit;
+    }
+
+    /// Removes `s`.
+    pub(crate) fn remove(&mut self, s: ShardId) {
+        let (word, bit) = Self::bit(s);
+        self.0[word] &= !bit;
+    }
+
+    /// Whether `s` is in the set.
+    pub(crate) fn contains(&self, s: ShardId) -> bool {
+        let (word, bit) = Self::bit(s);
+        self.0[word] & bit != 0
+    }
+
+    /// Whether the set is empty.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.iter().all(|&w| w == 0)
+    }
+}
 
 /// A 64-bit generational address of one isolate incarnation.
 #[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -150,5 +201,27 @@ mod tests {
         assert!(Handle::new(ShardId(0), TypeId(0), 0, GENERATION_MAX + 1).is_none());
         assert!(Handle::NONE.is_none());
         assert_eq!(Handle::NONE.generation(), 0);
+    }
+
+    #[test]
+    fn shard_set_holds_each_of_the_256_shards_apart() {
+        let mut set = ShardSet::EMPTY;
+        assert!(set.is_empty());
+        for s in [0u8, 63, 64, 127, 128, 255] {
+            set.insert(ShardId(s));
+        }
+        for s in 0..=255u8 {
+            let expected = matches!(s, 0 | 63 | 64 | 127 | 128 | 255);
+            assert_eq!(set.contains(ShardId(s)), expected, "shard {s}");
+        }
+        set.remove(ShardId(64));
+        assert!(!set.contains(ShardId(64)) && set.contains(ShardId(63)));
+        let others = ShardSet::all_but(ShardId(200));
+        assert!(!others.contains(ShardId(200)));
+        assert!(
+            (0..=255u8)
+                .filter(|&s| s != 200)
+                .all(|s| others.contains(ShardId(s)))
+        );
     }
 }

@@ -14,10 +14,10 @@
 //! Everything that is not a transition (send, spawn, timers, logging, I/O buffers) is a call
 //! on the context during the handler.
 
-use crate::handle::Handle;
-use crate::io::IoOp;
-use crate::message::Outgoing;
-use crate::time::Duration;
+use crate::model::handle::Handle;
+use crate::model::io::IoOp;
+use crate::model::message::Outgoing;
+use crate::model::time::Duration;
 use core::fmt;
 
 /// Why an isolate crashed.

@@ -3,7 +3,7 @@
 //! Each registered type `T` gets one [`TypedArena`]: a dense `&mut [Option<T>]` carved from the
 //! shard's region at boot. Everything the scheduler needs to decide *whether* to run an
 //! isolate (generation, state, mailbox, queues) lives in separate per-type metadata
-//! (structure of arrays, see `core`), so scanning for work never touches isolate memory.
+//! (structure of arrays, see `kernel`), so scanning for work never touches isolate memory.
 //!
 //! The shard sees each arena through the object-safe [`ErasedArena`] trait; trait objects over
 //! `&'a mut` storage need no allocator. Only the per-type call is dynamic: inside `dispatch`
@@ -17,11 +17,11 @@
 //! the shard's arena list split the same way. So `spawn` runs the child's `init` at once and
 //! returns `InitFailed` synchronously, with no staging copy and no `unsafe`.
 
-use crate::ctx::{Ctx, CtxParts};
-use crate::effect::{CrashReason, Effect};
-use crate::isolate::{InitArgs, Isolate};
 use crate::memory::{Measure, MemoryError, Region};
-use crate::message::Message;
+use crate::model::effect::{CrashReason, Effect};
+use crate::model::isolate::{InitArgs, Isolate};
+use crate::model::message::Message;
+use crate::scheduler::ctx::{Ctx, CtxParts};
 use core::any::Any;
 use core::fmt;
 
@@ -153,7 +153,7 @@ impl<'a, T: Isolate> ErasedArena<'a> for TypedArena<'a, T> {
             after,
             split: slot,
         };
-        let mut ctx = Ctx::new(parts, Some(&mut own));
+        let mut ctx = Ctx::of_call(parts, Some(&mut own));
         let returned = isolate.handle(msg, &mut ctx);
         // `effect` starts as `Receive` (the common answer): only another effect is copied.
         if !matches!(returned, Effect::Receive) {
@@ -226,5 +226,16 @@ impl<T: 'static> SlotPlacer for SplitSlots<'_, T> {
 
     fn drop_slot(&mut self, slot: u32) -> bool {
         self.get_mut(slot).is_some_and(|s| s.take().is_some())
+    }
+}
+
+/// Reborrows an optional placer for a shorter call (the trait object's lifetime shrinks with
+/// the borrow, which `Option::as_deref_mut` cannot express).
+pub(crate) fn reborrow<'r>(
+    own: &'r mut Option<&mut dyn SlotPlacer>,
+) -> Option<&'r mut dyn SlotPlacer> {
+    match own {
+        Some(o) => Some(&mut **o),
+        None => None,
     }
 }

@@ -22,8 +22,8 @@
 //! pending count reported first); [`Ctx::log`](crate::Ctx::log) called directly names no
 //! site and is not limited.
 
-use crate::handle::{Handle, ShardId};
-use crate::time::Instant;
+use crate::model::handle::{Handle, ShardId};
+use crate::model::time::Instant;
 use core::fmt;
 
 /// Bytes of text one record holds.
@@ -72,6 +72,9 @@ impl fmt::Display for Level {
 }
 
 /// One log record.
+///
+/// Hand-written, not a heapless container: a record is `Copy` plain data carved
+/// by the hundred from the region; its text is a fixed byte array and a length.
 #[derive(Clone, Copy)]
 pub struct LogRecord {
     /// Severity.
@@ -185,19 +188,9 @@ pub(crate) enum Logged {
     RingFull,
 }
 
-/// Where the platform sends log records.
-pub trait LogSink {
-    /// Writes one record of shard `shard`.
-    fn write(&mut self, shard: ShardId, record: &LogRecord);
-}
-
-/// A sink that discards everything.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct NoLog;
-
-impl LogSink for NoLog {
-    fn write(&mut self, _shard: ShardId, _record: &LogRecord) {}
-}
+/// The sink trait and the null sink live with the rest of the platform seam; named here too
+/// so `tina_core::log::LogSink` keeps working.
+pub use crate::platform::{LogSink, NoLog};
 
 /// The rate-limit state of one call site.
 #[derive(Clone, Copy)]
@@ -226,6 +219,11 @@ impl SiteWindow {
     }
 }
 
+/// The shard's bounded log ring and per-site rate limits, flushed to the platform each step.
+///
+/// Hand-written, not a heapless container: its capacity comes from the boot spec
+/// and its records from the region (`heapless::Deque` takes a const capacity and owns its
+/// buffer).
 pub(crate) struct LogRing<'a> {
     records: &'a mut [LogRecord],
     len: usize,
@@ -396,13 +394,13 @@ impl<'a> LogRing<'a> {
 
 /// Logs from a handler: `log!(ctx, Info, "accepted {}", peer)`. Evaluates to whether the
 /// record was written (false: suppressed by the call site's rate limit, or the ring was
-/// full). Each use is its own [`LogSite`](crate::log::LogSite), rate-limited per shard (see
+/// full). Each use is its own [`LogSite`](crate::memory::log::LogSite), rate-limited per shard (see
 /// [the module docs](mod@crate::log#rate-limit)).
 #[macro_export]
 macro_rules! log {
     ($ctx:expr, $level:ident, $($arg:tt)+) => {{
-        static SITE: $crate::log::LogSite = $crate::log::LogSite::new(file!(), line!());
-        $ctx.log_at(&SITE, $crate::log::Level::$level, format_args!($($arg)+))
+        static SITE: $crate::memory::log::LogSite = $crate::memory::log::LogSite::new(file!(), line!());
+        $ctx.log_at(&SITE, $crate::memory::log::Level::$level, format_args!($($arg)+))
     }};
 }
 

@@ -29,18 +29,16 @@
 //! wakes it. [`ShardLink::prepare_sleep`] and [`RingTransport::has_inbound`] are the consumer's
 //! half; `publish` is the producer's.
 
-use crate::handle::ShardId;
-use crate::message::Message;
+use crate::cross_shard::ring::{Consumer, Producer};
+use crate::cross_shard::sync::{AtomicBool, AtomicU32, Ordering, fence};
+use crate::error::SendError;
+use crate::model::handle::{ShardId, ShardSet};
+use crate::model::message::Message;
 use crate::platform::{PeerEvent, Transport};
-use crate::ring::{Consumer, Producer};
-use crate::shard::SendError;
-use crate::sync::{AtomicBool, AtomicU32, Ordering, fence};
 
-/// Wakes a sleeping shard (an eventfd write, `SEV`, a thread unpark…).
-pub trait Wake {
-    /// Wakes `peer`, which announced it is asleep. May be called spuriously.
-    fn wake(&self, peer: ShardId);
-}
+/// The wake trait lives with the rest of the platform seam; named here too so
+/// `tina_core::transport::Wake` keeps working.
+pub use crate::platform::Wake;
 
 /// What every shard shares with its peers: its sleep flag and its status announcements.
 #[derive(Debug)]
@@ -106,7 +104,6 @@ pub struct RingTransport<'r, W: Wake> {
     inbound: &'r mut [Option<Consumer<'r, Message>>],
     links: &'r [ShardLink],
     seen: &'r mut [u32],
-    published: [u64; 4],
     wake: W,
 }
 
@@ -131,7 +128,6 @@ impl<'r, W: Wake> RingTransport<'r, W> {
             inbound,
             links,
             seen,
-            published: [0; 4],
             wake,
         }
     }
@@ -159,10 +155,10 @@ impl<'r, W: Wake> RingTransport<'r, W> {
         &self.wake
     }
 
-    fn wake_sleepers(&self, mask: &[u64; 4]) {
+    fn wake_sleepers(&self, shards: &ShardSet) {
         fence(Ordering::SeqCst);
         for (p, link) in self.links.iter().enumerate() {
-            if mask[p / 64] & (1 << (p % 64)) != 0 && link.is_sleeping() {
+            if shards.contains(ShardId(p as u8)) && link.is_sleeping() {
                 self.wake.wake(ShardId(p as u8));
             }
         }
@@ -189,19 +185,16 @@ impl<W: Wake> Transport for RingTransport<'_, W> {
     }
 
     fn publish(&mut self) {
-        let mut any = false;
-        let mut mask = [0u64; 4];
+        let mut published = ShardSet::EMPTY;
         for (p, producer) in self.outbound.iter_mut().enumerate() {
             if let Some(producer) = producer
                 && producer.publish()
             {
-                mask[p / 64] |= 1 << (p % 64);
-                any = true;
+                published.insert(ShardId(p as u8));
             }
         }
-        self.published = mask;
-        if any {
-            self.wake_sleepers(&mask);
+        if !published.is_empty() {
+            self.wake_sleepers(&published);
         }
     }
 
@@ -215,11 +208,8 @@ impl<W: Wake> Transport for RingTransport<'_, W> {
         // Single writer: a load and a store, no read-modify-write (works without CAS).
         let seq = link.status_seq.load(Ordering::Relaxed).wrapping_add(1);
         link.status_seq.store(seq, Ordering::Release);
-        let me = usize::from(self.me.0);
-        self.seen[me] = seq;
-        let mut everyone = [u64::MAX; 4];
-        everyone[me / 64] &= !(1 << (me % 64));
-        self.wake_sleepers(&everyone);
+        self.seen[usize::from(self.me.0)] = seq;
+        self.wake_sleepers(&ShardSet::all_but(self.me));
     }
 
     fn peer_events(&mut self, deliver: &mut dyn FnMut(ShardId, PeerEvent)) {

@@ -15,10 +15,10 @@
 //! for a torn-down owner frees its buffer instead of delivering it. Transfer buffers follow
 //! the same states: InFlight means "attached to a message in a mailbox".
 
-use crate::handle::Handle;
-use crate::io::IoBuf;
-use crate::platform::{IoBuffers, Submission};
-use crate::pool::NIL;
+use crate::memory::pool::NIL;
+use crate::model::handle::Handle;
+use crate::model::io::IoBuf;
+use crate::model::io::{IoBuffers, Submission};
 
 /// Buffers one handler call can hold at once (obtained or delivered).
 pub(crate) const HELD_PER_CALL_MAX: usize = 8;
@@ -72,6 +72,10 @@ impl<'a> IoState<'a> {
 }
 
 /// A pool of equally sized buffers with generation-checked references.
+///
+/// Hand-written, not a heapless container: the buffers are one contiguous byte
+/// region (a driver registers it with the kernel) with per-buffer owner and state, sized by
+/// the boot spec; `heapless::pool` hands out boxes from `static` memory instead.
 pub(crate) struct BufferPool<'a> {
     bytes: &'a mut [u8],
     size: usize,

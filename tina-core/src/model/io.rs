@@ -23,6 +23,7 @@
 //! [`Control`] vocabulary, executed at once through the platform's
 //! [`SocketControl`](crate::platform::SocketControl).
 
+use crate::model::handle::Handle;
 use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
@@ -618,6 +619,55 @@ pub enum ControlOutcome {
     Fd(Fd),
     /// An address.
     Addr(#[cfg_attr(feature = "defmt", defmt(Debug2Format))] SocketAddr),
+}
+
+/// One I/O operation handed to the platform.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Submission {
+    /// The isolate that asked for it (`Handle::NONE` for reclaim work such as closing a
+    /// descriptor whose owner is gone). Use it as the operation's user data.
+    pub owner: Handle,
+    /// The operation.
+    pub op: IoOp,
+    /// For operations that receive data, the buffer to fill (the core chose it).
+    pub buf: Option<IoBuf>,
+}
+
+/// The shard's reactor-owned buffers, as seen by the platform.
+pub struct IoBuffers<'x> {
+    pub(crate) bytes: &'x mut [u8],
+    pub(crate) size: usize,
+}
+
+impl<'x> IoBuffers<'x> {
+    /// A view of `bytes` as buffers of `size` bytes each (the core builds the real one; this
+    /// is for a platform's own tests of its driver).
+    pub fn new(bytes: &'x mut [u8], size: usize) -> IoBuffers<'x> {
+        IoBuffers { bytes, size }
+    }
+
+    /// The bytes of one buffer.
+    pub fn get(&self, buf: IoBuf) -> Option<&[u8]> {
+        let start = buf.index().checked_mul(self.size)?;
+        self.bytes.get(start..start + self.size)
+    }
+
+    /// The bytes of one buffer, writable.
+    pub fn get_mut(&mut self, buf: IoBuf) -> Option<&mut [u8]> {
+        let start = buf.index().checked_mul(self.size)?;
+        self.bytes.get_mut(start..start + self.size)
+    }
+
+    /// Bytes per buffer.
+    pub fn buffer_size(&self) -> usize {
+        self.size
+    }
+
+    /// All buffers as one contiguous region (for registering with the kernel). The region
+    /// lives as long as the shard and does not move.
+    pub fn region(&mut self) -> &mut [u8] {
+        self.bytes
+    }
 }
 
 #[cfg(test)]

@@ -35,7 +35,7 @@
 //! pattern, its derive checks that at compile time, and the crate is `no_std`, allocation-free
 //! and among the most audited in the ecosystem. tina-core therefore needs no `unsafe` here.
 
-use crate::handle::Handle;
+use crate::model::handle::Handle;
 use core::fmt;
 
 /// Bytes of inline payload in every envelope.
@@ -318,11 +318,11 @@ impl Message {
     }
 
     /// The I/O completion this message carries, if it is an `IO_COMPLETED` notice.
-    pub fn io_completion(&self) -> Option<crate::io::IoCompletion> {
+    pub fn io_completion(&self) -> Option<crate::model::io::IoCompletion> {
         if self.tag != system_tag::IO_COMPLETED {
             return None;
         }
-        crate::io::IoCompletion::decode(self.payload())
+        crate::model::io::IoCompletion::decode(self.payload())
     }
 
     /// Whether this is a `CALL_TIMEOUT` notice (the call got no reply in time or could not be
@@ -333,20 +333,21 @@ impl Message {
 
     /// For a `CALL_TIMEOUT` notice: `Some(error)` if the request could not even be sent
     /// (the call failed fast), `None` if it timed out waiting.
-    pub fn call_failed_to_send(&self) -> Option<crate::shard::SendError> {
+    pub fn call_failed_to_send(&self) -> Option<crate::error::SendError> {
         if self.tag != system_tag::CALL_TIMEOUT || self.payload().first() != Some(&1) {
             return None;
         }
-        crate::shard::SendError::from_code(*self.payload().get(1)?)
+        crate::error::SendError::from_code(*self.payload().get(1)?)
     }
 
     /// The transfer buffer attached to this message, if any (read it with
     /// `Ctx::transfer_data` during this handler call).
-    pub fn transfer(&self) -> Option<crate::transfer::TransferBuf> {
-        (self.flags & FLAG_TRANSFER != 0).then(|| crate::transfer::TransferBuf::from_bits(self.aux))
+    pub fn transfer(&self) -> Option<crate::model::transfer::TransferBuf> {
+        (self.flags & FLAG_TRANSFER != 0)
+            .then(|| crate::model::transfer::TransferBuf::from_bits(self.aux))
     }
 
-    pub(crate) fn with_transfer(mut self, buf: crate::transfer::TransferBuf) -> Message {
+    pub(crate) fn with_transfer(mut self, buf: crate::model::transfer::TransferBuf) -> Message {
         self.flags |= FLAG_TRANSFER;
         self.aux = buf.to_bits();
         self

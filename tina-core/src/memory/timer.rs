@@ -18,9 +18,9 @@
 //! The last `reserve` entries are kept for call timeouts, so user timers cannot make calls
 //! lose their timeout.
 
-use crate::handle::Handle;
-use crate::pool::{Class, NIL};
-use crate::time::Instant;
+use crate::memory::pool::{Class, NIL};
+use crate::model::handle::Handle;
+use crate::model::time::Instant;
 
 /// Identifies one started timer (for cancellation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -78,6 +78,11 @@ pub(crate) struct Fired {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct TimersExhausted;
 
+/// The shard's timers: a hashed wheel of spokes over one pool of entries.
+///
+/// Hand-written, not a heapless container: entries sit on per-isolate intrusive
+/// lists (teardown cancels them all) and in wheel spokes at once, over a pool sized by the
+/// boot spec and carved from the region.
 pub(crate) struct TimerWheel<'a> {
     entries: &'a mut [TimerEntry],
     spokes: &'a mut [u32],

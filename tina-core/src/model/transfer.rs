@@ -14,7 +14,7 @@
 //! buffer, so the receiver sees exactly what was written. If the receiver is torn down with
 //! the message still queued, the buffer returns to the pool with the mailbox.
 
-use crate::io::IoBuf;
+use crate::model::io::IoBuf;
 use core::fmt;
 
 /// A reference to one transfer buffer.

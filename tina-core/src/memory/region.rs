@@ -1,11 +1,5 @@
-//! Boot-time memory: one region per shard, carved once, never grown.
-//!
-//! The platform provides one byte region per shard (Linux: mapped and pre-faulted by the
-//! pinned shard thread; the simulator: the heap at set-up; bare metal: a `static`). The shard
-//! carves every structure it needs from it at boot, in a fixed order; after that nothing is
-//! allocated. [`Measure`] replays the same sequence without memory, so
-//! `Shard::memory_required` is exact, not an estimate: a test checks that building consumes
-//! precisely the number it reports.
+//! The region and its measurement: [`Region`] carves typed slices from an aligned byte
+//! region; [`Measure`] computes the bytes the same sequence of carves would take.
 //!
 //! This is one of the two modules of tina-core that use `unsafe` (the other is the ring):
 //! turning an aligned, unused chunk of the region into a `&mut [T]` of freshly written values.

@@ -1,8 +1,8 @@
 //! The `Isolate` trait: a small state machine reacting to one message at a time.
 
-use crate::ctx::Ctx;
-use crate::effect::{CrashReason, Effect};
-use crate::message::Message;
+use crate::model::effect::{CrashReason, Effect};
+use crate::model::message::Message;
+use crate::scheduler::ctx::Ctx;
 
 /// Bytes of init arguments an isolate can be spawned (and restarted) with.
 pub const INIT_ARGS_SIZE_MAX: usize = 64;

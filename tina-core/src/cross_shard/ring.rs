@@ -1,7 +1,7 @@
 //! The cross-shard ring: a bounded, batched, allocation-free single-producer single-consumer
 //! queue over caller-provided slots.
 //!
-//! One ring carries messages from one shard to one other shard (§3.5 of the spec: N×(N−1) rings
+//! One ring carries messages from one shard to one other shard (N×(N−1) rings
 //! for N shards). It owns no memory: the caller hands it a `&mut [Slot<T>]` (bare metal: a
 //! `static`; Linux: memory mapped once at boot; tests: [`Slot::array`]), its length is the
 //! capacity (a power of two ≥ [`RING_CAPACITY_MIN`], else [`RingError`]). [`Ring::split`] hands out
@@ -89,9 +89,9 @@
 use core::fmt;
 use core::mem::MaybeUninit;
 
-use crate::sync::{AtomicUsize, Ordering, UnsafeCell};
+use crate::cross_shard::sync::{AtomicUsize, Ordering, UnsafeCell};
 
-/// Smallest capacity a ring accepts (§3.5).
+/// Smallest capacity a ring accepts.
 pub const RING_CAPACITY_MIN: usize = 16;
 
 /// Size and alignment of the line each index lives on: 128 bytes covers the adjacent-line
@@ -224,6 +224,11 @@ pub enum LoomFault {
 /// fn shared<S: Sync>() {}
 /// shared::<Producer<'static, u32>>(); // error: `Producer` is not `Sync`
 /// ```
+///
+/// Hand-written, not a heapless container: the slots are caller-provided (a
+/// `static`, mapped memory, the region) with a run-time capacity, the producer publishes a
+/// batch with one release store, and loom checks it through [`crate::sync`];
+/// `heapless::spsc::Queue` owns a const-sized buffer and publishes every push.
 #[repr(C)]
 pub struct Ring<'a, T> {
     /// One past the last published slot. Written only by the producer (`Release`).

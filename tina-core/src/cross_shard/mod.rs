@@ -1,0 +1,11 @@
+//! Cross-shard messaging: everything two shards share.
+//!
+//! The SPSC [`ring`] (one per ordered pair of shards, the other module that uses `unsafe`),
+//! the [`transport`] that implements the platform's `Transport` over a shard's rings, the
+//! [`sync`] shim that lets loom check the ring, and the key-to-shard `placement` helper.
+
+pub(crate) mod placement;
+#[allow(unsafe_code)]
+pub mod ring;
+pub mod sync;
+pub mod transport;

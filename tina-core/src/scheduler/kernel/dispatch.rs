@@ -1,0 +1,196 @@
+//! Taking the next thing to dispatch: the mailbox head on the fast path, otherwise notices,
+//! replies, completions and resumptions by the isolate's state.
+
+use super::{Kernel, Meta, NOTICE_SHUTDOWN, State};
+use crate::memory::iobuf::BufState;
+use crate::memory::pool::{NIL, Pool};
+use crate::model::message::{Message, system_tag};
+
+impl<'a> Kernel<'a> {
+    /// Takes the next thing to dispatch to an isolate into `out` when it is anything but a
+    /// plain mailbox message (notices, replies, completions; see [`Kernel::next_message`]), and
+    /// returns the isolate's generation and group.
+    #[cold]
+    #[inline(never)]
+    fn next_message_slow(&mut self, ty: u8, slot: u32, out: &mut Message) -> Option<(u32, u16)> {
+        *out = self.next_message(ty, slot)?;
+        let m = self.meta(ty, slot);
+        Some((m.generation, m.group))
+    }
+
+    /// Pops the next ready isolate of type `ty` and takes its first message into `out` (see
+    /// [`Kernel::take_next`]), with the lookup that popped it. Returns the slot and, if a
+    /// message was taken, the isolate's generation and group; if none was, the slot is queued
+    /// again if it has work (as at the end of a run).
+    #[inline]
+    pub(crate) fn next_ready(
+        &mut self,
+        ty: u8,
+        out: &mut Message,
+    ) -> Option<(u32, Option<(u32, u16)>)> {
+        let t = &mut self.types[usize::from(ty)];
+        let slot = t.pop_ready()?;
+        let m = &mut t.metas[slot as usize];
+        let head = take_mailbox_head(&mut self.pool, m, out);
+        Some((slot, self.take_next(ty, slot, head, out)))
+    }
+
+    /// After a handler call of the isolate in `slot` that did not end it: parks it as
+    /// `Receiving` if it returned `Receive`, then — if it may run again (`more`), is still
+    /// the same incarnation and waits for messages — takes its next message into `out` as
+    /// [`Kernel::next_ready`] does, with the same metadata lookup. When it returns
+    /// `None` the run is over and the slot is queued again if it has work.
+    #[inline]
+    pub(crate) fn after_dispatch(
+        &mut self,
+        ty: u8,
+        slot: u32,
+        generation: u32,
+        receive: bool,
+        more: bool,
+        out: &mut Message,
+    ) -> Option<(u32, u16)> {
+        let t = &mut self.types[usize::from(ty)];
+        let m = &mut t.metas[slot as usize];
+        if receive {
+            m.state = State::Receiving;
+        }
+        if more && m.generation == generation && m.state == State::Receiving {
+            let head = take_mailbox_head(&mut self.pool, m, out);
+            return self.take_next(ty, slot, head, out);
+        }
+        self.types[usize::from(ty)].make_ready(slot);
+        None
+    }
+
+    /// Finishes taking the next message of the isolate in `slot` once the mailbox-head fast
+    /// path ([`take_mailbox_head`]) has run: a taken message gets its transfer buffer held; an
+    /// isolate that waits with an empty mailbox has no work (nothing to queue); anything else
+    /// goes through [`Kernel::next_message_slow`], and the slot is queued again if that found
+    /// nothing but it has work.
+    #[inline(always)]
+    fn take_next(
+        &mut self,
+        ty: u8,
+        slot: u32,
+        head: MailboxHead,
+        out: &mut Message,
+    ) -> Option<(u32, u16)> {
+        match head {
+            MailboxHead::Taken(found) => {
+                if out.transfer().is_some() {
+                    self.hold_transfer(ty, slot, out);
+                }
+                Some(found)
+            }
+            MailboxHead::Empty => None,
+            MailboxHead::NotWaiting => {
+                let found = self.next_message_slow(ty, slot, out);
+                if found.is_none() {
+                    self.types[usize::from(ty)].make_ready(slot);
+                }
+                found
+            }
+        }
+    }
+
+    /// The next thing to dispatch to an isolate, by its state: notices, replies,
+    /// completions, resumption, or the head of its mailbox.
+    #[cold]
+    pub(super) fn next_message(&mut self, ty: u8, slot: u32) -> Option<Message> {
+        let me = self.handle(ty, slot);
+        let m = self.meta(ty, slot);
+        match m.state {
+            State::Receiving => {
+                if m.notices & NOTICE_SHUTDOWN != 0 {
+                    m.notices &= !NOTICE_SHUTDOWN;
+                    return Some(Message::system(me, system_tag::SHUTDOWN, &[]));
+                }
+                let mut mailbox = m.mailbox;
+                let i = self.pool.pop_from(&mut mailbox)?;
+                self.meta(ty, slot).mailbox = mailbox;
+                let msg = *self.pool.get(i);
+                self.pool.release(i);
+                self.hold_transfer(ty, slot, &msg);
+                Some(msg)
+            }
+            State::Yielded => {
+                // A shutdown that started while it yielded is told in place of the resume
+                // (every isolate gets its notice; it resumes the isolate all the same).
+                if m.notices & NOTICE_SHUTDOWN != 0 {
+                    m.notices &= !NOTICE_SHUTDOWN;
+                    return Some(Message::system(me, system_tag::SHUTDOWN, &[]));
+                }
+                Some(Message::system(me, system_tag::RESUMED, &[]))
+            }
+            State::AwaitingReply => {
+                if m.reply != NIL {
+                    let i = m.reply;
+                    m.reply = NIL;
+                    let msg = *self.pool.get(i);
+                    self.pool.release(i);
+                    return Some(msg);
+                }
+                let (why, detail) = m.call_failure.take()?;
+                let mut notice =
+                    Message::system(me, system_tag::CALL_TIMEOUT, &[why as u8, detail]);
+                notice = notice.with_reply(m.call_correlation);
+                Some(notice)
+            }
+            State::AwaitingIo => {
+                let c = m.io_completion.take()?;
+                if let Some(fd) = c.fd() {
+                    // The new descriptor belongs to this handler call until someone owns it.
+                    self.pending_fd = Some((fd, false));
+                }
+                if let Some(buf) = c.buf {
+                    // The delivered buffer belongs to this one handler call.
+                    self.io.bufs.set_state(buf, BufState::Held);
+                    let _ = self.io.bufs.hold(buf);
+                }
+                Some(Message::system(me, system_tag::IO_COMPLETED, &c.encode()))
+            }
+            State::Free | State::Initializing | State::Retired => None,
+        }
+    }
+
+    /// Makes the transfer buffer attached to a dequeued message readable during this one
+    /// handler call (only if it really is in flight to this isolate).
+    fn hold_transfer(&mut self, ty: u8, slot: u32, msg: &Message) {
+        let me = self.handle(ty, slot);
+        if let Some(t) = msg.transfer()
+            && self.transfers.is(t.0, me, BufState::InFlight)
+        {
+            self.transfers.set_state(t.0, BufState::Held);
+            if !self.transfers.hold(t.0) {
+                self.transfers.free(t.0);
+            }
+        }
+    }
+}
+
+/// What the mailbox-head fast path found.
+enum MailboxHead {
+    /// The head of the mailbox is in `out`: the isolate's generation and group.
+    Taken((u32, u16)),
+    /// The isolate waits for messages, has no notice and an empty mailbox: no work.
+    Empty,
+    /// The isolate is not simply waiting for messages (a notice, a reply, a completion, a
+    /// resumption): the slow path decides.
+    NotWaiting,
+}
+
+/// The mailbox-head fast path, shared by the first message of a run and every following one:
+/// an isolate that waits for messages and has no notice gets the head of its mailbox, read
+/// through the metadata lookup the caller already made.
+#[inline(always)]
+fn take_mailbox_head(pool: &mut Pool<'_>, m: &mut Meta, out: &mut Message) -> MailboxHead {
+    if m.state != State::Receiving || m.notices != 0 {
+        return MailboxHead::NotWaiting;
+    }
+    if pool.take_from(&mut m.mailbox, out) {
+        MailboxHead::Taken((m.generation, m.group))
+    } else {
+        MailboxHead::Empty
+    }
+}
