@@ -18,10 +18,11 @@ impl<'a> Kernel<'a> {
         Some((m.generation, m.group))
     }
 
-    /// Pops the next ready isolate of type `ty` and takes its first message into `out` (see
-    /// [`Kernel::take_next`]), with the lookup that popped it. Returns the slot and, if a
-    /// message was taken, the isolate's generation and group; if none was, the slot is queued
-    /// again if it has work (as at the end of a run).
+    /// Pops the next ready isolate of type `ty` and takes its first message into `out`: the
+    /// head of its mailbox when it simply waits for messages ([`take_mailbox_head`]), else
+    /// through [`Kernel::next_message_slow`], with the lookup that popped it. Returns the
+    /// slot and, if a message was taken, the isolate's generation and group; if none was, the
+    /// slot is queued again if it has work (as at the end of a run).
     #[inline]
     pub(crate) fn next_ready(
         &mut self,
@@ -31,8 +32,12 @@ impl<'a> Kernel<'a> {
         let t = &mut self.types[usize::from(ty)];
         let slot = t.pop_ready()?;
         let m = &mut t.metas[slot as usize];
-        let head = take_mailbox_head(&mut self.pool, m, out);
-        Some((slot, self.take_next(ty, slot, head, out)))
+        if m.state == State::Receiving && m.notices == 0 {
+            // Waiting, no notice: the mailbox head, or no work (nothing to queue).
+            let found = take_mailbox_head(&mut self.pool, m, out);
+            return Some((slot, self.hold_taken(ty, slot, found, out)));
+        }
+        Some((slot, self.next_or_queue(ty, slot, out)))
     }
 
     /// After a handler call of the isolate in `slot` that did not end it: parks it as
@@ -56,42 +61,43 @@ impl<'a> Kernel<'a> {
             m.state = State::Receiving;
         }
         if more && m.generation == generation && m.state == State::Receiving {
-            let head = take_mailbox_head(&mut self.pool, m, out);
-            return self.take_next(ty, slot, head, out);
+            if m.notices == 0 {
+                // Waiting, no notice: the mailbox head, or no work (nothing to queue).
+                let found = take_mailbox_head(&mut self.pool, m, out);
+                return self.hold_taken(ty, slot, found, out);
+            }
+            return self.next_or_queue(ty, slot, out);
         }
         self.types[usize::from(ty)].make_ready(slot);
         None
     }
 
-    /// Finishes taking the next message of the isolate in `slot` once the mailbox-head fast
-    /// path ([`take_mailbox_head`]) has run: a taken message gets its transfer buffer held; an
-    /// isolate that waits with an empty mailbox has no work (nothing to queue); anything else
-    /// goes through [`Kernel::next_message_slow`], and the slot is queued again if that found
-    /// nothing but it has work.
+    /// Finishes the mailbox-head fast path ([`take_mailbox_head`]): a taken message gets its
+    /// transfer buffer held.
     #[inline(always)]
-    fn take_next(
+    fn hold_taken(
         &mut self,
         ty: u8,
         slot: u32,
-        head: MailboxHead,
-        out: &mut Message,
+        found: Option<(u32, u16)>,
+        out: &Message,
     ) -> Option<(u32, u16)> {
-        match head {
-            MailboxHead::Taken(found) => {
-                if out.transfer().is_some() {
-                    self.hold_transfer(ty, slot, out);
-                }
-                Some(found)
-            }
-            MailboxHead::Empty => None,
-            MailboxHead::NotWaiting => {
-                let found = self.next_message_slow(ty, slot, out);
-                if found.is_none() {
-                    self.types[usize::from(ty)].make_ready(slot);
-                }
-                found
-            }
+        if found.is_some() && out.transfer().is_some() {
+            self.hold_transfer(ty, slot, out);
         }
+        found
+    }
+
+    /// The slow path for an isolate not simply waiting for messages (a notice, a reply, a
+    /// completion, a resumption): [`Kernel::next_message_slow`]; the slot is queued again if
+    /// that found nothing but it has work.
+    #[inline(always)]
+    fn next_or_queue(&mut self, ty: u8, slot: u32, out: &mut Message) -> Option<(u32, u16)> {
+        let found = self.next_message_slow(ty, slot, out);
+        if found.is_none() {
+            self.types[usize::from(ty)].make_ready(slot);
+        }
+        found
     }
 
     /// The next thing to dispatch to an isolate, by its state: notices, replies,
@@ -169,28 +175,16 @@ impl<'a> Kernel<'a> {
     }
 }
 
-/// What the mailbox-head fast path found.
-enum MailboxHead {
-    /// The head of the mailbox is in `out`: the isolate's generation and group.
-    Taken((u32, u16)),
-    /// The isolate waits for messages, has no notice and an empty mailbox: no work.
-    Empty,
-    /// The isolate is not simply waiting for messages (a notice, a reply, a completion, a
-    /// resumption): the slow path decides.
-    NotWaiting,
-}
-
-/// The mailbox-head fast path, shared by the first message of a run and every following one:
-/// an isolate that waits for messages and has no notice gets the head of its mailbox, read
-/// through the metadata lookup the caller already made.
+/// The mailbox-head fast path, shared by the first message of a run and every following one,
+/// for an isolate the caller found waiting for messages with no notice: takes the head of its
+/// mailbox into `out` through the metadata lookup the caller already made, and returns the
+/// isolate's generation and group, or `None` if the mailbox is empty (no work, nothing to
+/// queue).
 #[inline(always)]
-fn take_mailbox_head(pool: &mut Pool<'_>, m: &mut Meta, out: &mut Message) -> MailboxHead {
-    if m.state != State::Receiving || m.notices != 0 {
-        return MailboxHead::NotWaiting;
-    }
+fn take_mailbox_head(pool: &mut Pool<'_>, m: &mut Meta, out: &mut Message) -> Option<(u32, u16)> {
     if pool.take_from(&mut m.mailbox, out) {
-        MailboxHead::Taken((m.generation, m.group))
+        Some((m.generation, m.group))
     } else {
-        MailboxHead::Empty
+        None
     }
 }
