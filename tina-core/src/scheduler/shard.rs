@@ -530,7 +530,7 @@ fn run_batch<'a, T: Trap>(
             let receive = matches!(effect, Effect::Receive);
             let exit = parts
                 .kernel
-                .finish_call(&mut parts.env, ty, slot, &effect, parts.call);
+                .finish_call(&mut parts.env, ty, slot, &effect, &parts.call);
             if let Some(exit) = exit {
                 return Some((slot, exit));
             }

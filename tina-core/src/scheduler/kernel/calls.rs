@@ -16,6 +16,7 @@ impl<'a> Kernel<'a> {
     /// dispatch, applies the effect (the common `Receive` is left to
     /// [`Kernel::after_dispatch`]), releases what the call held, and closes a descriptor the
     /// call was given but nobody took when the isolate exits. Returns the exit, if any.
+    /// `call` is the call being handled (read only when the effect is not `Receive`).
     #[inline]
     pub(crate) fn finish_call(
         &mut self,
@@ -23,13 +24,13 @@ impl<'a> Kernel<'a> {
         ty: u8,
         slot: u32,
         effect: &Effect,
-        call: Option<(Handle, u64)>,
+        call: &Option<(Handle, u64)>,
     ) -> Option<Exit> {
         self.counters.dispatches += 1;
         let exit = if matches!(effect, Effect::Receive) {
             None
         } else {
-            self.apply_effect(env.transport, ty, slot, effect, call)
+            self.apply_effect(env.transport, ty, slot, effect, *call)
         };
         self.io.bufs.release_held_from(0);
         self.transfers.release_held_from(0);
