@@ -7,6 +7,8 @@
 //! Every bad command line is a usage error: exit 2, an `error:` line on stderr, nothing on
 //! stdout, and no simulation started.
 
+mod example_bins;
+
 use std::path::PathBuf;
 use tina_examples::sim::{PROGRAM, scenarios};
 use tina_sim::cli::run_cli;
@@ -417,36 +419,6 @@ fn sim_soak_from_a_commit_prints_its_start_and_a_repeat_command() {
     );
 }
 
-/// The release `simulate` binary (built here unless `TINA_SIM_RELEASE_BIN` names one).
-fn release_binary() -> PathBuf {
-    if let Ok(bin) = std::env::var("TINA_SIM_RELEASE_BIN") {
-        return PathBuf::from(bin);
-    }
-    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| workspace.join("target"));
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let status = std::process::Command::new(cargo)
-        .current_dir(&workspace)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "tina-examples",
-            "--bin",
-            "simulate",
-        ])
-        .env("CARGO_TARGET_DIR", &target)
-        .status()
-        .expect("cargo runs");
-    assert!(
-        status.success(),
-        "building the release simulate binary failed"
-    );
-    target.join("release").join("simulate")
-}
-
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the child runs");
     status
@@ -461,7 +433,7 @@ fn sim_long_run_memory_stays_flat() {
     // The longest run the command line allows never ends in a test's time; its memory must
     // not grow with the ticks it has simulated (it grew by tens of MB a second when closed
     // sockets were kept forever).
-    let bin = release_binary();
+    let bin = example_bins::simulate_release();
     let mut child = std::process::Command::new(&bin)
         .args([
             "run",

@@ -12,39 +12,12 @@
 //! The release binary goes to the usual target directory (`CARGO_TARGET_DIR` if set). Set
 //! `TINA_SIM_RELEASE_BIN` to use an already built binary instead.
 
+mod example_bins;
+
 use std::path::PathBuf;
 use std::process::Command;
 use tina_sim::cli::ScenarioOptions;
 use tina_sim::{FaultMode, SimConfig};
-
-fn release_binary() -> PathBuf {
-    if let Ok(bin) = std::env::var("TINA_SIM_RELEASE_BIN") {
-        return PathBuf::from(bin);
-    }
-    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| workspace.join("target"));
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let status = Command::new(cargo)
-        .current_dir(&workspace)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "tina-examples",
-            "--bin",
-            "simulate",
-        ])
-        .env("CARGO_TARGET_DIR", &target)
-        .status()
-        .expect("cargo runs");
-    assert!(
-        status.success(),
-        "building the release simulate binary failed"
-    );
-    target.join("release").join("simulate")
-}
 
 fn simulate(bin: &PathBuf, args: &str) -> (i32, String) {
     let out = Command::new(bin)
@@ -65,7 +38,7 @@ fn hash_of(out: &str) -> &str {
 
 #[test]
 fn sim_release_build_matches_debug_and_sweeps_pass() {
-    let bin = release_binary();
+    let bin = example_bins::simulate_release();
     let debug = cfg!(debug_assertions);
 
     // 1. Same hash in this build and in the release binary.

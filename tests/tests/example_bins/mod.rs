@@ -42,6 +42,12 @@ pub(crate) fn binary(name: &str) -> PathBuf {
     .join(name)
 }
 
+/// The release `simulate` binary: `TINA_SIM_RELEASE_BIN` if set (e.g. another commit's
+/// build), else the one [`binary`] builds.
+pub(crate) fn simulate_release() -> PathBuf {
+    std::env::var("TINA_SIM_RELEASE_BIN").map_or_else(|_| binary("simulate"), PathBuf::from)
+}
+
 /// The outcome of a binary run to completion.
 pub(crate) struct Output {
     pub(crate) code: Option<i32>,
