@@ -146,7 +146,8 @@ impl Isolate for Fanner {
         for s in sinks.iter_mut() {
             *s = ctx
                 .spawn::<Sink>(&())
-                .map_err(|_| CrashReason("no room for sinks"))?;
+                .map_err(|_| CrashReason("no room for sinks"))?
+                .handle();
         }
         Ok((
             Fanner {

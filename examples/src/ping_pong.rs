@@ -4,9 +4,7 @@
 //! carries the count back. Works on one shard or, given the ponger's handle on another
 //! shard, across shards.
 
-use tina_core::{
-    CrashReason, Ctx, Duration, Effect, Handle, Isolate, Message, Outgoing, Payload, UserTag, log,
-};
+use tina_core::{Address, CrashReason, Ctx, Duration, Effect, Isolate, Message, log};
 
 /// The ball.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
@@ -15,9 +13,7 @@ pub struct Ball {
     /// Hits so far.
     pub hits: u64,
 }
-impl Payload for Ball {
-    const TAG: UserTag = UserTag::new(0x50);
-}
+tina_core::payload!(Ball);
 
 /// Pinger arguments.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
@@ -32,7 +28,7 @@ pub struct PingerArgs {
 /// Calls the ponger `rounds` times.
 pub struct Pinger {
     args: PingerArgs,
-    ponger: Handle,
+    ponger: Address<Ponger>,
     /// Round trips completed.
     pub completed: u64,
     /// Calls that timed out.
@@ -41,13 +37,10 @@ pub struct Pinger {
 
 impl Pinger {
     fn serve(&self) -> Effect {
-        Effect::Call {
-            to: self.ponger,
-            message: Outgoing::new(&Ball {
-                hits: self.completed * 2,
-            }),
-            timeout: Duration::from_ticks(100),
-        }
+        let ball = Ball {
+            hits: self.completed * 2,
+        };
+        Effect::call(self.ponger, &ball, Duration::from_ticks(100))
     }
 }
 
@@ -109,6 +102,7 @@ impl Isolate for Pinger {
 
 /// Returns every ball, hit once more.
 pub struct Ponger;
+tina_core::accepts!(Ponger: Ball);
 
 impl Isolate for Ponger {
     type Args = ();
@@ -122,9 +116,9 @@ impl Isolate for Ponger {
             return Effect::Done;
         }
         match msg.decode::<Ball>() {
-            Some(ball) if msg.is_call() => Effect::Reply(Outgoing::new(&Ball {
+            Some(ball) if msg.is_call() => Effect::reply(&Ball {
                 hits: ball.hits + 1,
-            })),
+            }),
             _ => Effect::Receive,
         }
     }

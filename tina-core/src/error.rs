@@ -20,6 +20,11 @@ pub enum SendError {
     PayloadTooLarge = 4,
     /// Transfer buffers only travel within their shard.
     NotLocal = 5,
+    /// The named isolate exists but no incarnation of it is running (it is restarting, or
+    /// stopped for good).
+    NotRunning = 6,
+    /// The target shard has no isolate of that name and type.
+    UnknownName = 7,
 }
 
 impl SendError {
@@ -30,6 +35,8 @@ impl SendError {
             3 => SendError::StaleHandle,
             4 => SendError::PayloadTooLarge,
             5 => SendError::NotLocal,
+            6 => SendError::NotRunning,
+            7 => SendError::UnknownName,
             _ => return None,
         })
     }
@@ -43,6 +50,8 @@ impl fmt::Display for SendError {
             SendError::StaleHandle => "stale handle",
             SendError::PayloadTooLarge => "payload larger than 96 bytes",
             SendError::NotLocal => "transfer buffers cannot leave their shard",
+            SendError::NotRunning => "the named isolate is not running (restarting or stopped)",
+            SendError::UnknownName => "no isolate of that name and type on the target shard",
         })
     }
 }

@@ -192,6 +192,10 @@ pub use cross_shard::placement::key_to_shard;
 pub use error::{ScratchTooSmall, SendError, SpawnError};
 pub use memory::counters::Counters;
 pub use memory::timer::{TimerId, TimersExhausted};
+pub use model::address::{
+    Accepts, Address, Name, NameRef, Recipient, ShardKey, assert_distinct_tags, fnv1a32, fnv1a64,
+    tag_of_name,
+};
 pub use model::effect::{CrashReason, Effect};
 pub use model::handle::{
     GENERATION_MAX, Handle, SHARD_COUNT_MAX, SLOT_MAX, ShardId, TYPE_COUNT_MAX, TypeId,

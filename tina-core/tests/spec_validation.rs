@@ -498,7 +498,7 @@ fn region_sizes_are_checked_as_a_32_bit_target_computes_them() {
     }
     // capacity × working-memory chunks above 2^32.
     types[0] = TypeSpec::of::<Actor>("a")
-        .capacity(1 << 20)
+        .capacity((1 << 20) - 1)
         .working_memory(1 << 13);
     let s = SystemSpec::new(&shards, &types);
     s.validate().unwrap();

@@ -114,7 +114,6 @@ pub struct ShardStats {
 }
 
 /// The stats a shard publishes (each field written by the shard thread alone).
-#[derive(Default)]
 pub(crate) struct StatsCell {
     counters: [AtomicU64; COUNTER_FIELDS],
     live: AtomicU32,
@@ -126,6 +125,23 @@ pub(crate) struct StatsCell {
     ticks: AtomicU64,
     sleeps: AtomicU64,
     cpu_ns: AtomicU64,
+}
+
+impl Default for StatsCell {
+    fn default() -> Self {
+        StatsCell {
+            counters: core::array::from_fn(|_| AtomicU64::new(0)),
+            live: AtomicU32::new(0),
+            queued: AtomicU32::new(0),
+            timers: AtomicU32::new(0),
+            buffers: AtomicU32::new(0),
+            in_flight: AtomicU32::new(0),
+            submit_failures: AtomicU64::new(0),
+            ticks: AtomicU64::new(0),
+            sleeps: AtomicU64::new(0),
+            cpu_ns: AtomicU64::new(0),
+        }
+    }
 }
 
 /// The values a shard publishes, gathered on its thread.

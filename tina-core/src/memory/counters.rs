@@ -71,11 +71,21 @@ pub struct Counters {
     /// Such closes that could be neither run at once nor held (the hold list was full): a
     /// descriptor leaked. Stays zero on platforms that close at once (tina-linux).
     pub io_reclaims_lost: u64,
+    /// Sends to a named isolate while no incarnation of it ran (`NotRunning`).
+    pub named_not_running: u64,
+    /// Calls from other shards that could not be delivered here, refused back to the caller.
+    pub call_refusals_sent: u64,
+    /// Refusals of this shard's calls received from their callees' shards (each ended a
+    /// call at once instead of at its timeout).
+    pub call_refusals_received: u64,
+    /// Refusals that could not be sent (no system envelope, or the ring back was full): the
+    /// caller waits out its timeout.
+    pub call_refusals_dropped: u64,
 }
 
 impl Counters {
     /// How many counters there are.
-    pub const FIELD_COUNT: usize = 32;
+    pub const FIELD_COUNT: usize = 36;
 
     /// Every counter, in declaration order (for platforms that publish them as atomics, and
     /// for hashing).
@@ -113,6 +123,10 @@ impl Counters {
             self.slots_retired,
             self.io_reclaims_deferred,
             self.io_reclaims_lost,
+            self.named_not_running,
+            self.call_refusals_sent,
+            self.call_refusals_received,
+            self.call_refusals_dropped,
         ]
     }
 
@@ -151,6 +165,10 @@ impl Counters {
             slots_retired: a[29],
             io_reclaims_deferred: a[30],
             io_reclaims_lost: a[31],
+            named_not_running: a[32],
+            call_refusals_sent: a[33],
+            call_refusals_received: a[34],
+            call_refusals_dropped: a[35],
         }
     }
 }
@@ -168,6 +186,9 @@ mod tests {
         let c = Counters::from_array(&a);
         assert_eq!(c.to_array(), a);
         assert_eq!(c.dispatches, 1000);
-        assert_eq!(c.io_reclaims_lost, 1000 + Counters::FIELD_COUNT as u64 - 1);
+        assert_eq!(
+            c.call_refusals_dropped,
+            1000 + Counters::FIELD_COUNT as u64 - 1
+        );
     }
 }

@@ -14,9 +14,10 @@
 //! Everything that is not a transition (send, spawn, timers, logging, I/O buffers) is a call
 //! on the context during the handler.
 
+use crate::model::address::Recipient;
 use crate::model::handle::Handle;
 use crate::model::io::IoOp;
-use crate::model::message::Outgoing;
+use crate::model::message::{Outgoing, Payload};
 use crate::model::time::Duration;
 use core::fmt;
 
@@ -70,6 +71,24 @@ pub enum Effect {
 }
 
 impl Effect {
+    /// A call of `to` with a typed request (checked at compile time against what `to`'s
+    /// type accepts): park until its reply, a refusal, or `timeout`. Whatever ends it
+    /// without a reply arrives as a `CALL_TIMEOUT` notice
+    /// ([`Message::call_failed_to_send`](crate::Message::call_failed_to_send) tells a
+    /// refusal — `StaleHandle`, `NotRunning`, `MailboxFull`, … — from a timeout).
+    pub fn call<M: Payload>(to: impl Recipient<M>, request: &M, timeout: Duration) -> Effect {
+        Effect::Call {
+            to: to.to_handle(),
+            message: Outgoing::new(request),
+            timeout,
+        }
+    }
+
+    /// Answers the call being handled with a typed reply, then parks as `Receive`.
+    pub fn reply<M: Payload>(reply: &M) -> Effect {
+        Effect::Reply(Outgoing::new(reply))
+    }
+
     /// A short name for traces and logs.
     pub fn name(&self) -> &'static str {
         match self {

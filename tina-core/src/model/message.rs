@@ -117,6 +117,9 @@ pub(crate) const FLAG_CALL: u8 = 1 << 0;
 pub(crate) const FLAG_REPLY: u8 = 1 << 1;
 /// Flag bit: a transfer buffer is attached (its reference is in `aux`).
 pub(crate) const FLAG_TRANSFER: u8 = 1 << 2;
+/// Flag bit (with `FLAG_REPLY`): the call could not be delivered on the callee's shard; `aux`
+/// holds the `SendError` code.
+pub(crate) const FLAG_REFUSED: u8 = 1 << 3;
 
 /// A user message type that can travel inline in an envelope.
 ///
@@ -214,6 +217,32 @@ impl Message {
         self.flags |= FLAG_CALL;
         self.correlation = correlation;
         self
+    }
+
+    /// The refusal of the call `call` (which could not be delivered for `why`), addressed
+    /// back to its caller: a reply that carries no payload, only the reason.
+    pub(crate) fn refusal(call: &Message, why: crate::error::SendError) -> Message {
+        Message {
+            src: call.dst,
+            dst: call.src,
+            correlation: call.correlation,
+            flags: FLAG_REPLY | FLAG_REFUSED,
+            aux: why as u32,
+            ..Message::EMPTY
+        }
+    }
+
+    /// For a refusal (see [`Message::refusal`]): why the call was refused.
+    pub(crate) fn refused(&self) -> Option<crate::error::SendError> {
+        if self.flags & FLAG_REFUSED == 0 {
+            return None;
+        }
+        crate::error::SendError::from_code(self.aux as u8)
+    }
+
+    /// Readdresses the envelope (a named address resolved to the running incarnation).
+    pub(crate) fn set_dst(&mut self, dst: Handle) {
+        self.dst = dst;
     }
 
     pub(crate) fn with_reply(mut self, correlation: u64) -> Message {

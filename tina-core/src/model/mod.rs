@@ -6,6 +6,7 @@
 //! contract ([`io`]). Plain values: nothing here owns memory or schedules anything. (The one
 //! reference upwards is unavoidable: `Isolate::handle` takes the scheduler's `Ctx`.)
 
+pub(crate) mod address;
 pub(crate) mod effect;
 pub(crate) mod handle;
 pub mod io;

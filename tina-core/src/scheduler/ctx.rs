@@ -7,6 +7,7 @@
 
 use crate::error::{ScratchTooSmall, SendError, SpawnError};
 use crate::memory::timer::{TimerId, TimersExhausted};
+use crate::model::address::{Address, Name, Recipient, ShardKey};
 use crate::model::handle::{Handle, ShardId, TypeId};
 use crate::model::io::{
     Control, ControlOutcome, Domain, Fd, IoBuf, IoError, ShutdownHow, SocketKind, SocketOption,
@@ -109,11 +110,45 @@ impl<'x, 'a> Ctx<'x, 'a> {
         self.kernel.spec().type_id_of::<T>()
     }
 
-    /// Sends a typed message. Returns at once; nothing is retried by the framework.
+    /// Sends a typed message to an [`Address`] whose type accepts it (checked at compile
+    /// time), or to any untyped [`Handle`]. Returns at once; nothing is retried by the
+    /// framework. What this shard can see is the result (`MailboxFull` for a full mailbox or
+    /// ring, `StaleHandle`, `NotRunning` for a local named isolate between incarnations,
+    /// `PoolExhausted`); a send to another shard that its shard cannot deliver is dropped
+    /// there and counted (a [`Call`](crate::Effect::Call) is refused back to its caller
+    /// instead).
     #[inline]
-    pub fn send<T: Payload>(&mut self, to: Handle, value: &T) -> Result<(), SendError> {
+    pub fn send<M: Payload>(&mut self, to: impl Recipient<M>, value: &M) -> Result<(), SendError> {
         self.kernel
-            .send_typed(self.env.transport, self.me, to, value)
+            .send_typed(self.env.transport, self.me, to.to_handle(), value)
+    }
+
+    /// The isolate named `name` on `shard`, whichever incarnation runs when a message
+    /// arrives. (The name must be declared on that shard with
+    /// [`ChildSpec::named`](crate::ChildSpec::named); otherwise sends to it are refused
+    /// with `UnknownName`.)
+    pub fn on_shard<T: Isolate>(&self, name: Name<T>, shard: ShardId) -> Address<T> {
+        let ty = self
+            .kernel
+            .spec()
+            .type_id_of::<T>()
+            .unwrap_or(TypeId(u8::MAX));
+        Address::new(Handle::named(shard, ty, name.key()))
+    }
+
+    /// The isolate named `name` on the shard that owns `key`:
+    /// [`key_to_shard`](crate::key_to_shard) of the key's [`ShardKey`] (integers as
+    /// themselves, byte strings through FNV-1a 64), stable across releases.
+    pub fn by_key<T: Isolate, K: ShardKey + ?Sized>(&self, name: Name<T>, key: &K) -> Address<T> {
+        let shard = crate::key_to_shard(key.shard_key(), self.shard_count());
+        self.on_shard(name, shard)
+    }
+
+    /// `handle` as an address of `T`, if it names an isolate of type `T` (for a handle
+    /// learned from a message's source, say).
+    pub fn address_of<T: Isolate>(&self, handle: Handle) -> Option<Address<T>> {
+        let ty = self.kernel.spec().type_id_of::<T>()?;
+        (handle.type_id() == ty && !handle.is_none()).then(|| Address::new(handle))
     }
 
     /// Sends raw bytes under a user tag (at most 96 bytes).
@@ -133,7 +168,7 @@ impl<'x, 'a> Ctx<'x, 'a> {
     /// Spawns a dynamic child of type `T` into this isolate's supervision group, runs its
     /// `init` at once and returns its handle. The child is `Temporary` (never restarted);
     /// see [`Ctx::spawn_with`].
-    pub fn spawn<T: Isolate>(&mut self, args: &T::Args) -> Result<Handle, SpawnError> {
+    pub fn spawn<T: Isolate>(&mut self, args: &T::Args) -> Result<Address<T>, SpawnError> {
         self.spawn_with::<T>(args, Restart::Temporary)
     }
 
@@ -142,20 +177,22 @@ impl<'x, 'a> Ctx<'x, 'a> {
         &mut self,
         args: &T::Args,
         restart: Restart,
-    ) -> Result<Handle, SpawnError> {
+    ) -> Result<Address<T>, SpawnError> {
         let ty = self
             .kernel
             .spec()
             .resolve(TypeRef::of::<T>())
             .ok_or(SpawnError::UnknownType)?;
-        self.kernel.spawn_dynamic(
-            &mut self.env,
-            crate::scheduler::arena::reborrow(&mut self.own),
-            ty.0,
-            InitArgs::new(args),
-            self.group,
-            restart,
-        )
+        self.kernel
+            .spawn_dynamic(
+                &mut self.env,
+                crate::scheduler::arena::reborrow(&mut self.own),
+                ty.0,
+                InitArgs::new(args),
+                self.group,
+                restart,
+            )
+            .map(Address::new)
     }
 
     /// Starts a one-shot timer: after `after` ticks a message with `tag` (and no payload)

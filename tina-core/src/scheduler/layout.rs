@@ -18,7 +18,7 @@ use crate::model::io::{Fd, IoOp};
 use crate::model::message::Message;
 use crate::scheduler::arena::{ArenaRef, TypeVtable};
 use crate::scheduler::kernel::{Meta, TypeState};
-use crate::scheduler::supervision::{GroupState, Groups, Member, TreeSize};
+use crate::scheduler::supervision::{GroupState, Groups, Member, NameSlot, TreeSize};
 use crate::spec::{DISPATCHES_PER_WEIGHT, GroupSpec, SystemSpec};
 
 /// Something the boot layout can be walked over: a measurement or a real region.
@@ -224,7 +224,8 @@ fn walk_tree<'a, C: Carve<'a>>(
     let groups: &'a mut [GroupState<'a>] = c.slice(tree.groups, |_| Groups::placeholder(root))?;
     let members = c.slice(tree.members, |_| Member::Empty)?;
     let history = c.slice(tree.history, |_| 0u64)?;
-    Ok(Groups::new(root, groups, members, history))
+    let names = c.slice(tree.name_table_len(), |_| NameSlot::EMPTY)?;
+    Ok(Groups::new(root, groups, members, history, names))
 }
 
 /// Walks the rings consumer shard `consumer` drains, one from every other shard in shard

@@ -55,12 +55,38 @@ pub(crate) struct GroupState<'a> {
     history_next: u32,
 }
 
+/// One entry of a shard's name table: a name's key and the member slot of the child that
+/// bears it (`key` 0: empty).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct NameSlot {
+    key: u32,
+    member: u32,
+}
+
+impl NameSlot {
+    pub(crate) const EMPTY: NameSlot = NameSlot { key: 0, member: 0 };
+}
+
 /// Sizes of a shard's flattened tree.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct TreeSize {
     pub(crate) groups: usize,
     pub(crate) members: usize,
     pub(crate) history: usize,
+    /// Named children.
+    pub(crate) names: usize,
+}
+
+impl TreeSize {
+    /// Entries of the name table: a power of two at least twice the names (open addressing
+    /// stays short), none without names.
+    pub(crate) fn name_table_len(&self) -> usize {
+        if self.names == 0 {
+            0
+        } else {
+            (self.names * 2).next_power_of_two()
+        }
+    }
 }
 
 impl TreeSize {
@@ -69,13 +95,18 @@ impl TreeSize {
             groups: 1,
             members: g.children.len(),
             history: g.budget.restarts_max as usize,
+            names: 0,
         };
         for c in g.children {
+            if c.name().is_some() {
+                size.names += 1;
+            }
             if let ChildSpec::Group(inner) = c {
                 let s = TreeSize::of(inner);
                 size.groups += s.groups;
                 size.members += s.members;
                 size.history += s.history;
+                size.names += s.names;
             }
         }
         size
@@ -87,6 +118,8 @@ pub(crate) struct Groups<'a> {
     pub(crate) groups: &'a mut [GroupState<'a>],
     pub(crate) members: &'a mut [Member],
     history: &'a mut [u64],
+    /// Open-addressed by name key (linear probing); its length is a power of two.
+    names: &'a mut [NameSlot],
 }
 
 impl<'a> Groups<'a> {
@@ -95,11 +128,13 @@ impl<'a> Groups<'a> {
         groups: &'a mut [GroupState<'a>],
         members: &'a mut [Member],
         history: &'a mut [u64],
+        names: &'a mut [NameSlot],
     ) -> Groups<'a> {
         let mut g = Groups {
             groups,
             members,
             history,
+            names,
         };
         // Empty slices are a measurement of the layout: nothing to flatten into.
         if !g.groups.is_empty() {
@@ -147,6 +182,9 @@ impl<'a> Groups<'a> {
         };
         for (i, c) in spec.children.iter().enumerate() {
             let slot = members_start as usize + i;
+            if let Some(name) = c.name() {
+                self.insert_name(name.key(), slot as u32);
+            }
             self.members[slot] = match c {
                 ChildSpec::Isolate { .. } => Member::Stopped,
                 ChildSpec::Group(inner) => Member::Group {
@@ -156,6 +194,34 @@ impl<'a> Groups<'a> {
             };
         }
         me
+    }
+
+    /// Enters a name (keys are unique per shard: validated).
+    fn insert_name(&mut self, key: u32, member: u32) {
+        let mask = self.names.len() - 1;
+        let mut i = key as usize & mask;
+        while self.names[i].key != 0 {
+            i = (i + 1) & mask;
+        }
+        self.names[i] = NameSlot { key, member };
+    }
+
+    /// The member that bears the name with `key`, if this shard has one: O(1) expected, at
+    /// most a pass over the (half-empty) table.
+    pub(crate) fn named(&self, key: u32) -> Option<Member> {
+        let mask = self.names.len().checked_sub(1)?;
+        let mut i = key as usize & mask;
+        for _ in 0..self.names.len() {
+            let e = self.names[i];
+            if e.key == key {
+                return self.members.get(e.member as usize).copied();
+            }
+            if e.key == 0 {
+                return None;
+            }
+            i = (i + 1) & mask;
+        }
+        None
     }
 
     /// The spec path of group `g` on shard `shard` (for error reports).

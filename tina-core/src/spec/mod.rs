@@ -9,6 +9,7 @@
 //! Specs contain only `Copy` data, slices and function pointers, so they can be `static`s on
 //! bare metal and built at run time on hosted platforms alike.
 
+use crate::model::address::{Name, NameRef};
 use crate::model::handle::{SLOT_MAX, TypeId};
 use crate::model::isolate::{INIT_ARGS_SIZE_MAX, InitArgs, Isolate};
 use crate::model::time::Duration;
@@ -188,6 +189,8 @@ pub enum ChildSpec<'s> {
         args: InitArgs,
         /// When it is restarted.
         restart: Restart,
+        /// Its name, if it is reachable by name from every shard ([`ChildSpec::named`]).
+        name: Option<NameRef>,
     },
     /// A nested group.
     Group(GroupSpec<'s>),
@@ -200,6 +203,28 @@ impl<'s> ChildSpec<'s> {
             ty: TypeRef::of::<T>(),
             args: InitArgs::new(args),
             restart,
+            name: None,
+        }
+    }
+
+    /// A static isolate child with a name: any shard can address it as "the isolate named
+    /// `name` on this shard" ([`Ctx::on_shard`](crate::Ctx::on_shard),
+    /// [`Ctx::by_key`](crate::Ctx::by_key)), whatever incarnation is running. Names are
+    /// unique per shard (checked by validation).
+    pub fn named<T: Isolate>(name: Name<T>, args: &T::Args, restart: Restart) -> ChildSpec<'s> {
+        ChildSpec::Isolate {
+            ty: TypeRef::of::<T>(),
+            args: InitArgs::new(args),
+            restart,
+            name: Some(name.erase()),
+        }
+    }
+
+    /// The child's name, if it has one.
+    pub fn name(&self) -> Option<NameRef> {
+        match self {
+            ChildSpec::Isolate { name, .. } => *name,
+            ChildSpec::Group(_) => None,
         }
     }
 
@@ -209,6 +234,7 @@ impl<'s> ChildSpec<'s> {
             ty: TypeRef::of::<T>(),
             args: InitArgs::EMPTY,
             restart,
+            name: None,
         }
     }
 }

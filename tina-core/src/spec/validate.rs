@@ -63,6 +63,7 @@ impl SystemSpec<'_> {
             let mut groups = 0u32;
             let mut path = GroupPath::root(s as u16);
             self.validate_group(&shard.root, &mut path, 0, &mut static_counts, &mut groups)?;
+            validate_names(s as u16, &shard.root)?;
             for (i, t) in self.types.iter().enumerate() {
                 if static_counts[i] > t.capacity {
                     return Err(SpecError::new(
@@ -145,7 +146,7 @@ impl SystemSpec<'_> {
 
     fn validate_type(&self, i: usize, t: &TypeSpec) -> Result<(), SpecError> {
         let at = Location::Type(i as u16);
-        if t.capacity == 0 || t.capacity > SLOT_MAX + 1 {
+        if t.capacity == 0 || t.capacity > SLOT_MAX {
             return Err(SpecError::new(
                 at,
                 "capacity",
@@ -268,6 +269,60 @@ impl SystemSpec<'_> {
     }
 }
 
+/// Calls `each` with every named child of the tree under `g`, in depth-first order, with its
+/// location; stops at the first error `each` returns.
+fn visit_names(
+    g: &GroupSpec<'_>,
+    path: &mut GroupPath,
+    each: &mut dyn FnMut(NameRef, Location) -> Result<(), SpecError>,
+) -> Result<(), SpecError> {
+    for (c, child) in g.children.iter().enumerate() {
+        match child {
+            ChildSpec::Isolate { name: Some(n), .. } => each(*n, Location::Child(*path, c as u16))?,
+            ChildSpec::Isolate { name: None, .. } => {}
+            ChildSpec::Group(inner) => {
+                let mut inner_path = *path;
+                inner_path.push(c as u16);
+                visit_names(inner, &mut inner_path, each)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Names are unique per shard, and so are their keys (what a named address carries). A
+/// quadratic walk over the named children, with no storage: specs name a handful.
+fn validate_names(shard: u16, root: &GroupSpec<'_>) -> Result<(), SpecError> {
+    let mut index = 0u64;
+    visit_names(root, &mut GroupPath::root(shard), &mut |name, at| {
+        let mut seen = 0u64;
+        let this = index;
+        index += 1;
+        visit_names(root, &mut GroupPath::root(shard), &mut |earlier, _| {
+            if seen >= this {
+                return Ok(());
+            }
+            seen += 1;
+            if earlier.text == name.text {
+                return Err(SpecError::new(
+                    at,
+                    "name",
+                    this,
+                    Rule::DuplicateName { name: name.text },
+                ));
+            }
+            if earlier.key == name.key {
+                let rule = Rule::NameKeyCollision {
+                    name: name.text,
+                    other: earlier.text,
+                };
+                return Err(SpecError::new(at, "name", u64::from(name.key), rule));
+            }
+            Ok(())
+        })
+    })
+}
+
 fn valid_ring_capacity(c: u32) -> bool {
     c.is_power_of_two() && (RING_CAPACITY_MIN..=RING_CAPACITY_MAX as usize).contains(&(c as usize))
 }
@@ -377,8 +432,20 @@ pub enum Rule {
     IoSubmissions,
     /// Ring override names two distinct existing shards.
     RingPair,
-    /// Type capacity between 1 and 2^20.
+    /// Type capacity between 1 and 2^20 − 1.
     TypeCapacity,
+    /// Two children of one shard with the same name.
+    DuplicateName {
+        /// The name.
+        name: &'static str,
+    },
+    /// Two names of one shard whose 28-bit keys are equal (a hash collision).
+    NameKeyCollision {
+        /// The later name.
+        name: &'static str,
+        /// The earlier name with the same key.
+        other: &'static str,
+    },
     /// Budget weight between 1 and 64.
     BudgetWeight,
     /// Alignment at most 128.
@@ -422,7 +489,7 @@ impl fmt::Display for Rule {
             Rule::RestartsMax => f.write_str("at most 65535 restarts (or shard recoveries) per window"),
             Rule::IoSubmissions => f.write_str("a shard submits 1 to 65536 I/O operations per tick"),
             Rule::RingPair => f.write_str("a ring override names two different shards that exist (value = from << 8 | to)"),
-            Rule::TypeCapacity => f.write_str("a type holds 1 to 1048576 instances per shard (20-bit slots)"),
+            Rule::TypeCapacity => f.write_str("a type holds 1 to 1048575 instances per shard (20-bit slots; the last slot value marks named addresses)"),
             Rule::BudgetWeight => f.write_str("budget weights are 1 to 64 (weight x 256 dispatches per tick)"),
             Rule::Alignment => f.write_str("isolate types may need at most 128-byte alignment; move big aligned buffers to working memory"),
             Rule::DuplicateType { type_name } => write!(f, "type `{type_name}` is registered twice (value = index of the first registration); remove one"),
@@ -430,6 +497,8 @@ impl fmt::Display for Rule {
             Rule::DynamicNeedsOneForOne => f.write_str("dynamic children are only allowed in OneForOne groups; set dynamic_capacity to 0 or use Strategy::OneForOne"),
             Rule::GroupDepth => f.write_str("supervision groups nest at most 8 deep"),
             Rule::TooManyGroups => f.write_str("at most 65535 groups per shard and children per group"),
+            Rule::DuplicateName { name } => write!(f, "two children of this shard are named {name:?} (value = the later child's position among the shard's named children); names are unique per shard"),
+            Rule::NameKeyCollision { name, other } => write!(f, "names {name:?} and {other:?} have the same 28-bit key (value); rename one of them"),
             Rule::UnknownType => f.write_str("the child's type is not registered; add TypeSpec::of::<T>(..) to SystemSpec::types"),
             Rule::StaticChildrenExceedCapacity { type_name, capacity } => write!(f, "more static children of `{type_name}` than its capacity {capacity}; raise TypeSpec::capacity"),
         }

@@ -222,7 +222,10 @@ impl Isolate for Actor {
                     fail_init: cmd.count,
                     id: cmd.arg,
                 };
-                self.last_spawn = Some(ctx.spawn_with::<Actor>(&args, Restart::Temporary));
+                self.last_spawn = Some(
+                    ctx.spawn_with::<Actor>(&args, Restart::Temporary)
+                        .map(|a| a.handle()),
+                );
                 Effect::Receive
             }
             op::REPLY => Effect::Reply(Outgoing::new(&Pong { n: 0 })),

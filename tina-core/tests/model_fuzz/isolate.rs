@@ -568,9 +568,9 @@ impl FzState {
                     _ => Restart::Temporary,
                 };
                 let r = if cmd.b.is_multiple_of(2) {
-                    ctx.spawn_with::<Fz<0>>(&args, restart)
+                    ctx.spawn_with::<Fz<0>>(&args, restart).map(|a| a.handle())
                 } else {
-                    ctx.spawn_with::<Fz<1>>(&args, restart)
+                    ctx.spawn_with::<Fz<1>>(&args, restart).map(|a| a.handle())
                 };
                 record(Ev::SpawnResult { r });
                 Effect::Receive

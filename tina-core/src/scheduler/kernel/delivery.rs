@@ -1,12 +1,14 @@
 //! Delivery: putting a message into a local mailbox (or handing it to the transport), and
 //! accepting replies and inbound envelopes from other shards.
 
-use super::{Kernel, State, TypeState};
+use super::{CallFailure, Kernel, State, TypeState};
 use crate::error::SendError;
-use crate::memory::pool::{Class, NIL};
+use crate::memory::counters::Counters;
+use crate::memory::pool::{Class, NIL, Pool};
 use crate::model::handle::Handle;
 use crate::model::message::{Message, Payload};
 use crate::platform::Transport;
+use crate::scheduler::supervision::Member;
 
 impl<'a> Kernel<'a> {
     /// Queues a message in a local mailbox.
@@ -17,7 +19,8 @@ impl<'a> Kernel<'a> {
 
     /// Queues a message for `dst` in a local mailbox, written by `write` straight into its
     /// pool envelope (which must end up addressed to `dst`). Nothing is written when the
-    /// delivery is refused.
+    /// delivery is refused. A named address is resolved to the running incarnation here, off
+    /// the fast path (a named address never locates directly: its slot is reserved).
     #[inline]
     pub(super) fn deliver_local_with(
         &mut self,
@@ -26,20 +29,74 @@ impl<'a> Kernel<'a> {
         write: impl FnOnce(&mut Message),
     ) -> Result<(), SendError> {
         let Some((t, slot)) = Self::locate_mut(self.types, self.shard, dst) else {
+            return self.deliver_named(dst, class, write);
+        };
+        Self::enqueue(t, slot, &mut self.pool, &mut self.counters, class, write)
+    }
+
+    /// Delivery to a named address: the name's current incarnation gets the message,
+    /// readdressed to its handle.
+    #[cold]
+    fn deliver_named(
+        &mut self,
+        dst: Handle,
+        class: Class,
+        write: impl FnOnce(&mut Message),
+    ) -> Result<(), SendError> {
+        let h = self.resolve_name(dst)?;
+        let Some((t, slot)) = Self::locate_mut(self.types, self.shard, h) else {
             self.counters.stale_deliveries += 1;
             return Err(SendError::StaleHandle);
         };
+        let write = |m: &mut Message| {
+            write(m);
+            m.set_dst(h);
+        };
+        Self::enqueue(t, slot, &mut self.pool, &mut self.counters, class, write)
+    }
+
+    /// The running incarnation a named address on this shard stands for; a plain handle
+    /// that did not locate is stale. Every refusal is counted.
+    pub(crate) fn resolve_name(&mut self, dst: Handle) -> Result<Handle, SendError> {
+        let Some(key) = dst.name_key().filter(|_| dst.shard() == self.shard) else {
+            self.counters.stale_deliveries += 1;
+            return Err(SendError::StaleHandle);
+        };
+        match self.groups.named(key) {
+            Some(Member::Isolate(h)) if h.type_id() == dst.type_id() => Ok(h),
+            Some(Member::Stopped | Member::Empty) => {
+                self.counters.named_not_running += 1;
+                Err(SendError::NotRunning)
+            }
+            _ => {
+                self.counters.stale_deliveries += 1;
+                Err(SendError::UnknownName)
+            }
+        }
+    }
+
+    /// Puts a message, written by `write` into a pool envelope of `class`, into the mailbox
+    /// of the isolate in `slot` of `t`, and makes it ready.
+    #[inline]
+    fn enqueue(
+        t: &mut TypeState<'a>,
+        slot: usize,
+        pool: &mut Pool<'a>,
+        counters: &mut Counters,
+        class: Class,
+        write: impl FnOnce(&mut Message),
+    ) -> Result<(), SendError> {
         let m = &mut t.metas[slot];
         if m.mailbox.len >= t.mailbox_capacity {
-            self.counters.mailbox_full += 1;
+            counters.mailbox_full += 1;
             return Err(SendError::MailboxFull);
         }
-        let Some(i) = self.pool.alloc_with(class, write) else {
-            self.counters.pool_exhausted += 1;
+        let Some(i) = pool.alloc_with(class, write) else {
+            counters.pool_exhausted += 1;
             return Err(SendError::PoolExhausted);
         };
-        debug_assert_eq!(self.pool.get(i).dst(), dst);
-        self.pool.push(&mut m.mailbox, i);
+        debug_assert_eq!(pool.get(i).dst().slot() as usize, slot);
+        pool.push(&mut m.mailbox, i);
         if m.state == State::Receiving && !m.queued {
             // What `make_ready` decides for a waiting isolate that now has mail.
             m.queued = true;
@@ -50,7 +107,9 @@ impl<'a> Kernel<'a> {
         Ok(())
     }
 
-    /// Accepts a reply only if the caller is waiting for exactly this correlation.
+    /// Accepts a reply only if the caller is waiting for exactly this correlation. A
+    /// refusal (the callee's shard could not deliver the call) ends the call at once with
+    /// the reason, as a failed send would have.
     pub(super) fn deliver_reply(&mut self, msg: &Message) {
         let waiting = self.locate(msg.dst()).filter(|&(ty, slot)| {
             let m = &self.types[usize::from(ty)].metas[slot as usize];
@@ -63,13 +122,17 @@ impl<'a> Kernel<'a> {
             self.counters.stale_replies += 1;
             return;
         };
-        let Some(i) = self.pool.alloc(Class::System, msg) else {
-            self.counters.pool_exhausted += 1;
-            return;
-        };
-        let m = self.meta(ty, slot);
-        m.reply = i;
-        let timer = m.call_timer.take();
+        if let Some(why) = msg.refused() {
+            self.counters.call_refusals_received += 1;
+            self.meta(ty, slot).call_failure = Some((CallFailure::SendFailed, why as u8));
+        } else {
+            let Some(i) = self.pool.alloc(Class::System, msg) else {
+                self.counters.pool_exhausted += 1;
+                return;
+            };
+            self.meta(ty, slot).reply = i;
+        }
+        let timer = self.meta(ty, slot).call_timer.take();
         let owner = self.handle(ty, slot);
         if let Some(id) = timer {
             let mut head = self.meta(ty, slot).timers;
@@ -88,8 +151,34 @@ impl<'a> Kernel<'a> {
         }
         if msg.is_reply() {
             self.deliver_reply(msg);
-        } else if self.deliver_local(msg, Class::User).is_ok() {
-            self.counters.inbound_delivered += 1;
+            return;
+        }
+        match self.deliver_local(msg, Class::User) {
+            Ok(()) => self.counters.inbound_delivered += 1,
+            Err(why) if msg.is_call() => self.queue_refusal(msg, why),
+            Err(_) => {}
+        }
+    }
+
+    /// Keeps the refusal of an undeliverable call (in a system envelope) until
+    /// [`Kernel::send_refusals`] sends it back; without an envelope it is dropped and
+    /// counted, and the caller waits out its timeout.
+    fn queue_refusal(&mut self, call: &Message, why: SendError) {
+        match self.pool.alloc(Class::System, &Message::refusal(call, why)) {
+            Some(i) => self.pool.push(&mut self.refusals, i),
+            None => self.counters.call_refusals_dropped += 1,
+        }
+    }
+
+    /// Sends the refusals queued while draining the inbound rings back to their callers'
+    /// shards (a full ring drops one, counted).
+    pub(super) fn send_refusals<T: Transport + ?Sized>(&mut self, transport: &mut T) {
+        let mut refusal = Message::EMPTY;
+        while self.pool.take_from(&mut self.refusals, &mut refusal) {
+            match transport.send(refusal.dst().shard(), &refusal) {
+                Ok(()) => self.counters.call_refusals_sent += 1,
+                Err(_) => self.counters.call_refusals_dropped += 1,
+            }
         }
     }
 

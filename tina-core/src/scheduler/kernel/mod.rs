@@ -365,6 +365,9 @@ pub(crate) struct Kernel<'a> {
     /// Closes of orphaned descriptors that found the submission batch full (see
     /// [`Kernel::queue_reclaim`]).
     orphans: Orphans,
+    /// Refusals of undeliverable calls from other shards, queued while the inbound rings
+    /// drain and sent right after (empty between steps).
+    refusals: Fifo,
 }
 
 impl<'a> Kernel<'a> {
@@ -404,6 +407,7 @@ impl<'a> Kernel<'a> {
             control_error: None,
             init_failure: None,
             orphans: Orphans::new(),
+            refusals: Fifo::EMPTY,
         }
     }
 

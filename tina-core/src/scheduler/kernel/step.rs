@@ -34,6 +34,9 @@ impl<'a> Kernel<'a> {
                 self.deliver_inbound(msg);
             }
         });
+        if !self.refusals.is_empty() {
+            self.send_refusals(transport);
+        }
     }
 
     /// Phase 2: the platform's completions, then held orphaned descriptors to close.

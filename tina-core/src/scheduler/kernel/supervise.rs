@@ -166,7 +166,12 @@ impl Kernel<'_> {
         let spec = self.groups.groups[usize::from(g)].spec;
         for m in from..to {
             match (self.groups.member(g, m), spec.children[usize::from(m)]) {
-                (Member::Stopped, ChildSpec::Isolate { ty, args, restart }) => {
+                (
+                    Member::Stopped,
+                    ChildSpec::Isolate {
+                        ty, args, restart, ..
+                    },
+                ) => {
                     let Some(TypeId(ty)) = self.spec.resolve(ty) else {
                         debug_assert!(false, "a validated spec's children have registered types");
                         return Err(m);
