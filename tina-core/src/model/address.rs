@@ -50,6 +50,30 @@
 //! }
 //! ```
 //!
+//! The same code compiles once the type accepts the payload:
+//!
+//! ```
+//! use tina_core::*;
+//! #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+//! #[repr(C)]
+//! struct Ping { n: u64 }
+//! tina_core::payload!(Ping);
+//!
+//! struct Listener;
+//! impl Isolate for Listener {
+//!     type Args = ();
+//!     fn init(_: &(), _: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
+//!         Ok((Listener, Effect::Receive))
+//!     }
+//!     fn handle(&mut self, _: &Message, _: &mut Ctx) -> Effect { Effect::Receive }
+//! }
+//! tina_core::accepts!(Listener: Ping);
+//!
+//! fn poke(ctx: &mut Ctx, to: Address<Listener>) {
+//!     let _ = ctx.send(to, &Ping { n: 1 });
+//! }
+//! ```
+//!
 //! An untyped [`Handle`] still takes any payload (for generic code such as a router).
 //!
 //! **Tags without numbering.** [`payload!`](crate::payload) derives a payload's tag from its
@@ -368,7 +392,29 @@ macro_rules! payload {
 }
 
 /// Declares the payloads an isolate type accepts: `accepts!(Store: Get, Put, Del);`. Fails
-/// to compile if two of them share a tag.
+/// to compile if two of them share a tag:
+///
+/// ```compile_fail
+/// use tina_core::*;
+/// #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+/// #[repr(C)]
+/// struct Get { key: u64 }
+/// #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+/// #[repr(C)]
+/// struct Put { key: u64 }
+/// tina_core::payload!(Get = "kv");
+/// tina_core::payload!(Put = "kv"); // the same tag as Get
+///
+/// struct Store;
+/// impl Isolate for Store {
+///     type Args = ();
+///     fn init(_: &(), _: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
+///         Ok((Store, Effect::Receive))
+///     }
+///     fn handle(&mut self, _: &Message, _: &mut Ctx) -> Effect { Effect::Receive }
+/// }
+/// tina_core::accepts!(Store: Get, Put); // error: two payloads share a tag
+/// ```
 #[macro_export]
 macro_rules! accepts {
     ($ty:ty : $($m:ty),* $(,)?) => {
@@ -411,6 +457,26 @@ mod tests {
         assert_eq!(t, tag_of_name("Get"));
         assert_ne!(tag_of_name("Get"), tag_of_name("Put"));
         assert_ne!(name_key("a"), 0);
+    }
+
+    #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    #[repr(C)]
+    struct Renamed {
+        a: u32,
+    }
+    crate::payload!(Renamed = "kv.renamed");
+    #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    #[repr(C)]
+    struct Plain {
+        a: u32,
+    }
+    crate::payload!(Plain);
+
+    #[test]
+    fn payload_tags_come_from_the_given_name_or_the_type_name() {
+        assert_eq!(Renamed::TAG, tag_of_name("kv.renamed"));
+        assert_eq!(Plain::TAG, tag_of_name("Plain"));
+        assert_distinct_tags(&[Renamed::TAG, Plain::TAG]);
     }
 
     #[test]
