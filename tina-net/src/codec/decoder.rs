@@ -252,7 +252,7 @@ pub struct Frames<'d, 'i, C, const N: usize> {
     consumed: usize,
 }
 
-impl<C: Codec, const N: usize> Frames<'_, '_, C, N> {
+impl<'i, C: Codec, const N: usize> Frames<'_, 'i, C, N> {
     /// The next frame of the buffer, or `None` once every byte was taken (an unfinished last
     /// frame is then in storage, to be completed by the next receive).
     ///
@@ -280,7 +280,7 @@ impl<C: Codec, const N: usize> Frames<'_, '_, C, N> {
     }
 
     /// The input bytes not yet taken.
-    pub fn remaining(&self) -> &[u8] {
+    pub fn remaining(&self) -> &'i [u8] {
         &self.input[self.consumed..]
     }
 }
