@@ -29,6 +29,43 @@ use super::{Codec, FrameError, More, Scan};
 ///    emptied on the next call.
 /// 4. An over-long or malformed frame closes the decoder.
 /// 5. [`reset`](FrameDecoder::reset) makes it usable again (for a new connection).
+///
+/// What a line-protocol connection does with one receive: answer every line, or answer an
+/// over-long line and close.
+///
+/// ```
+/// use tina_net::codec::{FrameDecoder, FrameError, LineEnding, Lines, encode_line};
+///
+/// /// Echoes each line into `out`; answers the bytes written and whether to close.
+/// fn on_receive(decoder: &mut FrameDecoder<Lines, 34>, input: &[u8], out: &mut [u8]) -> (usize, bool) {
+///     let mut written = 0;
+///     let mut frames = decoder.frames(input);
+///     loop {
+///         let (reply, close): (&[u8], bool) = match frames.next_frame() {
+///             Ok(Some(line)) => (line, false),
+///             Ok(None) => return (written, false),
+///             Err(FrameError::TooLong { .. }) => (b"ERROR line too long", true),
+///             Err(_) => (b"ERROR", true),
+///         };
+///         match encode_line(reply, LineEnding::CrLf, &mut out[written..]) {
+///             Ok(len) => written += len,
+///             Err(_) => return (written, true), // the reply buffer is full
+///         }
+///         if close {
+///             return (written, true);
+///         }
+///     }
+/// }
+///
+/// let mut decoder = FrameDecoder::new(Lines::new(32));
+/// let mut out = [0; 128];
+/// let (len, close) = on_receive(&mut decoder, b"hi\r\nthe", &mut out);
+/// assert_eq!((&out[..len], close), (&b"hi\r\n"[..], false));
+/// let (len, close) = on_receive(&mut decoder, b"re\n", &mut out);
+/// assert_eq!((&out[..len], close), (&b"there\r\n"[..], false));
+/// let (len, close) = on_receive(&mut decoder, &[b'x'; 40], &mut out);
+/// assert_eq!((&out[..len], close), (&b"ERROR line too long\r\n"[..], true));
+/// ```
 pub struct FrameDecoder<C, const N: usize> {
     codec: C,
     storage: [u8; N],
@@ -118,6 +155,7 @@ impl<C: Codec, const N: usize> FrameDecoder<C, N> {
     /// A cursor over the frames of one receive buffer. Call
     /// [`next_frame`](Frames::next_frame) until it answers `Ok(None)`: then every byte of
     /// `input` was taken, the last unfinished frame (if any) into storage.
+    #[must_use = "the frames are decoded by calling `next_frame` until it answers `Ok(None)`"]
     pub fn frames<'d, 'i>(&'d mut self, input: &'i [u8]) -> Frames<'d, 'i, C, N> {
         Frames {
             decoder: self,

@@ -31,8 +31,9 @@ pub type BodyLenFn = fn(&[u8]) -> Result<Body, &'static str>;
 /// bytes as the header function reads from it, then a fixed trailer (such as `\r\n`); the
 /// frame is header and body together.
 ///
-/// The header function gets the header line without its terminator and answers the
-/// [`Body`] it announces, or a reason to reject it ([`FrameError::BadHeader`]).
+/// The header function gets the header line without its terminator, once per frame, when the
+/// line's terminator has arrived; it answers the [`Body`] the line announces, or a reason to
+/// reject it ([`FrameError::BadHeader`]).
 ///
 /// Limits: a header line of more than `header_len_max` bytes is
 /// [`FrameError::TooLong`]` { limit: header_len_max }`, a body of more than `body_len_max`

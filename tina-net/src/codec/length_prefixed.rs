@@ -36,6 +36,7 @@ impl Codec for LengthPrefixed {
         self.payload_len_max.saturating_add(LENGTH_PREFIX_SIZE)
     }
 
+    #[inline]
     fn scan(&mut self, bytes: &[u8], _seen: usize) -> Result<Scan, FrameError> {
         let Some((prefix, _)) = bytes.split_first_chunk::<LENGTH_PREFIX_SIZE>() else {
             return Ok(Scan::Partial {

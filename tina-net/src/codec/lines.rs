@@ -34,6 +34,7 @@ impl Codec for Lines {
         self.line_len_max.saturating_add(2)
     }
 
+    #[inline]
     fn scan(&mut self, bytes: &[u8], seen: usize) -> Result<Scan, FrameError> {
         Ok(match scan_line(bytes, seen, self.line_len_max)? {
             Some((_, len)) => Scan::Complete { len },

@@ -160,6 +160,7 @@ impl core::error::Error for FrameError {}
 /// CRLF, `len` with it), `Ok(None)` while the line may still fit, and `TooLong` as soon as the
 /// bytes prove the line longer than `line_len_max`. A CR not directly before the LF is part of
 /// the line.
+#[inline]
 pub(crate) fn scan_line(
     bytes: &[u8],
     seen: usize,

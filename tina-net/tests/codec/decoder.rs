@@ -90,3 +90,31 @@ fn error_is_kept_and_displayed_with_its_limit() {
     let text = format!("{error}");
     assert!(text.contains("maximum of 2 bytes"), "{text}");
 }
+
+/// A codec that claims a frame of zero bytes, which would stall a decoding loop.
+struct ZeroLenCodec;
+
+impl Codec for ZeroLenCodec {
+    type Frame<'a> = &'a [u8];
+
+    fn frame_len_max(&self) -> usize {
+        4
+    }
+
+    fn scan(&mut self, _bytes: &[u8], _seen: usize) -> Result<tina_net::codec::Scan, FrameError> {
+        Ok(tina_net::codec::Scan::Complete { len: 0 })
+    }
+
+    fn frame<'a>(&mut self, bytes: &'a [u8]) -> &'a [u8] {
+        bytes
+    }
+
+    fn reset(&mut self) {}
+}
+
+#[test]
+#[should_panic(expected = "Codec::scan answered Complete { len: 0 }")]
+fn codec_breaking_the_scan_contract_panics_with_a_message() {
+    let mut decoder = FrameDecoder::<ZeroLenCodec, 4>::new(ZeroLenCodec);
+    let _ = decoder.decode(b"ab");
+}
