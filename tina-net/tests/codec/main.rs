@@ -5,6 +5,7 @@ mod common;
 mod decoder;
 mod encoders;
 mod header_body;
+mod in_place;
 mod length_prefixed;
 mod lines;
 mod property;
