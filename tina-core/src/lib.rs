@@ -32,6 +32,41 @@
 //!   └──────────────────────────────────────────────────────────────────────────────┘
 //! ```
 //!
+//! ## Addressing
+//!
+//! A [`Handle`] names one incarnation of an isolate and goes stale when it exits. To reach a
+//! service across restarts and shards, declare it with a [`Name`] and address it by name:
+//!
+//! ```
+//! use tina_core::*;
+//!
+//! #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+//! #[repr(C)]
+//! struct Get { key: u64 }
+//! tina_core::payload!(Get); // the tag comes from the name: no numbering by hand
+//!
+//! struct Store;
+//! tina_core::accepts!(Store: Get); // sending Store anything else does not compile
+//! # impl Isolate for Store {
+//! #     type Args = ();
+//! #     fn init(_: &(), _: &mut Ctx) -> Result<(Self, Effect), CrashReason> { Ok((Store, Effect::Receive)) }
+//! #     fn handle(&mut self, _: &Message, _: &mut Ctx) -> Effect { Effect::Receive }
+//! # }
+//! const STORE: Name<Store> = Name::new("store");
+//!
+//! // In the spec, on every shard: ChildSpec::named(STORE, &(), Restart::Permanent).
+//! // In any handler, on any shard:
+//! fn lookup(ctx: &mut Ctx, key: u64) -> Effect {
+//!     let store = ctx.by_key(STORE, &key); // the shard that owns `key`, whoever runs there
+//!     Effect::call(store, &Get { key }, Duration::from_ticks(2_000))
+//! }
+//! ```
+//!
+//! The owning shard resolves the name when the message arrives. A call that cannot be
+//! delivered there (no incarnation running, a stale handle, a full mailbox) is refused back
+//! to the caller through the ring, so it fails within a ring round trip with the reason
+//! instead of at its timeout ([`model/address.rs`](Address) has the details).
+//!
 //! ## Stepping a shard by hand
 //!
 //! ```

@@ -9,7 +9,7 @@
 //!
 //! | file | verbs |
 //! |---|---|
-//! | `delivery` | `send`, `send_typed`, `deliver_local`, `deliver_inbound`, `deliver_reply` |
+//! | `delivery` | `send`, `send_typed`, `deliver_local` (and a named address's `resolve_name`), `deliver_inbound`, `deliver_reply`, `send_refusals` |
 //! | `dispatch` | `next_ready`, `after_dispatch`, `next_message` (the mailbox-head fast path) |
 //! | `calls` | `finish_call`, `apply_effect`, `start_call` |
 //! | `io` | `submit_io`, `complete_io`, `queue_reclaim`, `reclaim_orphans` |
