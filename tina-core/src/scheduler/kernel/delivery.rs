@@ -29,19 +29,26 @@ impl<'a> Kernel<'a> {
         write: impl FnOnce(&mut Message),
     ) -> Result<(), SendError> {
         let Some((t, slot)) = Self::locate_mut(self.types, self.shard, dst) else {
-            return self.deliver_named(dst, class, write);
+            let mut write = Some(write);
+            return self.deliver_named(dst, class, &mut |m| {
+                if let Some(w) = write.take() {
+                    w(m);
+                }
+            });
         };
         Self::enqueue(t, slot, &mut self.pool, &mut self.counters, class, write)
     }
 
     /// Delivery to a named address: the name's current incarnation gets the message,
-    /// readdressed to its handle.
+    /// readdressed to its handle. Out of line and not generic, so the fast path above stays
+    /// as small as it was before names existed.
     #[cold]
+    #[inline(never)]
     fn deliver_named(
         &mut self,
         dst: Handle,
         class: Class,
-        write: impl FnOnce(&mut Message),
+        write: &mut dyn FnMut(&mut Message),
     ) -> Result<(), SendError> {
         let h = self.resolve_name(dst)?;
         let Some((t, slot)) = Self::locate_mut(self.types, self.shard, h) else {
