@@ -156,7 +156,7 @@ impl Burst {
     /// A success at `now`: the size of the burst if it is over (quiet for
     /// [`BURST_QUIET_TICKS`]), which the caller logs once.
     fn succeed(&mut self, now: Instant) -> Option<u64> {
-        if self.count == 0 || now.saturating_since(self.last).ticks() < BURST_QUIET_TICKS {
+        if self.count == 0 || now.ticks_since(self.last) < BURST_QUIET_TICKS {
             return None;
         }
         let n = self.count;
@@ -239,7 +239,7 @@ impl Listener {
         }
         self.backoff_ticks =
             (self.backoff_ticks * 2).clamp(ACCEPT_BACKOFF_TICKS_MIN, ACCEPT_BACKOFF_TICKS_MAX);
-        match ctx.start_timer(Duration::from_ticks(self.backoff_ticks), RETRY_ACCEPT) {
+        match ctx.start_timer(Duration::from_millis(self.backoff_ticks), RETRY_ACCEPT) {
             Ok(_) => Effect::Receive,
             // No timer to wait with: retry next tick.
             Err(_) => Effect::Yield,
@@ -400,7 +400,7 @@ impl Connection {
             // The shard is short of buffers or submission slots this tick: transient, so try
             // the receive again next tick instead of dropping the client.
             (IoKind::Recv, Err(IoError::NoBuffers | IoError::QueueFull)) => {
-                match ctx.start_timer(Duration::from_ticks(1), RETRY_RECV) {
+                match ctx.start_timer(Duration::from_millis(1), RETRY_RECV) {
                     Ok(_) => Effect::Receive,
                     Err(_) => self.close(),
                 }

@@ -46,7 +46,7 @@ impl Pinger {
             message: Outgoing::new(&Ball {
                 hits: self.completed * 2,
             }),
-            timeout: Duration::from_ticks(100),
+            timeout: Duration::from_millis(100),
         }
     }
 }

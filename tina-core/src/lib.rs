@@ -201,7 +201,7 @@ pub use model::message::{
     CallToken, Message, Outgoing, PAYLOAD_SIZE_MAX, Payload, PayloadTooLarge, Tag, USER_TAG_MIN,
     UserTag, system_tag,
 };
-pub use model::time::{Duration, Instant};
+pub use model::time::{Clock, Duration, HttpDate, Instant, WallTime};
 pub use model::transfer::{TransferBuf, TransferError};
 pub use scheduler::boot::{BootError, InitFailure, SystemMemory, ring_memory_required};
 pub use scheduler::ctx::Ctx;

@@ -325,7 +325,7 @@ impl Isolate for Chaos {
                 })
             }
             _ => {
-                let _ = ctx.start_timer(Duration::from_ticks(CHAOS_PERIOD_TICKS), CHAOS_CRASH);
+                let _ = ctx.start_timer(Duration::from_millis(CHAOS_PERIOD_TICKS), CHAOS_CRASH);
                 let _ = self.args;
                 Effect::Receive
             }

@@ -46,7 +46,7 @@ impl Isolate for Heart {
 
     fn init(shard: &u8, ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
         let next = ShardId(((usize::from(*shard) + 1) % SHARD_COUNT) as u8);
-        ctx.start_timer(Duration::from_ticks(BEAT_TICKS), BEAT_TIMER)
+        ctx.start_timer(Duration::from_millis(BEAT_TICKS), BEAT_TIMER)
             .map_err(|_| CrashReason("no timer"))?;
         let heart = Heart {
             next: Handle::new(next, TypeId(0), 0, 1).unwrap_or(Handle::NONE),
@@ -65,7 +65,7 @@ impl Isolate for Heart {
         } else if msg.tag() == BEAT_TIMER.into() {
             self.sent += 1;
             let _ = ctx.send(self.next, &Beat { n: self.sent });
-            let _ = ctx.start_timer(Duration::from_ticks(BEAT_TICKS), BEAT_TIMER);
+            let _ = ctx.start_timer(Duration::from_millis(BEAT_TICKS), BEAT_TIMER);
         }
         Effect::Receive
     }

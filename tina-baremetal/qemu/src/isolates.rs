@@ -43,7 +43,7 @@ const GONE_TIMEOUT_MS: u64 = 10_000;
 
 /// Tina ticks are milliseconds here (`system::TICK_NS`).
 const fn ms(milliseconds: u64) -> Duration {
-    Duration::from_ticks(milliseconds)
+    Duration::from_millis(milliseconds)
 }
 
 // --- messages ---------------------------------------------------------------------------------
@@ -367,7 +367,7 @@ impl Driver {
                 PING_TIMEOUT_MS,
             );
         }
-        self.ping_pong_ms = ctx.now().saturating_since(self.ping_pong_started).ticks();
+        self.ping_pong_ms = ctx.elapsed_since(self.ping_pong_started).as_millis();
         let _ = tina_core::log!(
             ctx,
             Info,
@@ -468,7 +468,7 @@ impl Driver {
 
     /// How the call that `msg` ends went.
     fn outcome(&self, msg: &Message, ctx: &Ctx<'_, '_>) -> CallOutcome {
-        let waited_ms = ctx.now().saturating_since(self.call_started).ticks();
+        let waited_ms = ctx.elapsed_since(self.call_started).as_millis();
         if msg.is_call_timeout() {
             if msg.call_failed_to_send().is_some() {
                 CallOutcome::SendFailed
