@@ -110,7 +110,7 @@
 //! | folder | what it holds |
 //! |---|---|
 //! | `error` | [`SendError`], [`SpawnError`], [`ScratchTooSmall`]: the handler-facing errors (a leaf) |
-//! | `model/` | the data model: [`Handle`]s and ids, [`Message`]s and payloads, [`Effect`], [`Isolate`], [`Instant`]/[`Duration`], [`TransferBuf`], the I/O contract ([`io`]) |
+//! | `model/` | the data model: [`Handle`]s and ids, [`Message`]s and payloads, [`Effect`], [`Isolate`], time ([`Instant`] in ticks, [`Duration`] in nanoseconds, the step's [`Clock`] with its [`WallTime`]), [`TransferBuf`], the I/O contract ([`io`]) |
 //! | [`memory`] | the region and its measurement, and the bounded structures carved from it: message pool and mailbox FIFOs, I/O and transfer buffers, timer wheel, [`log`](mod@log) ring, [`Counters`] |
 //! | [`platform`] | the seam a driver implements: `Transport`, `IoDriver`, `SocketControl`, `Trap`, `LogSink`, `Wake`, and `Bundle` |
 //! | `cross_shard/` | the SPSC [`ring`], the [`transport`] over a shard's rings, the [`sync`] shim loom checks, [`key_to_shard`] |
