@@ -190,8 +190,8 @@ static FORCED_RECOVERIES: AtomicU64 = AtomicU64::new(0);
 
 /// One in this many connection handler calls panics; as many again crash.
 const FAULT_ONE_IN: u64 = 800;
-/// A saboteur forces a shard recovery after a delay drawn from this range (ticks: ms).
-const SABOTAGE_TICKS: (u64, u64) = (300, 900);
+/// A saboteur forces a shard recovery after a delay drawn from this range (milliseconds).
+const SABOTAGE_MS: (u64, u64) = (300, 900);
 
 /// A random number for the next fault decision.
 fn roll() -> u64 {
@@ -297,7 +297,7 @@ impl Isolate for Saboteur {
     type Args = ();
 
     fn init(_: &(), ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
-        let (lo, hi) = SABOTAGE_TICKS;
+        let (lo, hi) = SABOTAGE_MS;
         let after = lo + roll() % (hi - lo);
         ctx.start_timer(Duration::from_millis(after), SABOTAGE)
             .map_err(|_| CrashReason("saboteur: no timer"))?;
@@ -315,7 +315,7 @@ impl Isolate for Saboteur {
             FORCED_RECOVERIES.fetch_add(1, Ordering::Relaxed);
             return Effect::Crash(CrashReason("chaos: forced shard recovery"));
         }
-        match ctx.start_timer(Duration::from_millis(SABOTAGE_TICKS.0), SABOTAGE) {
+        match ctx.start_timer(Duration::from_millis(SABOTAGE_MS.0), SABOTAGE) {
             Ok(_) => Effect::Receive,
             Err(_) => Effect::Crash(CrashReason("saboteur: no timer")),
         }

@@ -41,11 +41,6 @@ pub const PROMPT_CALL_TIMEOUT_MS: u64 = 2_000;
 /// How long the driver waits for `Phoenix`'s `Gone`.
 const GONE_TIMEOUT_MS: u64 = 10_000;
 
-/// Tina ticks are milliseconds here (`system::TICK_NS`).
-const fn ms(milliseconds: u64) -> Duration {
-    Duration::from_millis(milliseconds)
-}
-
 // --- messages ---------------------------------------------------------------------------------
 
 const BALL_WORD_COUNT: usize = 23;
@@ -392,7 +387,7 @@ impl Driver {
         if ctx.send(self.phoenix, &Vanish { reserved: 0 }).is_err() {
             return self.fail(ctx, "could not tell phoenix to vanish");
         }
-        match ctx.start_timer(ms(GONE_TIMEOUT_MS), GONE_TIMER) {
+        match ctx.start_timer(Duration::from_millis(GONE_TIMEOUT_MS), GONE_TIMER) {
             Ok(timer) => self.gone_timer = Some(timer),
             Err(_) => return self.fail(ctx, "no timer for the wait for Gone"),
         }
@@ -462,7 +457,7 @@ impl Driver {
         Effect::Call {
             to,
             message: Outgoing::new(ball),
-            timeout: ms(timeout_ms),
+            timeout: Duration::from_millis(timeout_ms),
         }
     }
 

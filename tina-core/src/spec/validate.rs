@@ -388,7 +388,7 @@ pub enum Rule {
         /// Name of the later registration.
         type_name: &'static str,
     },
-    /// Budget window of zero ticks.
+    /// A budget window of zero.
     BudgetWindow,
     /// Dynamic children only in one-for-one groups.
     DynamicNeedsOneForOne,
