@@ -17,6 +17,15 @@ const SECS_PER_DAY: u64 = 86_400;
 
 /// A calendar time: nanoseconds since the Unix epoch (1970-01-01 00:00:00 UTC), up to the
 /// year 2554.
+///
+/// ```
+/// use tina_core::{Duration, WallTime};
+/// let t = WallTime::from_unix_secs(784_111_777);
+/// assert_eq!(t.http_date().as_str(), "Sun, 06 Nov 1994 08:49:37 GMT");
+/// // A TTL: expires one hour later.
+/// let expires = t.saturating_add(Duration::from_secs(3_600));
+/// assert_eq!(expires.to_string(), "Sun, 06 Nov 1994 09:49:37 GMT");
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct WallTime(u64);

@@ -110,6 +110,10 @@ impl<'x, 'a> Ctx<'x, 'a> {
     /// The calendar time the platform read at the start of this step (for an HTTP `Date`
     /// header, TTLs, log stamps), or `None` on a platform without a calendar clock. It can
     /// jump when the host's clock is set: measure spans with [`Ctx::now`] instead.
+    ///
+    /// An HTTP `Date` header, without allocating:
+    /// `ctx.wall_time().map(|t| t.http_date())` gives the 29 bytes of
+    /// `Sun, 06 Nov 1994 08:49:37 GMT` ([`WallTime::http_date`]).
     pub fn wall_time(&self) -> Option<WallTime> {
         self.kernel.wall()
     }
