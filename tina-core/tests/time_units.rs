@@ -178,3 +178,24 @@ fn handlers_read_the_wall_time_supplied_with_the_step_and_elapsed_real_time() {
         Some("Sun, 06 Nov 1994 08:49:37 GMT")
     );
 }
+
+#[test]
+fn a_window_shorter_than_a_tick_is_valid_and_a_zero_one_is_not() {
+    let types = [TypeSpec::of::<Actor>("actor")];
+    let c = [ChildSpec::isolate::<Actor>(&args(0), Restart::Permanent)];
+    let shards = |window| {
+        [ShardSpec {
+            root: GroupSpec::one_for_one(&c).budget(1, window),
+        }]
+    };
+    // 1 ns on a 1 ms tick rounds up to one tick: a real window.
+    let short = shards(Duration::from_nanos(1));
+    assert_eq!(SystemSpec::new(&short, &types).validate(), Ok(()));
+    let zero = shards(Duration::ZERO);
+    let e = SystemSpec::new(&zero, &types).validate().unwrap_err();
+    assert!(e.to_string().contains("budget.window"), "{e}");
+    let mut spec = SystemSpec::new(&short, &types);
+    spec.recovery_window = Duration::ZERO;
+    let e = spec.validate().unwrap_err();
+    assert!(e.to_string().contains("recovery_window"), "{e}");
+}
