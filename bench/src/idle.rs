@@ -385,7 +385,7 @@ impl Isolate for Acceptor {
                 self.accept()
             }
             (IoKind::Accept, Err(_), _) => {
-                match ctx.start_timer(Duration::from_ticks(1), RETRY_ACCEPT) {
+                match ctx.start_timer(Duration::from_millis(1), RETRY_ACCEPT) {
                     Ok(_) => Effect::Receive,
                     Err(_) => self.accept(),
                 }

@@ -32,6 +32,7 @@ mod idle;
 mod intra;
 mod isolation;
 mod memory;
+mod named;
 mod overload;
 mod perf;
 mod ring;
@@ -42,7 +43,7 @@ use std::process::ExitCode;
 
 const USAGE: &str = "usage: tina-bench [all|ring|intra|tcp|memory|overload|idle|conns|isolation|sim] \
                      [--quick] [--messages N] [--rounds R] [--seconds S]\n       \
-                     tina-bench perf <pingpong|ring|tcp> [options]   (perf --help)";
+                     tina-bench perf <pingpong|pingpong-named|ring|tcp> [options]   (perf --help)";
 
 fn main() -> ExitCode {
     let mut command = "all".to_string();

@@ -225,7 +225,7 @@ struct Producer {
 impl Isolate for Producer {
     type Args = ProducerArgs;
     fn init(args: &ProducerArgs, ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
-        ctx.start_timer(Duration::from_ticks(1), TICK)
+        ctx.start_timer(Duration::from_millis(1), TICK)
             .map_err(|_| CrashReason("no timer"))?;
         Ok((
             Producer {
@@ -265,7 +265,7 @@ impl Isolate for Producer {
             OFFERED.store(self.offered, Ordering::Relaxed);
             REFUSED.store(self.refused, Ordering::Relaxed);
         }
-        if ctx.start_timer(Duration::from_ticks(1), TICK).is_err() {
+        if ctx.start_timer(Duration::from_millis(1), TICK).is_err() {
             return Effect::Crash(CrashReason("no timer"));
         }
         Effect::Receive

@@ -4,6 +4,8 @@
 //!
 //! ```text
 //! tina-bench perf pingpong [--messages N]   # B2 ping-pong once: no warm-up, no pinning (callgrind)
+//! tina-bench perf pingpong-named [--messages N]
+//!                                           # the same, each send addressed by name
 //! tina-bench perf ring [--messages N]       # B1: tina batched and per-message, capacities 16, 1024
 //! tina-bench perf tcp [--conns C] [--size B] [--warmup S] [--seconds S]
 //!                                           # B3 closed loop: tina io_uring, then tina epoll
@@ -16,9 +18,10 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::{intra, ring, tcp};
+use crate::{intra, named, ring, tcp};
 
 const USAGE: &str = "usage: tina-bench perf pingpong [--messages N]\n       \
+                     tina-bench perf pingpong-named [--messages N]\n       \
                      tina-bench perf ring [--messages N]\n       \
                      tina-bench perf tcp [--conns C] [--size B] [--warmup S] [--seconds S]";
 
@@ -88,6 +91,11 @@ pub(crate) fn command(args: &[String]) -> ExitCode {
             let messages = o.messages.unwrap_or(100_000);
             let ns = intra::tina_ping_pong(messages);
             metric("B2.ping-pong", ns * 1000 / messages, "ps/msg", "info");
+        }
+        "pingpong-named" => {
+            let messages = o.messages.unwrap_or(100_000);
+            let ns = named::tina_ping_pong_named(messages);
+            metric("B2.ping-pong-named", ns * 1000 / messages, "ps/msg", "info");
         }
         "ring" => {
             let messages = o.messages.unwrap_or(1_000_000);

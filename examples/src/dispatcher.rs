@@ -53,8 +53,8 @@ impl Payload for Done {
 
 const TICK: UserTag = UserTag::new(0x73);
 const WARMED_UP: UserTag = UserTag::new(0x74);
-/// Ticks a (re)started worker takes before it checks in.
-pub const WARM_UP_TICKS: u64 = 20;
+/// How long a (re)started worker takes before it checks in.
+pub const WARM_UP: Duration = Duration::from_millis(20);
 
 /// Dispatcher arguments.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
@@ -112,7 +112,7 @@ impl Isolate for Dispatcher {
             ctx.spawn_with::<Worker>(&w, Restart::Permanent)
                 .map_err(|_| CrashReason("could not spawn a worker"))?;
         }
-        ctx.start_timer(Duration::from_ticks(1), TICK)
+        ctx.start_timer(Duration::from_millis(1), TICK)
             .map_err(|_| CrashReason("no timer"))?;
         Ok((
             Dispatcher {
@@ -146,7 +146,7 @@ impl Isolate for Dispatcher {
         if msg.tag() == TICK.into() {
             self.dispatch_one(ctx);
             if self.args.jobs == 0 || self.sent < self.args.jobs {
-                let _ = ctx.start_timer(Duration::from_ticks(1), TICK);
+                let _ = ctx.start_timer(Duration::from_millis(1), TICK);
             }
         }
         Effect::Receive
@@ -199,7 +199,7 @@ impl Isolate for Worker {
         // A worker warms up before it checks in (think: loading its state). Until then the
         // dispatcher still holds the previous incarnation's handle, and its sends to it are
         // refused at once as stale.
-        ctx.start_timer(Duration::from_ticks(WARM_UP_TICKS), WARMED_UP)
+        ctx.start_timer(WARM_UP, WARMED_UP)
             .map_err(|_| CrashReason("no timer for the warm-up"))?;
         Ok((
             Worker {

@@ -3,8 +3,8 @@
 //! ```text
 //!   Listener ──Accept──► new socket ──spawn──► Connection ──Recv──► bytes ──Send──► …
 //!      │  │               (arena/group full: the socket is closed at once, counted)
-//!      │  └── accept fails (e.g. out of descriptors): retry after a back-off of 1, 2, 4 … up
-//!      │      to ACCEPT_BACKOFF_TICKS_MAX ticks, never every tick
+//!      │  └── accept fails (e.g. out of descriptors): retry after a back-off of 1, 2, 4 … ms
+//!      │      up to ACCEPT_BACKOFF_MAX (100 ms), never every tick
 //!      └── one per shard, bound with SO_REUSEPORT so every shard accepts on the same port
 //! ```
 //!
@@ -14,7 +14,7 @@
 //! socket for it and nothing else is affected.
 //!
 //! Refusals and failed accepts come in bursts under overload: the listener logs the first one
-//! of a burst and, once accepts have gone on for [`BURST_QUIET_TICKS`] without one, a line
+//! of a burst and, once accepts have gone on for [`BURST_QUIET`] without one, a line
 //! with how many the burst had; refusals are also counted in the shard's `spawn_failures`.
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -122,16 +122,16 @@ impl Payload for Bound {
 pub const POISON_BYTE: u8 = 0xFF;
 
 /// The first retry after a failed accept waits this long; each further failure doubles it.
-pub const ACCEPT_BACKOFF_TICKS_MIN: u64 = 1;
+pub const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(1);
 /// The longest wait between accept retries.
-pub const ACCEPT_BACKOFF_TICKS_MAX: u64 = 100;
+pub const ACCEPT_BACKOFF_MAX: Duration = Duration::from_millis(100);
 /// A burst of refusals or failed accepts ends once accepts have succeeded for this long
 /// without one; the next failure starts a new burst (and logs again).
-pub const BURST_QUIET_TICKS: u64 = 1_000;
+pub const BURST_QUIET: Duration = Duration::from_secs(1);
 
-const _: () = assert!(ACCEPT_BACKOFF_TICKS_MIN >= 1);
-const _: () = assert!(ACCEPT_BACKOFF_TICKS_MIN <= ACCEPT_BACKOFF_TICKS_MAX);
-const _: () = assert!(ACCEPT_BACKOFF_TICKS_MAX < BURST_QUIET_TICKS);
+const _: () = assert!(!ACCEPT_BACKOFF_MIN.is_zero());
+const _: () = assert!(ACCEPT_BACKOFF_MIN.as_nanos() <= ACCEPT_BACKOFF_MAX.as_nanos());
+const _: () = assert!(ACCEPT_BACKOFF_MAX.as_nanos() < BURST_QUIET.as_nanos());
 
 const RETRY_ACCEPT: UserTag = UserTag::new(0x61);
 const RETRY_RECV: UserTag = UserTag::new(0x62);
@@ -153,10 +153,10 @@ impl Burst {
         self.count == 1
     }
 
-    /// A success at `now`: the size of the burst if it is over (quiet for
-    /// [`BURST_QUIET_TICKS`]), which the caller logs once.
-    fn succeed(&mut self, now: Instant) -> Option<u64> {
-        if self.count == 0 || now.saturating_since(self.last).ticks() < BURST_QUIET_TICKS {
+    /// A success now: the size of the burst if it is over (quiet for [`BURST_QUIET`]), which
+    /// the caller logs once.
+    fn succeed(&mut self, ctx: &Ctx) -> Option<u64> {
+        if self.count == 0 || ctx.elapsed_since(self.last) < BURST_QUIET {
             return None;
         }
         let n = self.count;
@@ -176,8 +176,8 @@ pub struct Listener {
     pub local: Option<SocketAddr>,
     poison: u8,
     closing_refused: bool,
-    /// The wait before the next accept retry (0: the last accept succeeded).
-    backoff_ticks: u64,
+    /// The wait before the next accept retry (zero: the last accept succeeded).
+    backoff: Duration,
     accept_failures: Burst,
     refusals: Burst,
 }
@@ -193,8 +193,8 @@ impl Listener {
     /// can be spawned.
     fn on_accepted(&mut self, fd: Fd, ctx: &mut Ctx) -> Effect {
         let now = ctx.now();
-        self.backoff_ticks = 0;
-        if let Some(n) = self.accept_failures.succeed(now) {
+        self.backoff = Duration::ZERO;
+        if let Some(n) = self.accept_failures.succeed(ctx) {
             log!(ctx, Info, "accepting again after {n} failed accepts");
         }
         let args = ConnArgs {
@@ -204,7 +204,7 @@ impl Listener {
         match ctx.spawn::<Connection>(&args) {
             Ok(_) => {
                 self.accepted += 1;
-                if let Some(n) = self.refusals.succeed(now) {
+                if let Some(n) = self.refusals.succeed(ctx) {
                     log!(ctx, Info, "accepting again after refusing {n} connections");
                 }
                 self.accept()
@@ -234,12 +234,11 @@ impl Listener {
             log!(
                 ctx,
                 Warn,
-                "accept failed: {e}; retrying after a back-off of up to {ACCEPT_BACKOFF_TICKS_MAX} ticks"
+                "accept failed: {e}; retrying after a back-off of up to {ACCEPT_BACKOFF_MAX}"
             );
         }
-        self.backoff_ticks =
-            (self.backoff_ticks * 2).clamp(ACCEPT_BACKOFF_TICKS_MIN, ACCEPT_BACKOFF_TICKS_MAX);
-        match ctx.start_timer(Duration::from_ticks(self.backoff_ticks), RETRY_ACCEPT) {
+        self.backoff = (self.backoff + self.backoff).clamp(ACCEPT_BACKOFF_MIN, ACCEPT_BACKOFF_MAX);
+        match ctx.start_timer(self.backoff, RETRY_ACCEPT) {
             Ok(_) => Effect::Receive,
             // No timer to wait with: retry next tick.
             Err(_) => Effect::Yield,
@@ -296,7 +295,7 @@ impl Isolate for Listener {
             local,
             poison: args.poison,
             closing_refused: false,
-            backoff_ticks: 0,
+            backoff: Duration::ZERO,
             accept_failures: Burst::default(),
             refusals: Burst::default(),
         };
@@ -400,7 +399,7 @@ impl Connection {
             // The shard is short of buffers or submission slots this tick: transient, so try
             // the receive again next tick instead of dropping the client.
             (IoKind::Recv, Err(IoError::NoBuffers | IoError::QueueFull)) => {
-                match ctx.start_timer(Duration::from_ticks(1), RETRY_RECV) {
+                match ctx.start_timer(Duration::from_millis(1), RETRY_RECV) {
                     Ok(_) => Effect::Receive,
                     Err(_) => self.close(),
                 }

@@ -40,7 +40,7 @@ impl Pinger {
         let ball = Ball {
             hits: self.completed * 2,
         };
-        Effect::call(self.ponger, &ball, Duration::from_ticks(100))
+        Effect::call(self.ponger, &ball, Duration::from_millis(100))
     }
 }
 

@@ -127,7 +127,7 @@ fn recovery_closes_every_connection_when_the_submission_batch_is_full() {
         let shards: &'static [ShardSpec<'static>] = Box::leak(Box::new([ShardSpec {
             root: GroupSpec::one_for_one(children)
                 .dynamic(CLIENTS as u32 + 8)
-                .budget(0, Duration::from_ticks(60_000)),
+                .budget(0, Duration::from_millis(60_000)),
         }]));
         let mut spec = SystemSpec::new(shards, types);
         spec.shard = ShardConfig {
@@ -190,8 +190,8 @@ static FORCED_RECOVERIES: AtomicU64 = AtomicU64::new(0);
 
 /// One in this many connection handler calls panics; as many again crash.
 const FAULT_ONE_IN: u64 = 800;
-/// A saboteur forces a shard recovery after a delay drawn from this range (ticks: ms).
-const SABOTAGE_TICKS: (u64, u64) = (300, 900);
+/// A saboteur forces a shard recovery after a delay drawn from this range (milliseconds).
+const SABOTAGE_MS: (u64, u64) = (300, 900);
 
 /// A random number for the next fault decision.
 fn roll() -> u64 {
@@ -297,9 +297,9 @@ impl Isolate for Saboteur {
     type Args = ();
 
     fn init(_: &(), ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
-        let (lo, hi) = SABOTAGE_TICKS;
+        let (lo, hi) = SABOTAGE_MS;
         let after = lo + roll() % (hi - lo);
-        ctx.start_timer(Duration::from_ticks(after), SABOTAGE)
+        ctx.start_timer(Duration::from_millis(after), SABOTAGE)
             .map_err(|_| CrashReason("saboteur: no timer"))?;
         Ok((Saboteur, Effect::Receive))
     }
@@ -315,7 +315,7 @@ impl Isolate for Saboteur {
             FORCED_RECOVERIES.fetch_add(1, Ordering::Relaxed);
             return Effect::Crash(CrashReason("chaos: forced shard recovery"));
         }
-        match ctx.start_timer(Duration::from_ticks(SABOTAGE_TICKS.0), SABOTAGE) {
+        match ctx.start_timer(Duration::from_millis(SABOTAGE_MS.0), SABOTAGE) {
             Ok(_) => Effect::Receive,
             Err(_) => Effect::Crash(CrashReason("saboteur: no timer")),
         }
@@ -450,7 +450,7 @@ fn chaos_spec(addr: SocketAddr, shards: usize, connections: u32) -> &'static Sys
             ShardSpec {
                 root: GroupSpec::one_for_one(children)
                     .dynamic(connections)
-                    .budget(0, Duration::from_ticks(60_000)),
+                    .budget(0, Duration::from_millis(60_000)),
             };
             shards
         ]

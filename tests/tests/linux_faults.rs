@@ -101,7 +101,7 @@ impl Isolate for Bomb {
     type Args = ();
 
     fn init(_: &(), ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
-        ctx.start_timer(Duration::from_ticks(1_000), BOOM)
+        ctx.start_timer(Duration::from_millis(1_000), BOOM)
             .map_err(|_| CrashReason("no timer"))?;
         Ok((Bomb, Effect::Receive))
     }
@@ -133,7 +133,7 @@ fn shard_recovery_closes_connections_with_a_receive_in_flight() {
         let shards: &'static [ShardSpec<'static>] = Box::leak(Box::new([ShardSpec {
             root: GroupSpec::one_for_one(children)
                 .dynamic(16)
-                .budget(0, Duration::from_ticks(60_000)),
+                .budget(0, Duration::from_millis(60_000)),
         }]));
         let mut spec = SystemSpec::new(shards, types);
         spec.shard = ShardConfig {

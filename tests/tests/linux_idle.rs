@@ -47,7 +47,7 @@ impl Isolate for Timekeeper {
     type Args = WakeArgs;
 
     fn init(args: &WakeArgs, ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
-        ctx.start_timer(Duration::from_ticks(u64::from(args.after_ticks)), FIRE)
+        ctx.start_timer(Duration::from_millis(u64::from(args.after_ticks)), FIRE)
             .map_err(|_| CrashReason("no timer"))?;
         Ok((Timekeeper, Effect::Receive))
     }

@@ -35,7 +35,7 @@ impl Isolate for Faulty {
     type Args = ();
 
     fn init(_: &(), ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
-        ctx.start_timer(Duration::from_ticks(50), WAKE)
+        ctx.start_timer(Duration::from_millis(50), WAKE)
             .map_err(|_| CrashReason("no timer"))?;
         Ok((Faulty, Effect::Receive))
     }
@@ -57,7 +57,7 @@ impl Isolate for Stuck {
     type Args = ();
 
     fn init(_: &(), ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
-        ctx.start_timer(Duration::from_ticks(50), WAKE)
+        ctx.start_timer(Duration::from_millis(50), WAKE)
             .map_err(|_| CrashReason("no timer"))?;
         Ok((Stuck, Effect::Receive))
     }

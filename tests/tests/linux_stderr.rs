@@ -45,7 +45,7 @@ impl Isolate for Faulty {
     type Args = ();
 
     fn init(_: &(), ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
-        ctx.start_timer(Duration::from_ticks(20), WAKE)
+        ctx.start_timer(Duration::from_millis(20), WAKE)
             .map_err(|_| CrashReason("no timer"))?;
         Ok((Faulty, Effect::Receive))
     }
@@ -67,7 +67,7 @@ impl Isolate for Stuck {
     type Args = ();
 
     fn init(_: &(), ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
-        ctx.start_timer(Duration::from_ticks(20), WAKE)
+        ctx.start_timer(Duration::from_millis(20), WAKE)
             .map_err(|_| CrashReason("no timer"))?;
         Ok((Stuck, Effect::Receive))
     }

@@ -4,7 +4,9 @@
 //!
 //! ```text
 //!   loop {
-//!       report = shard.step(board.now())          // drains inbound rings, dispatches,
+//!       report = shard.step(board clock)          // now() and wall_time() (None unless
+//!                                                 // the board has an RTC); drains inbound
+//!                                                 // rings, dispatches,
 //!                                                 // publishes outbound rings (waking peers)
 //!       if report says stop: return
 //!       if no work remains:                       // tina_core::sleep::sleep_unless:
@@ -92,7 +94,9 @@ use tina_core::ring::{Consumer, Producer};
 use tina_core::sleep::sleep_unless;
 use tina_core::transport::{RingTransport, ShardLink, Wake};
 use tina_core::wiring::{WiringError, carve_inbound_rings};
-use tina_core::{Instant, Message, Shard, ShardId, ShardStatus, StepReport, SystemSpec};
+use tina_core::{
+    Clock, Instant, Message, Shard, ShardId, ShardStatus, StepReport, SystemSpec, WallTime,
+};
 
 /// What a core offers the driver.
 pub trait Board {
@@ -100,6 +104,11 @@ pub trait Board {
     fn core_id(&self) -> usize;
     /// The current tick (the spec's `tick_ns` resolution).
     fn now(&self) -> Instant;
+    /// The calendar time, if the board has a real-time clock (handlers read it with
+    /// `Ctx::wall_time`). None by default.
+    fn wall_time(&self) -> Option<WallTime> {
+        None
+    }
     /// Sleeps until an event arrives or, if given, the deadline passes. May return early
     /// (spuriously); the loop re-checks everything.
     fn wait_for_event(&self, deadline: Option<Instant>);
@@ -182,7 +191,7 @@ pub fn run<B: Board, L: LogSink>(
     mut until: impl FnMut(&mut Shard<'_, CorePlatform<'_, '_, B, L>>, &StepReport) -> bool,
 ) -> Exit {
     loop {
-        let report = shard.step(board.now());
+        let report = shard.step(Clock::new(board.now(), board.wall_time()));
         if until(shard, &report) {
             return Exit::Done;
         }

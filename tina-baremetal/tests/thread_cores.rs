@@ -53,7 +53,7 @@ impl Isolate for Pinger {
         self.done += 1;
         if self.done == self.rounds {
             // Both cores go idle now; only the timer (20 ms away) can wake this one.
-            let _ = ctx.start_timer(Duration::from_ticks(20), TICK);
+            let _ = ctx.start_timer(Duration::from_millis(20), TICK);
             return Effect::Receive;
         }
         serve(ball.hits)
@@ -64,7 +64,7 @@ fn serve(hits: u64) -> Effect {
     Effect::Call {
         to: ponger_handle(),
         message: Outgoing::new(&Ball { hits }),
-        timeout: Duration::from_ticks(5_000),
+        timeout: Duration::from_millis(5_000),
     }
 }
 

@@ -58,7 +58,7 @@
 //! // In any handler, on any shard:
 //! fn lookup(ctx: &mut Ctx, key: u64) -> Effect {
 //!     let store = ctx.by_key(STORE, &key); // the shard that owns `key`, whoever runs there
-//!     Effect::call(store, &Get { key }, Duration::from_ticks(2_000))
+//!     Effect::call(store, &Get { key }, Duration::from_secs(2))
 //! }
 //! ```
 //!
@@ -145,7 +145,7 @@
 //! | folder | what it holds |
 //! |---|---|
 //! | `error` | [`SendError`], [`SpawnError`], [`ScratchTooSmall`]: the handler-facing errors (a leaf) |
-//! | `model/` | the data model: [`Handle`]s and ids, [`Message`]s and payloads, [`Effect`], [`Isolate`], [`Instant`]/[`Duration`], [`TransferBuf`], the I/O contract ([`io`]) |
+//! | `model/` | the data model: [`Handle`]s and ids, [`Message`]s and payloads, [`Effect`], [`Isolate`], time ([`Instant`] in ticks, [`Duration`] in nanoseconds, the step's [`Clock`] with its [`WallTime`]), [`TransferBuf`], the I/O contract ([`io`]) |
 //! | [`memory`] | the region and its measurement, and the bounded structures carved from it: message pool and mailbox FIFOs, I/O and transfer buffers, timer wheel, [`log`](mod@log) ring, [`Counters`] |
 //! | [`platform`] | the seam a driver implements: `Transport`, `IoDriver`, `SocketControl`, `Trap`, `LogSink`, `Wake`, and `Bundle` |
 //! | `cross_shard/` | the SPSC [`ring`], the [`transport`] over a shard's rings, the [`sync`] shim loom checks, [`key_to_shard`] |
@@ -240,7 +240,7 @@ pub use model::message::{
     CallToken, Message, Outgoing, PAYLOAD_SIZE_MAX, Payload, PayloadTooLarge, Tag, USER_TAG_MIN,
     UserTag, system_tag,
 };
-pub use model::time::{Duration, Instant};
+pub use model::time::{Clock, Duration, HttpDate, Instant, WallTime};
 pub use model::transfer::{TransferBuf, TransferError};
 pub use scheduler::boot::{BootError, InitFailure, SystemMemory, ring_memory_required};
 pub use scheduler::ctx::Ctx;

@@ -589,7 +589,7 @@ fn a_teardown_with_the_batch_full_replaces_the_dead_owners_own_submission_by_the
         ChildSpec::isolate::<Actor>(&args(0), Restart::Permanent),
     ];
     let shards = [ShardSpec {
-        root: GroupSpec::one_for_one(&children).budget(0, Duration::from_ticks(1_000)),
+        root: GroupSpec::one_for_one(&children).budget(0, Duration::from_millis(1_000)),
     }];
     let spec = spec_with(&types, &shards, 4, 1);
     with_rig(&spec, |rig| {

@@ -618,7 +618,7 @@ fn recovery_and_quarantine_are_announced_to_peers() {
     let types = [TypeSpec::of::<Actor>("actor").capacity(4)];
     let c = [ChildSpec::isolate::<Actor>(&args(0), Restart::Permanent)];
     let shards = [ShardSpec {
-        root: GroupSpec::one_for_one(&c).budget(0, Duration::from_ticks(100)),
+        root: GroupSpec::one_for_one(&c).budget(0, Duration::from_millis(100)),
     }];
     let mut spec = SystemSpec::new(&shards, &types);
     spec.recoveries_max = 1;

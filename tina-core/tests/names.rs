@@ -99,7 +99,7 @@ struct Client {
     last_store: Option<Handle>,
 }
 
-const CALL_TIMEOUT: Duration = Duration::from_ticks(1_000);
+const CALL_TIMEOUT: Duration = Duration::from_secs(1); // 1000 ticks of 1 ms
 
 impl Isolate for Client {
     type Args = u8;
@@ -249,7 +249,7 @@ fn a_named_store_restarting_again_and_again_is_reached_by_name_every_time() {
             root: GroupSpec::one_for_one(&children0),
         },
         ShardSpec {
-            root: GroupSpec::one_for_one(&children1).budget(1_000, Duration::from_ticks(10)),
+            root: GroupSpec::one_for_one(&children1).budget(1_000, Duration::from_millis(10)),
         },
     ];
     let spec = SystemSpec::new(&shards, &TYPES);

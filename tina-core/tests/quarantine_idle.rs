@@ -8,7 +8,7 @@ fn a_shard_quarantined_with_isolates_queued_reports_no_work_remaining() {
     let types = [TypeSpec::of::<Actor>("actor").capacity(4)];
     let children = [0, 1].map(|i| ChildSpec::isolate::<Actor>(&args(i), Restart::Permanent));
     let shards = [ShardSpec {
-        root: GroupSpec::one_for_one(&children).budget(0, Duration::from_ticks(100)),
+        root: GroupSpec::one_for_one(&children).budget(0, Duration::from_millis(100)),
     }];
     let mut spec = SystemSpec::new(&shards, &types);
     spec.recoveries_max = 0;

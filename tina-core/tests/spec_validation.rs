@@ -327,7 +327,7 @@ fn supervision_tree_rules() {
     );
     // A restart budget larger than the bound.
     let big = [ChildSpec::Group(
-        GroupSpec::one_for_one(&c).budget(u32::MAX, Duration::from_ticks(1)),
+        GroupSpec::one_for_one(&c).budget(u32::MAX, Duration::from_millis(1)),
     )];
     let shards = [ShardSpec {
         root: GroupSpec::one_for_one(&big),

@@ -164,7 +164,7 @@ fn a_group_over_budget_escalates_and_its_parent_restarts_it_fresh() {
         ChildSpec::isolate::<Actor>(&args(11), Restart::Permanent),
     ];
     let root = [
-        ChildSpec::Group(GroupSpec::one_for_one(&inner).budget(2, Duration::from_ticks(100))),
+        ChildSpec::Group(GroupSpec::one_for_one(&inner).budget(2, Duration::from_millis(100))),
         ChildSpec::isolate::<Actor>(&args(20), Restart::Permanent),
     ];
     let shards = [ShardSpec {
@@ -206,7 +206,7 @@ fn restarts_outside_the_window_do_not_count() {
     let types = [TypeSpec::of::<Actor>("actor").capacity(8)];
     let c = three(Restart::Permanent);
     let shards = [ShardSpec {
-        root: GroupSpec::one_for_one(&c).budget(1, Duration::from_ticks(10)),
+        root: GroupSpec::one_for_one(&c).budget(1, Duration::from_millis(10)),
     }];
     with_rig(&group_spec(&types, &shards), |rig| {
         for _ in 0..5 {
@@ -224,7 +224,7 @@ fn the_root_over_budget_recovers_the_shard_then_quarantines_it() {
     let types = [TypeSpec::of::<Actor>("actor").capacity(8)];
     let c = three(Restart::Permanent);
     let shards = [ShardSpec {
-        root: GroupSpec::one_for_one(&c).budget(1, Duration::from_ticks(1000)),
+        root: GroupSpec::one_for_one(&c).budget(1, Duration::from_millis(1000)),
     }];
     let mut spec = group_spec(&types, &shards);
     spec.recoveries_max = 1;
@@ -282,7 +282,7 @@ fn a_child_whose_init_keeps_failing_escalates_after_a_bounded_number_of_attempts
     let types = [TypeSpec::of::<Actor>("actor").capacity(8)];
     let c = three(Restart::Permanent);
     let shards = [ShardSpec {
-        root: GroupSpec::one_for_one(&c).budget(3, Duration::from_ticks(1000)),
+        root: GroupSpec::one_for_one(&c).budget(3, Duration::from_millis(1000)),
     }];
     let mut spec = group_spec(&types, &shards);
     spec.recoveries_max = 2;
@@ -315,7 +315,7 @@ fn dynamic_children_restart_alone_and_stop_with_their_group() {
         ChildSpec::Group(
             GroupSpec::one_for_one(&inner)
                 .dynamic(2)
-                .budget(1, Duration::from_ticks(1000)),
+                .budget(1, Duration::from_millis(1000)),
         ),
         ChildSpec::isolate::<Actor>(&args(2), Restart::Permanent),
     ];
@@ -409,14 +409,14 @@ fn escalation_climbs_nested_groups_to_shard_recovery() {
     let types = [TypeSpec::of::<Actor>("actor").capacity(8)];
     let leaf = [ChildSpec::isolate::<Actor>(&args(30), Restart::Permanent)];
     let middle = [ChildSpec::Group(
-        GroupSpec::one_for_one(&leaf).budget(0, Duration::from_ticks(100)),
+        GroupSpec::one_for_one(&leaf).budget(0, Duration::from_millis(100)),
     )];
     let root = [
-        ChildSpec::Group(GroupSpec::one_for_one(&middle).budget(0, Duration::from_ticks(100))),
+        ChildSpec::Group(GroupSpec::one_for_one(&middle).budget(0, Duration::from_millis(100))),
         ChildSpec::isolate::<Actor>(&args(31), Restart::Permanent),
     ];
     let shards = [ShardSpec {
-        root: GroupSpec::one_for_one(&root).budget(0, Duration::from_ticks(100)),
+        root: GroupSpec::one_for_one(&root).budget(0, Duration::from_millis(100)),
     }];
     with_rig(&group_spec(&types, &shards), |rig| {
         let bystander = handle_of(rig, 31);

@@ -252,7 +252,7 @@ fn run_system(
         cpus: &cpus,
         epoch_ns: sys::monotonic_ns(),
         timeout_ns: config.shutdown_timeout.map_or_else(
-            || spec.shutdown_timeout.ticks().saturating_mul(spec.tick_ns),
+            || spec.shutdown_timeout.as_nanos(),
             |d| d.as_nanos().min(u128::from(u64::MAX)) as u64,
         ),
         memory: plan.system,

@@ -23,7 +23,9 @@ use tina_core::platform::Bundle;
 use tina_core::ring::{Consumer, Producer};
 use tina_core::sleep::sleep_unless;
 use tina_core::transport::ShardLink;
-use tina_core::{Instant, Message, Shard, ShardId, ShardStatus, StepReport, SystemSpec};
+use tina_core::{
+    Clock, Instant, Message, Shard, ShardId, ShardStatus, StepReport, SystemSpec, WallTime,
+};
 
 use crate::config::Config;
 use crate::control::Inner;
@@ -322,7 +324,9 @@ impl<'x> ShardThread<'_, 'x> {
         me.step_started_ns.store(now_ns, Ordering::Relaxed);
         let tick_ns = self.spec.tick_ns.max(1);
         let now = Instant::from_ticks(now_ns.saturating_sub(self.epoch_ns) / tick_ns);
-        let mut report = shard.step(now);
+        // The calendar clock, read once per step next to the monotonic one.
+        let wall = sys::realtime_ns().map(WallTime::from_unix_nanos);
+        let mut report = shard.step(Clock::new(now, wall));
         // Revive between steps, at this step's time: the new tree's `init`s see the
         // current time, not the time a quarantined, sleeping shard last stepped at.
         if me.revive_requested.load(Ordering::Relaxed)

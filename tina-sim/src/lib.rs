@@ -7,7 +7,8 @@
 //!
 //! ```text
 //!          seed ──► PRNG tree (rng): scheduling │ net drop │ net delay │ partitions │ swarm │
-//!                                    scenario │ sockets │ shard crashes │ per shard: I/O, trap
+//!                                    scenario │ sockets │ shard crashes │ wall clock │
+//!                                    per shard: I/O, trap
 //!
 //!   ┌───────────── round loop (sim) ─────────────────────────────────────────────────────┐
 //!   │ fault engine ─► scenario.poll (clients) ─► shuffled shard order ─► Shard::step(now) │
@@ -197,6 +198,6 @@ pub use rng::{Domain, Ratio, SimRng, SplitMix64, mix64};
 pub use scenario::{
     ClientRead, ClientSocket, ClientStatus, Env, Scenario, SimView, TypeWatch, Wake, watch,
 };
-pub use sim::{Outcome, Regions, Report, run};
+pub use sim::{Outcome, Regions, Report, run, wall_clock_start};
 pub use trace::first_difference;
 pub use world::{Node, Phase};

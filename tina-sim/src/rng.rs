@@ -225,6 +225,8 @@ impl Domain {
     pub const SOCKETS: Domain = Domain(7);
     /// Whole-shard crash decisions.
     pub const SHARD_CRASHES: Domain = Domain(8);
+    /// The simulated calendar clock's start.
+    pub const WALL_CLOCK: Domain = Domain(9);
 
     /// Per-shard I/O outcomes (errors, delays, short transfers, reordering).
     pub const fn shard_io(shard: u8) -> Domain {

@@ -7,7 +7,9 @@
 //!                                          │  quarantined shards
 //!                                          ├─ scenario.poll (clients)
 //!                                          ├─ shuffle shard order (SCHEDULING stream),
-//!                                          │  step every shard once at `now`
+//!                                          │  step every shard once at `now` (with the
+//!                                          │  simulated wall clock: a seeded start plus
+//!                                          │  `now` ticks)
 //!                                          ├─ checkers every N rounds
 //!                                          └─ next tick: now+1 if anything can run, else
 //!                                             jump to the next deadline (time compression);
@@ -37,7 +39,10 @@ use std::fmt;
 use std::rc::Rc;
 use tina_core::io::IoOp;
 use tina_core::memory::RegionBlock;
-use tina_core::{BootError, Counters, Instant, Shard, ShardId, ShardStatus, SystemSpec};
+use tina_core::{
+    BootError, Clock, Counters, Duration, Instant, Shard, ShardId, ShardStatus, SystemSpec,
+    WallTime,
+};
 
 /// How a run ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -235,6 +240,21 @@ fn failed_boot(config: &SimConfig, faults: FaultConfig, world: &WorldRef, msg: S
     }
 }
 
+/// The first second of 2000 and of 2100, UTC: the simulated calendar clock starts between.
+const WALL_START_MIN_SECS: u64 = 946_684_800;
+const WALL_START_MAX_SECS: u64 = 4_102_444_800;
+
+/// The simulated calendar time at tick 0 for `seed`: a nanosecond between 2000 and 2100
+/// drawn from its own stream of the seed ([`Domain::WALL_CLOCK`]), so a replay sees the same
+/// dates and no other draw changes. At tick `t` handlers read this plus `t` ticks
+/// ([`Ctx::wall_time`](tina_core::Ctx::wall_time)).
+pub fn wall_clock_start(seed: u64) -> WallTime {
+    let mut rng = SimRng::stream(seed, Domain::WALL_CLOCK);
+    let secs = rng.range(WALL_START_MIN_SECS, WALL_START_MAX_SECS - 1);
+    let nanos = rng.below(1_000_000_000);
+    WallTime::from_unix_nanos(secs * 1_000_000_000 + nanos)
+}
+
 /// Virtual time never goes past this tick (2^63): runs are at most
 /// [`TICKS_MAX`](crate::config::TICKS_MAX) + [`TICKS_MAX`](crate::config::TICKS_MAX) long
 /// unless a far deadline makes time jump; a liveness phase that reaches it fails.
@@ -267,6 +287,8 @@ struct Simulation<'s, 'a> {
     storm_ticks: u64,
     tick_ns: u64,
     shutdown_timeout: u64,
+    /// The simulated calendar time at tick 0 ([`wall_clock_start`]).
+    wall_start: WallTime,
 }
 
 impl<'s, 'a> Simulation<'s, 'a> {
@@ -310,7 +332,11 @@ impl<'s, 'a> Simulation<'s, 'a> {
             quarantined_since: vec![None; n],
             storm_ticks: 500,
             tick_ns: spec.tick_ns,
-            shutdown_timeout: spec.shutdown_timeout.ticks().min(crate::config::TICKS_MAX),
+            shutdown_timeout: spec
+                .shutdown_timeout
+                .to_ticks(spec.tick_ns)
+                .min(crate::config::TICKS_MAX),
+            wall_start: wall_clock_start(seed),
         })
     }
 
@@ -635,7 +661,10 @@ impl<'s, 'a> Simulation<'s, 'a> {
             }
             w.tallies[s] = Default::default();
         }
-        let r = self.shards[s].step(Instant::from_ticks(now));
+        let wall = self
+            .wall_start
+            .saturating_add(Duration::from_ticks_of(now, self.tick_ns));
+        let r = self.shards[s].step(Clock::new(Instant::from_ticks(now), Some(wall)));
         let c = self.shards[s].counters();
         let before = self.seen[s];
         self.seen[s] = c;

@@ -131,7 +131,7 @@ impl Isolate for Panicky {
     type Args = u8;
     fn init(_: &u8, ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
         if ctx.now().ticks() < 3 {
-            let _ = ctx.start_timer(Duration::from_ticks(5), UserTag::new(0x41));
+            let _ = ctx.start_timer(Duration::from_millis(5), UserTag::new(0x41));
         }
         Ok((Panicky, Effect::Receive))
     }

@@ -138,7 +138,7 @@ fn main() {
     let shards = [ShardSpec {
         root: GroupSpec::one_for_one(&children)
             .dynamic(workers)
-            .budget(1_000_000, tina_core::Duration::from_ticks(1_000)),
+            .budget(1_000_000, tina_core::Duration::from_secs(1)),
     }];
     let spec = SystemSpec::new(&shards, &types);
     // The runtime runs beside this thread, which stops it: no signal handling (Ctrl-C

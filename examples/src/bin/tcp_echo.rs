@@ -260,7 +260,7 @@ struct ChaosArgs {
 
 const CHAOS_CRASH: UserTag = UserTag::new(0x50);
 /// A chaos client crashes this often (well within its group's restart budget).
-const CHAOS_PERIOD_TICKS: u64 = 2_500;
+const CHAOS_PERIOD: Duration = Duration::from_millis(2_500);
 
 /// Connects to the echo server, sends the poison byte (so a server connection panics), and
 /// crashes on purpose a little later. On the doomed shard, during its window, it crashes at
@@ -325,7 +325,7 @@ impl Isolate for Chaos {
                 })
             }
             _ => {
-                let _ = ctx.start_timer(Duration::from_ticks(CHAOS_PERIOD_TICKS), CHAOS_CRASH);
+                let _ = ctx.start_timer(CHAOS_PERIOD, CHAOS_CRASH);
                 let _ = self.args;
                 Effect::Receive
             }

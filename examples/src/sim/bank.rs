@@ -49,7 +49,7 @@ pub const TOTAL: u64 = (SHARD_COUNT * ACCOUNTS) as u64 * INITIAL_BALANCE;
 
 const BRANCH_FILE: &str = "bank/branch";
 const TELLER_FILE: &str = "bank/teller";
-const CALL_TIMEOUT: Duration = Duration::from_ticks(40);
+const CALL_TIMEOUT: Duration = Duration::from_millis(40);
 const RETRY: UserTag = UserTag::new(0x83);
 const FLUSH: UserTag = UserTag::new(0x84);
 
@@ -512,7 +512,7 @@ impl Branch {
     }
 
     fn retry_flush(&mut self, ctx: &mut Ctx) -> Effect {
-        if !self.flush_queued && ctx.start_timer(Duration::from_ticks(3), FLUSH).is_ok() {
+        if !self.flush_queued && ctx.start_timer(Duration::from_millis(3), FLUSH).is_ok() {
             self.flush_queued = true;
         }
         Effect::Receive
@@ -698,7 +698,7 @@ impl Teller {
 
     fn retry_later(&mut self, ctx: &mut Ctx) -> Effect {
         // One retry chain at a time: a second timer would start a second, redundant chain.
-        if !self.retry_armed && ctx.start_timer(Duration::from_ticks(2), RETRY).is_ok() {
+        if !self.retry_armed && ctx.start_timer(Duration::from_millis(2), RETRY).is_ok() {
             self.retry_armed = true;
         }
         Effect::Receive
@@ -961,7 +961,7 @@ pub fn run(config: &SimConfig, options: &ScenarioOptions) -> Report {
     let shards: Vec<ShardSpec<'_>> = children
         .iter()
         .map(|c| ShardSpec {
-            root: GroupSpec::one_for_one(c).budget(20, Duration::from_ticks(500)),
+            root: GroupSpec::one_for_one(c).budget(20, Duration::from_millis(500)),
         })
         .collect();
     let mut spec = SystemSpec::new(&shards, &types);

@@ -146,7 +146,7 @@ pub fn run(config: &SimConfig, _options: &ScenarioOptions) -> Report {
             // Workers crash on purpose all the time: give the group room for that.
             root: GroupSpec::one_for_one(c)
                 .dynamic(8)
-                .budget(1_000, Duration::from_ticks(1_000)),
+                .budget(1_000, Duration::from_secs(1)),
         })
         .collect();
     let mut spec = SystemSpec::new(&shards, &types);

@@ -14,8 +14,8 @@ use tina_sim::{FaultSet, Report, Scenario, SimConfig, SimView, watch};
 
 /// Shards in the idle system.
 pub const SHARD_COUNT: usize = 3;
-/// Ticks between beats.
-pub const BEAT_TICKS: u64 = 1_000;
+/// Time between beats.
+pub const BEAT: Duration = Duration::from_secs(1);
 /// Faults are not the point here.
 pub const FAULTS: FaultSet = FaultSet::NONE;
 
@@ -46,7 +46,7 @@ impl Isolate for Heart {
 
     fn init(shard: &u8, ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
         let next = ShardId(((usize::from(*shard) + 1) % SHARD_COUNT) as u8);
-        ctx.start_timer(Duration::from_ticks(BEAT_TICKS), BEAT_TIMER)
+        ctx.start_timer(BEAT, BEAT_TIMER)
             .map_err(|_| CrashReason("no timer"))?;
         let heart = Heart {
             next: Handle::new(next, TypeId(0), 0, 1).unwrap_or(Handle::NONE),
@@ -65,7 +65,7 @@ impl Isolate for Heart {
         } else if msg.tag() == BEAT_TIMER.into() {
             self.sent += 1;
             let _ = ctx.send(self.next, &Beat { n: self.sent });
-            let _ = ctx.start_timer(Duration::from_ticks(BEAT_TICKS), BEAT_TIMER);
+            let _ = ctx.start_timer(BEAT, BEAT_TIMER);
         }
         Effect::Receive
     }
@@ -73,6 +73,8 @@ impl Isolate for Heart {
 
 struct Idle {
     ticks: u64,
+    /// [`BEAT`] in ticks.
+    beat_ticks: u64,
 }
 
 impl Scenario for Idle {
@@ -85,7 +87,7 @@ impl Scenario for Idle {
     }
 
     fn goal(&mut self, view: &SimView<'_, '_>) -> bool {
-        let want = self.ticks / BEAT_TICKS;
+        let want = self.ticks / self.beat_ticks;
         let hearts = view.isolates::<Heart>();
         hearts.len() == SHARD_COUNT && hearts.iter().all(|(_, h)| h.heard >= want)
     }
@@ -128,6 +130,7 @@ pub fn run(config: &SimConfig, _options: &ScenarioOptions) -> Report {
         config,
         &mut Idle {
             ticks: config.ticks,
+            beat_ticks: BEAT.to_ticks(spec.tick_ns),
         },
     )
 }

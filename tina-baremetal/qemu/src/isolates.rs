@@ -41,11 +41,6 @@ pub const PROMPT_CALL_TIMEOUT_MS: u64 = 2_000;
 /// How long the driver waits for `Phoenix`'s `Gone`.
 const GONE_TIMEOUT_MS: u64 = 10_000;
 
-/// Tina ticks are milliseconds here (`system::TICK_NS`).
-const fn ms(milliseconds: u64) -> Duration {
-    Duration::from_ticks(milliseconds)
-}
-
 // --- messages ---------------------------------------------------------------------------------
 
 const BALL_WORD_COUNT: usize = 23;
@@ -367,7 +362,7 @@ impl Driver {
                 PING_TIMEOUT_MS,
             );
         }
-        self.ping_pong_ms = ctx.now().saturating_since(self.ping_pong_started).ticks();
+        self.ping_pong_ms = ctx.elapsed_since(self.ping_pong_started).as_millis();
         let _ = tina_core::log!(
             ctx,
             Info,
@@ -392,7 +387,7 @@ impl Driver {
         if ctx.send(self.phoenix, &Vanish { reserved: 0 }).is_err() {
             return self.fail(ctx, "could not tell phoenix to vanish");
         }
-        match ctx.start_timer(ms(GONE_TIMEOUT_MS), GONE_TIMER) {
+        match ctx.start_timer(Duration::from_millis(GONE_TIMEOUT_MS), GONE_TIMER) {
             Ok(timer) => self.gone_timer = Some(timer),
             Err(_) => return self.fail(ctx, "no timer for the wait for Gone"),
         }
@@ -462,13 +457,13 @@ impl Driver {
         Effect::Call {
             to,
             message: Outgoing::new(ball),
-            timeout: ms(timeout_ms),
+            timeout: Duration::from_millis(timeout_ms),
         }
     }
 
     /// How the call that `msg` ends went.
     fn outcome(&self, msg: &Message, ctx: &Ctx<'_, '_>) -> CallOutcome {
-        let waited_ms = ctx.now().saturating_since(self.call_started).ticks();
+        let waited_ms = ctx.elapsed_since(self.call_started).as_millis();
         if msg.is_call_timeout() {
             if msg.call_failed_to_send().is_some() {
                 CallOutcome::SendFailed

@@ -61,7 +61,8 @@ pub enum Effect {
         to: Handle,
         /// The request.
         message: Outgoing,
-        /// How long to wait before a `CALL_TIMEOUT` notice arrives instead.
+        /// How long to wait before a `CALL_TIMEOUT` notice arrives instead (converted to
+        /// ticks with the shard's tick length, rounding up, like a timer).
         timeout: Duration,
     },
     /// Answer the call being handled, then park as `Receive`.

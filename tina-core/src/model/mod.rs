@@ -2,7 +2,7 @@
 //!
 //! Handles and ids ([`handle`]), messages and payloads ([`message`]), the effect a handler
 //! returns ([`effect`]), the [`Isolate`](crate::Isolate) trait and its boot arguments
-//! ([`isolate`]), ticks ([`time`]), shard-local transfer buffers ([`transfer`]) and the I/O
+//! ([`isolate`]), time: ticks, real-unit durations and wall-clock readings ([`time`], [`wall`]), shard-local transfer buffers ([`transfer`]) and the I/O
 //! contract ([`io`]). Plain values: nothing here owns memory or schedules anything. (The one
 //! reference upwards is unavoidable: `Isolate::handle` takes the scheduler's `Ctx`.)
 
@@ -14,3 +14,4 @@ pub(crate) mod isolate;
 pub(crate) mod message;
 pub(crate) mod time;
 pub(crate) mod transfer;
+pub(crate) mod wall;

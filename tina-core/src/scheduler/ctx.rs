@@ -14,7 +14,7 @@ use crate::model::io::{
 };
 use crate::model::isolate::{InitArgs, Isolate};
 use crate::model::message::{CallToken, Message, Outgoing, Payload, PayloadTooLarge, UserTag};
-use crate::model::time::{Duration, Instant};
+use crate::model::time::{Duration, Instant, WallTime};
 use crate::model::transfer::{TransferBuf, TransferError};
 use crate::scheduler::arena::SlotPlacer;
 use crate::scheduler::kernel::{Env, Kernel};
@@ -98,6 +98,25 @@ impl<'x, 'a> Ctx<'x, 'a> {
     /// The current tick.
     pub fn now(&self) -> Instant {
         self.kernel.now()
+    }
+
+    /// The time since `earlier` (an earlier [`Ctx::now`]) in real units: whole ticks times
+    /// the shard's tick length, or zero if `earlier` is later. Compare it with a
+    /// [`Duration`] directly (`ctx.elapsed_since(t) >= Duration::from_secs(2)`).
+    pub fn elapsed_since(&self, earlier: Instant) -> Duration {
+        let ticks = self.kernel.now().ticks_since(earlier);
+        Duration::from_ticks_of(ticks, self.kernel.spec().tick_ns)
+    }
+
+    /// The calendar time the platform read at the start of this step (for an HTTP `Date`
+    /// header, TTLs, log stamps), or `None` on a platform without a calendar clock. It can
+    /// jump when the host's clock is set: measure spans with [`Ctx::now`] instead.
+    ///
+    /// An HTTP `Date` header, without allocating:
+    /// `ctx.wall_time().map(|t| t.http_date())` gives the 29 bytes of
+    /// `Sun, 06 Nov 1994 08:49:37 GMT` ([`WallTime::http_date`]).
+    pub fn wall_time(&self) -> Option<WallTime> {
+        self.kernel.wall()
     }
 
     /// Whether the shard is shutting down.
@@ -195,8 +214,12 @@ impl<'x, 'a> Ctx<'x, 'a> {
             .map(Address::new)
     }
 
-    /// Starts a one-shot timer: after `after` ticks a message with `tag` (and no payload)
-    /// arrives in this isolate's mailbox. Cancel it with [`Ctx::cancel_timer`].
+    /// Starts a one-shot timer: after `after` a message with `tag` (and no payload) arrives
+    /// in this isolate's mailbox. Cancel it with [`Ctx::cancel_timer`].
+    ///
+    /// `after` is converted to ticks with the shard's tick length, rounding up, so a timer
+    /// never fires early: `Duration::from_secs(2)` is 2000 ticks of 1 ms, a 1 ns timer waits
+    /// one tick, and a zero duration is due at once (in this step's timer phase).
     pub fn start_timer(
         &mut self,
         after: Duration,

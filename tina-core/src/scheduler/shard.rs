@@ -1,7 +1,7 @@
 //! The shard: one scheduler loop's worth of state, and `step`, one tick as a pure transition.
 //!
 //! ```text
-//!  step(now) ─┬─ 1. drain inbound channels ───────── Transport::receive → mailboxes
+//! step(clock)─┬─ 1. drain inbound channels ───────── Transport::receive → mailboxes
 //!             ├─ 2. take I/O completions ─────────── IoDriver::complete → parked isolates
 //!             ├─ 3. dispatch, grouped by type ────── each type ≤ weight × 256 handler calls,
 //!             │                                      FIFO ready queue, ≤ k calls per isolate
@@ -27,7 +27,7 @@ use crate::model::effect::{CrashReason, Effect};
 use crate::model::handle::{Handle, ShardId, TypeId};
 use crate::model::isolate::Isolate;
 use crate::model::message::{Message, Outgoing};
-use crate::model::time::Instant;
+use crate::model::time::{Clock, Instant};
 use crate::platform::{CallKind, IoDriver, Parts, PeerEvent, Platform, Transport, Trap, TrapCall};
 use crate::scheduler::arena::ArenaRef;
 use crate::scheduler::boot::{BootError, InitFailure, region_size};
@@ -168,9 +168,21 @@ impl<'a, P: Platform> Shard<'a, P> {
         f(&mut self.kernel, &mut env)
     }
 
-    /// Performs one tick at time `now` (see the module docs for the phases).
-    pub fn step(&mut self, now: Instant) -> StepReport {
-        self.kernel.begin_step(now);
+    /// Performs one tick (see the module docs for the phases) at the time the platform read
+    /// from its clocks: a [`Clock`] with the monotonic [`Instant`] and, if the platform has a
+    /// calendar clock, the [`WallTime`](crate::WallTime) read at the same moment.
+    ///
+    /// The platform supplies both at every step, like any other input, so a replay that feeds
+    /// the same readings sees the same behaviour. Handlers read them with
+    /// [`Ctx::now`](crate::Ctx::now) and [`Ctx::wall_time`](crate::Ctx::wall_time). Passing a
+    /// bare `Instant` (`shard.step(Instant::from_ticks(n))`) means the platform has no
+    /// calendar clock: `wall_time` is then `None` for this step. Before the first step (the
+    /// `init`s run by [`Shard::new`]) there is no wall reading yet; [`Shard::revive`] keeps the
+    /// last one.
+    pub fn step(&mut self, clock: impl Into<Clock>) -> StepReport {
+        let clock = clock.into();
+        let now = clock.now;
+        self.kernel.begin_step(clock);
         let quarantined = matches!(
             self.status,
             ShardStatus::Quarantined | ShardStatus::AbortRequested
@@ -316,7 +328,8 @@ impl<'a, P: Platform> Shard<'a, P> {
 
     fn charge_recovery(&mut self) -> bool {
         let now = self.kernel.now().ticks();
-        let window = self.kernel.spec().recovery_window.ticks();
+        let spec = self.kernel.spec();
+        let window = spec.recovery_window.to_ticks(spec.tick_ns);
         let max = self.recoveries.len();
         let in_window = self.recoveries[..self.recovery_count.min(max)]
             .iter()

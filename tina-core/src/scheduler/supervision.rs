@@ -253,11 +253,12 @@ impl<'a> Groups<'a> {
         self.members[i] = v;
     }
 
-    /// Records a restart if the budget allows it (sliding window).
-    pub(crate) fn charge(&mut self, g: u16, now: u64) -> bool {
+    /// Records a restart at tick `now` if the budget allows it (sliding window; the window is
+    /// converted to ticks of `tick_ns`, rounding up).
+    pub(crate) fn charge(&mut self, g: u16, now: u64, tick_ns: u64) -> bool {
         let gs = &self.groups[usize::from(g)];
         let max = gs.spec.budget.restarts_max;
-        let window = gs.spec.budget.window.ticks();
+        let window = gs.spec.budget.window.to_ticks(tick_ns);
         let start = gs.history_start as usize;
         let recent = &self.history[start..start + max as usize];
         let in_window = recent[..gs.history_count as usize]

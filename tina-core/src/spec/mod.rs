@@ -73,8 +73,9 @@ pub enum Restart {
     Temporary,
 }
 
-/// A restart budget: at most `restarts_max` restarts within any `window` of ticks, else the
-/// group escalates to its parent.
+/// A restart budget: at most `restarts_max` restarts within any `window`, else the group
+/// escalates to its parent. The window is converted to ticks with the shard's `tick_ns`,
+/// rounding up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RestartBudget {
@@ -85,10 +86,10 @@ pub struct RestartBudget {
 }
 
 impl RestartBudget {
-    /// A sensible default: 3 restarts within 5000 ticks.
+    /// A sensible default: 3 restarts within 5 seconds.
     pub const DEFAULT: RestartBudget = RestartBudget {
         restarts_max: 3,
-        window: Duration::from_ticks(5000),
+        window: Duration::from_secs(5),
     };
 }
 
@@ -392,7 +393,7 @@ pub struct SystemSpec<'s> {
     pub tick_ns: u64,
     /// Shard recoveries allowed within `recovery_window` before the policy applies.
     pub recoveries_max: u32,
-    /// The window for `recoveries_max`.
+    /// The window for `recoveries_max` (converted to ticks with `tick_ns`, rounding up).
     pub recovery_window: Duration,
     /// Quarantine or abort.
     pub quarantine: QuarantinePolicy,
@@ -411,9 +412,9 @@ impl<'s> SystemSpec<'s> {
             ring_overrides: &[],
             tick_ns: 1_000_000,
             recoveries_max: 3,
-            recovery_window: Duration::from_ticks(60_000),
+            recovery_window: Duration::from_secs(60),
             quarantine: QuarantinePolicy::Quarantine,
-            shutdown_timeout: Duration::from_ticks(5_000),
+            shutdown_timeout: Duration::from_secs(5),
         }
     }
 

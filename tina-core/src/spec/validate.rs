@@ -21,7 +21,7 @@ impl SystemSpec<'_> {
         if self.tick_ns == 0 {
             return Err(sys("tick_ns", 0, Rule::AtLeastOne));
         }
-        if self.recovery_window.ticks() == 0 {
+        if self.recovery_window.is_zero() {
             return Err(sys("recovery_window", 0, Rule::AtLeastOne));
         }
         if self.recoveries_max > RESTARTS_MAX {
@@ -221,7 +221,7 @@ impl SystemSpec<'_> {
                 Rule::RestartsMax,
             ));
         }
-        if g.budget.window.ticks() == 0 {
+        if g.budget.window.is_zero() {
             return Err(SpecError::new(
                 Location::Group(*path),
                 "budget.window",
@@ -455,7 +455,7 @@ pub enum Rule {
         /// Name of the later registration.
         type_name: &'static str,
     },
-    /// Budget window of zero ticks.
+    /// A budget window of zero.
     BudgetWindow,
     /// Dynamic children only in one-for-one groups.
     DynamicNeedsOneForOne,
@@ -493,7 +493,7 @@ impl fmt::Display for Rule {
             Rule::BudgetWeight => f.write_str("budget weights are 1 to 64 (weight x 256 dispatches per tick)"),
             Rule::Alignment => f.write_str("isolate types may need at most 128-byte alignment; move big aligned buffers to working memory"),
             Rule::DuplicateType { type_name } => write!(f, "type `{type_name}` is registered twice (value = index of the first registration); remove one"),
-            Rule::BudgetWindow => f.write_str("a restart budget window must span at least 1 tick"),
+            Rule::BudgetWindow => f.write_str("a restart budget window must be longer than zero (e.g. Duration::from_secs(5))"),
             Rule::DynamicNeedsOneForOne => f.write_str("dynamic children are only allowed in OneForOne groups; set dynamic_capacity to 0 or use Strategy::OneForOne"),
             Rule::GroupDepth => f.write_str("supervision groups nest at most 8 deep"),
             Rule::TooManyGroups => f.write_str("at most 65535 groups per shard and children per group"),

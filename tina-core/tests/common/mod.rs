@@ -195,7 +195,7 @@ impl Isolate for Actor {
                 message: Outgoing::new(&Ping {
                     n: cmd.count as u64,
                 }),
-                timeout: Duration::from_ticks(cmd.arg),
+                timeout: Duration::from_millis(cmd.arg),
             },
             op::SEND_PINGS => {
                 for i in 0..cmd.count {
@@ -206,7 +206,7 @@ impl Isolate for Actor {
             }
             op::START_TIMER => {
                 self.last_timer = ctx
-                    .start_timer(Duration::from_ticks(cmd.arg), TIMER_TAG)
+                    .start_timer(Duration::from_millis(cmd.arg), TIMER_TAG)
                     .ok();
                 Effect::Receive
             }
@@ -233,7 +233,7 @@ impl Isolate for Actor {
                 for i in 0..cmd.count {
                     let _ = ctx.send(target, &Ping { n: i as u64 });
                 }
-                let _ = ctx.start_timer(Duration::from_ticks(5), TIMER_TAG);
+                let _ = ctx.start_timer(Duration::from_millis(5), TIMER_TAG);
                 let _ = ctx.io_buffer();
                 panic!("panic after context calls")
             }

@@ -473,7 +473,7 @@ impl FzState {
         }
         self.timers_started = self.timers_started.wrapping_add(1);
         let now = ctx.now().ticks();
-        if let Ok(id) = ctx.start_timer(Duration::from_ticks(after), UserTag::new(tag)) {
+        if let Ok(id) = ctx.start_timer(Duration::from_millis(after), UserTag::new(tag)) {
             self.timers.push(PendingTimer {
                 id,
                 tag,
@@ -520,7 +520,7 @@ impl FzState {
                         op: op::NOP,
                         a: cmd.a,
                     }),
-                    timeout: Duration::from_ticks(cmd.b % 40),
+                    timeout: Duration::from_millis(cmd.b % 40),
                 }
             }
             op::YIELD => {

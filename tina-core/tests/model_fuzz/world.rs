@@ -757,7 +757,7 @@ pub(crate) fn run_seed(
         ChildSpec::Group(
             GroupSpec::one_for_one(&inner)
                 .strategy(Strategy::OneForAll)
-                .budget(2, Duration::from_ticks(30)),
+                .budget(2, Duration::from_millis(30)),
         ),
         ChildSpec::isolate::<Fz<1>>(
             &FzArgs {
@@ -769,7 +769,7 @@ pub(crate) fn run_seed(
     ];
     let root = GroupSpec::one_for_one(&children)
         .dynamic(6)
-        .budget(4, Duration::from_ticks(40));
+        .budget(4, Duration::from_millis(40));
     let shard_specs = [ShardSpec { root }, ShardSpec { root }];
     let mut spec = SystemSpec::new(&shard_specs, &types);
     spec.shard = ShardConfig {
@@ -790,7 +790,7 @@ pub(crate) fn run_seed(
     };
     spec.ring_capacity = 16;
     spec.recoveries_max = 2;
-    spec.recovery_window = Duration::from_ticks(80);
+    spec.recovery_window = Duration::from_millis(80);
     let spec = &spec;
 
     let mut s01 = Slot::<Message>::array::<16>();

@@ -192,7 +192,7 @@ impl Isolate for Busy {
         ctx.working_memory().fill(0xA5);
         let me = ctx.me();
         let _ = ctx.send_bytes(me, UserTag::new(0x40), &[1, 2, 3]);
-        let _ = ctx.start_timer(Duration::from_ticks(1 + n % 3), UserTag::new(0x41));
+        let _ = ctx.start_timer(Duration::from_millis(1 + n % 3), UserTag::new(0x41));
         let _ = ctx.spawn::<Quiet>(n);
         Ok((Busy, Effect::Receive))
     }
@@ -525,13 +525,13 @@ impl SpecPlan {
             spec.ring_overrides = &self.overrides;
             spec.tick_ns = self.tick_ns;
             spec.recoveries_max = self.recoveries_max;
-            spec.recovery_window = Duration::from_ticks(self.recovery_window);
+            spec.recovery_window = Duration::from_millis(self.recovery_window);
             spec.quarantine = if self.abort {
                 QuarantinePolicy::Abort
             } else {
                 QuarantinePolicy::Quarantine
             };
-            spec.shutdown_timeout = Duration::from_ticks(self.shutdown_timeout);
+            spec.shutdown_timeout = Duration::from_millis(self.shutdown_timeout);
             f(&spec)
         })
     }
@@ -582,7 +582,7 @@ fn build<R>(
     }
     let group = GroupSpec::one_for_one(&children)
         .strategy(plan.strategy)
-        .budget(plan.restarts_max, Duration::from_ticks(plan.window))
+        .budget(plan.restarts_max, Duration::from_millis(plan.window))
         .dynamic(plan.dynamic);
     f(group)
 }

@@ -56,6 +56,25 @@ pub(crate) fn monotonic_ns() -> u64 {
     (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// Nanoseconds since the Unix epoch on `CLOCK_REALTIME`, or `None` if the clock cannot be
+/// read or is set before 1970.
+pub(crate) fn realtime_ns() -> Option<u64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_REALTIME always exists on Linux.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    if r != 0 || ts.tv_sec < 0 {
+        return None;
+    }
+    Some(
+        (ts.tv_sec as u64)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(ts.tv_nsec as u64),
+    )
+}
+
 /// The CPUs this process may run on (its affinity mask: honours `taskset` and cgroups), in
 /// ascending order.
 pub(crate) fn allowed_cpus() -> Result<Vec<usize>, Errno> {

@@ -77,7 +77,7 @@ impl<'a> Kernel<'a> {
         }
         let mut head = self.meta(ty, slot).timers;
         let timer = self.timers.start(
-            self.now + timeout,
+            self.deadline_after(timeout),
             me,
             TimerKind::CallTimeout(correlation),
             Class::System,

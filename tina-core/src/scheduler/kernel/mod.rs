@@ -35,7 +35,7 @@ use crate::model::effect::CrashReason;
 use crate::model::handle::{GENERATION_MAX, Handle, ShardId, ShardSet, TypeId};
 use crate::model::io::{IoCompletion, IoError};
 use crate::model::isolate::InitArgs;
-use crate::model::time::Instant;
+use crate::model::time::{Duration, Instant, WallTime};
 use crate::platform::{SocketControl, Transport, Trap};
 use crate::scheduler::arena::ArenaRef;
 use crate::scheduler::layout::ShardLayout;
@@ -343,6 +343,8 @@ pub(crate) struct Kernel<'a> {
     io: IoState<'a>,
     counters: Counters,
     now: Instant,
+    /// The calendar time the platform supplied with the current step, if any.
+    wall: Option<WallTime>,
     correlation_next: u64,
     shutting_down: bool,
     groups: Groups<'a>,
@@ -391,6 +393,7 @@ impl<'a> Kernel<'a> {
             io: IoState::new(bufs, layout.submissions),
             counters: Counters::default(),
             now: Instant::ZERO,
+            wall: None,
             correlation_next: 0,
             shutting_down: false,
             groups: layout.groups,
@@ -427,6 +430,18 @@ impl<'a> Kernel<'a> {
     #[inline]
     pub(crate) fn now(&self) -> Instant {
         self.now
+    }
+
+    /// The calendar time of the current step, if the platform supplied one.
+    #[inline]
+    pub(crate) fn wall(&self) -> Option<WallTime> {
+        self.wall
+    }
+
+    /// The tick at which a span of `d` from now ends, rounded up to whole ticks.
+    #[inline]
+    pub(crate) fn deadline_after(&self, d: Duration) -> Instant {
+        self.now.after_ticks(d.to_ticks(self.spec.tick_ns))
     }
 
     /// Whether a shutdown has started.

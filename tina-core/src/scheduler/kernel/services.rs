@@ -15,8 +15,9 @@ use crate::model::time::Duration;
 use crate::model::transfer::{TransferBuf, TransferError};
 
 impl Kernel<'_> {
-    /// Starts a one-shot timer: after `after` ticks a message with `tag` (and no payload)
-    /// arrives in this isolate's mailbox. Cancel it with [`crate::Ctx::cancel_timer`].
+    /// Starts a one-shot timer: after `after` (rounded up to whole ticks) a message with `tag`
+    /// (and no payload) arrives in this isolate's mailbox. Cancel it with
+    /// [`crate::Ctx::cancel_timer`].
     pub(crate) fn start_timer(
         &mut self,
         me: Handle,
@@ -26,7 +27,7 @@ impl Kernel<'_> {
         let Some((ty, slot)) = self.locate(me) else {
             return Err(TimersExhausted);
         };
-        let deadline = self.now + after;
+        let deadline = self.deadline_after(after);
         let mut head = self.meta(ty, slot).timers;
         let r = self.timers.start(
             deadline,

@@ -6,16 +6,17 @@ use super::{Kernel, NOTICE_SHUTDOWN};
 use crate::model::handle::Handle;
 use crate::model::io::{IoCompletion, IoOp};
 use crate::model::message::Message;
-use crate::model::time::Instant;
+use crate::model::time::{Clock, Instant};
 use crate::platform::{CompletionSink, IoBuffers, IoDriver, LogSink, Transport};
 use crate::scheduler::arena::ArenaRef;
 use crate::scheduler::boot::InitFailure;
 
 impl<'a> Kernel<'a> {
-    /// A step starts at `now`.
+    /// A step starts at `clock`.
     #[inline]
-    pub(crate) fn begin_step(&mut self, now: Instant) {
-        self.now = now;
+    pub(crate) fn begin_step(&mut self, clock: Clock) {
+        self.now = clock.now;
+        self.wall = clock.wall;
     }
 
     /// Moves the clock to `now` unless it is already later (a revival).

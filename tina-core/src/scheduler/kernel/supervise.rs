@@ -65,7 +65,10 @@ impl Kernel<'_> {
                 return Verdict::Handled;
             }
             loop {
-                if !self.groups.charge(d.group, self.now.ticks()) {
+                if !self
+                    .groups
+                    .charge(d.group, self.now.ticks(), self.spec.tick_ns)
+                {
                     self.groups.release_dynamic(d.group);
                     return self.escalate(env, d.group);
                 }
@@ -86,7 +89,7 @@ impl Kernel<'_> {
     /// Applies the group's strategy for failed member `m`, retrying while the budget lasts.
     fn restart_in_group(&mut self, env: &mut Env<'_>, g: u16, mut m: u16) -> Verdict {
         loop {
-            if !self.groups.charge(g, self.now.ticks()) {
+            if !self.groups.charge(g, self.now.ticks(), self.spec.tick_ns) {
                 return self.escalate(env, g);
             }
             self.counters.restarts += 1;
