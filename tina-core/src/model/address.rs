@@ -19,8 +19,10 @@
 //!
 //! A named address is an ordinary 64-bit handle whose slot field holds the reserved value
 //! [`SLOT_MAX`](crate::SLOT_MAX) and whose generation field holds the name's 28-bit key (a
-//! stable FNV-1a hash of its text; see [`Name::key`]). Spec validation refuses two names on
-//! one shard with the same text or key, and a child whose type is not the name's type. The
+//! stable FNV-1a hash of its text; see [`Name::key`]); its type field is unused (255: the
+//! name alone determines the isolate). Spec validation refuses two names on one shard with
+//! the same text or key, and a child whose type is not the name's type, so building an
+//! address costs no lookup at all. The
 //! owning shard resolves the name to the current incarnation at delivery, so a restart is
 //! invisible to senders except for messages that arrive while no incarnation runs.
 //!
@@ -164,6 +166,7 @@ impl<T: Isolate> Name<T> {
         NameRef {
             text: self.text,
             key: self.key,
+            ty: crate::spec::TypeRef::of::<T>(),
         }
     }
 }
@@ -181,11 +184,13 @@ impl<T: Isolate> fmt::Debug for Name<T> {
     }
 }
 
-/// A name with its type erased, as the spec stores it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A name with its type erased, as the spec stores it (validation checks that the child
+/// bearing it is of that type).
+#[derive(Clone, Copy, Debug)]
 pub struct NameRef {
     pub(crate) text: &'static str,
     pub(crate) key: u32,
+    pub(crate) ty: crate::spec::TypeRef,
 }
 
 impl NameRef {
@@ -200,10 +205,14 @@ impl NameRef {
     }
 }
 
+/// The type field of a named address: the name alone determines the isolate (validation
+/// checks each named child is of its name's type), so the sender need not look its type up.
+pub(crate) const NAMED_TYPE: TypeId = TypeId(u8::MAX);
+
 impl Handle {
-    /// The address of the isolate named by `key` (type `ty`) on `shard`.
-    pub(crate) const fn named(shard: ShardId, ty: TypeId, key: u32) -> Handle {
-        Handle::pack(shard, ty, SLOT_MAX, key)
+    /// The address of the isolate named by `key` on `shard`.
+    pub(crate) const fn named(shard: ShardId, key: u32) -> Handle {
+        Handle::pack(shard, NAMED_TYPE, SLOT_MAX, key)
     }
 
     /// Whether this is a named address (resolved by the owning shard at delivery), not one
@@ -440,10 +449,10 @@ mod tests {
 
     #[test]
     fn named_addresses_are_told_apart_from_incarnations() {
-        let h = Handle::named(ShardId(3), TypeId(2), name_key("store"));
+        let h = Handle::named(ShardId(3), name_key("store"));
         assert!(h.is_named());
         assert_eq!(h.shard(), ShardId(3));
-        assert_eq!(h.type_id(), TypeId(2));
+        assert_eq!(h.type_id(), NAMED_TYPE);
         assert_eq!(h.name_key(), Some(name_key("store")));
         let plain = Handle::pack(ShardId(3), TypeId(2), 0, 1);
         assert!(!plain.is_named() && plain.name_key().is_none());

@@ -147,12 +147,7 @@ impl<'x, 'a> Ctx<'x, 'a> {
     /// [`ChildSpec::named`](crate::ChildSpec::named); otherwise sends to it are refused
     /// with `UnknownName`.)
     pub fn on_shard<T: Isolate>(&self, name: Name<T>, shard: ShardId) -> Address<T> {
-        let ty = self
-            .kernel
-            .spec()
-            .type_id_of::<T>()
-            .unwrap_or(TypeId(u8::MAX));
-        Address::new(Handle::named(shard, ty, name.key()))
+        Address::new(Handle::named(shard, name.key()))
     }
 
     /// The isolate named `name` on the shard that owns `key`:
@@ -165,9 +160,11 @@ impl<'x, 'a> Ctx<'x, 'a> {
 
     /// `handle` as an address of `T`, if it names an isolate of type `T` (for a handle
     /// learned from a message's source, say).
+    /// (A named address carries no type id, so it is never accepted here.)
     pub fn address_of<T: Isolate>(&self, handle: Handle) -> Option<Address<T>> {
         let ty = self.kernel.spec().type_id_of::<T>()?;
-        (handle.type_id() == ty && !handle.is_none()).then(|| Address::new(handle))
+        let plain = !handle.is_none() && !handle.is_named();
+        (plain && handle.type_id() == ty).then(|| Address::new(handle))
     }
 
     /// Sends raw bytes under a user tag (at most 96 bytes).

@@ -174,8 +174,11 @@ impl TypeSpec {
         self
     }
 
+    /// Whether this registration is of the type `r` names: the same function (the usual
+    /// case, one comparison) or, failing that, the same `core::any::TypeId` (a function may
+    /// exist twice, one per codegen unit).
     pub(crate) fn is_type(&self, r: TypeRef) -> bool {
-        (self.vtable.rust_type)() == (r.0)()
+        core::ptr::fn_addr_eq(self.vtable.rust_type, r.0) || (self.vtable.rust_type)() == (r.0)()
     }
 }
 

@@ -247,7 +247,15 @@ impl SystemSpec<'_> {
         }
         for (c, child) in g.children.iter().enumerate() {
             match child {
-                ChildSpec::Isolate { ty, .. } => match self.resolve(*ty) {
+                ChildSpec::Isolate { ty, name, .. } => match self.resolve(*ty) {
+                    Some(id) if name.is_some_and(|n| self.resolve(n.ty) != Some(id)) => {
+                        return Err(SpecError::new(
+                            Location::Child(*path, c as u16),
+                            "name",
+                            c as u64,
+                            Rule::NameTypeMismatch,
+                        ));
+                    }
                     Some(id) => static_counts[usize::from(id.0)] += 1,
                     None => {
                         return Err(SpecError::new(
@@ -434,6 +442,8 @@ pub enum Rule {
     RingPair,
     /// Type capacity between 1 and 2^20 − 1.
     TypeCapacity,
+    /// A child whose name is the name of another isolate type.
+    NameTypeMismatch,
     /// Two children of one shard with the same name.
     DuplicateName {
         /// The name.
@@ -497,6 +507,7 @@ impl fmt::Display for Rule {
             Rule::DynamicNeedsOneForOne => f.write_str("dynamic children are only allowed in OneForOne groups; set dynamic_capacity to 0 or use Strategy::OneForOne"),
             Rule::GroupDepth => f.write_str("supervision groups nest at most 8 deep"),
             Rule::TooManyGroups => f.write_str("at most 65535 groups per shard and children per group"),
+            Rule::NameTypeMismatch => f.write_str("the child's name was made for another isolate type (Name<T> must name a child of type T); build the child with ChildSpec::named"),
             Rule::DuplicateName { name } => write!(f, "two children of this shard are named {name:?} (value = the later child's position among the shard's named children); names are unique per shard"),
             Rule::NameKeyCollision { name, other } => write!(f, "names {name:?} and {other:?} have the same 28-bit key (value); rename one of them"),
             Rule::UnknownType => f.write_str("the child's type is not registered; add TypeSpec::of::<T>(..) to SystemSpec::types"),

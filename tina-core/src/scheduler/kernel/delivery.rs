@@ -11,16 +11,31 @@ use crate::platform::Transport;
 use crate::scheduler::supervision::Member;
 
 impl<'a> Kernel<'a> {
-    /// Queues a message in a local mailbox.
+    /// Queues a message in a local mailbox (a named address is resolved first).
     #[inline]
     pub(crate) fn deliver_local(&mut self, msg: &Message, class: Class) -> Result<(), SendError> {
-        self.deliver_local_with(msg.dst(), class, |slot| *slot = *msg)
+        match self.deliver_local_with(msg.dst(), class, |slot| *slot = *msg) {
+            Err(SendError::UnknownName) => self.deliver_local_named(msg, class),
+            r => r,
+        }
+    }
+
+    /// [`Kernel::deliver_local`] of a message to a named address: to its running incarnation.
+    #[cold]
+    #[inline(never)]
+    fn deliver_local_named(&mut self, msg: &Message, class: Class) -> Result<(), SendError> {
+        let h = self.resolve_name(msg.dst())?;
+        self.deliver_local_with(h, class, |slot| {
+            *slot = *msg;
+            slot.set_dst(h);
+        })
     }
 
     /// Queues a message for `dst` in a local mailbox, written by `write` straight into its
     /// pool envelope (which must end up addressed to `dst`). Nothing is written when the
-    /// delivery is refused. A named address is resolved to the running incarnation here, off
-    /// the fast path (a named address never locates directly: its slot is reserved).
+    /// delivery is refused. A named address never locates (its slot value is reserved): it
+    /// is refused with `UnknownName`, uncounted, for the caller to resolve (see
+    /// [`Kernel::not_located`]).
     #[inline]
     pub(super) fn deliver_local_with(
         &mut self,
@@ -29,37 +44,24 @@ impl<'a> Kernel<'a> {
         write: impl FnOnce(&mut Message),
     ) -> Result<(), SendError> {
         let Some((t, slot)) = Self::locate_mut(self.types, self.shard, dst) else {
-            let mut write = Some(write);
-            return self.deliver_named(dst, class, &mut |m| {
-                if let Some(w) = write.take() {
-                    w(m);
-                }
-            });
+            return Err(self.not_located(dst));
         };
         Self::enqueue(t, slot, &mut self.pool, &mut self.counters, class, write)
     }
 
-    /// Delivery to a named address: the name's current incarnation gets the message,
-    /// readdressed to its handle. Out of line and not generic, so the fast path above stays
-    /// as small as it was before names existed.
+    /// Why `dst` did not locate: a plain handle is stale (counted); a named address answers
+    /// `UnknownName` uncounted, which [`Kernel::deliver_local_with`]'s callers take as "resolve
+    /// the name and deliver again" (they are the only ones who see it: resolution itself
+    /// happens outside, in [`Kernel::resolve_name`]). Out of line, so the fast path stays as
+    /// small as it was before names existed.
     #[cold]
     #[inline(never)]
-    fn deliver_named(
-        &mut self,
-        dst: Handle,
-        class: Class,
-        write: &mut dyn FnMut(&mut Message),
-    ) -> Result<(), SendError> {
-        let h = self.resolve_name(dst)?;
-        let Some((t, slot)) = Self::locate_mut(self.types, self.shard, h) else {
-            self.counters.stale_deliveries += 1;
-            return Err(SendError::StaleHandle);
-        };
-        let write = |m: &mut Message| {
-            write(m);
-            m.set_dst(h);
-        };
-        Self::enqueue(t, slot, &mut self.pool, &mut self.counters, class, write)
+    fn not_located(&mut self, dst: Handle) -> SendError {
+        if dst.is_named() {
+            return SendError::UnknownName;
+        }
+        self.counters.stale_deliveries += 1;
+        SendError::StaleHandle
     }
 
     /// The running incarnation a named address on this shard stands for; a plain handle
@@ -70,7 +72,7 @@ impl<'a> Kernel<'a> {
             return Err(SendError::StaleHandle);
         };
         match self.groups.named(key) {
-            Some(Member::Isolate(h)) if h.type_id() == dst.type_id() => Ok(h),
+            Some(Member::Isolate(h)) => Ok(h),
             Some(Member::Stopped | Member::Empty) => {
                 self.counters.named_not_running += 1;
                 Err(SendError::NotRunning)
@@ -203,6 +205,25 @@ impl<'a> Kernel<'a> {
             return self.send_remote_typed(transport, src, to, value);
         }
         let r = self.deliver_local_with(to, Class::User, |slot| slot.write_typed(src, to, value));
+        match r {
+            Ok(()) => self.counters.sends_local += 1,
+            Err(SendError::UnknownName) => return self.send_named_typed(src, to, value),
+            Err(_) => {}
+        }
+        r
+    }
+
+    /// [`Kernel::send_typed`] to a local named address: to its running incarnation.
+    #[cold]
+    #[inline(never)]
+    fn send_named_typed<T: Payload>(
+        &mut self,
+        src: Handle,
+        to: Handle,
+        value: &T,
+    ) -> Result<(), SendError> {
+        let h = self.resolve_name(to)?;
+        let r = self.deliver_local_with(h, Class::User, |slot| slot.write_typed(src, h, value));
         if r.is_ok() {
             self.counters.sends_local += 1;
         }
