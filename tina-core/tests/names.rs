@@ -447,3 +447,20 @@ fn two_names_whose_keys_collide_are_refused_with_both_named() {
     assert_eq!(err.rule, spec::Rule::NameKeyCollision { name: b, other: a });
     assert!(err.to_string().contains("rename one"), "{err}");
 }
+
+#[test]
+fn a_name_made_for_another_type_is_refused() {
+    // Only possible by building the child by hand from another child's name.
+    let store_name = ChildSpec::named(STORE, &(), Restart::Permanent).name();
+    let children = [ChildSpec::Isolate {
+        ty: TypeRef::of::<Client>(),
+        args: InitArgs::new(&0u8),
+        restart: Restart::Permanent,
+        name: store_name,
+    }];
+    let shards = [ShardSpec {
+        root: GroupSpec::one_for_one(&children),
+    }];
+    let err = SystemSpec::new(&shards, &TYPES).validate().unwrap_err();
+    assert_eq!(err.rule, spec::Rule::NameTypeMismatch);
+}
