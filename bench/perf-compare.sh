@@ -12,7 +12,8 @@
 # 1. B2 ping-pong under callgrind: instructions per send + dispatch = (I(150000) - I(50000)) /
 #    100000, where I(n) is the instruction count of `tina-bench perf pingpong --messages n`
 #    (start-up cancels out). Deterministic. Fails if head > base × (1 + limit/100).
-# 2. B1 (ring, Tina's two rows, capacities 16 and 1024) and B3 (TCP echo closed loop, Tina
+# 2. B2 ping-pong in wall time (reported, not gated: callgrind is its gate), B1 (ring, Tina's
+#    two rows, capacities 16 and 1024) and B3 (TCP echo closed loop, Tina
 #    io_uring and epoll, 64 connections of 1 KiB, 1 s warm-up + 5 s) through `tina-bench perf`,
 #    the two builds interleaved round by round (base head, head base, base head, ...). For every
 #    metric: each side's median and the median (min-max) of the per-round ratios head ÷ base.
@@ -265,14 +266,16 @@ echo "callgrind $(short "$base") $base_ipm $(short "$head") $head_ipm ratio $rat
 [ "$ok" = ok ] || failed=1
 echo
 
-# ── 2. B1 and B3, the two builds interleaved ──
+# ── 2. B2 (wall time, reported), B1 and B3, the two builds interleaved ──
 if [ "$callgrind_only" = 0 ]; then
     if [ "$quick" = 1 ]; then
         ring_rounds=${rounds:-1} tcp_rounds=${rounds:-1}
+        pingpong_args=(--messages 20000)
         ring_args=(--messages 20000)
         tcp_args=(--conns 16 --warmup 0.2 --seconds 0.5)
     else
         ring_rounds=${rounds:-11} tcp_rounds=${rounds:-5}
+        pingpong_args=(--messages 2000000)
         ring_args=(--messages 1000000)
         tcp_args=(--conns 64 --size 1024 --warmup 1 --seconds 5)
     fi
@@ -294,14 +297,17 @@ if [ "$callgrind_only" = 0 ]; then
             awk -v r="$round" -v s="$side" '$1 == "metric" { print r, s, $2, $3, $4, $5 }' "$out" >>"$results"
         done
     }
+    echo "running B2: $ring_rounds round(s) of \`perf pingpong ${pingpong_args[*]}\` per side ..." >&2
+    for ((r = 1; r <= ring_rounds; r++)); do run_round pingpong "$r" "${pingpong_args[@]}"; done
     echo "running B1: $ring_rounds round(s) of \`perf ring ${ring_args[*]}\` per side ..." >&2
     for ((r = 1; r <= ring_rounds; r++)); do run_round ring "$r" "${ring_args[@]}"; done
     echo "running B3: $tcp_rounds round(s) of \`perf tcp ${tcp_args[*]}\` per side ..." >&2
     for ((r = 1; r <= tcp_rounds; r++)); do run_round tcp "$r" "${tcp_args[@]}"; done
 
-    echo "## B1 and B3, the two builds interleaved"
+    echo "## B2, B1 and B3, the two builds interleaved"
     echo
-    echo "B1: $ring_rounds round(s) of \`tina-bench perf ring ${ring_args[*]}\`; B3: $tcp_rounds round(s) of"
+    echo "B2: $ring_rounds round(s) of \`tina-bench perf pingpong ${pingpong_args[*]}\` (wall time, unpinned;"
+    echo "callgrind above is its gate); B1: $ring_rounds round(s) of \`tina-bench perf ring ${ring_args[*]}\`; B3: $tcp_rounds round(s) of"
     echo "\`tina-bench perf tcp ${tcp_args[*]}\`; per round base and head in alternating order."
     echo "Ratios head ÷ base per round (above 1: head has the larger number); gated: costs ('gate')."
     echo
