@@ -50,6 +50,27 @@ pub(crate) struct Order {
 payload!(Order);
 const CRASH: u32 = 1;
 const STOP: u32 = 2;
+/// Sent by an isolate to itself after acknowledging an order (so nothing the orderer sends
+/// after the acknowledgement can be queued before the crash or stop).
+const CRASH_NOW: u32 = 3;
+const STOP_NOW: u32 = 4;
+
+/// The acknowledgement of an order (a call).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+pub(crate) struct Ack {
+    pub(crate) op: u32,
+}
+payload!(Ack);
+
+/// Acknowledges order `op` and queues `then` to itself, to run right after.
+fn acknowledge(op: u32, then: u32, ctx: &mut Ctx) -> Effect {
+    let me = ctx.me();
+    if ctx.send(me, &Order { op: then }).is_err() {
+        return Effect::Crash(CrashReason("could not queue the order"));
+    }
+    Effect::reply(&Ack { op })
+}
 
 pub(crate) const STORE: Name<Store> = Name::new("store");
 pub(crate) const REVIVER: Name<Reviver> = Name::new("reviver");
@@ -65,15 +86,17 @@ impl Isolate for Store {
     fn init(_: &(), _: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
         Ok((Store { puts: 0 }, Effect::Receive))
     }
-    fn handle(&mut self, msg: &Message, _: &mut Ctx) -> Effect {
+    fn handle(&mut self, msg: &Message, ctx: &mut Ctx) -> Effect {
         if msg.is::<Put>() {
             self.puts += 1;
         } else if msg.decode::<Get>().is_some() && msg.is_call() {
             return Effect::reply(&Got { puts: self.puts });
         } else if let Some(o) = msg.decode::<Order>() {
             return match o.op {
-                CRASH => Effect::Crash(CrashReason("ordered to crash")),
-                STOP => Effect::Done,
+                CRASH => acknowledge(CRASH, CRASH_NOW, ctx),
+                STOP => acknowledge(STOP, STOP_NOW, ctx),
+                CRASH_NOW => Effect::Crash(CrashReason("ordered to crash")),
+                STOP_NOW => Effect::Done,
                 _ => Effect::Receive,
             };
         }
@@ -93,9 +116,11 @@ impl Isolate for Reviver {
     fn init(_: &(), _: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
         Ok((Reviver, Effect::Receive))
     }
-    fn handle(&mut self, msg: &Message, _: &mut Ctx) -> Effect {
-        if msg.is::<Order>() {
-            return Effect::Crash(CrashReason("ordered to crash"));
+    fn handle(&mut self, msg: &Message, ctx: &mut Ctx) -> Effect {
+        match msg.decode::<Order>() {
+            Some(Order { op: CRASH_NOW }) => return Effect::Crash(CrashReason("ordered to crash")),
+            Some(_) => return acknowledge(CRASH, CRASH_NOW, ctx),
+            None => {}
         }
         if msg.is_shutdown() {
             return Effect::Done;
@@ -113,11 +138,11 @@ pub(crate) enum Step {
     Call,
     /// Call the handle of the incarnation that answered the call before the last one.
     CallStale,
-    /// Order the store (by name) to crash.
+    /// Order the store (by name, a call it acknowledges before it crashes) to crash.
     Crash,
-    /// Order the store (by name) to stop.
+    /// Order the store (likewise) to stop.
     Stop,
-    /// Order the reviver (by name) to crash.
+    /// Order the reviver (likewise) to crash.
     Revive,
     /// Wait [`PAUSE_TICKS`].
     Pause,
@@ -152,6 +177,8 @@ pub(crate) fn script() -> Vec<Step> {
 pub(crate) enum Outcome {
     /// Answered by the incarnation `from`.
     Reply { got: Got, from: Handle },
+    /// An order was acknowledged.
+    Acknowledged,
     /// Refused (or not sendable) for this reason.
     Refused(SendError),
     /// Waited out its timeout.
@@ -208,7 +235,9 @@ impl Isolate for Client {
             return Effect::Done;
         }
         let elapsed = ctx.now().ticks() - self.started;
-        let outcome = if let Some(got) = msg.decode::<Got>().filter(|_| msg.is_reply()) {
+        let outcome = if msg.is::<Ack>() && msg.is_reply() {
+            Some(Outcome::Acknowledged)
+        } else if let Some(got) = msg.decode::<Got>().filter(|_| msg.is_reply()) {
             self.answered_by.push(msg.src());
             Some(Outcome::Reply {
                 got,
@@ -258,11 +287,11 @@ impl Client {
                     let old = self.answered_by[n.saturating_sub(2)];
                     return Effect::call(old, &Get { n: 0 }, CALL_TIMEOUT);
                 }
-                Step::Crash => Self::sent(ctx.send(store, &Order { op: CRASH })),
-                Step::Stop => Self::sent(ctx.send(store, &Order { op: STOP })),
+                Step::Crash => return Effect::call(store, &Order { op: CRASH }, CALL_TIMEOUT),
+                Step::Stop => return Effect::call(store, &Order { op: STOP }, CALL_TIMEOUT),
                 Step::Revive => {
                     let reviver = ctx.on_shard(REVIVER, ShardId(1));
-                    Self::sent(ctx.send(reviver, &Order { op: CRASH }));
+                    return Effect::call(reviver, &Order { op: CRASH }, CALL_TIMEOUT);
                 }
                 Step::Pause => {
                     if ctx
@@ -313,8 +342,19 @@ pub(crate) fn spec() -> &'static SystemSpec<'static> {
 }
 
 /// Checks the records of a finished run: every elapsed time at most `max_elapsed` ticks.
-pub(crate) fn check_records(records: &[Record], max_elapsed: u64) {
-    assert_eq!(records.len(), ROUNDS + DOWN_CALLS + 2, "{records:#?}");
+pub(crate) fn check_records(all: &[Record], max_elapsed: u64) {
+    let orders = ROUNDS + 2;
+    let acks = all
+        .iter()
+        .filter(|r| r.outcome == Outcome::Acknowledged)
+        .count();
+    assert_eq!(acks, orders, "every order acknowledged: {all:#?}");
+    let records: Vec<Record> = all
+        .iter()
+        .copied()
+        .filter(|r| r.outcome != Outcome::Acknowledged)
+        .collect();
+    assert_eq!(records.len(), ROUNDS + DOWN_CALLS + 2, "{all:#?}");
     let mut seen: Vec<Handle> = Vec::new();
     let mut expect_reply = |r: &Record, what: &str| {
         let Outcome::Reply { got, from } = r.outcome else {
@@ -337,7 +377,7 @@ pub(crate) fn check_records(records: &[Record], max_elapsed: u64) {
     expect_reply(&records[ROUNDS + DOWN_CALLS], "after the revival");
     let stale = records[ROUNDS + DOWN_CALLS + 1];
     assert_eq!(stale.outcome, Outcome::Refused(SendError::StaleHandle));
-    for r in records {
+    for r in all {
         assert!(
             r.elapsed <= max_elapsed,
             "{r:?} took more than {max_elapsed} ticks"
