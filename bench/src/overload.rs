@@ -14,7 +14,7 @@
 //!
 //! - **tina**: two shards (`tina_linux::run`, CPUs pinned, default `ShardConfig`, mailbox 256,
 //!   rings of 1024). A producer isolate on shard 0, woken by a one-tick timer, sends to a
-//!   consumer isolate on shard 1 through its well-known handle (type 1, slot 0, generation 1).
+//!   consumer isolate on shard 1 by its name (`CONSUMER`, resolved by shard 1 at delivery).
 //!   A refused send (the ring to shard 1 full) is a drop the producer counts; a message that
 //!   reaches shard 1 when the consumer's mailbox is full is dropped and counted by shard 1's
 //!   core. After the window the producer stops, the consumer drains, the runtime shuts down,
@@ -38,8 +38,8 @@ use std::sync::Barrier;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 use tina_core::{
-    ChildSpec, CrashReason, Ctx, Duration, Effect, GroupSpec, Handle, Isolate, Message, Payload,
-    Restart, ShardId, ShardSpec, SystemSpec, TypeId, TypeSpec, UserTag,
+    Address, ChildSpec, CrashReason, Ctx, Duration, Effect, GroupSpec, Isolate, Message, Name,
+    Payload, Restart, ShardId, ShardSpec, SystemSpec, TypeSpec, UserTag, accepts,
 };
 
 /// CPU the consumer spends on each message: its capacity is `1 s / WORK_NS` messages/s.
@@ -209,27 +209,24 @@ struct Counts {
 
 const TICK: UserTag = UserTag::new(0x41);
 
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C)]
-struct ProducerArgs {
-    consumer: u64,
-}
+/// The consumer's name (on shard 1).
+const CONSUMER: Name<Consumer> = Name::new("consumer");
 
 struct Producer {
-    consumer: Handle,
+    consumer: Address<Consumer>,
     start: Option<u64>,
     offered: u64,
     refused: u64,
 }
 
 impl Isolate for Producer {
-    type Args = ProducerArgs;
-    fn init(args: &ProducerArgs, ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
+    type Args = ();
+    fn init(_: &(), ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
         ctx.start_timer(Duration::from_millis(1), TICK)
             .map_err(|_| CrashReason("no timer"))?;
         Ok((
             Producer {
-                consumer: Handle::from_bits(args.consumer),
+                consumer: ctx.on_shard(CONSUMER, ShardId(1)),
                 start: None,
                 offered: 0,
                 refused: 0,
@@ -277,6 +274,8 @@ struct Consumer {
     delivered: u64,
 }
 
+accepts!(Consumer: Item);
+
 impl Isolate for Consumer {
     type Args = ();
     fn init(_: &(), _: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
@@ -311,14 +310,8 @@ fn tina_child(cpus: [usize; 2]) -> Counts {
         TypeSpec::of::<Producer>("producer"),
         TypeSpec::of::<Consumer>("consumer"),
     ];
-    let consumer = Handle::new(ShardId(1), TypeId(1), 0, 1).expect("consumer handle");
-    let producer = [ChildSpec::isolate::<Producer>(
-        &ProducerArgs {
-            consumer: consumer.to_bits(),
-        },
-        Restart::Temporary,
-    )];
-    let consumers = [ChildSpec::isolate::<Consumer>(&(), Restart::Temporary)];
+    let producer = [ChildSpec::isolate::<Producer>(&(), Restart::Temporary)];
+    let consumers = [ChildSpec::named(CONSUMER, &(), Restart::Temporary)];
     let shards = [
         ShardSpec {
             root: GroupSpec::one_for_one(&producer),
@@ -378,7 +371,11 @@ fn tina_child(cpus: [usize; 2]) -> Counts {
         offered: OFFERED.load(Ordering::Relaxed),
         delivered: DELIVERED.load(Ordering::Relaxed),
         refused: REFUSED.load(Ordering::Relaxed),
-        dest_dropped: c.mailbox_full + c.pool_exhausted + c.stale_deliveries + c.quarantine_drops,
+        dest_dropped: c.mailbox_full
+            + c.pool_exhausted
+            + c.stale_deliveries
+            + c.quarantine_drops
+            + c.named_not_running,
         queued: 0,
         ring_full: p.ring_full,
         mailbox_full: c.mailbox_full,

@@ -6,11 +6,19 @@
 //! and the restarted worker checks in with the dispatcher again. Until then, jobs sent to the
 //! old handle are refused at once with `StaleHandle` — reported and counted, never delivered
 //! to the new incarnation.
+//!
+//! The dispatcher itself is a named static child ([`DISPATCHER`]): a worker reaches it by
+//! name on the dispatcher's shard (which may be another shard), so a restarted dispatcher
+//! still hears every check-in. The dispatcher learns each worker's handle from the source of
+//! its check-in, and a worker reports a finished job to the source of the job.
 
 use tina_core::{
-    CrashReason, Ctx, Duration, Effect, Handle, Isolate, Message, Payload, Restart, SendError,
-    UserTag, log,
+    Address, CrashReason, Ctx, Duration, Effect, Isolate, Message, Name, Restart, SendError,
+    ShardId, UserTag, accepts, log, payload,
 };
+
+/// The dispatcher's name: declare it with `ChildSpec::named(DISPATCHER, …)`.
+pub const DISPATCHER: Name<Dispatcher> = Name::new("dispatcher");
 
 /// A job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
@@ -19,9 +27,7 @@ pub struct Job {
     /// Sequence number.
     pub seq: u64,
 }
-impl Payload for Job {
-    const TAG: UserTag = UserTag::new(0x70);
-}
+payload!(Job);
 
 /// A worker announcing itself (at every (re)start).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
@@ -32,9 +38,7 @@ pub struct CheckIn {
     /// Padding.
     pub _pad: u32,
 }
-impl Payload for CheckIn {
-    const TAG: UserTag = UserTag::new(0x71);
-}
+payload!(CheckIn);
 
 /// A finished job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
@@ -47,9 +51,10 @@ pub struct Done {
     /// Padding.
     pub _pad: u32,
 }
-impl Payload for Done {
-    const TAG: UserTag = UserTag::new(0x72);
-}
+payload!(Done);
+
+accepts!(Dispatcher: CheckIn, Done);
+accepts!(Worker: Job);
 
 const TICK: UserTag = UserTag::new(0x73);
 const WARMED_UP: UserTag = UserTag::new(0x74);
@@ -75,8 +80,8 @@ pub const WORKERS_MAX: usize = 16;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C)]
 pub struct WorkerArgs {
-    /// Who to check in with.
-    pub dispatcher: u64,
+    /// The shard of the dispatcher to check in with (it is reached by [`DISPATCHER`]).
+    pub dispatcher_shard: u32,
     /// Index.
     pub index: u32,
     /// Crash on every k-th job (0: never).
@@ -86,7 +91,7 @@ pub struct WorkerArgs {
 /// The dispatcher.
 pub struct Dispatcher {
     args: DispatcherArgs,
-    workers: [Handle; WORKERS_MAX],
+    workers: [Option<Address<Worker>>; WORKERS_MAX],
     next: usize,
     /// Jobs handed out.
     pub sent: u64,
@@ -105,7 +110,7 @@ impl Isolate for Dispatcher {
         let n = (args.workers as usize).min(WORKERS_MAX);
         for index in 0..n {
             let w = WorkerArgs {
-                dispatcher: ctx.me().to_bits(),
+                dispatcher_shard: u32::from(ctx.shard_id().0),
                 index: index as u32,
                 crash_every: args.crash_every,
             };
@@ -117,7 +122,7 @@ impl Isolate for Dispatcher {
         Ok((
             Dispatcher {
                 args: *args,
-                workers: [Handle::NONE; WORKERS_MAX],
+                workers: [None; WORKERS_MAX],
                 next: 0,
                 sent: 0,
                 done: 0,
@@ -135,7 +140,7 @@ impl Isolate for Dispatcher {
         if let Some(c) = msg.decode::<CheckIn>() {
             self.check_ins += 1;
             if let Some(slot) = self.workers.get_mut(c.index as usize) {
-                *slot = msg.src();
+                *slot = ctx.address_of::<Worker>(msg.src());
             }
             return Effect::Receive;
         }
@@ -159,10 +164,9 @@ impl Dispatcher {
         for _ in 0..n {
             let i = self.next % n;
             self.next += 1;
-            let w = self.workers[i];
-            if w.is_none() {
+            let Some(w) = self.workers[i] else {
                 continue;
-            }
+            };
             match ctx.send(w, &Job { seq: self.sent }) {
                 Ok(()) => {
                     self.sent += 1;
@@ -175,7 +179,7 @@ impl Dispatcher {
                         Warn,
                         "worker {i} at {w} is gone; waiting for it to check in"
                     );
-                    self.workers[i] = Handle::NONE;
+                    self.workers[i] = None;
                 }
                 Err(e) => {
                     log!(ctx, Warn, "job not sent: {e}");
@@ -215,12 +219,13 @@ impl Isolate for Worker {
             return Effect::Done;
         }
         if msg.tag() == WARMED_UP.into() {
+            let dispatcher = ctx.on_shard(DISPATCHER, ShardId(self.args.dispatcher_shard as u8));
             let check_in = CheckIn {
                 index: self.args.index,
                 _pad: 0,
             };
             // A full mailbox is fine: the dispatcher will learn of us at the next restart.
-            let _ = ctx.send(Handle::from_bits(self.args.dispatcher), &check_in);
+            let _ = ctx.send(dispatcher, &check_in);
             return Effect::Receive;
         }
         let Some(job) = msg.decode::<Job>() else {
@@ -235,7 +240,9 @@ impl Isolate for Worker {
             index: self.args.index,
             _pad: 0,
         };
-        let _ = ctx.send(Handle::from_bits(self.args.dispatcher), &done);
+        // To the incarnation that sent the job (a restarted dispatcher never hears of jobs
+        // its predecessor handed out).
+        let _ = ctx.send(msg.src(), &done);
         Effect::Receive
     }
 }

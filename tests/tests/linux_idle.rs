@@ -13,8 +13,8 @@ use std::time::{Duration as StdDuration, Instant as StdInstant};
 use linux_common::*;
 use tina_core::io::{Domain, Fd, IoKind, IoOp, SocketKind};
 use tina_core::{
-    ChildSpec, CrashReason, Ctx, Duration, Effect, GroupSpec, Handle, Isolate, Message, Payload,
-    Restart, ShardId, ShardSpec, SystemSpec, TypeId, TypeSpec, UserTag,
+    ChildSpec, CrashReason, Ctx, Duration, Effect, GroupSpec, Isolate, Message, Name, Payload,
+    Restart, ShardId, ShardSpec, SystemSpec, TypeSpec, UserTag, accepts,
 };
 use tina_linux::Backend;
 
@@ -54,7 +54,7 @@ impl Isolate for Timekeeper {
 
     fn handle(&mut self, msg: &Message, ctx: &mut Ctx) -> Effect {
         if msg.tag() == FIRE.into() {
-            let reporter = Handle::new(ShardId(1), TypeId(1), 0, 1).expect("valid handle");
+            let reporter = ctx.on_shard(REPORTER, ShardId(1));
             ctx.send(reporter, &Ping { n: 1 })
                 .expect("cross-shard send");
         }
@@ -66,6 +66,10 @@ impl Isolate for Timekeeper {
 }
 
 /// Shard 1: on a ping, connects to the test's listener (that is how the test sees the wake).
+/// Reached by name from shard 0.
+const REPORTER: Name<Reporter> = Name::new("reporter");
+accepts!(Reporter: Ping);
+
 struct Reporter {
     port: u16,
     socket: Fd,
@@ -121,7 +125,8 @@ fn idle_then_wake(backend: Backend) {
             &args,
             Restart::Permanent,
         )]));
-    let c1: &'static [ChildSpec<'static>] = Box::leak(Box::new([ChildSpec::isolate::<Reporter>(
+    let c1: &'static [ChildSpec<'static>] = Box::leak(Box::new([ChildSpec::named(
+        REPORTER,
         &args,
         Restart::Permanent,
     )]));

@@ -28,19 +28,19 @@ struct Pinger {
     timer_fired_at: Option<u64>,
 }
 
-fn ponger_handle() -> Handle {
-    Handle::new(ShardId(1), TypeId(1), 0, 1).unwrap()
-}
+/// The ponger on core 1, reached by name.
+const PONGER: Name<Ponger> = Name::new("ponger");
+accepts!(Ponger: Ball);
 
 impl Isolate for Pinger {
     type Args = u64;
-    fn init(rounds: &u64, _ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
+    fn init(rounds: &u64, ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
         let me = Pinger {
             rounds: *rounds,
             done: 0,
             timer_fired_at: None,
         };
-        Ok((me, serve(0)))
+        Ok((me, serve(0, ctx)))
     }
     fn handle(&mut self, msg: &Message, ctx: &mut Ctx) -> Effect {
         if msg.tag() == TICK.into() {
@@ -56,16 +56,13 @@ impl Isolate for Pinger {
             let _ = ctx.start_timer(Duration::from_millis(20), TICK);
             return Effect::Receive;
         }
-        serve(ball.hits)
+        serve(ball.hits, ctx)
     }
 }
 
-fn serve(hits: u64) -> Effect {
-    Effect::Call {
-        to: ponger_handle(),
-        message: Outgoing::new(&Ball { hits }),
-        timeout: Duration::from_millis(5_000),
-    }
+fn serve(hits: u64, ctx: &Ctx) -> Effect {
+    let ponger = ctx.on_shard(PONGER, ShardId(1));
+    Effect::call(ponger, &Ball { hits }, Duration::from_millis(5_000))
 }
 
 struct Ponger;
@@ -90,7 +87,7 @@ fn two_thread_cores_play_ping_pong_sleep_when_idle_and_wake_on_a_timer() {
         TypeSpec::of::<Ponger>("ponger"),
     ];
     let core0 = [ChildSpec::isolate::<Pinger>(&rounds, Restart::Temporary)];
-    let core1 = [ChildSpec::isolate::<Ponger>(&(), Restart::Permanent)];
+    let core1 = [ChildSpec::named(PONGER, &(), Restart::Permanent)];
     let shards = [
         ShardSpec {
             root: GroupSpec::one_for_one(&core0),

@@ -18,7 +18,7 @@
 
 use crate::error::SendError;
 use crate::memory::log::LogRecord;
-use crate::model::handle::{Handle, ShardId};
+use crate::model::handle::{Handle, ShardId, TypeId};
 use crate::model::io::{Control, ControlOutcome, IoCompletion, IoError};
 use crate::model::message::Message;
 
@@ -143,6 +143,40 @@ pub struct TrapCall {
     pub type_name: &'static str,
     /// `init` or `handle`.
     pub kind: CallKind,
+}
+
+/// A handle stored as raw bits (e.g. in an atomic a watchdog or fault handler reads): shown
+/// like the [`Handle`] it was, with its type, but it cannot be turned back into a handle, so
+/// it addresses nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HandleBits(u64);
+
+impl HandleBits {
+    /// The bits of `h`.
+    pub const fn of(h: Handle) -> HandleBits {
+        HandleBits(h.to_bits())
+    }
+
+    /// Bits stored earlier with [`HandleBits::to_bits`].
+    pub const fn from_bits(bits: u64) -> HandleBits {
+        HandleBits(bits)
+    }
+
+    /// The raw bits, for storing.
+    pub const fn to_bits(self) -> u64 {
+        self.0
+    }
+
+    /// The isolate type of the handle these bits came from.
+    pub const fn type_id(self) -> TypeId {
+        Handle::raw(self.0).type_id()
+    }
+}
+
+impl core::fmt::Display for HandleBits {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Debug::fmt(&Handle::raw(self.0), f)
+    }
 }
 
 /// How the platform invokes user code (`init` and `handle`).

@@ -33,6 +33,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering, fence};
 
+use tina_core::platform::HandleBits;
 use tina_core::transport::ShardLink;
 use tina_core::{Counters, ShardStatus};
 
@@ -197,12 +198,12 @@ impl ShardShared {
     }
 
     /// The user call running now: (isolate, type name, "init"/"handle"), if any.
-    pub(crate) fn running_call(&self) -> Option<(tina_core::Handle, &'static str, &'static str)> {
+    pub(crate) fn running_call(&self) -> Option<(HandleBits, &'static str, &'static str)> {
         let bits = self.running.load(Ordering::Relaxed);
         if bits == 0 {
             return None;
         }
-        let h = tina_core::Handle::from_bits(bits);
+        let h = HandleBits::from_bits(bits);
         let name = self
             .type_names
             .get(usize::from(h.type_id().0))
@@ -301,7 +302,7 @@ impl ShardShared {
 
 /// The fault reporter and the panic hook name the running call through this.
 impl sys::RunningCall for ShardShared {
-    fn running_call(&self) -> Option<(tina_core::Handle, &'static str, &'static str)> {
+    fn running_call(&self) -> Option<(HandleBits, &'static str, &'static str)> {
         ShardShared::running_call(self)
     }
 }
@@ -350,6 +351,9 @@ mod tests {
         let h = tina_core::Handle::new(tina_core::ShardId(0), tina_core::TypeId(1), 5, 2).unwrap();
         s.running.store(h.to_bits(), Ordering::Relaxed);
         s.running_kind.store(2, Ordering::Relaxed);
-        assert_eq!(s.running_call(), Some((h, "connection", "handle")));
+        assert_eq!(
+            s.running_call(),
+            Some((HandleBits::of(h), "connection", "handle"))
+        );
     }
 }

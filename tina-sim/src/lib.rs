@@ -57,15 +57,20 @@
 //! #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 //! #[repr(C)]
 //! struct Ping { hops: u64 }
-//! impl Payload for Ping { const TAG: UserTag = UserTag::new(0x40); }
+//! tina_core::payload!(Ping);
 //!
-//! /// One per shard; shard 0 starts a ball that bounces between the two shards.
+//! /// One per shard, named `PLAYER` on each; shard 0 starts a ball that bounces between the
+//! /// two shards.
 //! struct Player { seen: u64 }
+//! tina_core::accepts!(Player: Ping);
+//! const PLAYER: Name<Player> = Name::new("player");
+//!
 //! impl Isolate for Player {
 //!     type Args = u8;
 //!     fn init(shard: &u8, ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
 //!         if *shard == 0 {
-//!             let peer = Handle::new(ShardId(1), TypeId(0), 0, 1).unwrap();
+//!             // The player on shard 1, by name: no handle to know in advance.
+//!             let peer = ctx.on_shard(PLAYER, ShardId(1));
 //!             let _ = ctx.send(peer, &Ping { hops: 0 });
 //!         }
 //!         Ok((Player { seen: 0 }, Effect::Receive))
@@ -74,6 +79,7 @@
 //!         if let Some(p) = msg.decode::<Ping>() {
 //!             self.seen += 1;
 //!             if p.hops < 100 {
+//!                 // Back to whoever sent it (the handle of the running incarnation).
 //!                 let _ = ctx.send(msg.src(), &Ping { hops: p.hops + 1 });
 //!             }
 //!         }
@@ -95,8 +101,8 @@
 //! }
 //!
 //! let types = [TypeSpec::of::<Player>("player")];
-//! let c0 = [ChildSpec::isolate::<Player>(&0u8, Restart::Permanent)];
-//! let c1 = [ChildSpec::isolate::<Player>(&1u8, Restart::Permanent)];
+//! let c0 = [ChildSpec::named(PLAYER, &0u8, Restart::Permanent)];
+//! let c1 = [ChildSpec::named(PLAYER, &1u8, Restart::Permanent)];
 //! let shards = [
 //!     ShardSpec { root: GroupSpec::one_for_one(&c0) },
 //!     ShardSpec { root: GroupSpec::one_for_one(&c1) },

@@ -87,7 +87,11 @@ impl World {
         to: ShardId,
         msg: &Message,
     ) -> Result<(), SendError> {
-        self.observe_live(msg.src());
+        // A refusal's source is the address the refused call went to (perhaps a dead
+        // incarnation): the shard sends it, not that isolate.
+        if msg.refused().is_none() {
+            self.observe_live(msg.src());
+        }
         let t = usize::from(to.0);
         let result = if t >= self.shard_count
             || self.net.quarantined[t]

@@ -16,7 +16,7 @@ use std::time::Duration as StdDuration;
 
 use tina_core::log::Level;
 use tina_core::{ChildSpec, GroupSpec, Restart, ShardSpec, SystemSpec, TypeSpec};
-use tina_examples::dispatcher::{Dispatcher, DispatcherArgs, WORKERS_MAX, Worker};
+use tina_examples::dispatcher::{DISPATCHER, Dispatcher, DispatcherArgs, WORKERS_MAX, Worker};
 use tina_linux::{Backend, Config, Control, run};
 
 const SYNOPSIS: &str = "\
@@ -126,7 +126,8 @@ fn main() {
         TypeSpec::of::<Dispatcher>("dispatcher"),
         TypeSpec::of::<Worker>("worker").capacity(workers),
     ];
-    let children = [ChildSpec::isolate::<Dispatcher>(
+    let children = [ChildSpec::named(
+        DISPATCHER,
         &DispatcherArgs {
             workers,
             crash_every,

@@ -10,8 +10,8 @@
 //!  Teller ── persist intent (Withdraw) ──► Call Branch(local): Withdraw{teller, seq}
 //!     ▲                                        │ applied in memory, reply Pending, then
 //!     │ Pending: call again after a tick       │ persist; a repeated call replies Durable
-//!     │ timeout / stale: call again (probing   ▼
-//!     │ the branch's next generation)      Ack{durable, ok}
+//!     │ timeout / NotRunning: call again       ▼
+//!     │ (by name, after a tick)            Ack{durable, ok}
 //!  persist (Deposit) ──► Call Branch(remote): Deposit{teller, seq} ──► … ──► persist (Idle)
 //! ```
 //!
@@ -22,16 +22,16 @@
 //! rounds and checks: balances + money in flight (withdrawn durably, not yet deposited
 //! durably) = the initial total. The goal: every teller finished its transfers.
 //!
-//! Finding a restarted branch: a branch is the only isolate of its type on its shard, so its
-//! handles are `(shard, Branch, slot 0, generation 1, 2, …)`. A teller whose call fails sends
-//! a `Probe` to the next generations (a window that widens with consecutive failures); only
-//! the live branch answers, and the teller adopts the handle of any answer. Tellers keep the
-//! generations they know in their durable state, so a restarted teller starts from there.
+//! Finding a restarted branch: every branch is declared with the name [`BRANCH`], and tellers
+//! call "the branch on shard S" by that name, so each call reaches whichever incarnation runs
+//! when it arrives. A call that arrives while the branch is restarting is refused at once
+//! (`NotRunning`, through the ring for a remote branch) and the teller calls again a moment
+//! later: no handle to keep up to date, nothing to probe.
 
 use tina_core::io::{Fd, IoCompletion, IoKind, IoOp, OpenFlags};
 use tina_core::{
-    ChildSpec, CrashReason, Ctx, Duration, Effect, GroupSpec, Handle, Isolate, Message, Outgoing,
-    Payload, Restart, ShardConfig, ShardId, ShardSpec, SystemSpec, TypeId, TypeSpec, UserTag,
+    ChildSpec, CrashReason, Ctx, Duration, Effect, GroupSpec, Isolate, Message, Name, Restart,
+    SendError, ShardConfig, ShardId, ShardSpec, SystemSpec, TypeSpec, UserTag, accepts, payload,
 };
 use tina_sim::cli::ScenarioOptions;
 use tina_sim::{FaultKind, FaultSet, Report, Scenario, SimConfig, SimView, TypeWatch, watch};
@@ -52,6 +52,9 @@ const TELLER_FILE: &str = "bank/teller";
 const CALL_TIMEOUT: Duration = Duration::from_millis(40);
 const RETRY: UserTag = UserTag::new(0x83);
 const FLUSH: UserTag = UserTag::new(0x84);
+
+/// Every shard's branch has this name; tellers call it on the shard they need.
+pub const BRANCH: Name<Branch> = Name::new("branch");
 
 /// Branch arguments.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
@@ -78,9 +81,8 @@ pub struct Op {
     /// Padding.
     pub _pad: [u8; 5],
 }
-impl Payload for Op {
-    const TAG: UserTag = UserTag::new(0x81);
-}
+payload!(Op);
+accepts!(Branch: Op);
 
 const WITHDRAW: u8 = 1;
 const DEPOSIT: u8 = 2;
@@ -100,34 +102,8 @@ pub struct Ack {
     /// Padding.
     pub _pad: [u8; 5],
 }
-impl Payload for Ack {
-    const TAG: UserTag = UserTag::new(0x82);
-}
-
-/// A teller looking for a branch's current incarnation (sent to likely handles).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C)]
-pub struct Probe {
-    /// Unused.
-    pub _pad: u64,
-}
-impl Payload for Probe {
-    const TAG: UserTag = UserTag::new(0x85);
-}
-
-/// A branch answering a probe (its handle is the message's source).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C)]
-pub struct Here {
-    /// Unused.
-    pub _pad: u64,
-}
-impl Payload for Here {
-    const TAG: UserTag = UserTag::new(0x86);
-}
-
-/// Most probes one teller sends at once.
-const PROBES_MAX: u32 = 48;
+payload!(Ack);
+accepts!(Teller: Ack);
 
 fn checksum(words: &[u64]) -> u64 {
     let mut h = 0xcbf2_9ce4_8422_2325u64;
@@ -413,12 +389,10 @@ pub struct TellerState {
     pub amount: u64,
     /// Transfers finished (including refused ones).
     pub done: u64,
-    /// The last generation of each shard's branch that answered.
-    pub known: [u32; SHARD_COUNT],
 }
 
-/// Words of a teller record: version, seq, phase, accounts, amount, done, known branches.
-const TELLER_WORDS: usize = 6 + SHARD_COUNT;
+/// Words of a teller record: version, seq, phase, accounts, amount, done.
+const TELLER_WORDS: usize = 6;
 
 impl TellerState {
     const INITIAL: TellerState = TellerState {
@@ -429,7 +403,6 @@ impl TellerState {
         to_account: 0,
         amount: 0,
         done: 0,
-        known: [1; SHARD_COUNT],
     };
 
     fn record(&self) -> [u64; TELLER_WORDS] {
@@ -448,9 +421,6 @@ impl TellerState {
             self.amount,
             self.done,
         ]);
-        for (i, k) in self.known.iter().enumerate() {
-            w[6 + i] = u64::from(*k);
-        }
         w
     }
 
@@ -470,7 +440,6 @@ impl TellerState {
             to_account: (w[3] >> 16) as u8,
             amount: w[4],
             done: w[5],
-            known: core::array::from_fn(|i| (w[6 + i] as u32).max(1)),
         }
     }
 
@@ -531,13 +500,13 @@ impl Branch {
             _pad: [0; 5],
         };
         if op.seq < last {
-            return Effect::Reply(Outgoing::new(&ack(op.seq, false, false, true)));
+            return Effect::reply(&ack(op.seq, false, false, true));
         }
         if op.seq == last {
             let ok = op.kind == DEPOSIT || wd_ok;
             // On disk once everything applied so far is (conservative, never wrong).
             let durable = self.persisted == self.version;
-            return Effect::Reply(Outgoing::new(&ack(op.seq, ok, durable, false)));
+            return Effect::reply(&ack(op.seq, ok, durable, false));
         }
         // A new operation: apply it once.
         let ok = if op.kind == WITHDRAW {
@@ -560,7 +529,7 @@ impl Branch {
                 self.flush_queued = true;
             }
         }
-        Effect::Reply(Outgoing::new(&ack(op.seq, ok, false, false)))
+        Effect::reply(&ack(op.seq, ok, false, false))
     }
 }
 
@@ -615,10 +584,6 @@ impl Isolate for Branch {
         if msg.tag() == FLUSH.into() {
             return self.flush(ctx);
         }
-        if msg.is::<Probe>() {
-            let _ = ctx.send(msg.src(), &Here { _pad: 0 });
-            return Effect::Receive;
-        }
         if let Some(op) = msg.decode::<Op>()
             && msg.is_call()
             && self.loaded
@@ -636,10 +601,12 @@ pub struct Teller {
     /// Durable state (as last written).
     pub state: TellerState,
     pending: Option<TellerState>,
-    /// Last generation of each shard's branch that answered (durable copy in `state`).
-    known: [u32; SHARD_COUNT],
-    /// Consecutive failed calls (widens the probing).
-    failures: u32,
+    /// Calls that ended without an answer (timed out, or refused while the branch was not
+    /// running).
+    pub failed_calls: u64,
+    /// Calls refused because the branch's shard had no isolate of that name (never expected:
+    /// every shard declares [`BRANCH`]).
+    pub unknown_names: u64,
     /// Transfers that ended with a durable acknowledgement.
     pub acknowledged: u64,
     retry_armed: bool,
@@ -652,41 +619,7 @@ fn mix(mut z: u64) -> u64 {
 }
 
 impl Teller {
-    fn branch(&self, shard: u8) -> Handle {
-        let g = self.known[usize::from(shard)];
-        Handle::new(ShardId(shard), TypeId(0), 0, g).unwrap_or(Handle::NONE)
-    }
-
-    /// After a failed call: ask the next generations of the branch whether they are alive
-    /// (only the live one answers, with its handle). The window widens with failures; at its
-    /// widest it slides further out on each failure (a branch whose restarts kept failing in
-    /// `init` may have used up many generations), cycling through 16 windows.
-    fn probe(&mut self, shard: u8, ctx: &mut Ctx) {
-        let base = self.known[usize::from(shard)];
-        let wide = 4 * (1 + self.failures);
-        let (from, width) = if wide <= PROBES_MAX {
-            (base + 1, wide)
-        } else {
-            let slide = ((wide - PROBES_MAX) / 4) % 16;
-            (base + 1 + slide * PROBES_MAX, PROBES_MAX)
-        };
-        for g in from..from + width {
-            if let Some(h) = Handle::new(ShardId(shard), TypeId(0), 0, g) {
-                let _ = ctx.send(h, &Probe { _pad: 0 });
-            }
-        }
-    }
-
-    fn learn(&mut self, from: Handle) {
-        let s = usize::from(from.shard().0);
-        if s < SHARD_COUNT && from.type_id() == TypeId(0) {
-            self.known[s] = self.known[s].max(from.generation());
-        }
-    }
-
     fn persist(&mut self, next: TellerState, ctx: &mut Ctx) -> Effect {
-        let mut next = next;
-        next.known = self.known;
         match self.file.write(next.record(), ctx) {
             Some(effect) => {
                 self.pending = Some(next);
@@ -730,12 +663,12 @@ impl Teller {
                 };
                 self.persist(next, ctx)
             }
-            TellerPhase::Withdraw => self.call(self.shard, WITHDRAW, s.from_account),
-            TellerPhase::Deposit => self.call(s.to_shard, DEPOSIT, s.to_account),
+            TellerPhase::Withdraw => self.call(self.shard, WITHDRAW, s.from_account, ctx),
+            TellerPhase::Deposit => self.call(s.to_shard, DEPOSIT, s.to_account, ctx),
         }
     }
 
-    fn call(&self, shard: u8, kind: u8, account: u8) -> Effect {
+    fn call(&self, shard: u8, kind: u8, account: u8, ctx: &mut Ctx) -> Effect {
         let op = Op {
             seq: self.state.seq,
             amount: self.state.amount,
@@ -744,22 +677,13 @@ impl Teller {
             account,
             _pad: [0; 5],
         };
-        Effect::Call {
-            to: self.branch(shard),
-            message: Outgoing::new(&op),
-            timeout: CALL_TIMEOUT,
-        }
+        Effect::call(ctx.on_shard(BRANCH, ShardId(shard)), &op, CALL_TIMEOUT)
     }
 
-    fn on_ack(&mut self, ack: Ack, from: Handle, ctx: &mut Ctx) -> Effect {
-        let target = match self.state.phase {
-            TellerPhase::Withdraw => self.shard,
-            TellerPhase::Deposit => self.state.to_shard,
-            TellerPhase::Idle => return self.proceed(ctx),
-        };
-        let _ = target;
-        self.learn(from);
-        self.failures = 0;
+    fn on_ack(&mut self, ack: Ack, ctx: &mut Ctx) -> Effect {
+        if self.state.phase == TellerPhase::Idle {
+            return self.proceed(ctx);
+        }
         if ack.seq != self.state.seq || ack.stale != 0 || ack.durable == 0 {
             // Not durable yet: ask again shortly.
             return self.retry_later(ctx);
@@ -789,8 +713,8 @@ impl Isolate for Teller {
                 file,
                 state: TellerState::INITIAL,
                 pending: None,
-                known: [1; SHARD_COUNT],
-                failures: 0,
+                failed_calls: 0,
+                unknown_names: 0,
                 acknowledged: 0,
                 retry_armed: false,
             },
@@ -807,7 +731,6 @@ impl Isolate for Teller {
                 FileStep::Continue(effect) => effect,
                 FileStep::Loaded(record) => {
                     self.state = TellerState::from_record(record);
-                    self.known = self.state.known;
                     self.proceed(ctx)
                 }
                 FileStep::Written(Some(_)) => {
@@ -822,20 +745,16 @@ impl Isolate for Teller {
             };
         }
         if msg.is_call_timeout() {
-            self.failures = self.failures.saturating_add(1);
-            let target = match self.state.phase {
-                TellerPhase::Deposit => self.state.to_shard,
-                _ => self.shard,
-            };
-            self.probe(target, ctx);
+            // Timed out, or refused at once while the branch was restarting: call again
+            // (by name) shortly.
+            self.failed_calls += 1;
+            if msg.call_failed_to_send() == Some(SendError::UnknownName) {
+                self.unknown_names += 1;
+            }
             return self.retry_later(ctx);
         }
-        if msg.is::<Here>() {
-            self.learn(msg.src());
-            return Effect::Receive;
-        }
         if let Some(ack) = msg.decode::<Ack>() {
-            return self.on_ack(ack, msg.src(), ctx);
+            return self.on_ack(ack, ctx);
         }
         if msg.tag() == RETRY.into() {
             self.retry_armed = false;
@@ -911,6 +830,11 @@ impl Scenario for BankScenario {
                 return Err(format!("{h}: persisted version ahead of memory"));
             }
         }
+        for (h, t) in view.isolates::<Teller>() {
+            if t.unknown_names != 0 {
+                return Err(format!("{h}: a call by name found no branch of that name"));
+            }
+        }
         Ok(())
     }
 
@@ -924,10 +848,12 @@ impl Scenario for BankScenario {
         let c = view.counters_total();
         match audit(view) {
             Ok((balances, in_flight, done)) => format!(
-                "transfers done={done}/{} balances={balances} in-flight={in_flight} (max {}) calls timed out={} restarts={} recoveries={}",
+                "transfers done={done}/{} balances={balances} in-flight={in_flight} (max {}) calls timed out={} refused by name={} not-running={} restarts={} recoveries={}",
                 TRANSFERS * SHARD_COUNT as u64,
                 self.in_flight_max,
                 c.call_timeouts,
+                c.call_refusals_received,
+                c.named_not_running,
                 c.restarts,
                 c.shard_recoveries
             ),
@@ -953,7 +879,7 @@ pub fn run(config: &SimConfig, options: &ScenarioOptions) -> Report {
     let children: Vec<[ChildSpec<'static>; 2]> = (0..SHARD_COUNT)
         .map(|s| {
             [
-                ChildSpec::isolate::<Branch>(&branch, Restart::Permanent),
+                ChildSpec::named(BRANCH, &branch, Restart::Permanent),
                 ChildSpec::isolate::<Teller>(&(s as u8), Restart::Permanent),
             ]
         })

@@ -2,8 +2,8 @@
 //! and restart, some of them on another shard.
 //!
 //! Each shard runs a `Dispatcher` (which spawns its local workers) and two static `Worker`s
-//! that serve the *next* shard's dispatcher across the network: they check in with it at
-//! every (re)start, get jobs over the simulated network and report back. Workers crash on
+//! that serve the *next* shard's dispatcher across the network: they check in with it by
+//! name at every (re)start, get jobs over the simulated network and report back. Workers crash on
 //! every k-th job; supervision restarts them with new handles, and sends to the old handles
 //! are refused (`StaleHandle` locally, a counted stale delivery across shards).
 //!
@@ -12,11 +12,10 @@
 //! state behind it is unreachable. Goal: quiescence with every dispatcher having handed out
 //! all its jobs and seen some of them done.
 
-use crate::dispatcher::{Dispatcher, DispatcherArgs, Worker, WorkerArgs};
+use crate::dispatcher::{DISPATCHER, Dispatcher, DispatcherArgs, Worker, WorkerArgs};
 use std::collections::BTreeSet;
 use tina_core::{
-    ChildSpec, Duration, GroupSpec, Handle, Restart, ShardConfig, ShardId, ShardSpec, SystemSpec,
-    TypeId, TypeSpec,
+    ChildSpec, Duration, GroupSpec, Handle, Restart, ShardConfig, ShardSpec, SystemSpec, TypeSpec,
 };
 use tina_sim::cli::ScenarioOptions;
 use tina_sim::{FaultKind, FaultSet, Report, Scenario, SimConfig, SimView, TypeWatch, watch};
@@ -38,8 +37,8 @@ pub const FAULTS: FaultSet = FaultSet::ALL.without(FaultSet::of(&[
 /// The dispatcher scenario's checks.
 #[derive(Default)]
 pub struct DispatcherScenario {
-    live: BTreeSet<u64>,
-    dead: BTreeSet<u64>,
+    live: BTreeSet<Handle>,
+    dead: BTreeSet<Handle>,
 }
 
 impl Scenario for DispatcherScenario {
@@ -60,17 +59,12 @@ impl Scenario for DispatcherScenario {
                 ));
             }
         }
-        let now: BTreeSet<u64> = view
-            .handles::<Worker>()
-            .iter()
-            .map(|h| h.to_bits())
-            .collect();
+        let now: BTreeSet<Handle> = view.handles::<Worker>().into_iter().collect();
         for &h in self.live.difference(&now) {
             self.dead.insert(h);
         }
-        for &bits in &self.dead {
-            let h = Handle::from_bits(bits);
-            if now.contains(&bits) || view.shard(usize::from(h.shard().0)).is_live(h) {
+        for &h in &self.dead {
+            if now.contains(&h) || view.shard(usize::from(h.shard().0)).is_live(h) {
                 return Err(format!("stale worker handle {h} is live again"));
             }
             if view.state::<Worker>(h).is_some() {
@@ -118,13 +112,11 @@ pub fn run(config: &SimConfig, _options: &ScenarioOptions) -> Report {
         crash_every: 5,
         jobs: JOBS,
     };
-    // Remote workers serve the next shard's dispatcher: slot 0, first generation at boot.
+    // Remote workers serve the next shard's dispatcher (reached by name).
     let remote = |s: usize, index: u32| {
-        let target = ShardId(((s + 1) % SHARD_COUNT) as u8);
-        let dispatcher = Handle::new(target, TypeId(0), 0, 1).unwrap_or(Handle::NONE);
         ChildSpec::isolate::<Worker>(
             &WorkerArgs {
-                dispatcher: dispatcher.to_bits(),
+                dispatcher_shard: ((s + 1) % SHARD_COUNT) as u32,
                 index,
                 crash_every: 7,
             },
@@ -134,7 +126,7 @@ pub fn run(config: &SimConfig, _options: &ScenarioOptions) -> Report {
     let children: Vec<[ChildSpec<'static>; 3]> = (0..SHARD_COUNT)
         .map(|s| {
             [
-                ChildSpec::isolate::<Dispatcher>(&args, Restart::Permanent),
+                ChildSpec::named(DISPATCHER, &args, Restart::Permanent),
                 remote(s, 2),
                 remote(s, 3),
             ]

@@ -1,13 +1,13 @@
 //! The idle scenario: a mostly idle system, to measure time compression.
 //!
-//! Every shard runs one `Heart` that, once a simulated second (1,000 ticks of 1 ms), sends a
-//! beat to the next shard's heart. Between beats nothing happens, so the simulator jumps
+//! Every shard runs one `Heart` (named [`HEART`]) that, once a simulated second (1,000 ticks
+//! of 1 ms), sends a beat to the next shard's heart, addressed by name. Between beats nothing happens, so the simulator jumps
 //! straight from one timer deadline to the next: an hour of simulated time costs a few
 //! thousand rounds. The goal: every heart kept beating and hearing beats until the end.
 
 use tina_core::{
-    ChildSpec, CrashReason, Ctx, Duration, Effect, GroupSpec, Handle, Isolate, Message, Payload,
-    Restart, ShardConfig, ShardId, ShardSpec, SystemSpec, TypeId, TypeSpec, UserTag,
+    Address, ChildSpec, CrashReason, Ctx, Duration, Effect, GroupSpec, Isolate, Message, Name,
+    Restart, ShardConfig, ShardId, ShardSpec, SystemSpec, TypeSpec, UserTag, accepts, payload,
 };
 use tina_sim::cli::ScenarioOptions;
 use tina_sim::{FaultSet, Report, Scenario, SimConfig, SimView, watch};
@@ -28,13 +28,15 @@ pub struct Beat {
     /// The sender's count.
     pub n: u64,
 }
-impl Payload for Beat {
-    const TAG: UserTag = UserTag::new(0x91);
-}
+payload!(Beat);
+accepts!(Heart: Beat);
+
+/// Every shard's heart has this name.
+pub const HEART: Name<Heart> = Name::new("heart");
 
 /// Beats once a simulated second.
 pub struct Heart {
-    next: Handle,
+    next: Address<Heart>,
     /// Beats sent.
     pub sent: u64,
     /// Beats heard.
@@ -49,7 +51,7 @@ impl Isolate for Heart {
         ctx.start_timer(BEAT, BEAT_TIMER)
             .map_err(|_| CrashReason("no timer"))?;
         let heart = Heart {
-            next: Handle::new(next, TypeId(0), 0, 1).unwrap_or(Handle::NONE),
+            next: ctx.on_shard(HEART, next),
             sent: 0,
             heard: 0,
         };
@@ -106,7 +108,7 @@ impl Scenario for Idle {
 pub fn run(config: &SimConfig, _options: &ScenarioOptions) -> Report {
     let types = [TypeSpec::of::<Heart>("heart").capacity(1)];
     let children: Vec<[ChildSpec<'static>; 1]> = (0..SHARD_COUNT)
-        .map(|s| [ChildSpec::isolate::<Heart>(&(s as u8), Restart::Permanent)])
+        .map(|s| [ChildSpec::named(HEART, &(s as u8), Restart::Permanent)])
         .collect();
     let shards: Vec<ShardSpec<'_>> = children
         .iter()

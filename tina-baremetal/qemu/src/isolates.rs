@@ -6,16 +6,18 @@
 //! - `Silent` takes calls and never answers them, so a call to it must time out;
 //! - `Phoenix` answers calls with `Alive`; told to `Vanish`, it sends `Gone` back and exits.
 //!   Its supervisor restarts it in the same slot with a new generation, so the old handle
-//!   names an incarnation that no longer exists: a call to it must time out, and must not
-//!   reach the new incarnation (which would answer).
+//!   (the source of its `Gone`) names an incarnation that no longer exists: a call to it is
+//!   refused by core 1 (`StaleHandle`) and must not reach the new incarnation (which would
+//!   answer).
 //!
-//! Core 0's shard runs the `Driver`, which makes one call at a time through the rings:
+//! The services are named ([`PONGER`], [`SILENT`], [`PHOENIX`]); core 0's shard runs the
+//! `Driver`, which reaches them by name and makes one call at a time through the rings:
 //!
 //! ```text
-//!   (1) AwaitingStart --Start(handles)--> (2) PingPong: Call Ponger, ROUND_TRIP_COUNT times
+//!   (1) AwaitingStart --Start--> (2) PingPong: Call Ponger, ROUND_TRIP_COUNT times
 //!   --> (3) SilentCall: Call Silent (must time out)
 //!   --> (4) AwaitingGone: send Vanish to Phoenix, wait for its Gone
-//!   --> (5) StaleCall: Call the gone Phoenix incarnation (must time out)
+//!   --> (5) StaleCall: Call the gone Phoenix incarnation (must be refused at once)
 //!   --> (6) PromptCall: Call Ponger (must be answered within its timeout)
 //!   --> (7) Finished
 //! ```
@@ -25,16 +27,24 @@
 
 use bytemuck::{Pod, Zeroable};
 use tina_core::{
-    CrashReason, Ctx, Duration, Effect, Handle, Instant, Isolate, Message, Outgoing, Payload,
-    TimerId, UserTag,
+    CrashReason, Ctx, Duration, Effect, Handle, Instant, Isolate, Message, Name, Outgoing, Payload,
+    SendError, ShardId, TimerId, UserTag,
 };
+
+/// Core 1's ponger.
+pub const PONGER: Name<Ponger> = Name::new("ponger");
+/// Core 1's silent service.
+pub const SILENT: Name<Silent> = Name::new("silent");
+/// Core 1's phoenix.
+pub const PHOENIX: Name<Phoenix> = Name::new("phoenix");
 
 /// Round trips of the ping-pong. Sized so a multi-threaded TCG run on a busy 2-core host stays
 /// well inside `deadline::RUN_TIMEOUT_MS` (see README.md).
 pub const ROUND_TRIP_COUNT: u32 = 3_000;
 /// Timeout of each ping-pong call: only a lost message can use it up.
 pub const PING_TIMEOUT_MS: u64 = 10_000;
-/// Timeout of the calls that must time out (to `Silent` and to the gone `Phoenix`).
+/// Timeout of the call that must time out (to `Silent`), and of the one that must be refused
+/// first (to the gone `Phoenix`).
 pub const EXPIRING_CALL_TIMEOUT_MS: u64 = 100;
 /// Timeout of the last call to `Ponger`, which must be answered before it.
 pub const PROMPT_CALL_TIMEOUT_MS: u64 = 2_000;
@@ -79,27 +89,14 @@ pub fn pong(ball: &Ball) -> Ball {
     }
 }
 
-/// Core 0's main hands the driver core 1's service handles (as `Handle::to_bits`).
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+/// Core 0's main starts the driver once core 1's services run.
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 #[repr(C)]
 pub struct Start {
-    ponger: u64,
-    silent: u64,
-    phoenix: u64,
+    reserved: u32,
 }
 impl Payload for Start {
     const TAG: UserTag = UserTag::new(0x41);
-}
-
-impl Start {
-    /// A start message naming the three services.
-    pub fn new(ponger: Handle, silent: Handle, phoenix: Handle) -> Start {
-        Start {
-            ponger: ponger.to_bits(),
-            silent: silent.to_bits(),
-            phoenix: phoenix.to_bits(),
-        }
-    }
 }
 
 /// Tells `Phoenix` to exit.
@@ -112,11 +109,11 @@ impl Payload for Vanish {
     const TAG: UserTag = UserTag::new(0x42);
 }
 
-/// `Phoenix`'s last words: the handle of the incarnation that is exiting.
+/// `Phoenix`'s last words (the exiting incarnation is their source).
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 #[repr(C)]
 struct Gone {
-    handle: u64,
+    reserved: u32,
 }
 impl Payload for Gone {
     const TAG: UserTag = UserTag::new(0x43);
@@ -200,9 +197,7 @@ impl Isolate for Phoenix {
             }));
         }
         if msg.decode::<Vanish>().is_some() {
-            let gone = Gone {
-                handle: ctx.me().to_bits(),
-            };
+            let gone = Gone { reserved: 0 };
             // Published at the end of this step, after the teardown below: by the time the
             // sender reads it, this incarnation is gone.
             if ctx.send(msg.src(), &gone).is_err() {
@@ -227,7 +222,7 @@ pub enum Phase {
     SilentCall,
     /// (4) Waiting for `Phoenix`'s `Gone`.
     AwaitingGone,
-    /// (5) Calling the gone `Phoenix` incarnation.
+    /// (5) Calling the gone `Phoenix` incarnation (refused by core 1).
     StaleCall,
     /// (6) Calling `Ponger` once more, with a timeout it must beat.
     PromptCall,
@@ -250,8 +245,14 @@ pub enum CallOutcome {
         /// From the call to the notice.
         waited_ms: u64,
     },
-    /// The call could not even be sent (a `CALL_TIMEOUT` that failed fast).
-    SendFailed,
+    /// The call could not be delivered (refused at once by this shard, or by the callee's
+    /// shard within a ring round trip), after `waited_ms`.
+    Refused {
+        /// Why.
+        why: SendError,
+        /// From the call to the refusal.
+        waited_ms: u64,
+    },
     /// Something else arrived instead.
     Unexpected,
 }
@@ -326,12 +327,12 @@ impl Driver {
 
     /// (1) → (2).
     fn on_start(&mut self, msg: &Message, ctx: &mut Ctx<'_, '_>) -> Effect {
-        let Some(start) = msg.decode::<Start>() else {
+        if msg.decode::<Start>().is_none() {
             return Effect::Receive;
-        };
-        self.ponger = Handle::from_bits(start.ponger);
-        self.silent = Handle::from_bits(start.silent);
-        self.phoenix = Handle::from_bits(start.phoenix);
+        }
+        self.ponger = ctx.on_shard(PONGER, ShardId(1)).handle();
+        self.silent = ctx.on_shard(SILENT, ShardId(1)).handle();
+        self.phoenix = ctx.on_shard(PHOENIX, ShardId(1)).handle();
         let _ = tina_core::log!(
             ctx,
             Info,
@@ -400,13 +401,13 @@ impl Driver {
         if msg.tag() == GONE_TIMER.into() {
             return self.fail(ctx, "phoenix never said Gone");
         }
-        let Some(gone) = msg.decode::<Gone>() else {
+        if msg.decode::<Gone>().is_none() {
             return Effect::Receive;
-        };
+        }
         if let Some(timer) = self.gone_timer.take() {
             ctx.cancel_timer(timer);
         }
-        self.gone_phoenix = Handle::from_bits(gone.handle);
+        self.gone_phoenix = msg.src();
         let _ = tina_core::log!(ctx, Info, "driver: {} is gone", self.gone_phoenix);
         let gone_phoenix = self.gone_phoenix;
         self.call(
@@ -465,8 +466,8 @@ impl Driver {
     fn outcome(&self, msg: &Message, ctx: &Ctx<'_, '_>) -> CallOutcome {
         let waited_ms = ctx.elapsed_since(self.call_started).as_millis();
         if msg.is_call_timeout() {
-            if msg.call_failed_to_send().is_some() {
-                CallOutcome::SendFailed
+            if let Some(why) = msg.call_failed_to_send() {
+                CallOutcome::Refused { why, waited_ms }
             } else {
                 CallOutcome::TimedOut { waited_ms }
             }

@@ -120,17 +120,17 @@ fn main() -> ! {
         summary.ping_pong_ms
     );
     hprintln!(
-        "call timeouts: silent isolate timed out after {} ms, gone incarnation after {} ms \
+        "calls: silent isolate timed out after {} ms, gone incarnation refused after {} ms \
          (timeout {} ms); prompt call answered in {} ms (timeout {} ms)",
         summary.silent_timeout_ms,
-        summary.stale_timeout_ms,
+        summary.stale_refused_ms,
         isolates::EXPIRING_CALL_TIMEOUT_MS,
         summary.prompt_reply_ms,
         isolates::PROMPT_CALL_TIMEOUT_MS
     );
     hprintln!(
-        "PASS: 2 cores, 2 Tina shards, {} round trips through the rings, 2 calls timed out and \
-         1 answered as expected, shared counter exact over {} increments, {} ms",
+        "PASS: 2 cores, 2 Tina shards, {} round trips through the rings, 1 call timed out, 1 \
+         refused and 1 answered as expected, shared counter exact over {} increments, {} ms",
         summary.round_trips,
         increment_count,
         deadline::elapsed_ms()

@@ -23,7 +23,7 @@ use cortex_m::asm;
 use cortex_m_semihosting::hprintln;
 use portable_atomic::AtomicBool;
 use tina_baremetal::{CorePlatform, Exit, Handoff, core_platform, run};
-use tina_core::{Counters, Handle, Isolate, Outgoing, Shard, ShardId};
+use tina_core::{Counters, Handle, Isolate, Outgoing, SendError, Shard, ShardId};
 
 use crate::deadline::{self, RUN_TIMEOUT_MS};
 use crate::isolates::{
@@ -72,8 +72,8 @@ pub struct Summary {
     pub ping_pong_ms: u64,
     /// After how long the call to `Silent` timed out.
     pub silent_timeout_ms: u64,
-    /// After how long the call to the gone `Phoenix` incarnation timed out.
-    pub stale_timeout_ms: u64,
+    /// After how long the call to the gone `Phoenix` incarnation was refused.
+    pub stale_refused_ms: u64,
     /// How long the prompt call took.
     pub prompt_reply_ms: u64,
 }
@@ -123,7 +123,7 @@ pub fn run_core0(channels: Channels) -> Summary {
     let services = deadline::wait_for("core 1's service handles", HANDOFF_TIMEOUT_MS, || {
         SERVICES.take()
     });
-    let start = Start::new(services.ponger, services.silent, services.phoenix);
+    let start = Start::default();
     if let Err(error) = shard.deliver(driver, &Outgoing::new(&start)) {
         fail!("could not start the driver: {}", error);
     }
@@ -229,7 +229,20 @@ fn verify(
         );
     }
     let silent_timeout_ms = timed_out_after(driver.silent_call, "the call to the silent isolate");
-    let stale_timeout_ms = timed_out_after(driver.stale_call, "the call to a gone incarnation");
+    // Core 1 refuses the call to the gone incarnation and says so at once, well before
+    // the call's timeout.
+    let stale_refused_ms = match driver.stale_call {
+        CallOutcome::Refused {
+            why: SendError::StaleHandle,
+            waited_ms,
+        } if waited_ms < EXPIRING_CALL_TIMEOUT_MS => waited_ms,
+        outcome => fail!(
+            "the call to a gone incarnation should have been refused as stale within {} ms, \
+             got {:?}",
+            EXPIRING_CALL_TIMEOUT_MS,
+            outcome
+        ),
+    };
     let prompt_reply_ms = match driver.prompt_call {
         CallOutcome::Replied { waited_ms } if waited_ms < PROMPT_CALL_TIMEOUT_MS => waited_ms,
         outcome => fail!(
@@ -238,11 +251,17 @@ fn verify(
             outcome
         ),
     };
-    // Exactly the two calls that had to time out did; no reply arrived late.
-    if counters.call_timeouts != 2 || counters.stale_replies != 0 {
+    // Exactly the call that had to time out did, the stale one was refused; no reply
+    // arrived late.
+    if counters.call_timeouts != 1
+        || counters.call_refusals_received != 1
+        || counters.stale_replies != 0
+    {
         fail!(
-            "shard 0: {} call timeouts (expected 2), {} stale replies (expected 0)",
+            "shard 0: {} call timeouts (expected 1), {} refusals received (expected 1), {} \
+             stale replies (expected 0)",
             counters.call_timeouts,
+            counters.call_refusals_received,
             counters.stale_replies
         );
     }
@@ -267,7 +286,7 @@ fn verify(
         round_trips: driver.round_trips,
         ping_pong_ms: driver.ping_pong_ms,
         silent_timeout_ms,
-        stale_timeout_ms,
+        stale_refused_ms,
         prompt_reply_ms,
     }
 }

@@ -18,7 +18,7 @@ use tina_core::ring::RING_CAPACITY_MIN;
 use tina_core::{ChildSpec, GroupSpec, Restart, ShardConfig, ShardSpec, SystemSpec, TypeSpec};
 
 use crate::deadline::WAKE_TICK_PERIOD_MS;
-use crate::isolates::{Driver, Phoenix, Ponger, Silent};
+use crate::isolates::{Driver, PHOENIX, PONGER, Phoenix, Ponger, SILENT, Silent};
 
 /// Cores, and so shards: one shard per core.
 pub const CORE_COUNT: usize = 2;
@@ -70,11 +70,11 @@ static TYPES: [TypeSpec; 4] = [
 static SHARD0_CHILDREN: [ChildSpec<'static>; 1] =
     [ChildSpec::isolate_zeroed::<Driver>(Restart::Temporary)];
 
-/// Shard 1: the three services.
+/// Shard 1: the three services, named so the driver reaches them by name.
 static SHARD1_CHILDREN: [ChildSpec<'static>; 3] = [
-    ChildSpec::isolate_zeroed::<Ponger>(Restart::Permanent),
-    ChildSpec::isolate_zeroed::<Silent>(Restart::Permanent),
-    ChildSpec::isolate_zeroed::<Phoenix>(Restart::Permanent),
+    ChildSpec::named_zeroed(PONGER, Restart::Permanent),
+    ChildSpec::named_zeroed(SILENT, Restart::Permanent),
+    ChildSpec::named_zeroed(PHOENIX, Restart::Permanent),
 ];
 
 static SHARDS: [ShardSpec<'static>; CORE_COUNT] = [

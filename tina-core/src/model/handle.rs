@@ -11,6 +11,13 @@
 //! Tearing an isolate down bumps its slot's generation; every handle issued for the old
 //! occupant is then *stale* and can never reach the new one. A slot whose generation reaches
 //! [`GENERATION_MAX`] is retired for good rather than wrapping, so staleness is absolute.
+//!
+//! **No forging.** Outside tests a handle comes only from the runtime: a spawn's result,
+//! [`Ctx::me`](crate::Ctx::me), a message's source, or a name
+//! ([`Ctx::on_shard`](crate::Ctx::on_shard)). [`Handle::new`] and [`Handle::from_bits`], which
+//! build one from raw parts, exist only with the `testing` feature (for tests that step
+//! shards by hand); platforms that must store a handle as bits show it again through
+//! [`platform::HandleBits`](crate::platform::HandleBits), which addresses nothing.
 
 use core::fmt;
 
@@ -81,6 +88,15 @@ impl ShardSet {
 }
 
 /// A 64-bit generational address of one isolate incarnation.
+///
+/// Without the `testing` feature there is no way to build one from raw parts:
+///
+#[cfg_attr(not(feature = "testing"), doc = "```compile_fail")]
+#[cfg_attr(feature = "testing", doc = "```")]
+/// // Only with tina-core's `testing` feature (tests); otherwise this does not compile.
+/// let forged = tina_core::Handle::from_bits(0x0100_0000_1000_0001);
+/// # let _ = forged;
+/// ```
 #[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[repr(transparent)]
@@ -91,8 +107,20 @@ impl Handle {
     pub const NONE: Handle = Handle(0);
 
     /// Packs the four fields. Returns `None` if slot or generation do not fit, or if the
-    /// generation is 0 (never live).
+    /// generation is 0 (never live). Only with the `testing` feature: outside tests, handles
+    /// come from the runtime.
+    #[cfg(any(test, feature = "testing"))]
     pub const fn new(shard: ShardId, ty: TypeId, slot: u32, generation: u32) -> Option<Handle> {
+        Handle::checked(shard, ty, slot, generation)
+    }
+
+    /// [`Handle::new`] for the crate itself.
+    pub(crate) const fn checked(
+        shard: ShardId,
+        ty: TypeId,
+        slot: u32,
+        generation: u32,
+    ) -> Option<Handle> {
         if slot > SLOT_MAX || generation > GENERATION_MAX || generation == 0 {
             return None;
         }
@@ -117,8 +145,15 @@ impl Handle {
         )
     }
 
-    /// Reinterprets raw bits (e.g. an io_uring `user_data` or a wire field).
+    /// Reinterprets raw bits. Only with the `testing` feature: outside tests, handles come
+    /// from the runtime.
+    #[cfg(any(test, feature = "testing"))]
     pub const fn from_bits(bits: u64) -> Handle {
+        Handle(bits)
+    }
+
+    /// [`Handle::from_bits`] for the crate itself.
+    pub(crate) const fn raw(bits: u64) -> Handle {
         Handle(bits)
     }
 

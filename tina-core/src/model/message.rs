@@ -232,8 +232,10 @@ impl Message {
         }
     }
 
-    /// For a refusal (see [`Message::refusal`]): why the call was refused.
-    pub(crate) fn refused(&self) -> Option<crate::error::SendError> {
+    /// For the refusal of a call (sent back by the callee's shard, which could not deliver
+    /// it; its source is the address the call was sent to, not a live isolate): why the
+    /// call was refused. `None` for every other message.
+    pub fn refused(&self) -> Option<crate::error::SendError> {
         if self.flags & FLAG_REFUSED == 0 {
             return None;
         }

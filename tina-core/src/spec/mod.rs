@@ -241,6 +241,17 @@ impl<'s> ChildSpec<'s> {
             name: None,
         }
     }
+
+    /// A named isolate child ([`ChildSpec::named`]) with all-zero arguments (usable in
+    /// `const`/`static` specs).
+    pub const fn named_zeroed<T: Isolate>(name: Name<T>, restart: Restart) -> ChildSpec<'s> {
+        ChildSpec::Isolate {
+            ty: TypeRef::of::<T>(),
+            args: InitArgs::EMPTY,
+            restart,
+            name: Some(name.erase()),
+        }
+    }
 }
 
 /// A supervision group.

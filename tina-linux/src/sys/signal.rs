@@ -106,7 +106,8 @@ pub(crate) fn signal_name(sig: i32) -> &'static str {
 /// it; this layer only knows the trait, so it imports nothing from the layers above it.
 pub(crate) trait RunningCall {
     /// The user call running now, if any.
-    fn running_call(&self) -> Option<(tina_core::Handle, &'static str, &'static str)>;
+    fn running_call(&self)
+    -> Option<(tina_core::platform::HandleBits, &'static str, &'static str)>;
 }
 
 thread_local! {

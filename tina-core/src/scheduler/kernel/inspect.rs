@@ -30,7 +30,7 @@ impl Kernel<'_> {
         metas.iter().enumerate().filter_map(move |(slot, m)| {
             let ty = ty?;
             (m.is_live() && m.state != State::Initializing)
-                .then(|| Handle::new(self.shard, ty, slot as u32, m.generation))
+                .then(|| Handle::checked(self.shard, ty, slot as u32, m.generation))
                 .flatten()
         })
     }
