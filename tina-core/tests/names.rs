@@ -80,6 +80,8 @@ tina_core::payload!(Drive);
 const CALL_BY_NAME: u32 = 1;
 const ORDER_BY_NAME: u32 = 2;
 const CALL_LAST_HANDLE: u32 = 3;
+/// Orders the store to crash, then calls it: the call waits in its mailbox as it crashes.
+const CRASH_THEN_CALL: u32 = 4;
 
 /// How one call ended, and when (ticks of the caller's shard).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,6 +140,10 @@ impl Isolate for Client {
                 let r = ctx.send(store, &Order { op: d.arg });
                 self.orders.push(r);
                 Effect::Receive
+            }
+            CRASH_THEN_CALL => {
+                self.orders.push(ctx.send(store, &Order { op: CRASH }));
+                Effect::call(store, &get, CALL_TIMEOUT)
             }
             CALL_LAST_HANDLE => {
                 let to = self.last_store.unwrap_or(Handle::NONE);
@@ -284,6 +290,25 @@ fn a_named_store_restarting_again_and_again_is_reached_by_name_every_time() {
         assert!(elapsed <= 2, "refused after {elapsed} ticks");
         assert_eq!(p.sh1.counters().call_refusals_sent, 1);
         assert_eq!(p.sh0.counters().call_refusals_received, 1);
+        // A call waiting in the mailbox of an incarnation that crashes is refused at its
+        // teardown, not left to time out; the next incarnation answers the next call.
+        let (outcome, elapsed) = p.drive_call(CRASH_THEN_CALL, 0, 10);
+        assert_eq!(outcome, Outcome::Refused(SendError::StaleHandle));
+        assert!(elapsed <= 2, "refused after {elapsed} ticks");
+        assert_eq!(p.sh1.counters().call_refusals_sent, 2);
+        let (outcome, _) = p.drive_call(CALL_BY_NAME, 99, 10);
+        assert_eq!(
+            outcome,
+            Outcome::Reply(Got {
+                incarnation: 22,
+                n: 99
+            })
+        );
+        assert_eq!(
+            p.sh0.counters().call_timeouts,
+            0,
+            "no call waited out its timeout"
+        );
     });
 }
 

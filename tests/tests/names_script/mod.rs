@@ -326,14 +326,14 @@ pub(crate) fn spec() -> &'static SystemSpec<'static> {
     // Budget 0: any failure in the group escalates, and the root restarts the whole group
     // (a stopped store included).
     let group: &'static [ChildSpec<'static>] = Box::leak(Box::new([ChildSpec::Group(
-        GroupSpec::one_for_one(revivable).budget(0, Duration::from_ticks(1)),
+        GroupSpec::one_for_one(revivable).budget(0, Duration::from_millis(1)),
     )]));
     let shards: &'static [ShardSpec<'static>] = Box::leak(Box::new([
         ShardSpec {
             root: GroupSpec::one_for_one(client),
         },
         ShardSpec {
-            root: GroupSpec::one_for_one(group).budget(1_000, Duration::from_ticks(10)),
+            root: GroupSpec::one_for_one(group).budget(1_000, Duration::from_millis(10)),
         },
     ]));
     let spec: &'static SystemSpec<'static> = Box::leak(Box::new(SystemSpec::new(shards, types)));

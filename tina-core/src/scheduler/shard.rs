@@ -165,7 +165,12 @@ impl<'a, P: Platform> Shard<'a, P> {
             control: io,
             trap,
         };
-        f(&mut self.kernel, &mut env)
+        let r = f(&mut self.kernel, &mut env);
+        // Teardowns refuse the calls their isolates never answered.
+        if self.kernel.has_refusals() {
+            self.kernel.send_refusals(env.transport);
+        }
+        r
     }
 
     /// Performs one tick (see the module docs for the phases) at the time the platform read

@@ -164,24 +164,36 @@ impl<'a> Kernel<'a> {
         }
         match self.deliver_local(msg, Class::User) {
             Ok(()) => self.counters.inbound_delivered += 1,
-            Err(why) if msg.is_call() => self.queue_refusal(msg, why),
+            Err(why) if msg.is_call() => self.refuse_call(msg, why),
             Err(_) => {}
         }
     }
 
-    /// Keeps the refusal of an undeliverable call (in a system envelope) until
-    /// [`Kernel::send_refusals`] sends it back; without an envelope it is dropped and
+    /// Refuses a call that cannot be delivered (or never will be handled): a local caller's
+    /// call ends at once; a remote caller's refusal is kept (in a system envelope) until
+    /// [`Kernel::send_refusals`] sends it back — without an envelope it is dropped and
     /// counted, and the caller waits out its timeout.
-    fn queue_refusal(&mut self, call: &Message, why: SendError) {
-        match self.pool.alloc(Class::System, &Message::refusal(call, why)) {
+    pub(super) fn refuse_call(&mut self, call: &Message, why: SendError) {
+        let refusal = Message::refusal(call, why);
+        if refusal.dst().shard() == self.shard {
+            self.deliver_reply(&refusal);
+            return;
+        }
+        match self.pool.alloc(Class::System, &refusal) {
             Some(i) => self.pool.push(&mut self.refusals, i),
             None => self.counters.call_refusals_dropped += 1,
         }
     }
 
-    /// Sends the refusals queued while draining the inbound rings back to their callers'
-    /// shards (a full ring drops one, counted).
-    pub(super) fn send_refusals<T: Transport + ?Sized>(&mut self, transport: &mut T) {
+    /// Whether refusals wait to be sent.
+    pub(crate) fn has_refusals(&self) -> bool {
+        !self.refusals.is_empty()
+    }
+
+    /// Sends the queued refusals back to their callers' shards (a full ring drops one,
+    /// counted). Called after the inbound rings drain and after every transition that may
+    /// tear isolates down.
+    pub(crate) fn send_refusals<T: Transport + ?Sized>(&mut self, transport: &mut T) {
         let mut refusal = Message::EMPTY;
         while self.pool.take_from(&mut self.refusals, &mut refusal) {
             match transport.send(refusal.dst().shard(), &refusal) {

@@ -101,6 +101,8 @@ impl Kernel<'_> {
                 return Err("type live count differs from live slots");
             }
         }
+        // Refusals wait in system envelopes until sent (normally within the same transition).
+        queued += kernel.refusals.len;
         if queued != kernel.pool.in_use() {
             return Err("pool: envelopes in use != envelopes queued (leak)");
         }

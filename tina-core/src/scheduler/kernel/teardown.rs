@@ -1,15 +1,20 @@
 //! Teardown: returning everything an isolate held, so its slot can be reused.
 
 use super::Kernel;
+use crate::error::SendError;
 use crate::memory::pool::{Fifo, NIL};
 use crate::model::io::IoOp;
 
 impl<'a> Kernel<'a> {
     /// Tears an isolate down: generation bumped (so every old handle is stale), mailbox and
     /// reply returned to the pool, call and timers cancelled, in-flight I/O left to be
-    /// reclaimed on completion. The caller drops the isolate value from its arena. Only
-    /// returns resources, so it works when every pool is full.
+    /// reclaimed on completion. Calls still queued in its mailbox are refused back to their
+    /// callers (`StaleHandle`), so none waits out its timeout for an answer that cannot
+    /// come. The caller drops the isolate value from its arena. Only returns resources (a
+    /// refusal to another shard takes the envelope the call just gave back), so it works when
+    /// every pool is full.
     pub(super) fn teardown(&mut self, ty: u8, slot: u32) {
+        let me = self.handle(ty, slot);
         let m = self.meta(ty, slot);
         let mut mailbox = core::mem::replace(&mut m.mailbox, Fifo::EMPTY);
         let reply = core::mem::replace(&mut m.reply, NIL);
@@ -22,10 +27,14 @@ impl<'a> Kernel<'a> {
         m.watches_shards = false;
         let owned_fd = core::mem::replace(&mut m.owned_fd, -1);
         while let Some(i) = self.pool.pop_from(&mut mailbox) {
-            if let Some(t) = self.pool.get(i).transfer() {
+            let msg = *self.pool.get(i);
+            if let Some(t) = msg.transfer() {
                 self.transfers.free(t.0);
             }
             self.pool.release(i);
+            if msg.is_call() && msg.src() != me {
+                self.refuse_call(&msg, SendError::StaleHandle);
+            }
         }
         let mut undelivered_fd = None;
         if let Some(c) = undelivered {
