@@ -74,7 +74,8 @@
 //! - **Bounded**: every queue, pool and per-tick loop has a limit from the spec; exceeding one
 //!   is an explicit result or a counted drop ([`Counters`]), never growth and never a panic.
 //! - **Stale handles are harmless**: a torn-down isolate's slot gets a new generation; old
-//!   handles can never reach the new occupant.
+//!   handles cannot reach a new occupant for the next 2^28 − 1 incarnations of that slot
+//!   (generations then wrap to 1, so a type's capacity is never used up; see [`Handle`]).
 //! - **Fair**: each type gets `budget_weight × 256` handler calls per tick; within a type, ready
 //!   isolates run in FIFO order, each at most `messages_per_dispatch_max` calls in a row, so a
 //!   ready isolate runs within `⌈ready × k / quota⌉` ticks however hard others are flooded.

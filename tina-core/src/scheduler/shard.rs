@@ -466,6 +466,12 @@ impl<'a, P: Platform> Shard<'a, P> {
     pub fn transfers_in_use(&self) -> u32 {
         self.kernel.transfers_in_use()
     }
+
+    /// The kernel, for in-crate tests that set up states no public call reaches quickly.
+    #[cfg(test)]
+    pub(crate) fn kernel_mut(&mut self) -> &mut Kernel<'a> {
+        &mut self.kernel
+    }
 }
 
 impl<P: Platform> Drop for Shard<'_, P> {
