@@ -209,10 +209,9 @@ struct Counts {
 
 const TICK: UserTag = UserTag::new(0x41);
 
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C)]
+#[derive(Clone, Copy)]
 struct ProducerArgs {
-    consumer: u64,
+    consumer: Handle,
 }
 
 struct Producer {
@@ -229,7 +228,7 @@ impl Isolate for Producer {
             .map_err(|_| CrashReason("no timer"))?;
         Ok((
             Producer {
-                consumer: Handle::from_bits(args.consumer),
+                consumer: args.consumer,
                 start: None,
                 offered: 0,
                 refused: 0,
@@ -313,9 +312,7 @@ fn tina_child(cpus: [usize; 2]) -> Counts {
     ];
     let consumer = Handle::new(ShardId(1), TypeId(1), 0, 1).expect("consumer handle");
     let producer = [ChildSpec::isolate::<Producer>(
-        &ProducerArgs {
-            consumer: consumer.to_bits(),
-        },
+        &ProducerArgs { consumer },
         Restart::Temporary,
     )];
     let consumers = [ChildSpec::isolate::<Consumer>(&(), Restart::Temporary)];

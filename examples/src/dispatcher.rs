@@ -57,8 +57,7 @@ const WARMED_UP: UserTag = UserTag::new(0x74);
 pub const WARM_UP_TICKS: u64 = 20;
 
 /// Dispatcher arguments.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DispatcherArgs {
     /// Workers to spawn (at most [`WORKERS_MAX`]).
     pub workers: u32,
@@ -72,11 +71,10 @@ pub struct DispatcherArgs {
 pub const WORKERS_MAX: usize = 16;
 
 /// Worker arguments.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WorkerArgs {
     /// Who to check in with.
-    pub dispatcher: u64,
+    pub dispatcher: Handle,
     /// Index.
     pub index: u32,
     /// Crash on every k-th job (0: never).
@@ -105,7 +103,7 @@ impl Isolate for Dispatcher {
         let n = (args.workers as usize).min(WORKERS_MAX);
         for index in 0..n {
             let w = WorkerArgs {
-                dispatcher: ctx.me().to_bits(),
+                dispatcher: ctx.me(),
                 index: index as u32,
                 crash_every: args.crash_every,
             };
@@ -220,7 +218,7 @@ impl Isolate for Worker {
                 _pad: 0,
             };
             // A full mailbox is fine: the dispatcher will learn of us at the next restart.
-            let _ = ctx.send(Handle::from_bits(self.args.dispatcher), &check_in);
+            let _ = ctx.send(self.args.dispatcher, &check_in);
             return Effect::Receive;
         }
         let Some(job) = msg.decode::<Job>() else {
@@ -235,7 +233,7 @@ impl Isolate for Worker {
             index: self.args.index,
             _pad: 0,
         };
-        let _ = ctx.send(Handle::from_bits(self.args.dispatcher), &done);
+        let _ = ctx.send(self.args.dispatcher, &done);
         Effect::Receive
     }
 }

@@ -20,8 +20,7 @@ impl Payload for Ball {
 }
 
 /// Pinger arguments.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PingerArgs {
     /// Round trips to play.
     pub rounds: u64,

@@ -124,7 +124,7 @@ pub fn run(config: &SimConfig, _options: &ScenarioOptions) -> Report {
         let dispatcher = Handle::new(target, TypeId(0), 0, 1).unwrap_or(Handle::NONE);
         ChildSpec::isolate::<Worker>(
             &WorkerArgs {
-                dispatcher: dispatcher.to_bits(),
+                dispatcher,
                 index,
                 crash_every: 7,
             },

@@ -68,13 +68,13 @@ static TYPES: [TypeSpec; 4] = [
 
 /// Shard 0: the driver, which finishes once and is not restarted.
 static SHARD0_CHILDREN: [ChildSpec<'static>; 1] =
-    [ChildSpec::isolate_zeroed::<Driver>(Restart::Temporary)];
+    [ChildSpec::isolate::<Driver>(&(), Restart::Temporary)];
 
 /// Shard 1: the three services.
 static SHARD1_CHILDREN: [ChildSpec<'static>; 3] = [
-    ChildSpec::isolate_zeroed::<Ponger>(Restart::Permanent),
-    ChildSpec::isolate_zeroed::<Silent>(Restart::Permanent),
-    ChildSpec::isolate_zeroed::<Phoenix>(Restart::Permanent),
+    ChildSpec::isolate::<Ponger>(&(), Restart::Permanent),
+    ChildSpec::isolate::<Silent>(&(), Restart::Permanent),
+    ChildSpec::isolate::<Phoenix>(&(), Restart::Permanent),
 ];
 
 static SHARDS: [ShardSpec<'static>; CORE_COUNT] = [

@@ -467,10 +467,14 @@ impl<'a, P: Platform> Shard<'a, P> {
         self.kernel.transfers_in_use()
     }
 
-    /// The kernel, for in-crate tests that set up states no public call reaches quickly.
+    /// Runs `f` on the kernel and the platform parts, for in-crate tests that set up states
+    /// or make calls no public path reaches.
     #[cfg(test)]
-    pub(crate) fn kernel_mut(&mut self) -> &mut Kernel<'a> {
-        &mut self.kernel
+    pub(crate) fn with_kernel_for_test<R>(
+        &mut self,
+        f: impl FnOnce(&mut Kernel<'a>, &mut Env<'_>) -> R,
+    ) -> R {
+        self.with_kernel(f)
     }
 }
 

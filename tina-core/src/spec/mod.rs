@@ -9,8 +9,9 @@
 //! Specs contain only `Copy` data, slices and function pointers, so they can be `static`s on
 //! bare metal and built at run time on hosted platforms alike.
 
+use crate::memory::args::InitArgs;
 use crate::model::handle::{SLOT_MAX, TypeId};
-use crate::model::isolate::{INIT_ARGS_SIZE_MAX, InitArgs, Isolate};
+use crate::model::isolate::{INIT_ARGS_SIZE_MAX, Isolate};
 use crate::model::time::Duration;
 use crate::scheduler::arena::TypeVtable;
 use core::fmt;
@@ -184,7 +185,8 @@ pub enum ChildSpec<'s> {
     Isolate {
         /// Its type.
         ty: TypeRef,
-        /// Its init arguments (also used for restarts).
+        /// Its init arguments (also used for restarts): a value of `ty`'s `Isolate::Args`
+        /// (validation refuses any other type, see `Rule::ArgsTypeMismatch`).
         args: InitArgs,
         /// When it is restarted.
         restart: Restart,
@@ -194,20 +196,12 @@ pub enum ChildSpec<'s> {
 }
 
 impl<'s> ChildSpec<'s> {
-    /// An isolate child with typed arguments.
-    pub fn isolate<T: Isolate>(args: &T::Args, restart: Restart) -> ChildSpec<'s> {
+    /// An isolate child with typed arguments (a copy is kept for restarts). A `const fn`, so
+    /// specs can be `static`s.
+    pub const fn isolate<T: Isolate>(args: &T::Args, restart: Restart) -> ChildSpec<'s> {
         ChildSpec::Isolate {
             ty: TypeRef::of::<T>(),
             args: InitArgs::new(args),
-            restart,
-        }
-    }
-
-    /// An isolate child with all-zero arguments (usable in `const`/`static` specs).
-    pub const fn isolate_zeroed<T: Isolate>(restart: Restart) -> ChildSpec<'s> {
-        ChildSpec::Isolate {
-            ty: TypeRef::of::<T>(),
-            args: InitArgs::EMPTY,
             restart,
         }
     }

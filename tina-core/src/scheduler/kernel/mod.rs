@@ -26,6 +26,7 @@
 //! only ever runs *between* these calls (or inside `spawn`'s trapped `init`, after the slot
 //! was reserved and before anything else changed), never in the middle of one.
 
+use crate::memory::args::InitArgs;
 use crate::memory::counters::Counters;
 use crate::memory::iobuf::{BufferPool, IoState, WorkChunk};
 use crate::memory::log::LogRing;
@@ -34,7 +35,6 @@ use crate::memory::timer::{TimerId, TimerWheel};
 use crate::model::effect::CrashReason;
 use crate::model::handle::{GENERATION_MAX, Handle, ShardId, ShardSet, TypeId};
 use crate::model::io::{IoCompletion, IoError};
-use crate::model::isolate::InitArgs;
 use crate::model::time::Instant;
 use crate::platform::{SocketControl, Transport, Trap};
 use crate::scheduler::arena::ArenaRef;

@@ -1,7 +1,8 @@
 //! Kernel tests that need states no public call reaches quickly (a slot at the end of its
 //! generations).
 
-use crate::error::SendError;
+use crate::error::{SendError, SpawnError};
+use crate::memory::args::InitArgs;
 use crate::model::effect::{CrashReason, Effect};
 use crate::model::handle::{GENERATION_MAX, Handle, ShardId};
 use crate::model::isolate::Isolate;
@@ -73,25 +74,60 @@ fn stop_worker(shard: &mut Shard<'_, TestPlatform>, worker: Handle, now: &mut u6
     assert!(!shard.is_live(worker));
 }
 
+const TYPES: [TypeSpec; 2] = [
+    TypeSpec::of::<Spawner>("spawner"),
+    TypeSpec::of::<Worker>("worker"),
+];
+const CHILDREN: [ChildSpec<'static>; 1] = [ChildSpec::isolate::<Spawner>(&(), Restart::Permanent)];
+static SHARDS: [ShardSpec<'static>; 1] = [ShardSpec {
+    root: GroupSpec::one_for_one(&CHILDREN).dynamic(1),
+}];
+/// A spawner (static) and room for one dynamic worker, of capacity 1.
+static SPEC: SystemSpec<'static> = SystemSpec::new(&SHARDS, &TYPES);
+
+#[test]
+fn init_with_args_of_another_type_fails_and_reads_nothing() {
+    let spec = &SPEC;
+    let mut memory = region_for(spec, ShardId(0));
+    let mut shard = Shard::new(spec, ShardId(0), memory.bytes(), TestPlatform::default()).unwrap();
+    let worker_ty = spec.type_id_of::<Worker>().unwrap();
+    let before = shard.counters();
+    // The worker's Args is `()`; a `(u8, u64)` (with padding) must never reach its init.
+    let r = shard.with_kernel_for_test(|k, env| {
+        let args = InitArgs::new(&(1u8, 2u64));
+        let r = k.spawn_dynamic(env, None, worker_ty.0, args, 0, Restart::Permanent);
+        (r, k.init_failure.map(|f| f.reason))
+    });
+    assert_eq!(r.0, Err(SpawnError::InitFailed));
+    assert_eq!(
+        r.1,
+        Some(CrashReason("init args are not of the type's Isolate::Args"))
+    );
+    assert_eq!(shard.handles::<Worker>().count(), 0);
+    let after = shard.counters();
+    assert_eq!(after.spawn_failures, before.spawn_failures + 1);
+    assert_eq!(after.spawns, before.spawns);
+    // The slot and the group's dynamic room were given back: a typed spawn succeeds.
+    let spawner = shard.handles::<Spawner>().next().unwrap();
+    let mut now = 0;
+    let worker = spawn_worker(&mut shard, spawner, &mut now);
+    assert_eq!(worker.type_id(), worker_ty);
+    shard.check_invariants().unwrap();
+}
+
 #[test]
 fn generation_wraps_from_max_to_one_and_pre_wrap_handles_stay_stale() {
-    let types = [
-        TypeSpec::of::<Spawner>("spawner"),
-        TypeSpec::of::<Worker>("worker"),
-    ];
-    let children = [ChildSpec::isolate::<Spawner>(&(), Restart::Permanent)];
-    let shards = [ShardSpec {
-        root: GroupSpec::one_for_one(&children).dynamic(1),
-    }];
-    let spec = SystemSpec::new(&shards, &types);
-    let mut memory = region_for(&spec, ShardId(0));
-    let mut shard = Shard::new(&spec, ShardId(0), memory.bytes(), TestPlatform::default()).unwrap();
+    let spec = &SPEC;
+    let mut memory = region_for(spec, ShardId(0));
+    let mut shard = Shard::new(spec, ShardId(0), memory.bytes(), TestPlatform::default()).unwrap();
     let spawner = shard.handles::<Spawner>().next().unwrap();
     let worker_ty = spec.type_id_of::<Worker>().unwrap();
     // The worker type's only slot, still free, as if spawned into GENERATION_MAX - 1 times.
-    let slot = &mut shard.kernel_mut().types[usize::from(worker_ty.0)].metas[0];
-    assert!(!slot.is_live());
-    slot.generation = GENERATION_MAX - 1;
+    shard.with_kernel_for_test(|k, _| {
+        let slot = &mut k.types[usize::from(worker_ty.0)].metas[0];
+        assert!(!slot.is_live());
+        slot.generation = GENERATION_MAX - 1;
+    });
     let mut now = 0;
 
     let at_max = spawn_worker(&mut shard, spawner, &mut now);
