@@ -33,6 +33,32 @@ fn identity<A: 'static>() -> (TypeId, &'static str) {
 }
 
 /// Init arguments as stored in specs and for restarts: one typed value (see the module docs).
+///
+/// ```
+/// use core::net::{IpAddr, Ipv4Addr, SocketAddr};
+/// use tina_core::InitArgs;
+///
+/// #[derive(Clone, Copy, Debug, PartialEq)]
+/// struct Listen { addr: SocketAddr, backlog: u32, name: &'static str }
+///
+/// const ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 80);
+/// static ARGS: InitArgs = InitArgs::new(&Listen { addr: ADDR, backlog: 64, name: "web" });
+/// assert_eq!(ARGS.decode::<Listen>().unwrap().name, "web");
+/// assert_eq!(ARGS.decode::<SocketAddr>(), None); // any other type is refused
+/// ```
+///
+/// More than [`INIT_ARGS_SIZE_MAX`] bytes is a compile error:
+///
+/// ```compile_fail,E0080
+/// let _ = tina_core::InitArgs::new(&[0u8; 65]);
+/// ```
+///
+/// So is a value that may not be shared between shards' threads:
+///
+/// ```compile_fail,E0277
+/// static COUNT: core::cell::Cell<u32> = core::cell::Cell::new(0);
+/// let _ = tina_core::InitArgs::new(&&COUNT);
+/// ```
 #[derive(Clone, Copy)]
 pub struct InitArgs {
     bytes: Bytes,
