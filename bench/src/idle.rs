@@ -355,7 +355,7 @@ impl Isolate for Acceptor {
     type Args = tina_examples::echo::ListenArgs;
 
     fn init(args: &Self::Args, ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
-        let addr = args.addr();
+        let addr = args.addr;
         let socket = ctx
             .socket(Domain::of(&addr), SocketKind::Stream)
             .map_err(|_| CrashReason("socket() failed"))?;

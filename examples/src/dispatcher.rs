@@ -62,8 +62,7 @@ const WARMED_UP: UserTag = UserTag::new(0x74);
 pub const WARM_UP: Duration = Duration::from_millis(20);
 
 /// Dispatcher arguments.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DispatcherArgs {
     /// Workers to spawn (at most [`WORKERS_MAX`]).
     pub workers: u32,
@@ -77,8 +76,7 @@ pub struct DispatcherArgs {
 pub const WORKERS_MAX: usize = 16;
 
 /// Worker arguments.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WorkerArgs {
     /// The shard of the dispatcher to check in with (it is reached by [`DISPATCHER`]).
     pub dispatcher_shard: u32,

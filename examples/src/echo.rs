@@ -17,7 +17,7 @@
 //! of a burst and, once accepts have gone on for [`BURST_QUIET`] without one, a line
 //! with how many the burst had; refusals are also counted in the shard's `spawn_failures`.
 
-use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use core::net::SocketAddr;
 use tina_core::io::{Domain, Fd, IoCompletion, IoError, IoKind, IoOp, SocketKind, SocketOption};
 use tina_core::{
     CrashReason, Ctx, Duration, Effect, Instant, Isolate, Message, Payload, UserTag, log,
@@ -25,81 +25,50 @@ use tina_core::{
 
 /// Listener arguments: the address to bind (IPv4 or IPv6), the backlog, and whether the
 /// demo's poison trigger is armed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ListenArgs {
-    /// 4 or 6.
-    pub family: u8,
-    /// Bytes of the IP (first 4 for IPv4).
-    pub ip: [u8; 16],
-    /// Nonzero: the connections this listener spawns panic on a received chunk that starts
-    /// with [`POISON_BYTE`] (the containment demo). Zero: every byte is echoed.
-    pub poison: u8,
-    /// Port (0: any; the bound port is logged).
-    pub port: u16,
+    /// The address to bind (port 0: any; the bound port is logged).
+    pub addr: SocketAddr,
     /// Listen backlog.
     pub backlog: u32,
+    /// The connections this listener spawns panic on a received chunk that starts with
+    /// [`POISON_BYTE`] (the containment demo). Off: every byte is echoed.
+    pub poison: bool,
 }
 
 impl ListenArgs {
     /// Arguments for `addr`: an echo server that echoes every byte.
-    pub fn new(addr: SocketAddr, backlog: u32) -> ListenArgs {
-        let (family, ip) = match addr.ip() {
-            IpAddr::V4(v4) => {
-                let mut ip = [0; 16];
-                ip[..4].copy_from_slice(&v4.octets());
-                (4, ip)
-            }
-            IpAddr::V6(v6) => (6, v6.octets()),
-        };
+    pub const fn new(addr: SocketAddr, backlog: u32) -> ListenArgs {
         ListenArgs {
-            family,
-            ip,
-            poison: 0,
-            port: addr.port(),
+            addr,
             backlog,
+            poison: false,
         }
     }
 
     /// The same listener with the demo's poison trigger armed: its connections panic on a
     /// received chunk that starts with [`POISON_BYTE`].
-    pub fn with_poison_trigger(self) -> ListenArgs {
-        ListenArgs { poison: 1, ..self }
-    }
-
-    /// The address.
-    pub fn addr(&self) -> SocketAddr {
-        let ip = if self.family == 6 {
-            IpAddr::V6(Ipv6Addr::from(self.ip))
-        } else {
-            IpAddr::V4(Ipv4Addr::new(
-                self.ip[0], self.ip[1], self.ip[2], self.ip[3],
-            ))
-        };
-        SocketAddr::new(ip, self.port)
+    pub const fn with_poison_trigger(self) -> ListenArgs {
+        ListenArgs {
+            poison: true,
+            ..self
+        }
     }
 }
 
 /// Connection arguments: the accepted socket, and whether the demo's poison trigger is armed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConnArgs {
     /// The socket.
     pub fd: i32,
-    /// Nonzero: panic on a received chunk that starts with [`POISON_BYTE`].
-    pub poison: u8,
-    /// Padding (zero).
-    pub _pad: [u8; 3],
+    /// Panic on a received chunk that starts with [`POISON_BYTE`].
+    pub poison: bool,
 }
 
 impl ConnArgs {
     /// A connection on `fd` that echoes every byte.
-    pub fn new(fd: i32) -> ConnArgs {
-        ConnArgs {
-            fd,
-            poison: 0,
-            _pad: [0; 3],
-        }
+    pub const fn new(fd: i32) -> ConnArgs {
+        ConnArgs { fd, poison: false }
     }
 }
 
@@ -174,7 +143,7 @@ pub struct Listener {
     pub refused: u64,
     /// The bound address.
     pub local: Option<SocketAddr>,
-    poison: u8,
+    poison: bool,
     closing_refused: bool,
     /// The wait before the next accept retry (zero: the last accept succeeded).
     backoff: Duration,
@@ -272,7 +241,7 @@ impl Isolate for Listener {
     type Args = ListenArgs;
 
     fn init(args: &ListenArgs, ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
-        let addr = args.addr();
+        let addr = args.addr;
         let socket = ctx
             .socket(Domain::of(&addr), SocketKind::Stream)
             .map_err(|_| CrashReason("socket() failed"))?;
@@ -419,7 +388,7 @@ impl Isolate for Connection {
         let _ = ctx.set_option(socket, SocketOption::NoDelay(true));
         let me = Connection {
             socket,
-            poison: args.poison != 0,
+            poison: args.poison,
             echoed: 0,
             closing: false,
             pending_len: 0,

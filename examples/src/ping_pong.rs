@@ -16,8 +16,7 @@ pub struct Ball {
 tina_core::payload!(Ball);
 
 /// Pinger arguments.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PingerArgs {
     /// Round trips to play.
     pub rounds: u64,

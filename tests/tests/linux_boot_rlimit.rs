@@ -65,7 +65,7 @@ fn restore(old: libc::rlimit) {
 #[test]
 fn memory_the_kernel_refuses_is_a_boot_error_not_an_abort() {
     let types = [TypeSpec::of::<Idle>("idle")];
-    let children = [ChildSpec::isolate_zeroed::<Idle>(Restart::Permanent)];
+    let children = [ChildSpec::isolate::<Idle>(&(), Restart::Permanent)];
     let config = Config {
         backend: Backend::Epoll,
         pin: false,

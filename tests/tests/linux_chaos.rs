@@ -90,7 +90,7 @@ impl Isolate for Tripwire {
 
 /// A listening socket owned by the calling isolate.
 fn listen(args: &ListenArgs, ctx: &mut Ctx) -> Result<Fd, CrashReason> {
-    let addr = args.addr();
+    let addr = args.addr;
     let socket = ctx
         .socket(Domain::of(&addr), SocketKind::Stream)
         .map_err(|_| CrashReason("socket() failed"))?;

@@ -32,11 +32,9 @@ impl Payload for Ping {
     const TAG: UserTag = UserTag::new(0x42);
 }
 
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C)]
+#[derive(Clone, Copy, Debug)]
 struct WakeArgs {
     port: u16,
-    _pad: u16,
     after_ticks: u32,
 }
 
@@ -113,7 +111,6 @@ fn idle_then_wake(backend: Backend) {
     let port = listener.local_addr().unwrap().port();
     let args = WakeArgs {
         port,
-        _pad: 0,
         after_ticks: WAKE_AFTER_TICKS,
     };
     let types: &'static [TypeSpec] = Box::leak(Box::new([

@@ -20,13 +20,10 @@ use tina_core::{
 use tina_linux::Backend;
 
 const FILE_SIZE: usize = 3000;
-const PATH_SIZE_MAX: usize = 48;
 
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C)]
+#[derive(Clone, Copy, Debug)]
 struct VocabArgs {
-    path: [u8; PATH_SIZE_MAX],
-    path_len: u32,
+    path: &'static str,
     tcp_port: u16,
     udp_port: u16,
 }
@@ -62,8 +59,8 @@ impl Isolate for Vocab {
     type Args = VocabArgs;
 
     fn init(args: &VocabArgs, ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
-        let n = args.path_len as usize;
-        let path = Vocab::filled(ctx, &args.path[..n]).ok_or(CrashReason("no buffer"))?;
+        let n = args.path.len();
+        let path = Vocab::filled(ctx, args.path.as_bytes()).ok_or(CrashReason("no buffer"))?;
         let me = Vocab {
             args: *args,
             file: Fd(-1),
@@ -219,15 +216,14 @@ fn vocabulary(backend: Backend) {
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
     udp.set_read_timeout(Some(StdDuration::from_secs(10)))
         .unwrap();
-    let path = format!("/tmp/tina-vocab-{}-{backend:?}", std::process::id());
-    assert!(path.len() <= PATH_SIZE_MAX);
-    let mut args = VocabArgs {
-        path: [0; PATH_SIZE_MAX],
-        path_len: path.len() as u32,
+    // The spec outlives this function (like the type and children lists below).
+    let path: &'static str =
+        Box::leak(format!("/tmp/tina-vocab-{}-{backend:?}", std::process::id()).into_boxed_str());
+    let args = VocabArgs {
+        path,
         tcp_port: tcp.local_addr().unwrap().port(),
         udp_port: udp.local_addr().unwrap().port(),
     };
-    args.path[..path.len()].copy_from_slice(path.as_bytes());
     let types: &'static [TypeSpec] = Box::leak(Box::new([TypeSpec::of::<Vocab>("vocab")]));
     let children: &'static [ChildSpec<'static>] =
         Box::leak(Box::new([ChildSpec::isolate::<Vocab>(
@@ -264,7 +260,7 @@ fn vocabulary(backend: Backend) {
     assert_eq!(stats[0].counters.crashes, 0);
     let report = rt.stop();
     assert!(report.clean);
-    let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_file(path);
 }
 
 #[test]

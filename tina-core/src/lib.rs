@@ -12,6 +12,12 @@
 //! spawning, timers, I/O buffers — are calls on the [`Ctx`] during the handler, and each returns
 //! at once with a result (`Ok`, `MailboxFull`, `PoolExhausted`, `StaleHandle`, …).
 //!
+//! An isolate is spawned with **init arguments** ([`Isolate::Args`]): any `Copy + Send +
+//! Sync + 'static` value of at most [`INIT_ARGS_SIZE_MAX`] (64) bytes — a `SocketAddr`, a
+//! `&'static str`, an enum, a struct with padding, a [`Handle`]. Its supervisor keeps a copy
+//! ([`InitArgs`], typed: spec validation refuses a child whose arguments are of another type),
+//! because a restart runs `init` again with the same value.
+//!
 //! Every core runs one **shard** ([`Shard`]): a scheduler that owns all of its memory. The
 //! whole system is data ([`SystemSpec`]): types, sizes, supervision trees. From it the core
 //! computes the exact bytes each shard needs ([`Shard::memory_required`]); the platform
@@ -109,14 +115,15 @@
 //! - **Bounded**: every queue, pool and per-tick loop has a limit from the spec; exceeding one
 //!   is an explicit result or a counted drop ([`Counters`]), never growth and never a panic.
 //! - **Stale handles are harmless**: a torn-down isolate's slot gets a new generation; old
-//!   handles can never reach the new occupant.
+//!   handles cannot reach a new occupant for the next 2^28 − 1 incarnations of that slot
+//!   (generations then wrap to 1, so a type's capacity is never used up; see [`Handle`]).
 //! - **Fair**: each type gets `budget_weight × 256` handler calls per tick; within a type, ready
 //!   isolates run in FIFO order, each at most `messages_per_dispatch_max` calls in a row, so a
 //!   ready isolate runs within `⌈ready × k / quota⌉` ticks however hard others are flooded.
 //! - **Deterministic**: iteration orders are fixed (arrays, FIFO queues), there is no floating
 //!   point and no hidden time or randomness; the same inputs give the same transitions.
-//! - **Safe**: `#![deny(unsafe_code)]` except [`memory`] (carving typed slices from the region)
-//!   and [`ring`] (the cross-shard SPSC ring), both covered by Miri.
+//! - **Safe**: `#![deny(unsafe_code)]` except [`memory`] (carving typed slices from the region,
+//!   keeping [`InitArgs`] typed) and [`ring`] (the cross-shard SPSC ring), all covered by Miri.
 //!
 //! ## How the hard parts are solved
 //!
@@ -146,7 +153,7 @@
 //! |---|---|
 //! | `error` | [`SendError`], [`SpawnError`], [`ScratchTooSmall`]: the handler-facing errors (a leaf) |
 //! | `model/` | the data model: [`Handle`]s and ids, [`Message`]s and payloads, [`Effect`], [`Isolate`], time ([`Instant`] in ticks, [`Duration`] in nanoseconds, the step's [`Clock`] with its [`WallTime`]), [`TransferBuf`], the I/O contract ([`io`]) |
-//! | [`memory`] | the region and its measurement, and the bounded structures carved from it: message pool and mailbox FIFOs, I/O and transfer buffers, timer wheel, [`log`](mod@log) ring, [`Counters`] |
+//! | [`memory`] | the region and its measurement, and the bounded structures carved from it: message pool and mailbox FIFOs, I/O and transfer buffers, timer wheel, [`log`](mod@log) ring, [`Counters`]; the typed store of [`InitArgs`] |
 //! | [`platform`] | the seam a driver implements: `Transport`, `IoDriver`, `SocketControl`, `Trap`, `LogSink`, `Wake`, and `Bundle` |
 //! | `cross_shard/` | the SPSC [`ring`], the [`transport`] over a shard's rings, the [`sync`] shim loom checks, [`key_to_shard`] |
 //! | [`spec`] | the boot spec as data, and its validation (`spec/validate.rs`) |
@@ -225,6 +232,7 @@ pub use scheduler::{sleep, wiring};
 
 pub use cross_shard::placement::key_to_shard;
 pub use error::{ScratchTooSmall, SendError, SpawnError};
+pub use memory::args::InitArgs;
 pub use memory::counters::Counters;
 pub use memory::timer::{TimerId, TimersExhausted};
 pub use model::address::{
@@ -235,7 +243,7 @@ pub use model::effect::{CrashReason, Effect};
 pub use model::handle::{
     GENERATION_MAX, Handle, SHARD_COUNT_MAX, SLOT_MAX, ShardId, TYPE_COUNT_MAX, TypeId,
 };
-pub use model::isolate::{INIT_ARGS_SIZE_MAX, InitArgs, Isolate};
+pub use model::isolate::{INIT_ARGS_SIZE_MAX, Isolate};
 pub use model::message::{
     CallToken, Message, Outgoing, PAYLOAD_SIZE_MAX, Payload, PayloadTooLarge, Tag, USER_TAG_MIN,
     UserTag, system_tag,

@@ -206,7 +206,7 @@ fn panic_in_a_handler_crashes_only_that_isolate_and_leaves_the_shard_consistent(
 fn a_call_can_be_answered_later_and_a_too_late_answer_is_dropped() {
     let types = [TypeSpec::of::<Actor>("actor").capacity(4)];
     let mut deferring = args(1);
-    deferring.reply_to_calls = 2;
+    deferring.replies = Replies::Deferred;
     let children = [
         ChildSpec::isolate::<Actor>(&args(0), Restart::Permanent),
         ChildSpec::isolate::<Actor>(&deferring, Restart::Permanent),

@@ -14,8 +14,7 @@ struct Conn {
     stale_buf: Option<IoBuf>,
 }
 
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C)]
+#[derive(Clone, Copy)]
 struct ConnArgs {
     fd: i32,
     /// 1: on the first completion, send from a buffer kept from an earlier call (illegal).
@@ -441,8 +440,7 @@ struct Owner {
     fd: Fd,
 }
 
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C)]
+#[derive(Clone, Copy)]
 struct FdArgs {
     fd: i32,
 }

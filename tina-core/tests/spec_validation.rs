@@ -52,7 +52,7 @@ fn a_valid_spec_passes_and_boots_in_exactly_the_measured_memory() {
         TypeSpec::of::<Actor>("actor").capacity(5),
         TypeSpec::of::<Other>("other").capacity(3),
     ];
-    let inner = [ChildSpec::isolate_zeroed::<Other>(Restart::Transient)];
+    let inner = [ChildSpec::isolate::<Other>(&(), Restart::Transient)];
     let children = [
         ChildSpec::isolate::<Actor>(&args(0), Restart::Permanent),
         ChildSpec::Group(GroupSpec::one_for_one(&inner).strategy(Strategy::RestForOne)),
@@ -339,7 +339,7 @@ fn supervision_tree_rules() {
         Rule::RestartsMax,
     );
     // An unregistered child type.
-    let stranger = [ChildSpec::isolate_zeroed::<Other>(Restart::Permanent)];
+    let stranger = [ChildSpec::isolate::<Other>(&(), Restart::Permanent)];
     let shards = [ShardSpec {
         root: GroupSpec::one_for_one(&stranger),
     }];
@@ -348,6 +348,34 @@ fn supervision_tree_rules() {
         "ty",
         0,
         Rule::UnknownType,
+    );
+    // A child whose args are not its type's `Isolate::Args` (the fields are public).
+    let mismatched = [
+        c[0],
+        ChildSpec::Isolate {
+            ty: TypeRef::of::<Actor>(),
+            args: InitArgs::new(&(1u8, 2u64)),
+            restart: Restart::Permanent,
+            name: None,
+        },
+    ];
+    let shards = [ShardSpec {
+        root: GroupSpec::one_for_one(&mismatched),
+    }];
+    let e = check(
+        &SystemSpec::new(&shards, &types),
+        "args",
+        1,
+        Rule::ArgsTypeMismatch {
+            type_name: "actor",
+            args_type_name: std::any::type_name::<(u8, u64)>(),
+        },
+    );
+    assert_eq!(e.location.to_string(), "shards[0].root.children[1]");
+    let text = e.to_string();
+    assert!(
+        text.contains("u64") && text.contains("actor") && text.contains("Isolate::Args"),
+        "{text}"
     );
     // More static children than capacity.
     let three = [c[0], c[0], c[0]];
@@ -568,7 +596,7 @@ fn a_static_child_whose_init_fails_names_itself_its_reason_and_its_socket_error(
     ];
     let inner = [
         ChildSpec::isolate::<Actor>(&args(0), Restart::Permanent),
-        ChildSpec::isolate_zeroed::<Binder>(Restart::Permanent),
+        ChildSpec::isolate::<Binder>(&(), Restart::Permanent),
     ];
     let children = [ChildSpec::Group(GroupSpec::one_for_one(&inner))];
     let first = one_actor();
@@ -608,7 +636,7 @@ fn a_static_child_whose_init_fails_names_itself_its_reason_and_its_socket_error(
     // An init that fails without a failed socket call carries no I/O error.
     let failing = [ChildSpec::isolate::<Actor>(
         &ActorArgs {
-            fail_init: 1,
+            fail_init: true,
             ..args(0)
         },
         Restart::Permanent,

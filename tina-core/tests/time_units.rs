@@ -10,8 +10,8 @@ const MS: u64 = 1_000_000;
 fn with_ticks<R>(tick_ns: u64, f: impl FnOnce(&mut Rig<'_>) -> R) -> R {
     let a = actors(1, Restart::Permanent);
     let silent = ActorArgs {
-        reply_to_calls: 0,
-        fail_init: 0,
+        replies: Replies::Never,
+        fail_init: false,
         id: 99,
     };
     let children = [

@@ -248,14 +248,12 @@ fn report_end(result: Result<RunReport, RunError>) -> i32 {
 // ───────────────────────────── the demo ─────────────────────────────
 
 /// The chaos client's arguments.
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C)]
+#[derive(Clone, Copy, Debug)]
 struct ChaosArgs {
-    port: u16,
-    /// Nonzero: crash-loop while the clock is in `[loop_from, loop_until)` ticks.
-    doomed: u16,
-    loop_from: u32,
-    loop_until: u32,
+    /// The echo server.
+    server: SocketAddr,
+    /// The doomed shard's client: crash-loop while the clock is in `[from, until)` ticks.
+    crash_loop: Option<(u64, u64)>,
 }
 
 const CHAOS_CRASH: UserTag = UserTag::new(0x50);
@@ -275,7 +273,9 @@ impl Isolate for Chaos {
 
     fn init(args: &ChaosArgs, ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
         let now = ctx.now().ticks();
-        if args.doomed != 0 && now >= u64::from(args.loop_from) && now < u64::from(args.loop_until)
+        if args
+            .crash_loop
+            .is_some_and(|(from, until)| (from..until).contains(&now))
         {
             // Crash on the first message: a tight crash loop.
             return Ok((
@@ -290,13 +290,15 @@ impl Isolate for Chaos {
             .socket(Domain::Ipv4, SocketKind::Stream)
             .map_err(|_| CrashReason("chaos: socket() failed"))?;
         ctx.own_fd(Some(socket));
-        let addr = SocketAddr::from(([127, 0, 0, 1], args.port));
         Ok((
             Chaos {
                 args: *args,
                 socket,
             },
-            Effect::Io(IoOp::Connect { socket, addr }),
+            Effect::Io(IoOp::Connect {
+                socket,
+                addr: args.server,
+            }),
         ))
     }
 
@@ -383,15 +385,11 @@ fn demo(o: &Options) {
         TypeSpec::of::<Chaos>("chaos"),
     ];
     let normal = ChaosArgs {
-        port,
-        doomed: 0,
-        loop_from: 0,
-        loop_until: 0,
+        server: addr,
+        crash_loop: None,
     };
     let doomed = ChaosArgs {
-        doomed: 1,
-        loop_from: 3_000,
-        loop_until: 6_000,
+        crash_loop: Some((3_000, 6_000)),
         ..normal
     };
     let listen = ListenArgs::new(addr, 1024).with_poison_trigger();

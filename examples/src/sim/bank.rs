@@ -57,11 +57,10 @@ const FLUSH: UserTag = UserTag::new(0x84);
 pub const BRANCH: Name<Branch> = Name::new("branch");
 
 /// Branch arguments.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BranchArgs {
-    /// Planted bug (test-only, 1 = on): forget which deposits were applied when starting.
-    pub forget_dedup: u8,
+    /// Planted bug (test-only): forget which deposits were applied when starting.
+    pub forget_dedup: bool,
 }
 
 /// A withdraw or deposit request from a teller.
@@ -563,7 +562,7 @@ impl Isolate for Branch {
                 FileStep::Continue(effect) => effect,
                 FileStep::Loaded(record) => {
                     self.state = BranchState::from_record(record);
-                    if self.args.forget_dedup != 0 {
+                    if self.args.forget_dedup {
                         for t in self.state.tellers.iter_mut() {
                             t.2 = 0; // the planted bug: deposits seen before are forgotten
                         }
@@ -866,7 +865,7 @@ impl Scenario for BankScenario {
 /// which deposits they already applied (a bug the checker must catch).
 pub fn run(config: &SimConfig, options: &ScenarioOptions) -> Report {
     let branch = BranchArgs {
-        forget_dedup: u8::from(options.plant.as_deref() == Some("forget-dedup")),
+        forget_dedup: options.plant.as_deref() == Some("forget-dedup"),
     };
     let types = [
         TypeSpec::of::<Branch>("branch")

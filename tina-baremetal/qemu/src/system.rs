@@ -68,13 +68,13 @@ static TYPES: [TypeSpec; 4] = [
 
 /// Shard 0: the driver, which finishes once and is not restarted.
 static SHARD0_CHILDREN: [ChildSpec<'static>; 1] =
-    [ChildSpec::isolate_zeroed::<Driver>(Restart::Temporary)];
+    [ChildSpec::isolate::<Driver>(&(), Restart::Temporary)];
 
 /// Shard 1: the three services, named so the driver reaches them by name.
 static SHARD1_CHILDREN: [ChildSpec<'static>; 3] = [
-    ChildSpec::named_zeroed(PONGER, Restart::Permanent),
-    ChildSpec::named_zeroed(SILENT, Restart::Permanent),
-    ChildSpec::named_zeroed(PHOENIX, Restart::Permanent),
+    ChildSpec::named(PONGER, &(), Restart::Permanent),
+    ChildSpec::named(SILENT, &(), Restart::Permanent),
+    ChildSpec::named(PHOENIX, &(), Restart::Permanent),
 ];
 
 static SHARDS: [ShardSpec<'static>; CORE_COUNT] = [

@@ -63,8 +63,9 @@ pub struct Counters {
     pub restarts: u64,
     /// Whole-shard recoveries.
     pub shard_recoveries: u64,
-    /// Slots retired because their generation reached the maximum.
-    pub slots_retired: u64,
+    /// Slot generations that wrapped from `GENERATION_MAX` back to 1 at a spawn (see the
+    /// handle module's docs for why a wrap cannot reach a live or recently stale handle).
+    pub generation_wraps: u64,
     /// Closes of descriptors nobody owns any more that found the submission batch full, and
     /// were handed to the platform at once (or held for the next batch) instead.
     pub io_reclaims_deferred: u64,
@@ -120,7 +121,7 @@ impl Counters {
             self.exits,
             self.restarts,
             self.shard_recoveries,
-            self.slots_retired,
+            self.generation_wraps,
             self.io_reclaims_deferred,
             self.io_reclaims_lost,
             self.named_not_running,
@@ -162,7 +163,7 @@ impl Counters {
             exits: a[26],
             restarts: a[27],
             shard_recoveries: a[28],
-            slots_retired: a[29],
+            generation_wraps: a[29],
             io_reclaims_deferred: a[30],
             io_reclaims_lost: a[31],
             named_not_running: a[32],

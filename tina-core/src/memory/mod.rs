@@ -12,8 +12,12 @@
 //!
 //! The structures carved from it each have a fixed capacity from the spec: the message pool
 //! and its intrusive FIFOs (`pool`), the I/O and transfer buffer pools (`iobuf`), the timer
-//! wheel (`timer`), the log ring ([`log`]) and the [`Counters`](crate::Counters).
+//! wheel (`timer`), the log ring ([`log`]) and the [`Counters`](crate::Counters). `args`
+//! keeps one [`InitArgs`](crate::InitArgs) value typed (in a spec and in each isolate's
+//! metadata, for restarts).
 
+#[allow(unsafe_code)]
+pub(crate) mod args;
 pub(crate) mod counters;
 pub(crate) mod iobuf;
 pub mod log;

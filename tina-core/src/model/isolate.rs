@@ -4,7 +4,7 @@ use crate::model::effect::{CrashReason, Effect};
 use crate::model::message::Message;
 use crate::scheduler::ctx::Ctx;
 
-/// Bytes of init arguments an isolate can be spawned (and restarted) with.
+/// Most bytes an isolate type's init arguments ([`Isolate::Args`]) may take.
 pub const INIT_ARGS_SIZE_MAX: usize = 64;
 
 /// An isolate type.
@@ -31,9 +31,18 @@ pub const INIT_ARGS_SIZE_MAX: usize = 64;
 /// }
 /// ```
 pub trait Isolate: Sized + 'static {
-    /// Init arguments: any `Pod` type of at most 64 bytes (checked at compile time). Kept by
-    /// the supervisor so a restart runs `init` with the same arguments.
-    type Args: bytemuck::Pod;
+    /// Init arguments: any `Copy + Send + Sync + 'static` type of at most
+    /// [`INIT_ARGS_SIZE_MAX`] (64) bytes, of any alignment — a number, a tuple, an enum, a
+    /// `SocketAddr`, a `&'static str`, a struct with padding (the size is checked at compile
+    /// time, by [`TypeSpec::of`](crate::TypeSpec::of) and at each spawn).
+    ///
+    /// Why these bounds: the supervisor keeps a copy of the value (in the spec for static
+    /// children, in the isolate's metadata for dynamic ones, as [`InitArgs`](crate::InitArgs))
+    /// so that a restart runs `init` again with the same value, any number of times — so it
+    /// must be `Copy` and small enough for that fixed-size store; a static spec is shared by
+    /// every shard's thread, hence `Send + Sync`; and `'static` because it outlives the
+    /// handler that spawned the child. For more than 64 bytes, pass a `&'static` reference.
+    type Args: Copy + Send + Sync + 'static;
 
     /// Builds the isolate. An `Err` is an init failure (`SpawnError::InitFailed` for a
     /// dynamic spawn; a crash for supervision).
@@ -41,67 +50,4 @@ pub trait Isolate: Sized + 'static {
 
     /// Handles one message.
     fn handle(&mut self, msg: &Message, ctx: &mut Ctx<'_, '_>) -> Effect;
-}
-
-/// Init arguments as bytes (at most 64), as stored in specs and for restarts.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct InitArgs {
-    bytes: [u8; INIT_ARGS_SIZE_MAX],
-    len: u8,
-}
-
-impl Default for InitArgs {
-    fn default() -> Self {
-        InitArgs::EMPTY
-    }
-}
-
-impl InitArgs {
-    /// No arguments (all zero bytes: a valid value of every `Pod` type).
-    pub const EMPTY: InitArgs = InitArgs {
-        bytes: [0; INIT_ARGS_SIZE_MAX],
-        len: 0,
-    };
-
-    /// Encodes a typed value (size checked at compile time).
-    pub fn new<A: bytemuck::Pod>(value: &A) -> InitArgs {
-        const { assert!(core::mem::size_of::<A>() <= INIT_ARGS_SIZE_MAX) };
-        let raw = bytemuck::bytes_of(value);
-        let mut bytes = [0; INIT_ARGS_SIZE_MAX];
-        bytes[..raw.len()].copy_from_slice(raw);
-        InitArgs {
-            bytes,
-            len: raw.len() as u8,
-        }
-    }
-
-    /// Raw bytes, usable in `const` and `static` specs. Panics (a compile error in a const)
-    /// if longer than 64 bytes.
-    pub const fn from_bytes(raw: &[u8]) -> InitArgs {
-        assert!(
-            raw.len() <= INIT_ARGS_SIZE_MAX,
-            "init args are at most 64 bytes"
-        );
-        let mut bytes = [0; INIT_ARGS_SIZE_MAX];
-        let mut i = 0;
-        while i < raw.len() {
-            bytes[i] = raw[i];
-            i += 1;
-        }
-        InitArgs {
-            bytes,
-            len: raw.len() as u8,
-        }
-    }
-
-    /// The bytes given.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..usize::from(self.len)]
-    }
-
-    /// Decodes as `A`. Missing trailing bytes read as zero, which is valid for `Pod` types.
-    pub fn decode<A: bytemuck::Pod>(&self) -> A {
-        const { assert!(core::mem::size_of::<A>() <= INIT_ARGS_SIZE_MAX) };
-        bytemuck::pod_read_unaligned(&self.bytes[..core::mem::size_of::<A>()])
-    }
 }

@@ -17,9 +17,10 @@
 //! the shard's arena list split the same way. So `spawn` runs the child's `init` at once and
 //! returns `InitFailed` synchronously, with no staging copy and no `unsafe`.
 
+use crate::memory::args::InitArgs;
 use crate::memory::{Measure, MemoryError, Region};
 use crate::model::effect::{CrashReason, Effect};
-use crate::model::isolate::{InitArgs, Isolate};
+use crate::model::isolate::Isolate;
 use crate::model::message::Message;
 use crate::scheduler::ctx::{Ctx, CtxParts};
 use core::any::Any;
@@ -41,6 +42,8 @@ pub(crate) trait SlotPlacer {
 #[derive(Clone, Copy)]
 pub(crate) struct TypeVtable {
     pub(crate) rust_type: fn() -> core::any::TypeId,
+    /// The `TypeId` of `T::Args`.
+    pub(crate) args_type: fn() -> core::any::TypeId,
     pub(crate) size: usize,
     pub(crate) align: usize,
     pub(crate) measure: fn(&mut Measure, u32),
@@ -63,6 +66,7 @@ impl TypeVtable {
     pub(crate) const fn of<T: Isolate>() -> TypeVtable {
         TypeVtable {
             rust_type: core::any::TypeId::of::<T>,
+            args_type: core::any::TypeId::of::<T::Args>,
             size: core::mem::size_of::<T>(),
             align: core::mem::align_of::<T>(),
             measure: measure::<T>,
@@ -86,13 +90,17 @@ fn build<'a, T: Isolate>(
     Ok(arena)
 }
 
-/// Runs `T::init` with the child's context and places the value into `slot`.
+/// Runs `T::init` with the child's context and places the value into `slot`. Arguments of
+/// another type than `T::Args` are refused (an init failure), never reinterpreted; spec
+/// validation rejects such a child before boot.
 fn init<T: Isolate>(
     args: &InitArgs,
     ctx: &mut Ctx<'_, '_>,
     slot: u32,
 ) -> Result<Effect, CrashReason> {
-    let args: T::Args = args.decode();
+    let Some(args) = args.decode::<T::Args>() else {
+        return Err(CrashReason("init args are not of the type's Isolate::Args"));
+    };
     let (value, effect) = T::init(&args, ctx)?;
     let mut value = Some(value);
     if ctx.place(slot, &mut value) {

@@ -6,13 +6,14 @@
 //! consistent: each call completed its own update before returning.
 
 use crate::error::{ScratchTooSmall, SendError, SpawnError};
+use crate::memory::args::InitArgs;
 use crate::memory::timer::{TimerId, TimersExhausted};
 use crate::model::address::{Address, Name, Recipient, ShardKey};
 use crate::model::handle::{Handle, ShardId, TypeId};
 use crate::model::io::{
     Control, ControlOutcome, Domain, Fd, IoBuf, IoError, ShutdownHow, SocketKind, SocketOption,
 };
-use crate::model::isolate::{InitArgs, Isolate};
+use crate::model::isolate::Isolate;
 use crate::model::message::{CallToken, Message, Outgoing, Payload, PayloadTooLarge, UserTag};
 use crate::model::time::{Duration, Instant, WallTime};
 use crate::model::transfer::{TransferBuf, TransferError};

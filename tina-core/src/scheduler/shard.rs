@@ -484,6 +484,16 @@ impl<'a, P: Platform> Shard<'a, P> {
     pub fn transfers_in_use(&self) -> u32 {
         self.kernel.transfers_in_use()
     }
+
+    /// Runs `f` on the kernel and the platform parts, for in-crate tests that set up states
+    /// or make calls no public path reaches.
+    #[cfg(test)]
+    pub(crate) fn with_kernel_for_test<R>(
+        &mut self,
+        f: impl FnOnce(&mut Kernel<'a>, &mut Env<'_>) -> R,
+    ) -> R {
+        self.with_kernel(f)
+    }
 }
 
 impl<P: Platform> Drop for Shard<'_, P> {

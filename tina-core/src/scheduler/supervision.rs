@@ -314,5 +314,5 @@ pub(crate) struct Registration {
     pub(crate) group: u16,
     pub(crate) member: u16,
     pub(crate) restart: Restart,
-    pub(crate) args: crate::model::isolate::InitArgs,
+    pub(crate) args: crate::memory::args::InitArgs,
 }

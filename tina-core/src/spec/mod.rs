@@ -9,9 +9,10 @@
 //! Specs contain only `Copy` data, slices and function pointers, so they can be `static`s on
 //! bare metal and built at run time on hosted platforms alike.
 
+use crate::memory::args::InitArgs;
 use crate::model::address::{Name, NameRef};
 use crate::model::handle::{SLOT_MAX, TypeId};
-use crate::model::isolate::{INIT_ARGS_SIZE_MAX, InitArgs, Isolate};
+use crate::model::isolate::{INIT_ARGS_SIZE_MAX, Isolate};
 use crate::model::time::Duration;
 use crate::scheduler::arena::TypeVtable;
 use core::fmt;
@@ -189,7 +190,8 @@ pub enum ChildSpec<'s> {
     Isolate {
         /// Its type.
         ty: TypeRef,
-        /// Its init arguments (also used for restarts).
+        /// Its init arguments (also used for restarts): a value of `ty`'s `Isolate::Args`
+        /// (validation refuses any other type, see `Rule::ArgsTypeMismatch`).
         args: InitArgs,
         /// When it is restarted.
         restart: Restart,
@@ -201,8 +203,9 @@ pub enum ChildSpec<'s> {
 }
 
 impl<'s> ChildSpec<'s> {
-    /// An isolate child with typed arguments.
-    pub fn isolate<T: Isolate>(args: &T::Args, restart: Restart) -> ChildSpec<'s> {
+    /// An isolate child with typed arguments (a copy is kept for restarts). A `const fn`, so
+    /// specs can be `static`s.
+    pub const fn isolate<T: Isolate>(args: &T::Args, restart: Restart) -> ChildSpec<'s> {
         ChildSpec::Isolate {
             ty: TypeRef::of::<T>(),
             args: InitArgs::new(args),
@@ -214,8 +217,12 @@ impl<'s> ChildSpec<'s> {
     /// A static isolate child with a name: any shard can address it as "the isolate named
     /// `name` on this shard" ([`Ctx::on_shard`](crate::Ctx::on_shard),
     /// [`Ctx::by_key`](crate::Ctx::by_key)), whatever incarnation is running. Names are
-    /// unique per shard (checked by validation).
-    pub fn named<T: Isolate>(name: Name<T>, args: &T::Args, restart: Restart) -> ChildSpec<'s> {
+    /// unique per shard (checked by validation). A `const fn`, like [`ChildSpec::isolate`].
+    pub const fn named<T: Isolate>(
+        name: Name<T>,
+        args: &T::Args,
+        restart: Restart,
+    ) -> ChildSpec<'s> {
         ChildSpec::Isolate {
             ty: TypeRef::of::<T>(),
             args: InitArgs::new(args),
@@ -229,27 +236,6 @@ impl<'s> ChildSpec<'s> {
         match self {
             ChildSpec::Isolate { name, .. } => *name,
             ChildSpec::Group(_) => None,
-        }
-    }
-
-    /// An isolate child with all-zero arguments (usable in `const`/`static` specs).
-    pub const fn isolate_zeroed<T: Isolate>(restart: Restart) -> ChildSpec<'s> {
-        ChildSpec::Isolate {
-            ty: TypeRef::of::<T>(),
-            args: InitArgs::EMPTY,
-            restart,
-            name: None,
-        }
-    }
-
-    /// A named isolate child ([`ChildSpec::named`]) with all-zero arguments (usable in
-    /// `const`/`static` specs).
-    pub const fn named_zeroed<T: Isolate>(name: Name<T>, restart: Restart) -> ChildSpec<'s> {
-        ChildSpec::Isolate {
-            ty: TypeRef::of::<T>(),
-            args: InitArgs::EMPTY,
-            restart,
-            name: Some(name.erase()),
         }
     }
 }

@@ -247,8 +247,9 @@ impl SystemSpec<'_> {
         }
         for (c, child) in g.children.iter().enumerate() {
             match child {
-                ChildSpec::Isolate { ty, name, .. } => match self.resolve(*ty) {
-                    Some(id) if name.is_some_and(|n| self.resolve(n.ty) != Some(id)) => {
+                ChildSpec::Isolate { ty, args, name, .. } => {
+                    let id = self.validate_child(*ty, args, *path, c as u16)?;
+                    if name.is_some_and(|n| self.resolve(n.ty) != Some(id)) {
                         return Err(SpecError::new(
                             Location::Child(*path, c as u16),
                             "name",
@@ -256,16 +257,8 @@ impl SystemSpec<'_> {
                             Rule::NameTypeMismatch,
                         ));
                     }
-                    Some(id) => static_counts[usize::from(id.0)] += 1,
-                    None => {
-                        return Err(SpecError::new(
-                            Location::Child(*path, c as u16),
-                            "ty",
-                            c as u64,
-                            Rule::UnknownType,
-                        ));
-                    }
-                },
+                    static_counts[usize::from(id.0)] += 1;
+                }
                 ChildSpec::Group(inner) => {
                     let mut inner_path = *path;
                     inner_path.push(c as u16);
@@ -329,6 +322,35 @@ fn validate_names(shard: u16, root: &GroupSpec<'_>) -> Result<(), SpecError> {
             Ok(())
         })
     })
+}
+
+impl SystemSpec<'_> {
+    /// An isolate child's type is registered and its arguments are of its `Isolate::Args`.
+    fn validate_child(
+        &self,
+        ty: TypeRef,
+        args: &InitArgs,
+        path: GroupPath,
+        c: u16,
+    ) -> Result<TypeId, SpecError> {
+        let at = Location::Child(path, c);
+        let Some(id) = self.resolve(ty) else {
+            return Err(SpecError::new(at, "ty", u64::from(c), Rule::UnknownType));
+        };
+        let t = &self.types[usize::from(id.0)];
+        if args.rust_type() != (t.vtable.args_type)() {
+            return Err(SpecError::new(
+                at,
+                "args",
+                u64::from(c),
+                Rule::ArgsTypeMismatch {
+                    type_name: t.name,
+                    args_type_name: args.type_name(),
+                },
+            ));
+        }
+        Ok(id)
+    }
 }
 
 fn valid_ring_capacity(c: u32) -> bool {
@@ -475,6 +497,13 @@ pub enum Rule {
     TooManyGroups,
     /// A child's type is not registered.
     UnknownType,
+    /// A child's init arguments are not a value of its type's `Isolate::Args`.
+    ArgsTypeMismatch {
+        /// The child's type (its registered name).
+        type_name: &'static str,
+        /// The Rust type of the arguments given.
+        args_type_name: &'static str,
+    },
     /// More static children of a type than its capacity.
     StaticChildrenExceedCapacity {
         /// The type.
@@ -511,6 +540,7 @@ impl fmt::Display for Rule {
             Rule::DuplicateName { name } => write!(f, "two children of this shard are named {name:?} (value = the later child's position among the shard's named children); names are unique per shard"),
             Rule::NameKeyCollision { name, other } => write!(f, "names {name:?} and {other:?} have the same 28-bit key (value); rename one of them"),
             Rule::UnknownType => f.write_str("the child's type is not registered; add TypeSpec::of::<T>(..) to SystemSpec::types"),
+            Rule::ArgsTypeMismatch { type_name, args_type_name } => write!(f, "the child's args are a `{args_type_name}`, not the `Isolate::Args` of `{type_name}`; build the child with ChildSpec::isolate::<T>(&args, ..)"),
             Rule::StaticChildrenExceedCapacity { type_name, capacity } => write!(f, "more static children of `{type_name}` than its capacity {capacity}; raise TypeSpec::capacity"),
         }
     }

@@ -58,14 +58,24 @@ pub mod op {
     pub const STUBBORN: u32 = 15;
 }
 
-/// Init arguments of the actor.
-#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C)]
+/// How the actor answers calls carrying `Ping`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Replies {
+    /// Never (the call times out).
+    Never,
+    /// At once, with `Pong` (n + 1).
+    AtOnce,
+    /// Later, on `REPLY_DEFERRED`.
+    Deferred,
+}
+
+/// Init arguments of the actor (a plain struct: an enum, a flag and padding).
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ActorArgs {
-    /// Non-zero: answer calls carrying `Ping` with `Pong` (n + 1).
-    pub reply_to_calls: u32,
-    /// Non-zero: `init` fails.
-    pub fail_init: u32,
+    /// How calls carrying `Ping` are answered.
+    pub replies: Replies,
+    /// `init` fails.
+    pub fail_init: bool,
     /// A tag stamped in the isolate (to tell incarnations apart).
     pub id: u64,
 }
@@ -115,7 +125,7 @@ impl Isolate for Actor {
     type Args = ActorArgs;
 
     fn init(args: &ActorArgs, _ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
-        if args.fail_init != 0 || FAILING.with(|f| f.borrow().contains(&args.id)) {
+        if args.fail_init || FAILING.with(|f| f.borrow().contains(&args.id)) {
             return Err(CrashReason("init told to fail"));
         }
         EVENTS.with(|e| e.borrow_mut().push(('i', args.id)));
@@ -167,13 +177,13 @@ impl Isolate for Actor {
                 Effect::Done
             };
         }
-        if msg.is_call() && self.args.reply_to_calls == 2 {
+        if msg.is_call() && self.args.replies == Replies::Deferred {
             // Answer later, on REPLY_DEFERRED.
             self.deferred = msg.call_token();
             return Effect::Receive;
         }
         if msg.is_call()
-            && self.args.reply_to_calls != 0
+            && self.args.replies == Replies::AtOnce
             && let Some(p) = msg.decode::<Ping>()
         {
             return Effect::Reply(Outgoing::new(&Pong { n: p.n + 1 }));
@@ -218,8 +228,8 @@ impl Isolate for Actor {
             }
             op::SPAWN => {
                 let args = ActorArgs {
-                    reply_to_calls: 1,
-                    fail_init: cmd.count,
+                    replies: Replies::AtOnce,
+                    fail_init: cmd.count != 0,
                     id: cmd.arg,
                 };
                 self.last_spawn = Some(
@@ -366,8 +376,8 @@ pub fn actors(n: usize, restart: Restart) -> Actors {
             .map(|i| {
                 ChildSpec::isolate::<Actor>(
                     &ActorArgs {
-                        reply_to_calls: 1,
-                        fail_init: 0,
+                        replies: Replies::AtOnce,
+                        fail_init: false,
                         id: i as u64,
                     },
                     restart,
@@ -417,8 +427,8 @@ impl Isolate for Tally {
 
 pub fn args(id: u64) -> ActorArgs {
     ActorArgs {
-        reply_to_calls: 1,
-        fail_init: 0,
+        replies: Replies::AtOnce,
+        fail_init: false,
         id,
     }
 }

@@ -167,8 +167,7 @@ pub(crate) fn reset_recording() {
 // ---------------------------------------------------------------------------------------------
 // The fuzzed isolate (two types with the same behaviour, so spawns cross arenas).
 
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct FzArgs {
     /// 1: `init` fails; 2: `init` panics; 3: `init` returns `Done`; 4: `init` returns `Crash`.
     pub(crate) fail: u32,

@@ -156,7 +156,7 @@ impl<'a> Kernel<'a> {
                 }
                 Some(Message::system(me, system_tag::IO_COMPLETED, &c.encode()))
             }
-            State::Free | State::Initializing | State::Retired => None,
+            State::Free | State::Initializing => None,
         }
     }
 

@@ -26,6 +26,7 @@
 //! only ever runs *between* these calls (or inside `spawn`'s trapped `init`, after the slot
 //! was reserved and before anything else changed), never in the middle of one.
 
+use crate::memory::args::InitArgs;
 use crate::memory::counters::Counters;
 use crate::memory::iobuf::{BufferPool, IoState, WorkChunk};
 use crate::memory::log::LogRing;
@@ -34,7 +35,6 @@ use crate::memory::timer::{TimerId, TimerWheel};
 use crate::model::effect::CrashReason;
 use crate::model::handle::{GENERATION_MAX, Handle, ShardId, ShardSet, TypeId};
 use crate::model::io::{IoCompletion, IoError};
-use crate::model::isolate::InitArgs;
 use crate::model::time::{Duration, Instant, WallTime};
 use crate::platform::{SocketControl, Transport, Trap};
 use crate::scheduler::arena::ArenaRef;
@@ -53,6 +53,8 @@ mod spawn;
 mod step;
 mod supervise;
 mod teardown;
+#[cfg(test)]
+mod tests;
 mod timers;
 
 pub(crate) use io::Orphans;
@@ -80,8 +82,6 @@ pub(crate) enum State {
     AwaitingReply,
     /// Parked until its I/O completion.
     AwaitingIo,
-    /// Generation exhausted: never used again.
-    Retired,
 }
 
 /// Why a call ended without a reply (payload of `CALL_TIMEOUT`).
@@ -147,7 +147,7 @@ impl Meta {
     };
 
     fn is_live(&self) -> bool {
-        !matches!(self.state, State::Free | State::Retired)
+        !matches!(self.state, State::Free)
     }
 
     /// Whether the isolate has something to be dispatched with right now.
@@ -157,7 +157,7 @@ impl Meta {
             State::Yielded => true,
             State::AwaitingReply => self.reply != NIL || self.call_failure.is_some(),
             State::AwaitingIo => self.io_completion.is_some(),
-            State::Free | State::Initializing | State::Retired => false,
+            State::Free | State::Initializing => false,
         }
     }
 }
@@ -279,30 +279,30 @@ impl<'a> TypeState<'a> {
         }
     }
 
-    /// Takes a free slot, bumping its generation. Slots whose generation is exhausted are
-    /// retired. Returns the slot and its new generation.
+    /// Takes a free slot, bumping its generation: after [`GENERATION_MAX`] the next one is 1
+    /// (0 stays "never live"; counted in `generation_wraps`). Returns the slot and its new
+    /// generation. Slots come off the free list in FIFO order (see [`TypeState::release`]),
+    /// so a slot is reused only after every slot freed before it.
     fn reserve(&mut self, counters: &mut Counters) -> Option<(u32, u32)> {
-        loop {
-            let slot = self.free.head;
-            if slot == NIL {
-                return None;
-            }
-            self.free.head = self.metas[slot as usize].free_next;
-            if self.free.head == NIL {
-                self.free.tail = NIL;
-            }
-            let m = &mut self.metas[slot as usize];
-            m.free_next = NIL;
-            if m.generation >= GENERATION_MAX {
-                m.state = State::Retired;
-                counters.slots_retired += 1;
-                continue;
-            }
-            m.generation += 1;
-            m.state = State::Initializing;
-            self.live += 1;
-            return Some((slot, m.generation));
+        let slot = self.free.head;
+        if slot == NIL {
+            return None;
         }
+        self.free.head = self.metas[slot as usize].free_next;
+        if self.free.head == NIL {
+            self.free.tail = NIL;
+        }
+        let m = &mut self.metas[slot as usize];
+        m.free_next = NIL;
+        if m.generation >= GENERATION_MAX {
+            m.generation = 1;
+            counters.generation_wraps += 1;
+        } else {
+            m.generation += 1;
+        }
+        m.state = State::Initializing;
+        self.live += 1;
+        Some((slot, m.generation))
     }
 
     /// Returns a torn-down slot to the free list (FIFO, so generations wear evenly).
@@ -465,7 +465,7 @@ impl<'a> Kernel<'a> {
     pub(crate) fn handle(&self, ty: u8, slot: u32) -> Handle {
         let generation = self.types[usize::from(ty)].metas[slot as usize].generation;
         // Slots and generations stay in range by construction (capacity is validated, and
-        // slots retire at GENERATION_MAX); generation 0 means "never used".
+        // generations wrap from GENERATION_MAX to 1); generation 0 means "never used".
         Handle::pack(self.shard, TypeId(ty), slot, generation)
     }
 

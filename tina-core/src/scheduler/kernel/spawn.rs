@@ -3,10 +3,10 @@
 
 use super::{Env, Kernel, NOTICE_SHUTDOWN};
 use crate::error::SpawnError;
+use crate::memory::args::InitArgs;
 use crate::memory::iobuf::WorkChunk;
 use crate::model::effect::CrashReason;
 use crate::model::handle::Handle;
-use crate::model::isolate::InitArgs;
 use crate::platform::{CallKind, TrapCall};
 use crate::scheduler::arena::{SlotPlacer, reborrow};
 use crate::scheduler::boot::InitFailure;
