@@ -26,10 +26,10 @@ const PING: Name<Player> = Name::new("ping");
 const PONG: Name<Player> = Name::new("pong");
 
 impl Isolate for Player {
-    /// The ball's last count, and whether this player is `PING` (1) or `PONG` (0).
-    type Args = [u64; 2];
-    fn init(&[limit, ping]: &[u64; 2], _: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
-        let other = if ping == 1 { PONG } else { PING };
+    /// The ball's last count, and whether this player is `PING`.
+    type Args = (u64, bool);
+    fn init(&(limit, ping): &(u64, bool), _: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
+        let other = if ping { PONG } else { PING };
         let me = Player {
             other,
             limit,
@@ -54,8 +54,8 @@ impl Isolate for Player {
 pub(crate) fn tina_ping_pong_named(messages: u64) -> u64 {
     let types = [TypeSpec::of::<Player>("player").capacity(2)];
     let children = [
-        ChildSpec::named(PING, &[messages, 1], Restart::Permanent),
-        ChildSpec::named(PONG, &[messages, 0], Restart::Permanent),
+        ChildSpec::named(PING, &(messages, true), Restart::Permanent),
+        ChildSpec::named(PONG, &(messages, false), Restart::Permanent),
     ];
     let shards = [ShardSpec {
         root: GroupSpec::one_for_one(&children),
