@@ -205,6 +205,14 @@
 //!    `commit`) → `Kernel::deliver_inbound`, which hands a reply to `Kernel::deliver_reply`
 //!    and anything else to `Kernel::deliver_local` — the mailbox of step 1 above.
 //!
+//! A named address (`ctx.on_shard(NAME, shard)`) takes the same path; it never locates as a
+//! plain handle (its slot value is reserved), so `Kernel::deliver_local_with` refuses it with
+//! an uncounted `UnknownName` and the caller resolves it off the fast path
+//! (`Kernel::resolve_name`: the shard's name table → the child's running incarnation) and
+//! delivers again. A call that cannot be delivered on the receiving shard becomes a refusal
+//! (`Kernel::refuse_call`) that `Kernel::send_refusals` sends back through the ring; the
+//! caller's `Kernel::deliver_reply` ends its call with the reason.
+//!
 //! [`RingTransport`]: transport::RingTransport
 #![no_std]
 #![deny(unsafe_code)]
@@ -260,3 +268,8 @@ pub use spec::{
 
 /// Re-exported so user payload types can derive `Pod` through one dependency path.
 pub use bytemuck;
+
+/// The README's example, compiled as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeExample;
