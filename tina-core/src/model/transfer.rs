@@ -13,6 +13,14 @@
 //! `TransferError::Stale`, never another message's bytes. The length is recorded with the
 //! buffer, so the receiver sees exactly what was written. If the receiver is torn down with
 //! the message still queued, the buffer returns to the pool with the mailbox.
+//!
+//! Across shards, a large payload travels in a bulk slot ([`crate::bulk`]): each shard owns
+//! one pool of slots in two size classes (`SystemSpec::bulk`, by default up to 66 KiB per
+//! payload), the sender writes the bytes once into a slot of its own pool, the ordinary
+//! envelope carries only the slot reference through the ring (so the payload stays in order
+//! with the sender's other messages), the receiver reads the bytes in place during its handler
+//! call and gives the slot back with one store. The kernel does not use them yet:
+//! `Ctx::send_transfer` to an isolate of another shard still returns `SendError::NotLocal`.
 
 use crate::model::io::IoBuf;
 use core::fmt;
