@@ -685,6 +685,89 @@ impl<'a> BulkPeer<'a> {
     }
 }
 
+/// Everything one shard needs of the bulk pools: the owner's half of its own pool and its peer
+/// half of every shard's pool (its own included), indexed by owner shard. It routes each
+/// reference to the pool it names, so a caller never cares where the sender lives.
+pub struct BulkPorts<'r> {
+    me: ShardId,
+    owner: BulkOwner<'r>,
+    peers: &'r mut [Option<BulkPeer<'r>>],
+}
+
+impl<'r> BulkPorts<'r> {
+    /// Shard `me`'s ports: `owner` must be the owner's half of `me`'s pool and `peers[s]`
+    /// shard `me`'s peer half of shard `s`'s pool (`None` for a shard without one); `None` if
+    /// any half is misplaced.
+    pub fn new(
+        me: ShardId,
+        owner: BulkOwner<'r>,
+        peers: &'r mut [Option<BulkPeer<'r>>],
+    ) -> Option<BulkPorts<'r>> {
+        let placed = peers.iter().enumerate().all(|(s, p)| {
+            p.as_ref()
+                .is_none_or(|p| p.me == me && usize::from(p.pool.owner.0) == s)
+        });
+        (owner.pool.owner == me && placed).then_some(BulkPorts { me, owner, peers })
+    }
+
+    /// The shard these ports belong to.
+    pub fn shard(&self) -> ShardId {
+        self.me
+    }
+
+    /// The owner's half of this shard's pool (allocate, write, lend, cancel).
+    pub fn own(&mut self) -> &mut BulkOwner<'r> {
+        &mut self.owner
+    }
+
+    fn peer(&self, r: BulkRef) -> Option<&BulkPeer<'r>> {
+        self.peers.get(usize::from(r.owner().0))?.as_ref()
+    }
+
+    fn peer_mut(&mut self, r: BulkRef) -> Option<&mut BulkPeer<'r>> {
+        self.peers.get_mut(usize::from(r.owner().0))?.as_mut()
+    }
+
+    /// [`BulkPeer::accept`] on the pool `r` names (`false` for an unknown pool).
+    pub fn accept(&mut self, r: BulkRef) -> bool {
+        self.peer_mut(r).is_some_and(|p| p.accept(r))
+    }
+
+    /// [`BulkPeer::bytes`] on the pool `r` names.
+    pub fn bytes(&self, r: BulkRef) -> Option<&[u8]> {
+        self.peer(r)?.bytes(r)
+    }
+
+    /// [`BulkPeer::give_back`] on the pool `r` names.
+    pub fn give_back(&mut self, r: BulkRef) -> bool {
+        self.peer_mut(r).is_some_and(|p| p.give_back(r))
+    }
+
+    /// [`BulkPeer::refuse`] on the pool `r` names.
+    pub fn refuse(&mut self, r: BulkRef) -> bool {
+        self.peer_mut(r).is_some_and(|p| p.refuse(r))
+    }
+
+    /// Everything this shard holds goes back: its unsent drafts and every slot of every pool
+    /// it accepted and has not given back (the shard is rebuilt or stops). Slots it lent to
+    /// other shards stay lent until they give them back. Returns how many.
+    pub fn reclaim(&mut self) -> usize {
+        let drafts = self.owner.reclaim_drafts();
+        let taken: usize = self
+            .peers
+            .iter_mut()
+            .flatten()
+            .map(|p| p.reclaim_taken())
+            .sum();
+        drafts + taken
+    }
+
+    /// Slots of this shard's own pool not free (lent out, held or drafts).
+    pub fn own_in_use(&self) -> usize {
+        self.owner.pool.in_use()
+    }
+}
+
 /// The ordering of the return store: `Release`, so the holder's reads of the bytes happen
 /// before the owner's next writes. `--cfg tina_planted_bulk_bug` weakens it to `Relaxed`, the
 /// bug the loom model must catch.
@@ -912,6 +995,57 @@ mod tests {
             assert!(peers[1].give_back(r));
         }
         assert_eq!(pool.in_use(), 0);
+    }
+
+    #[test]
+    fn bulk_ports_route_references_to_the_pool_they_name() {
+        let mut m0 = memory(CONFIG);
+        let mut m1 = memory(CONFIG);
+        let pool0 = pool(&mut m0, 0);
+        let pool1 = pool(&mut m1, 1);
+        let (mut owner0, peers0) = halves(&pool0);
+        let (owner1, peers1) = halves(&pool1);
+        // Shard 1's ports: its own pool's owner, its peer half of pools 0 and 1.
+        let mut of1: Vec<Option<BulkPeer<'_>>> = vec![None, None];
+        for p in peers0.into_iter().chain(peers1) {
+            if p.me == ShardId(1) {
+                let s = usize::from(p.pool.owner.0);
+                of1[s] = Some(p);
+            }
+        }
+        {
+            // Shard 2's own owner, but its peer half of pool 2 placed where pool 0's belongs.
+            let mut m2 = memory(CONFIG);
+            let pool2 = pool(&mut m2, 2);
+            let (owner2, mut peers2) = halves(&pool2);
+            let mut wrong = vec![Some(peers2.remove(2))];
+            assert!(BulkPorts::new(ShardId(2), owner2, &mut wrong).is_none());
+        }
+        let mut ports = BulkPorts::new(ShardId(1), owner1, &mut of1).unwrap();
+        assert_eq!(ports.shard(), ShardId(1));
+        // From shard 0 and from itself, through the same calls.
+        let remote = send(&mut owner0, 200, 0xA0, 1);
+        let own = ports.own();
+        let d = own.alloc(300).unwrap();
+        own.bytes_mut(d).unwrap().fill(0xB1);
+        let local = own.lend(d, ShardId(1)).unwrap();
+        let draft = ports.own().alloc(10).unwrap();
+        for (r, len, fill) in [(remote, 200, 0xA0), (local, 300, 0xB1)] {
+            assert!(ports.accept(r));
+            let bytes = ports.bytes(r).unwrap();
+            assert_eq!(bytes.len(), len);
+            assert!(bytes.iter().all(|&b| b == fill));
+        }
+        assert_eq!(ports.own_in_use(), 2);
+        assert!(ports.give_back(local));
+        assert!(!ports.give_back(local));
+        // The shard is rebuilt: the remote slot it held and its draft come back.
+        assert_eq!(ports.reclaim(), 2);
+        assert_eq!(ports.own().bytes_mut(draft), None);
+        assert_eq!((pool0.in_use(), pool1.in_use()), (0, 0));
+        assert_eq!(ports.bytes(remote), None);
+        let unknown = BulkRef::from_bits(7 << 24);
+        assert!(!ports.accept(unknown) && !ports.refuse(unknown) && ports.bytes(unknown).is_none());
     }
 
     #[test]
