@@ -526,6 +526,20 @@ impl<'a> BulkOwner<'a> {
         None
     }
 
+    /// The draft `r` names, if it still is one of this owner's allocated, unsent slots.
+    pub fn draft_of(&self, r: BulkRef) -> Option<BulkDraft> {
+        if r.owner() != self.pool.owner {
+            return None;
+        }
+        let slot = self.pool.slots.get(r.index())?;
+        let word = slot.lent.load(Ordering::Relaxed);
+        let draft = BulkDraft {
+            index: r.index() as u32,
+            word,
+        };
+        (word_gen(word) & REF_GEN_MASK == r.generation() && self.is_draft(draft)).then_some(draft)
+    }
+
     /// Whether `draft` is still this owner's allocated, unsent slot.
     fn is_draft(&self, draft: BulkDraft) -> bool {
         let Some(slot) = self.pool.slots.get(draft.index as usize) else {
@@ -692,7 +706,14 @@ pub struct BulkPorts<'r> {
     me: ShardId,
     owner: BulkOwner<'r>,
     peers: &'r mut [Option<BulkPeer<'r>>],
+    /// What the handler calls in progress hold (a stack, like the transfer buffers'): drafts
+    /// they allocated and references delivered to them.
+    held: [BulkRef; BULK_HELD_PER_CALL_MAX],
+    held_len: usize,
 }
+
+/// Bulk slots one handler call can hold at once (allocated or delivered).
+pub const BULK_HELD_PER_CALL_MAX: usize = 8;
 
 impl<'r> BulkPorts<'r> {
     /// Shard `me`'s ports: `owner` must be the owner's half of `me`'s pool and `peers[s]`
@@ -707,7 +728,116 @@ impl<'r> BulkPorts<'r> {
             p.as_ref()
                 .is_none_or(|p| p.me == me && usize::from(p.pool.owner.0) == s)
         });
-        (owner.pool.owner == me && placed).then_some(BulkPorts { me, owner, peers })
+        (owner.pool.owner == me && placed).then_some(BulkPorts {
+            me,
+            owner,
+            peers,
+            held: [BulkRef(0); BULK_HELD_PER_CALL_MAX],
+            held_len: 0,
+        })
+    }
+
+    /// Allocates a draft for `len` bytes for the handler call in progress, named by the bits
+    /// it will have once lent; cancelled when the call ends unless sent.
+    pub fn call_alloc(&mut self, len: usize) -> Result<BulkRef, BulkError> {
+        if self.held_len == BULK_HELD_PER_CALL_MAX {
+            return Err(BulkError::Exhausted);
+        }
+        let d = self.owner.alloc(len)?;
+        let r = BulkRef::new(self.me, d.index, d.word);
+        self.held[self.held_len] = r;
+        self.held_len += 1;
+        Ok(r)
+    }
+
+    fn held_index(&self, r: BulkRef) -> Option<usize> {
+        self.held[..self.held_len].iter().position(|&h| h == r)
+    }
+
+    /// The writable payload of a draft the call in progress holds.
+    pub fn call_draft_mut(&mut self, r: BulkRef) -> Option<&mut [u8]> {
+        self.held_index(r)?;
+        let d = self.owner.draft_of(r)?;
+        self.owner.bytes_mut(d)
+    }
+
+    /// The payload of a reference the call in progress holds (a delivered one), read in
+    /// place; or of its own draft.
+    pub fn call_bytes(&self, r: BulkRef) -> Option<&[u8]> {
+        self.held_index(r)?;
+        if let Some(d) = self.owner.draft_of(r) {
+            let slot = &self.owner.pool.slots[d.index as usize];
+            let len = self.owner.pool.len_of(slot);
+            let (start, capacity) = self.owner.pool.area(d.index as usize);
+            // SAFETY: the slot is this shard's draft: only the owner's half writes it, through
+            // `&mut` access to these ports, which `&self` excludes while this borrow lives;
+            // the range lies inside the slot's area, borrowed for `'r`.
+            return Some(unsafe {
+                core::slice::from_raw_parts(start.cast_const(), len.min(capacity))
+            });
+        }
+        self.bytes(r)
+    }
+
+    /// Lends a draft of the call in progress to shard `to` (after its envelope was staged
+    /// or queued): the call no longer holds it. A slot lent to this very shard is accepted at
+    /// once (it is already in a local mailbox). `false` if `r` is not a draft of this call.
+    pub fn call_lend(&mut self, r: BulkRef, to: ShardId) -> bool {
+        let Some(i) = self.held_index(r) else {
+            return false;
+        };
+        let Some(d) = self.owner.draft_of(r) else {
+            return false;
+        };
+        if self.owner.lend(d, to).is_none() {
+            return false;
+        }
+        self.held_len -= 1;
+        self.held.copy_within(i + 1..=self.held_len, i);
+        if to == self.me {
+            let accepted = self.accept(r);
+            debug_assert!(accepted);
+        }
+        true
+    }
+
+    /// Makes an accepted reference (a message being handled) the call's: given back when the
+    /// call ends. `false` (and given back now) if the call holds too many, or if `r` is not
+    /// held by this shard.
+    pub fn call_hold(&mut self, r: BulkRef) -> bool {
+        if self.bytes(r).is_none() {
+            return false;
+        }
+        if self.held_len == BULK_HELD_PER_CALL_MAX {
+            self.give_back(r);
+            return false;
+        }
+        self.held[self.held_len] = r;
+        self.held_len += 1;
+        true
+    }
+
+    /// How many the calls in progress hold (a child's `init` runs inside its parent's call
+    /// and releases only what it took).
+    pub fn held_mark(&self) -> usize {
+        self.held_len
+    }
+
+    /// Ends the holdings from `mark` on: unsent drafts are cancelled, delivered references
+    /// given back.
+    pub fn release_held_from(&mut self, mark: usize) {
+        while self.held_len > mark {
+            self.held_len -= 1;
+            let r = self.held[self.held_len];
+            match self.owner.draft_of(r) {
+                Some(d) => {
+                    self.owner.cancel(d);
+                }
+                None => {
+                    self.give_back(r);
+                }
+            }
+        }
     }
 
     /// The shard these ports belong to.
@@ -748,10 +878,12 @@ impl<'r> BulkPorts<'r> {
         self.peer_mut(r).is_some_and(|p| p.refuse(r))
     }
 
-    /// Everything this shard holds goes back: its unsent drafts and every slot of every pool
+    /// Everything this shard holds goes back: the calls' holdings, its unsent drafts and every
+    /// slot of every pool
     /// it accepted and has not given back (the shard is rebuilt or stops). Slots it lent to
     /// other shards stay lent until they give them back. Returns how many.
     pub fn reclaim(&mut self) -> usize {
+        self.held_len = 0;
         let drafts = self.owner.reclaim_drafts();
         let taken: usize = self
             .peers

@@ -23,7 +23,7 @@ impl<'a> Kernel<'a> {
         let owned_fd = core::mem::replace(&mut m.owned_fd, -1);
         while let Some(i) = self.pool.pop_from(&mut mailbox) {
             if let Some(t) = self.pool.get(i).transfer() {
-                self.transfers.free(t.0);
+                self.free_transfer(t);
             }
             self.pool.release(i);
         }
