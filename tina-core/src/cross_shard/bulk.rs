@@ -25,10 +25,12 @@
 //!   square; the pools' totals at the defaults are in the table below.
 //! - **One copy.** The sender writes the payload straight into its own slot; the envelope
 //!   that travels through the ordinary ring carries only the slot reference
-//!   (`FLAG_TRANSFER` and `aux`), so a large message keeps its place in the order of the
-//!   sender's other messages to that shard. The receiver reads the bytes in place, in the
-//!   sender's memory, during its handler call. Measured against streaming the bytes through
-//!   the envelope ring, this saves a copy on each side and keeps the ring's slots 128 bytes.
+//!   (`FLAG_TRANSFER` with `FLAG_BULK`, and `aux`), so a large message keeps its place in the
+//!   order of the sender's other messages to that shard. The receiver reads the bytes in
+//!   place, in the sender's memory, during its handler call. Compared with streaming the
+//!   bytes through the envelope ring in 96-byte pieces, this avoids a copy on each side and
+//!   keeps the ring's slots 128 bytes (a design argument: the two have not been benchmarked
+//!   against each other yet).
 //! - **No read-modify-write anywhere**, so it works with the load/store atomics of
 //!   `thumbv6m-none-eabi` like the ring: every word of a slot has a single writer at any time.
 //!   - `lent` (owner only): the generation of the current lending, whether it was sent and the
@@ -57,6 +59,20 @@
 //!   receiving shard accepted (a shard that is rebuilt); [`BulkOwner::reclaim_drafts`] frees
 //!   the slots the owner allocated but never sent. A slot lent to another shard stays lent
 //!   until that shard gives it back: the owner never takes back memory a live reader may read.
+//!
+//! # In the kernel and the platforms
+//!
+//! A platform carves every shard's pool ([`carve_bulk_pool`](crate::wiring::carve_bulk_pool)),
+//! gives each shard its [`BulkPorts`] (its own pool's owner half and its peer half of every
+//! pool) and attaches them with [`Shard::attach_bulk`](crate::Shard::attach_bulk). From then on
+//! the shard's transfers (`Ctx::transfer_alloc`, `transfer_mut`, `send_transfer`,
+//! `transfer_data`) use bulk slots, to an isolate of any shard: a slot is the handler call's
+//! until sent (cancelled when the call ends otherwise), the receiving shard accepts it when the
+//! envelope enters the shard (out of the ring, or at once for a local send), the receiving
+//! call reads it in place, and it goes back when that call ends, when the message is refused
+//! (dead or full receiver, quarantined shard), or when its receiver is torn down with it still
+//! queued (an isolate crash, a shard recovery). The simulator attaches bulk pools to every
+//! shard; the Linux and bare-metal drivers do not yet (their transfers stay shard-local).
 //!
 //! # Sizes
 //!
