@@ -8,12 +8,15 @@
 //!   conserved despite crashes, drops and partitions.
 //! - [`dispatcher`]: the job dispatcher of [`crate::dispatcher`], with local and cross-shard
 //!   workers that crash and restart; stale handles are refused.
+//! - [`bulk`]: large messages (97 B to 66 KiB, in bulk slots) between shards under crashes and
+//!   shard recoveries; every payload checked whole and in order, every slot back at shutdown.
 //! - [`idle`]: a heartbeat once a simulated second per shard, to measure time compression
 //!   (no faults).
 //!
 //! [`scenarios`] lists them for the `simulate` binary (and for tests).
 
 pub mod bank;
+pub mod bulk;
 pub mod dispatcher;
 pub mod echo;
 pub mod idle;
@@ -21,7 +24,7 @@ pub mod idle;
 use tina_sim::cli::ScenarioEntry;
 
 /// Every scenario, for `tina_sim::cli`.
-pub fn scenarios() -> [ScenarioEntry; 4] {
+pub fn scenarios() -> [ScenarioEntry; 5] {
     [
         ScenarioEntry {
             name: "echo",
@@ -43,6 +46,13 @@ pub fn scenarios() -> [ScenarioEntry; 4] {
             run: dispatcher::run,
             plants: &[],
             faults: dispatcher::FAULTS,
+        },
+        ScenarioEntry {
+            name: "bulk",
+            about: "large messages between shards under crashes; whole, in order, no slot leaked",
+            run: bulk::run,
+            plants: &[],
+            faults: bulk::FAULTS,
         },
         ScenarioEntry {
             name: "idle",

@@ -233,7 +233,7 @@ pub mod spec;
 #[cfg(any(test, feature = "std"))]
 pub mod testing;
 
-pub use cross_shard::{ring, sync, transport};
+pub use cross_shard::{bulk, ring, sync, transport};
 pub use memory::log;
 pub use model::io;
 pub use scheduler::{sleep, wiring};
@@ -258,7 +258,9 @@ pub use model::message::{
 };
 pub use model::time::{Clock, Duration, HttpDate, Instant, WallTime};
 pub use model::transfer::{TransferBuf, TransferError};
-pub use scheduler::boot::{BootError, InitFailure, SystemMemory, ring_memory_required};
+pub use scheduler::boot::{
+    BootError, InitFailure, SystemMemory, bulk_memory_required, ring_memory_required,
+};
 pub use scheduler::ctx::Ctx;
 pub use scheduler::shard::{Shard, ShardStatus, StepReport};
 pub use spec::{

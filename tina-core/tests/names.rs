@@ -450,7 +450,10 @@ fn names_are_validated_per_shard() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "a birthday search over ~2^14 names; validation has no unsafe code")]
+#[cfg_attr(
+    miri,
+    ignore = "a birthday search over ~2^14 names; validation has no unsafe code"
+)]
 fn two_names_whose_keys_collide_are_refused_with_both_named() {
     // Find two texts with the same 28-bit key (a birthday search: ~2^14 texts).
     let mut seen = std::collections::HashMap::new();

@@ -473,7 +473,7 @@ fn ring_memory_is_counted_per_consumer_and_in_the_system_total() {
         .sum();
     assert_eq!(total.regions, regions);
     assert_eq!(total.rings, (64 * 5 + 4096) * slot + 6 * ring);
-    assert_eq!(total.total(), Some(regions + total.rings));
+    assert_eq!(total.total(), Some(regions + total.rings + total.bulk));
     // One shard: no rings at all.
     let one = SystemSpec::new(&shards[..1], &types);
     assert_eq!(SystemMemory::of(&one).unwrap().rings, 0);

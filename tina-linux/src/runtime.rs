@@ -171,7 +171,10 @@ fn plan_memory(spec: &SystemSpec<'_>, config: &Config) -> Result<MemoryPlan, Run
              count or the per-shard sizes)"
         ))
     };
-    let system = SystemMemory::of(spec).map_err(overflow)?;
+    let mut system = SystemMemory::of(spec).map_err(overflow)?;
+    // This driver does not map bulk pools yet (transfers stay within their shard here), so
+    // they are not part of what it takes.
+    system.bulk = 0;
     let n = spec.shards.len();
     let mut plan = MemoryPlan {
         regions: Vec::with_capacity(n),

@@ -37,8 +37,10 @@ use crate::world::{Node, Partition, Phase, World, WorldRef};
 use std::cell::RefCell;
 use std::fmt;
 use std::rc::Rc;
+use tina_core::bulk::{BulkPeer, BulkPorts};
 use tina_core::io::IoOp;
 use tina_core::memory::RegionBlock;
+use tina_core::wiring::carve_bulk_pool;
 use tina_core::{
     BootError, Clock, Counters, Duration, Instant, Shard, ShardId, ShardStatus, SystemSpec,
     WallTime,
@@ -137,21 +139,60 @@ impl Report {
     }
 }
 
-/// Memory for every shard of a system, allocated once before boot.
+/// Memory for every shard of a system, allocated once before boot: its region and its bulk
+/// pool.
 pub struct Regions {
     regions: Vec<Vec<RegionBlock>>,
+    bulk: Vec<Vec<RegionBlock>>,
 }
 
 impl Regions {
-    /// Exactly sized, aligned regions for every shard of `spec`.
+    /// Exactly sized, aligned regions and bulk pools for every shard of `spec`.
     pub fn new(spec: &SystemSpec<'_>) -> Result<Regions, BootError> {
         let mut regions = Vec::with_capacity(spec.shards.len());
         for s in 0..spec.shards.len() {
             let n = Shard::<SimPlatform>::memory_required(spec, ShardId(s as u8))?;
             regions.push(vec![RegionBlock::UNINIT; RegionBlock::blocks_for(n)]);
         }
-        Ok(Regions { regions })
+        let per_pool = tina_core::bulk_memory_required(spec)?;
+        let bulk = (0..spec.shards.len())
+            .map(|_| vec![RegionBlock::UNINIT; RegionBlock::blocks_for(per_pool)])
+            .collect();
+        Ok(Regions { regions, bulk })
     }
+}
+
+/// Every shard's peer halves of every bulk pool (`peers[shard][owner]`), filled at boot.
+type BulkPeers<'a> = Vec<Vec<Option<BulkPeer<'a>>>>;
+
+/// Carves every shard's bulk pool from `bulk` and builds each shard's ports (in shard order).
+fn bulk_ports<'a>(
+    spec: &SystemSpec<'_>,
+    bulk: &'a mut [Vec<RegionBlock>],
+    peers: &'a mut BulkPeers<'a>,
+) -> Result<Vec<BulkPorts<'a>>, BootError> {
+    let n = spec.shards.len();
+    let failed = || BootError::Memory(tina_core::memory::MemoryError::Overflow);
+    peers.clear();
+    peers.resize_with(n, || (0..n).map(|_| None).collect());
+    let mut owners = Vec::with_capacity(n);
+    for (i, blocks) in bulk.iter_mut().enumerate() {
+        let bytes = RegionBlock::as_bytes(blocks);
+        let owner = carve_bulk_pool(spec, ShardId(i as u8), bytes, |to, p| {
+            peers[usize::from(to.0)][i] = Some(p);
+        })
+        .map_err(|e| match e {
+            tina_core::wiring::WiringError::Bulk { error, .. } => BootError::Memory(error),
+            _ => failed(),
+        })?;
+        owners.push(owner);
+    }
+    let rows: &'a mut [Vec<Option<BulkPeer<'a>>>] = peers;
+    let mut ports = Vec::with_capacity(n);
+    for (i, (row, owner)) in rows.iter_mut().zip(owners).enumerate() {
+        ports.push(BulkPorts::new(ShardId(i as u8), owner, row).ok_or_else(failed)?);
+    }
+    Ok(ports)
 }
 
 /// Runs `scenario` on the system `spec` with `config`: the library's main entry point.
@@ -174,7 +215,17 @@ pub fn run(spec: &SystemSpec<'_>, config: &SimConfig, scenario: &mut dyn Scenari
         Err(e) => return failed_boot(config, faults, &world, format!("boot failed: {e}")),
     };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let mut sim = match Simulation::boot(spec, &mut regions, config, faults, &world, scenario) {
+        let mut peers = Vec::new();
+        let booted = Simulation::boot(
+            spec,
+            &mut regions,
+            &mut peers,
+            config,
+            faults,
+            &world,
+            scenario,
+        );
+        let mut sim = match booted {
             Ok(sim) => sim,
             Err(e) => return Err(format!("boot failed: {e}")),
         };
@@ -295,21 +346,26 @@ impl<'s, 'a> Simulation<'s, 'a> {
     fn boot(
         spec: &'a SystemSpec<'a>,
         regions: &'a mut Regions,
+        peers: &'a mut BulkPeers<'a>,
         config: &'s SimConfig,
         faults: FaultConfig,
         world: &'s WorldRef,
         scenario: &dyn Scenario,
     ) -> Result<Simulation<'s, 'a>, BootError> {
         let mut shards = Vec::with_capacity(regions.regions.len());
-        for (i, blocks) in regions.regions.iter_mut().enumerate() {
+        let ports = bulk_ports(spec, &mut regions.bulk, peers)?;
+        for ((i, blocks), ports) in regions.regions.iter_mut().enumerate().zip(ports) {
             let platform = crate::platform::sim_platform(i as u8, world);
-            let shard = Shard::new(
+            let mut shard = Shard::new(
                 spec,
                 ShardId(i as u8),
                 RegionBlock::as_bytes(blocks),
                 platform,
-            );
-            shards.push(shard?);
+            )?;
+            if shard.attach_bulk(ports).is_err() {
+                return Err(BootError::Memory(tina_core::memory::MemoryError::Overflow));
+            }
+            shards.push(shard);
         }
         let n = shards.len();
         let seed = config.seed;
@@ -619,9 +675,12 @@ impl<'s, 'a> Simulation<'s, 'a> {
         for (s, shard) in self.shards.iter().enumerate() {
             let (envelopes, timers, buffers) = shard.resources_in_use();
             let fds = w.kernel.open_fds(s as u8);
-            if (envelopes, timers, buffers, fds) != (0, 0, 0, 0) || shard.live_isolates() != 0 {
+            let bulk = shard.bulk_in_use();
+            if (envelopes, timers, buffers, fds, bulk) != (0, 0, 0, 0, 0)
+                || shard.live_isolates() != 0
+            {
                 return Err(format!(
-                    "shard {s} leaked after shutdown{}: {} isolates, {envelopes} envelopes, {timers} timers, {buffers} I/O buffers, {fds} descriptors",
+                    "shard {s} leaked after shutdown{}: {} isolates, {envelopes} envelopes, {timers} timers, {buffers} I/O buffers, {fds} descriptors, {bulk} bulk slots",
                     if forced { " (forced)" } else { "" },
                     shard.live_isolates()
                 ));

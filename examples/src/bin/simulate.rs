@@ -8,7 +8,7 @@
 //! cargo run --release -p tina-examples --bin simulate -- compare <event-log-a> <event-log-b>
 //! ```
 //!
-//! Scenarios: `echo`, `bank`, `dispatcher`, `idle` (see `tina_examples::sim`). Exit codes:
+//! Scenarios: `echo`, `bank`, `dispatcher`, `bulk`, `idle` (see `tina_examples::sim`). Exit codes:
 //! 0 pass, 1 compare: the logs differ, 2 usage error or unreadable/unwritable file, 127 panic
 //! in the framework, 128 liveness failure, 129 checker violation. Results go to stdout,
 //! errors to stderr.

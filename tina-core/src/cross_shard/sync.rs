@@ -10,7 +10,7 @@
 //! [`UnsafeCell::with`] for a read and [`UnsafeCell::with_mut`] for a write. The closures get a
 //! raw pointer; dereferencing it is the caller's `unsafe`, with the caller's `SAFETY:` reason.
 //!
-//! Only the ring ([`crate::ring`]) uses this today; anything else in tina-core that needs an
+//! The ring ([`crate::ring`]) and the bulk slots ([`crate::bulk`]) use this; anything else in tina-core that needs an
 //! atomic must take it from here so loom sees it too.
 //!
 //! [loom]: https://docs.rs/loom

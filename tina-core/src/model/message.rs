@@ -120,6 +120,9 @@ pub(crate) const FLAG_TRANSFER: u8 = 1 << 2;
 /// Flag bit (with `FLAG_REPLY`): the call could not be delivered on the callee's shard; `aux`
 /// holds the `SendError` code.
 pub(crate) const FLAG_REFUSED: u8 = 1 << 3;
+/// Flag bit (with `FLAG_TRANSFER`): the attached payload is a bulk slot, readable across
+/// shards (`crate::bulk`), not a shard-local transfer buffer.
+pub(crate) const FLAG_BULK: u8 = 1 << 4;
 
 /// A user message type that can travel inline in an envelope.
 ///
@@ -374,12 +377,16 @@ impl Message {
     /// The transfer buffer attached to this message, if any (read it with
     /// `Ctx::transfer_data` during this handler call).
     pub fn transfer(&self) -> Option<crate::model::transfer::TransferBuf> {
-        (self.flags & FLAG_TRANSFER != 0)
-            .then(|| crate::model::transfer::TransferBuf::from_bits(self.aux))
+        (self.flags & FLAG_TRANSFER != 0).then(|| {
+            crate::model::transfer::TransferBuf::from_bits(self.aux, self.flags & FLAG_BULK != 0)
+        })
     }
 
     pub(crate) fn with_transfer(mut self, buf: crate::model::transfer::TransferBuf) -> Message {
         self.flags |= FLAG_TRANSFER;
+        if buf.is_bulk() {
+            self.flags |= FLAG_BULK;
+        }
         self.aux = buf.to_bits();
         self
     }
@@ -431,7 +438,9 @@ impl fmt::Display for PayloadTooLarge {
         write!(
             f,
             "payload of {} bytes exceeds the {PAYLOAD_SIZE_MAX}-byte inline limit; \
-             use a transfer buffer for larger data",
+             send larger data as a transfer (Ctx::transfer_alloc, transfer_mut, send_transfer), \
+             which reaches isolates on any shard when the platform attached bulk pools (up to \
+             spec.bulk.large.size bytes)",
             self.len
         )
     }

@@ -4,7 +4,7 @@ use crate::memory::{Measure, MemoryError};
 use crate::model::effect::CrashReason;
 use crate::model::handle::ShardId;
 use crate::model::io::IoError;
-use crate::scheduler::layout::{walk_rings, walk_shard};
+use crate::scheduler::layout::{walk_bulk, walk_rings, walk_shard};
 use crate::spec::{Location, SpecError, SystemSpec};
 use core::fmt;
 
@@ -127,13 +127,29 @@ pub fn ring_memory_required(spec: &SystemSpec<'_>, consumer: ShardId) -> Result<
     m.total().map_err(BootError::Memory)
 }
 
-/// The memory a whole system needs: every shard's region and every cross-shard ring.
+/// Bytes of one shard's bulk pool (the same for every shard; see [`crate::bulk`]), laid out
+/// from a 128-aligned base: the slot words ([`BulkSlot`](crate::bulk::BulkSlot), 128 bytes
+/// each), the small slots' bytes, the large slots' bytes, then the pool. A platform maps one
+/// such block per shard and carves it with [`carve_bulk_pool`](crate::wiring::carve_bulk_pool);
+/// the total grows linearly with the number of shards. Checked like
+/// [`Shard::memory_required`](crate::Shard::memory_required).
+pub fn bulk_memory_required(spec: &SystemSpec<'_>) -> Result<usize, BootError> {
+    spec.validate().map_err(BootError::Spec)?;
+    let mut m = Measure::new();
+    walk_bulk(&mut m, spec, ShardId(0)).map_err(BootError::Memory)?;
+    m.total().map_err(BootError::Memory)
+}
+
+/// The memory a whole system needs: every shard's region, every cross-shard ring and every
+/// shard's bulk pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SystemMemory {
     /// The sum of every shard's [`Shard::memory_required`](crate::Shard::memory_required).
     pub regions: usize,
     /// The sum of every shard's [`ring_memory_required`] (the N×(N−1) rings).
     pub rings: usize,
+    /// Every shard's [`bulk_memory_required`] (one pool per shard).
+    pub bulk: usize,
 }
 
 impl SystemMemory {
@@ -143,6 +159,7 @@ impl SystemMemory {
         let mut total = SystemMemory {
             regions: 0,
             rings: 0,
+            bulk: 0,
         };
         let overflow = BootError::Memory(MemoryError::Overflow);
         for i in 0..spec.shards.len() {
@@ -152,12 +169,15 @@ impl SystemMemory {
             total.regions = total.regions.checked_add(region).ok_or(overflow)?;
             total.rings = total.rings.checked_add(rings).ok_or(overflow)?;
         }
+        total.bulk = bulk_memory_required(spec)?
+            .checked_mul(spec.shards.len())
+            .ok_or(overflow)?;
         total.total().ok_or(overflow)?;
         Ok(total)
     }
 
-    /// Regions and rings together (`None` if that overflows `usize`).
+    /// Regions, rings and bulk pools together (`None` if that overflows `usize`).
     pub fn total(&self) -> Option<usize> {
-        self.regions.checked_add(self.rings)
+        self.regions.checked_add(self.rings)?.checked_add(self.bulk)
     }
 }

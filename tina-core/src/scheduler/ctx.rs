@@ -313,8 +313,10 @@ impl<'x, 'a> Ctx<'x, 'a> {
         self.kernel.scratch(self.me, len)
     }
 
-    /// Takes a transfer buffer for a payload of `len` bytes (> 96, shard-local). It is this
-    /// handler call's until sent with [`Ctx::send_transfer`]; otherwise freed after the call.
+    /// Takes a transfer buffer for a payload of `len` bytes (> 96): a bulk slot of this shard's
+    /// pool when the platform attached bulk pools (sendable to any shard), else a shard-local
+    /// buffer. It is this handler call's until sent with [`Ctx::send_transfer`]; otherwise
+    /// freed after the call. See [`TransferBuf`] for what a receiver may do with it.
     pub fn transfer_alloc(&mut self, len: usize) -> Result<TransferBuf, TransferError> {
         self.kernel.transfer_alloc(self.me, len)
     }
@@ -330,7 +332,8 @@ impl<'x, 'a> Ctx<'x, 'a> {
         self.kernel.transfer_data(self.me, t)
     }
 
-    /// Sends a message with tag `tag` and the transfer buffer attached to a local isolate.
+    /// Sends a message with tag `tag` and the transfer buffer attached: to an isolate of any
+    /// shard for a bulk slot, of this shard for a shard-local buffer (`NotLocal` otherwise).
     /// On success the buffer belongs to the message; on failure it stays this call's.
     pub fn send_transfer(
         &mut self,
@@ -338,7 +341,8 @@ impl<'x, 'a> Ctx<'x, 'a> {
         tag: UserTag,
         t: TransferBuf,
     ) -> Result<(), SendError> {
-        self.kernel.send_transfer(self.me, to, tag, t)
+        self.kernel
+            .send_transfer(self.env.transport, self.me, to, tag, t)
     }
 
     /// Writes a log record (formatted now into the shard's bounded log ring, flushed to the

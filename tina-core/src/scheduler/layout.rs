@@ -7,6 +7,7 @@
 //! implement. Everything the walk does with what it carved — attaching per-type metadata to
 //! its type, say — is written so that it does nothing on the empty slices of a measurement.
 
+use crate::cross_shard::bulk::{BulkPool, BulkSlot};
 use crate::cross_shard::ring::{Ring, Slot};
 use crate::memory::iobuf::{BufMeta, WorkChunk};
 use crate::memory::log::LogRecord;
@@ -42,7 +43,18 @@ pub(crate) trait Carve<'a> {
         &mut self,
         slots: &'a mut [Slot<Message>],
     ) -> Result<Option<&'a mut Ring<'a, Message>>, MemoryError>;
+
+    /// Shard `owner`'s bulk pool over its slots and byte areas (`None` when measuring).
+    fn bulk_pool(
+        &mut self,
+        owner: ShardId,
+        spec: &SystemSpec<'_>,
+        parts: BulkParts<'a>,
+    ) -> Result<Option<&'a mut BulkPool<'a>>, MemoryError>;
 }
+
+/// What a bulk pool is built over: its slot words and its two byte areas.
+pub(crate) type BulkParts<'a> = (&'a mut [BulkSlot], &'a mut [u8], &'a mut [u8]);
 
 impl<'a> Carve<'a> for Measure {
     fn slice<T: 'a>(
@@ -70,6 +82,16 @@ impl<'a> Carve<'a> for Measure {
         _: &'a mut [Slot<Message>],
     ) -> Result<Option<&'a mut Ring<'a, Message>>, MemoryError> {
         self.one::<Ring<'a, Message>>();
+        Ok(None)
+    }
+
+    fn bulk_pool(
+        &mut self,
+        _: ShardId,
+        _: &SystemSpec<'_>,
+        _: BulkParts<'a>,
+    ) -> Result<Option<&'a mut BulkPool<'a>>, MemoryError> {
+        self.one::<BulkPool<'a>>();
         Ok(None)
     }
 }
@@ -100,6 +122,21 @@ impl<'a> Carve<'a> for Region<'a> {
             Ok(ring) => Ok(Some(self.one(ring)?)),
             Err(_) => {
                 debug_assert!(false, "a validated spec's ring capacities are valid");
+                Ok(None)
+            }
+        }
+    }
+
+    fn bulk_pool(
+        &mut self,
+        owner: ShardId,
+        spec: &SystemSpec<'_>,
+        (slots, small, large): BulkParts<'a>,
+    ) -> Result<Option<&'a mut BulkPool<'a>>, MemoryError> {
+        match BulkPool::new(owner, spec.bulk, slots, small, large) {
+            Some(pool) => Ok(Some(self.one(pool)?)),
+            None => {
+                debug_assert!(false, "the walk carves exactly the pool's sizes");
                 Ok(None)
             }
         }
@@ -248,6 +285,20 @@ pub(crate) fn walk_rings<'a, C: Carve<'a>>(
         }
     }
     Ok(())
+}
+
+/// Walks shard `owner`'s bulk pool (the same size for every shard): the slot words, the
+/// small slots' bytes, the large slots' bytes, then the pool itself (when really carved).
+pub(crate) fn walk_bulk<'a, C: Carve<'a>>(
+    c: &mut C,
+    spec: &SystemSpec<'_>,
+    owner: ShardId,
+) -> Result<Option<&'a mut BulkPool<'a>>, MemoryError> {
+    let b = spec.bulk;
+    let slots = c.slice(b.slot_count() as usize, |_| BulkSlot::new())?;
+    let small = c.zeroed_bytes(b.small.slots as usize, b.small.size as usize)?;
+    let large = c.zeroed_bytes(b.large.slots as usize, b.large.size as usize)?;
+    c.bulk_pool(owner, spec, (slots, small, large))
 }
 
 /// The largest scratch area any type asks for (the shard has one, shared).

@@ -418,6 +418,25 @@ impl<'a, P: Platform> Shard<'a, P> {
             .deliver_local(&Message::build(Handle::NONE, to, out), Class::User)
     }
 
+    /// Attaches this shard's view of every shard's bulk pool (`crate::bulk`; a platform carves
+    /// the pools with [`carve_bulk_pool`](crate::wiring::carve_bulk_pool) and builds the ports
+    /// with [`BulkPorts::new`](crate::bulk::BulkPorts::new)), before the first step. From then
+    /// on `Ctx::transfer_alloc` takes bulk slots, and `Ctx::send_transfer` reaches isolates of
+    /// every shard. `Err` hands the ports back if they belong to another shard or ports are
+    /// already attached.
+    pub fn attach_bulk(
+        &mut self,
+        ports: crate::bulk::BulkPorts<'a>,
+    ) -> Result<(), crate::bulk::BulkPorts<'a>> {
+        self.kernel.attach_bulk(ports)
+    }
+
+    /// Slots of this shard's own bulk pool not free (lent out, held or drafts; 0 without
+    /// bulk pools): what a strict shutdown expects to be 0 once every shard stopped.
+    pub fn bulk_in_use(&self) -> usize {
+        self.kernel.bulk_in_use()
+    }
+
     /// The shard's id.
     pub fn id(&self) -> ShardId {
         self.kernel.shard()

@@ -14,9 +14,10 @@
 use core::fmt;
 use core::mem::MaybeUninit;
 
+use crate::bulk::{BulkOwner, BulkPeer, BulkPool};
 use crate::memory::{MemoryError, Region};
 use crate::ring::{Consumer, Producer, RingError};
-use crate::scheduler::layout::walk_rings;
+use crate::scheduler::layout::{walk_bulk, walk_rings};
 use crate::{Message, ShardId, SystemSpec};
 
 /// Why a consumer's rings could not be carved from its memory.
@@ -38,6 +39,14 @@ pub enum WiringError {
         from: ShardId,
         /// The consumer shard.
         to: ShardId,
+        /// What went wrong.
+        error: MemoryError,
+    },
+    /// The memory is too small for shard `owner`'s bulk pool (size it with
+    /// `bulk_memory_required`).
+    Bulk {
+        /// The shard that owns the pool.
+        owner: ShardId,
         /// What went wrong.
         error: MemoryError,
     },
@@ -66,6 +75,9 @@ impl fmt::Display for WiringError {
             WiringError::Region(e) => e.fmt(f),
             WiringError::Memory { from, to, error } => {
                 write!(f, "ring {}→{}: {error}", from.0, to.0)
+            }
+            WiringError::Bulk { owner, error } => {
+                write!(f, "bulk pool of shard {}: {error}", owner.0)
             }
             WiringError::Ring { from, to, error } => {
                 write!(f, "ring {}→{}: {error}", from.0, to.0)
@@ -115,6 +127,36 @@ pub fn carve_inbound_rings<'r>(
         to,
         error,
     })
+}
+
+/// Carves shard `owner`'s bulk pool from `bytes` (128-byte aligned, at least
+/// [`bulk_memory_required`](crate::bulk_memory_required) bytes; it must outlive every shard,
+/// since all of them read it) and splits it: `place(shard, peer)` gets the peer half of every
+/// shard (the owner's own included, for sends inside the shard), and the owner's half is
+/// returned. Like the rings' halves, each exists once, so the pool's single-writer rules
+/// hold by construction.
+pub fn carve_bulk_pool<'r>(
+    spec: &SystemSpec<'_>,
+    owner: ShardId,
+    bytes: &'r mut [MaybeUninit<u8>],
+    place: impl FnMut(ShardId, BulkPeer<'r>),
+) -> Result<BulkOwner<'r>, WiringError> {
+    let n = spec.shards.len();
+    if usize::from(owner.0) >= n {
+        return Err(WiringError::NoSuchShard {
+            consumer: owner,
+            shard_count: n,
+        });
+    }
+    let mut region = Region::new(bytes).map_err(WiringError::Region)?;
+    let pool = walk_bulk(&mut region, spec, owner)
+        .map_err(|error| WiringError::Bulk { owner, error })?
+        .ok_or(WiringError::Bulk {
+            owner,
+            error: MemoryError::Overflow,
+        })?;
+    let pool: &'r BulkPool<'r> = pool;
+    Ok(pool.split(n, place))
 }
 
 /// Whether `capacity` slots make a valid ring (the rule [`Ring::new`] applies).

@@ -389,6 +389,9 @@ pub struct SystemSpec<'s> {
     pub ring_capacity: u32,
     /// Per-pair ring capacities.
     pub ring_overrides: &'s [RingOverride],
+    /// Every shard's pool of bulk slots, for payloads larger than an envelope sent to any
+    /// shard (see [`crate::bulk`]); memory outside the shard's region, like the rings.
+    pub bulk: crate::bulk::BulkConfig,
     /// Nanoseconds per tick (platforms convert wall time with it).
     pub tick_ns: u64,
     /// Shard recoveries allowed within `recovery_window` before the policy applies.
@@ -410,6 +413,7 @@ impl<'s> SystemSpec<'s> {
             shard: ShardConfig::DEFAULT,
             ring_capacity: 1024,
             ring_overrides: &[],
+            bulk: crate::bulk::BulkConfig::DEFAULT,
             tick_ns: 1_000_000,
             recoveries_max: 3,
             recovery_window: Duration::from_secs(60),

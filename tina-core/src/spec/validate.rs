@@ -39,6 +39,7 @@ impl SystemSpec<'_> {
                 Rule::RingCapacity,
             ));
         }
+        self.validate_bulk()?;
         for (i, o) in self.ring_overrides.iter().enumerate() {
             let at = Location::RingOverride(i as u16);
             let n = self.shards.len();
@@ -77,6 +78,34 @@ impl SystemSpec<'_> {
                     ));
                 }
             }
+        }
+        Ok(())
+    }
+
+    fn validate_bulk(&self) -> Result<(), SpecError> {
+        use crate::bulk::{BULK_SLOT_ALIGN, BULK_SLOT_SIZE_MAX, BULK_SLOTS_MAX};
+        let b = &self.bulk;
+        let sys = |field, value: u32, rule| {
+            SpecError::new(Location::System, field, u64::from(value), rule)
+        };
+        let classes = [("bulk.small.size", b.small), ("bulk.large.size", b.large)];
+        for (field, class) in classes {
+            let size_ok = class.size > 0
+                && class.size <= BULK_SLOT_SIZE_MAX
+                && class.size.is_multiple_of(BULK_SLOT_ALIGN);
+            if class.slots > 0 && !size_ok {
+                return Err(sys(field, class.size, Rule::BulkSlotSize));
+            }
+        }
+        if b.small.slots.saturating_add(b.large.slots) > BULK_SLOTS_MAX {
+            return Err(sys(
+                "bulk.small.slots + bulk.large.slots",
+                b.small.slots.saturating_add(b.large.slots),
+                Rule::BulkSlotCount,
+            ));
+        }
+        if b.small.slots > 0 && b.large.slots > 0 && b.small.size > b.large.size {
+            return Err(sys("bulk.small.size", b.small.size, Rule::BulkClassOrder));
         }
         Ok(())
     }
@@ -460,6 +489,12 @@ pub enum Rule {
     RestartsMax,
     /// I/O submissions per tick between 1 and 65536.
     IoSubmissions,
+    /// Bulk slot sizes are multiples of 64 from 64 bytes to 1 MiB.
+    BulkSlotSize,
+    /// At most 4096 bulk slots per shard.
+    BulkSlotCount,
+    /// Small bulk slots are no larger than large ones.
+    BulkClassOrder,
     /// Ring override names two distinct existing shards.
     RingPair,
     /// Type capacity between 1 and 2^20 − 1.
@@ -527,6 +562,9 @@ impl fmt::Display for Rule {
             Rule::RingCapacity => f.write_str("ring capacities are powers of two from 16 to 1048576 (e.g. 16, 64, 1024)"),
             Rule::RestartsMax => f.write_str("at most 65535 restarts (or shard recoveries) per window"),
             Rule::IoSubmissions => f.write_str("a shard submits 1 to 65536 I/O operations per tick"),
+            Rule::BulkSlotSize => f.write_str("a bulk slot holds 64 to 1048576 bytes in multiples of 64 (e.g. 4096, 67584 for 66 KiB); the large class's size is the largest payload a message can carry"),
+            Rule::BulkSlotCount => f.write_str("a shard has at most 4096 bulk slots (small and large together)"),
+            Rule::BulkClassOrder => f.write_str("bulk.small.size must not exceed bulk.large.size (small slots are tried first)"),
             Rule::RingPair => f.write_str("a ring override names two different shards that exist (value = from << 8 | to)"),
             Rule::TypeCapacity => f.write_str("a type holds 1 to 1048575 instances per shard (20-bit slots; the last slot value marks named addresses)"),
             Rule::BudgetWeight => f.write_str("budget weights are 1 to 64 (weight x 256 dispatches per tick)"),

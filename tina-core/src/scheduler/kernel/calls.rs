@@ -34,6 +34,7 @@ impl<'a> Kernel<'a> {
         };
         self.io.bufs.release_held_from(0);
         self.transfers.release_held_from(0);
+        self.bulk_release_held_from(0);
         self.scratch_dirty = true;
         if let Some((fd, claimed)) = self.pending_fd.take()
             && !claimed

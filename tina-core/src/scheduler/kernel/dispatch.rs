@@ -165,6 +165,10 @@ impl<'a> Kernel<'a> {
     fn hold_transfer(&mut self, ty: u8, slot: u32, msg: &Message) {
         let me = self.handle(ty, slot);
         if let Some(t) = msg.transfer()
+            && t.is_bulk()
+        {
+            self.bulk_hold(t);
+        } else if let Some(t) = msg.transfer()
             && self.transfers.is(t.0, me, BufState::InFlight)
         {
             self.transfers.set_state(t.0, BufState::Held);

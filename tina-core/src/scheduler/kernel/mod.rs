@@ -42,6 +42,7 @@ use crate::scheduler::layout::ShardLayout;
 use crate::scheduler::supervision::Groups;
 use crate::spec::{Restart, SystemSpec};
 
+mod bulk;
 mod calls;
 mod delivery;
 mod dispatch;
@@ -353,6 +354,9 @@ pub(crate) struct Kernel<'a> {
     /// Whether the scratch area may hold bytes from an earlier handler call.
     scratch_dirty: bool,
     transfers: BufferPool<'a>,
+    /// The bulk pools, when the platform gave them ([`crate::Shard::attach_bulk`]): then
+    /// transfers use them and may go to any shard.
+    bulk: Option<crate::bulk::BulkPorts<'a>>,
     /// Peers announced as quarantined (bit per shard): sends to them fail at once.
     quarantined_peers: ShardSet,
     /// A descriptor delivered to the running handler call by an Accept/Open completion, and
@@ -405,6 +409,7 @@ impl<'a> Kernel<'a> {
                 c.transfer_buffer_size as usize,
                 layout.transfer_metas,
             ),
+            bulk: None,
             quarantined_peers: ShardSet::EMPTY,
             pending_fd: None,
             control_error: None,

@@ -128,6 +128,9 @@ impl Kernel<'_> {
         me: Handle,
         len: usize,
     ) -> Result<TransferBuf, TransferError> {
+        if self.bulk.is_some() {
+            return self.bulk_alloc(len);
+        }
         if len > self.transfers.buffer_size() {
             return Err(TransferError::TooLarge);
         }
@@ -141,7 +144,7 @@ impl Kernel<'_> {
             return Err(TransferError::Exhausted);
         }
         self.transfers.set_len(buf, len as u32);
-        Ok(TransferBuf(buf))
+        Ok(TransferBuf(buf, false))
     }
 
     fn held_transfer(&self, me: Handle, t: TransferBuf) -> Result<(), TransferError> {
@@ -158,6 +161,9 @@ impl Kernel<'_> {
         me: Handle,
         t: TransferBuf,
     ) -> Result<&mut [u8], TransferError> {
+        if let Some(r) = t.bulk() {
+            return self.bulk_draft_mut(r);
+        }
         self.held_transfer(me, t)?;
         let len = self.transfers.len_of(t.0);
         Ok(&mut self.transfers.bytes_mut(t.0)[..len])
@@ -166,20 +172,28 @@ impl Kernel<'_> {
     /// The bytes of a transfer buffer this call holds (e.g. the one attached to the message
     /// being handled).
     pub(crate) fn transfer_data(&self, me: Handle, t: TransferBuf) -> Result<&[u8], TransferError> {
+        if let Some(r) = t.bulk() {
+            return self.bulk_bytes(r);
+        }
         self.held_transfer(me, t)?;
         let len = self.transfers.len_of(t.0);
         Ok(&self.transfers.bytes(t.0)[..len])
     }
 
-    /// Sends a message with tag `tag` and the transfer buffer attached to a local isolate.
-    /// On success the buffer belongs to the message; on failure it stays this call's.
+    /// Sends a message with tag `tag` and the transfer buffer attached: a bulk slot to any
+    /// isolate, a shard-local buffer to a local one. On success the buffer belongs to the
+    /// message; on failure it stays this call's.
     pub(crate) fn send_transfer(
         &mut self,
+        transport: &mut dyn crate::platform::Transport,
         me: Handle,
         to: Handle,
         tag: UserTag,
         t: TransferBuf,
     ) -> Result<(), SendError> {
+        if let Some(r) = t.bulk() {
+            return self.bulk_send(transport, me, to, tag, r);
+        }
         if self.held_transfer(me, t).is_err() {
             return Err(SendError::StaleHandle);
         }

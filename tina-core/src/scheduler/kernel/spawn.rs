@@ -74,6 +74,7 @@ impl<'a> Kernel<'a> {
         m.args = args;
         let held_mark = self.io.bufs.held_mark();
         let transfer_mark = self.transfers.held_mark();
+        let bulk_mark = self.bulk_held_mark();
         self.zero_working_memory(ty, slot);
         let call = TrapCall {
             isolate: child,
@@ -104,6 +105,8 @@ impl<'a> Kernel<'a> {
                 // Nothing was placed (or the placed value is dropped now); release the slot.
                 self.io.bufs.release_held_from(held_mark);
                 self.transfers.release_held_from(transfer_mark);
+                self.bulk_release_held_from(bulk_mark);
+                self.bulk_release_held_from(bulk_mark);
                 self.stop(env, own, ty, slot);
                 self.counters.spawn_failures += 1;
                 return Err(SpawnError::InitFailed);
@@ -116,6 +119,7 @@ impl<'a> Kernel<'a> {
         let exit = self.apply_effect(env.transport, ty, slot, &effect, None);
         self.io.bufs.release_held_from(held_mark);
         self.transfers.release_held_from(transfer_mark);
+        self.bulk_release_held_from(bulk_mark);
         if exit.is_some() {
             // `init` asked to stop at once: tear down without a restart.
             self.stop(env, own, ty, slot);

@@ -31,6 +31,7 @@ impl<'a> Kernel<'a> {
         transport.receive(&mut |msg: &Message| {
             if quarantined {
                 self.counters.quarantine_drops += 1;
+                self.refuse_inbound_transfer(msg);
             } else {
                 self.deliver_inbound(msg);
             }

@@ -29,7 +29,7 @@ impl<'a> Kernel<'a> {
         while let Some(i) = self.pool.pop_from(&mut mailbox) {
             let msg = *self.pool.get(i);
             if let Some(t) = msg.transfer() {
-                self.transfers.free(t.0);
+                self.free_transfer(t);
             }
             self.pool.release(i);
             if msg.is_call() && msg.src() != me {
