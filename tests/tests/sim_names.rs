@@ -3,7 +3,8 @@
 //! restart the new incarnation gets the sends and answers the call; calls while it is
 //! stopped are refused with `NotRunning`, and a call to a dead incarnation's handle with
 //! `StaleHandle`, each within one network round trip (2 ticks at the default latency of 1,
-//! network-delay faults off), not at the 30 000-tick call timeout.
+//! network-delay faults off; 2d ticks with a latency of d), not at the 30 000-tick call
+//! timeout.
 
 mod names_script;
 
@@ -22,12 +23,13 @@ impl Scenario for Names {
 #[test]
 fn a_named_store_restarting_again_and_again_is_reached_by_name_and_refusals_are_fast() {
     let spec = spec();
-    for seed in 0..3 {
+    for (seed, latency) in [(0, 1), (1, 1), (2, 1), (3, 5), (4, 12)] {
         reset();
         let mut config = SimConfig::new(seed);
-        config.ticks = 400;
+        config.ticks = 400 * latency;
         config.liveness_ticks = 2_000;
-        assert_eq!(config.net_latency_ticks, 1);
+        assert_eq!(config.net_latency_ticks, 1, "the default latency");
+        config.net_latency_ticks = latency;
         let report = tina_sim::run(spec, &config, &mut Names);
         assert!(report.outcome.is_pass(), "seed {seed}: {}", report.outcome);
         assert!(
