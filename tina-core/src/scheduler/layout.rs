@@ -9,6 +9,7 @@
 
 use crate::cross_shard::bulk::{BulkPool, BulkSlot};
 use crate::cross_shard::ring::{Ring, Slot};
+use crate::memory::args::InitArgs;
 use crate::memory::iobuf::{BufMeta, WorkChunk};
 use crate::memory::log::LogRecord;
 use crate::memory::timer::TimerEntry;
@@ -241,12 +242,14 @@ fn walk_types<'a, C: Carve<'a>>(
     let types = c.slice(spec.types.len(), |_| TypeState::new(&mut [], 1, 1))?;
     for (i, t) in spec.types.iter().enumerate() {
         let metas = c.slice(t.capacity as usize, |_| Meta::FREE)?;
+        let args = c.slice(t.capacity as usize, |_| InitArgs::EMPTY)?;
         if let Some(state) = types.get_mut(i) {
             *state = TypeState::new(
                 metas,
                 t.mailbox_capacity,
                 t.budget_weight * DISPATCHES_PER_WEIGHT,
             );
+            state.args = args;
         }
     }
     Ok(types)

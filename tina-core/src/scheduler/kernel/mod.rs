@@ -119,7 +119,6 @@ pub(crate) struct Meta {
     pub(crate) group: u16,
     pub(crate) member: u16,
     pub(crate) restart: Restart,
-    pub(crate) args: InitArgs,
 }
 
 impl Meta {
@@ -144,7 +143,6 @@ impl Meta {
         group: 0,
         member: 0,
         restart: Restart::Temporary,
-        args: InitArgs::EMPTY,
     };
 
     fn is_live(&self) -> bool {
@@ -193,6 +191,9 @@ pub(crate) struct TypeState<'a> {
     pub(crate) live: u32,
     pub(crate) mailbox_capacity: u32,
     pub(crate) quota: u32,
+    /// Each slot's init args (what a restart runs `init` with), apart from the metadata the
+    /// dispatch loop reads: only spawns and exits touch them.
+    pub(crate) args: &'a mut [InitArgs],
     /// Working memory: `working_chunks` chunks per slot.
     pub(crate) working: &'a mut [WorkChunk],
     pub(crate) working_chunks: usize,
@@ -220,6 +221,7 @@ impl<'a> TypeState<'a> {
             live: 0,
             mailbox_capacity,
             quota,
+            args: &mut [],
             working: &mut [],
             working_chunks: 0,
         }

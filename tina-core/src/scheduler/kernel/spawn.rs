@@ -71,7 +71,7 @@ impl<'a> Kernel<'a> {
         m.group = group;
         m.member = member;
         m.restart = restart;
-        m.args = args;
+        self.types[usize::from(ty)].args[slot as usize] = args;
         let held_mark = self.io.bufs.held_mark();
         let transfer_mark = self.transfers.held_mark();
         let bulk_mark = self.bulk_held_mark();

@@ -20,7 +20,7 @@ impl Kernel<'_> {
             group: m.group,
             member: m.member,
             restart: m.restart,
-            args: m.args,
+            args: self.types[usize::from(ty)].args[slot as usize],
         };
         match exit {
             Exit::Normal => self.counters.exits += 1,
