@@ -143,6 +143,7 @@ fn recv_send_echo_roundtrip_with_reactor_owned_buffers() {
                 result: Ok(5),
                 buf: Some(buf),
                 peer: None,
+                ticket: tina_core::io::IoTicket::PARKED,
             },
             b"hello".to_vec(),
         ));
@@ -167,6 +168,7 @@ fn recv_send_echo_roundtrip_with_reactor_owned_buffers() {
                 result: Ok(5),
                 buf: Some(buf),
                 peer: None,
+                ticket: tina_core::io::IoTicket::PARKED,
             },
             Vec::new(),
         ));
@@ -218,6 +220,7 @@ fn a_stale_completion_is_reclaimed_and_never_reaches_the_new_occupant() {
                 result: Ok(3),
                 buf: old_sub.buf,
                 peer: None,
+                ticket: tina_core::io::IoTicket::PARKED,
             },
             b"old".to_vec(),
         ));
@@ -327,6 +330,7 @@ fn an_op_naming_a_buffer_from_an_earlier_call_crashes_the_isolate() {
                 result: Ok(1),
                 buf: sub.buf,
                 peer: None,
+                ticket: tina_core::io::IoTicket::PARKED,
             },
             vec![1],
         ));
@@ -422,6 +426,7 @@ fn a_completion_that_arrives_as_its_owner_is_torn_down_is_reclaimed() {
                 result: Ok(3),
                 buf: sub.buf,
                 peer: None,
+                ticket: tina_core::io::IoTicket::PARKED,
             },
             b"abc".to_vec(),
         ));

@@ -205,6 +205,7 @@ impl World<'_, '_> {
             result,
             buf: sub.buf,
             peer: None,
+            ticket: sub.ticket,
         };
         self.trace.push(format!(
             "  complete on shard {i} for {:?}: {kind:?} {result:?} buf {:?}",
