@@ -72,6 +72,11 @@
 //! restarted incarnation has a new generation). Completions already in, but not yet
 //! delivered, at teardown are reclaimed the same way.
 //!
+//! Completions of submitted ops wait in their ticket slots while the isolate is parked (on
+//! a `Call`'s reply, an `Effect::Io`) or yielded, and are delivered once it waits for mail
+//! again: one per handler call, ahead of the mailbox, lowest ticket slot first (not
+//! necessarily in the order they completed).
+//!
 //! # Cancelling
 //!
 //! `Ctx::cancel(ticket)` asks the platform to end a submitted op early
