@@ -6,8 +6,8 @@ use crate::model::io::IoOp;
 
 impl<'a> Kernel<'a> {
     /// Tears an isolate down: generation bumped (so every old handle is stale), mailbox and
-    /// reply returned to the pool, call and timers cancelled, completions not yet delivered
-    /// reclaimed, in-flight I/O (parked or submitted) left to be reclaimed on completion. The caller drops the isolate value from its arena. Only
+    /// reply returned to the pool, call and timers cancelled, in-flight I/O left to be
+    /// reclaimed on completion. The caller drops the isolate value from its arena. Only
     /// returns resources, so it works when every pool is full.
     pub(super) fn teardown(&mut self, ty: u8, slot: u32) {
         let m = self.meta(ty, slot);
@@ -50,6 +50,8 @@ impl<'a> Kernel<'a> {
         if let Some(fd) = undelivered_fd {
             self.queue_reclaim(IoOp::Close { fd });
         }
+        // Completions of submitted ops not yet delivered give back their buffer and
+        // descriptor; submitted ops still in flight are reclaimed on completion, as above.
         self.reclaim_tickets(ty, slot);
     }
 }
