@@ -19,6 +19,8 @@ enum Seen {
     /// The result of a `submit` or `cancel` made while handling a command.
     Submitted(Result<IoTicket, IoError>),
     Cancelled(Result<(), IoError>),
+    /// A call ended: `true` with a reply, `false` with a timeout.
+    CallEnded(bool),
 }
 
 /// A connection that keeps a receive pending on its socket and, on mail, sends on it.
@@ -43,6 +45,8 @@ const CRASH: u32 = 4;
 const ACCEPT: u32 = 5;
 /// Park on a parked `Effect::Io` receive on `Cmd::arg`; crash when it completes.
 const PARK_THEN_CRASH: u32 = 6;
+/// Call `Cmd::target` (a `Ping`, 5 ms timeout).
+const CALL: u32 = 7;
 
 impl Isolate for Duplex {
     type Args = DuplexArgs;
@@ -70,6 +74,10 @@ impl Isolate for Duplex {
                 _ => Vec::new(),
             };
             self.seen.push(Seen::Done(c.ticket, c.kind, c.result, data));
+            return Effect::Receive;
+        }
+        if msg.is_call_timeout() || msg.is_reply() {
+            self.seen.push(Seen::CallEnded(!msg.is_call_timeout()));
             return Effect::Receive;
         }
         let Some(cmd) = msg.decode::<Cmd>() else {
@@ -109,6 +117,13 @@ impl Isolate for Duplex {
                     socket: Fd(cmd.arg as i32),
                     len: 8,
                 });
+            }
+            CALL => {
+                return Effect::Call {
+                    to: Handle::from_bits(cmd.target),
+                    message: Outgoing::new(&Ping { n: 1 }),
+                    timeout: Duration::from_millis(5),
+                };
             }
             CRASH => return Effect::Crash(CrashReason("asked to crash")),
             _ => {}
@@ -412,6 +427,49 @@ fn a_restarted_incarnation_never_sees_its_predecessors_completions() {
         assert_eq!(
             seen(rig, h2)[1],
             Seen::Done(new.ticket, IoKind::Recv, Ok(3), b"new".to_vec())
+        );
+        assert_eq!(rig.shard.resources_in_use().2, 0);
+    });
+}
+
+#[test]
+fn a_submitted_receive_stays_in_flight_through_a_call_and_completes_after_it() {
+    let types = [
+        TypeSpec::of::<Duplex>("duplex").io_in_flight_max(2),
+        TypeSpec::of::<Actor>("actor"),
+    ];
+    let silent = ActorArgs {
+        reply_to_calls: 0,
+        ..args(1)
+    };
+    let children = [
+        duplex(Restart::Temporary),
+        ChildSpec::isolate::<Actor>(&silent, Restart::Temporary),
+    ];
+    let shards = [ShardSpec {
+        root: GroupSpec::one_for_one(&children),
+    }];
+    let spec = spec_for(&types, &shards);
+    with_rig(&spec, |rig| {
+        let h = rig.shard.handles::<Duplex>().next().unwrap();
+        let callee = rig.shard.handles::<Actor>().next().unwrap();
+        rig.step();
+        let recv = submitted(rig, 0);
+        rig.send(h, cmd_to(CALL, callee, 0, 0));
+        rig.step();
+        // Parked on the call (the callee never answers), the receive completes: it waits.
+        complete(rig, h, &recv, Ok(2), b"hi");
+        rig.step();
+        assert_eq!(seen(rig, h).len(), 2, "nothing delivered during the call");
+        rig.advance_to(rig.now + 20);
+        assert_eq!(
+            seen(rig, h)[1..],
+            [
+                Seen::Mail(CALL),
+                Seen::CallEnded(false),
+                Seen::Done(recv.ticket, IoKind::Recv, Ok(2), b"hi".to_vec()),
+            ],
+            "the call ends by its timeout, then the completion is delivered"
         );
         assert_eq!(rig.shard.resources_in_use().2, 0);
     });
