@@ -16,26 +16,71 @@
 //!   `IO_COMPLETED` message naming its ticket ([`IoCompletion::ticket`]), delivered when the
 //!   isolate waits for mail (`Effect::Receive`), ahead of its mailbox.
 //!
-//! A connection that reads and writes at once and takes mail:
+//! A connection that reads and writes at once and takes mail (a chat line to push to its
+//! client while a receive is pending):
 //!
-//! ```ignore
-//! // TypeSpec::of::<Conn>("conn").io_in_flight_max(3): one receive and one send submitted,
-//! // plus room for a parked Effect::Io.
-//! fn handle(&mut self, msg: &Message, ctx: &mut Ctx) -> Effect {
-//!     if let Some(c) = msg.io_completion() {
-//!         if c.ticket == self.recv {
-//!             let bytes = c.result.unwrap_or(0) as usize;
-//!             /* use ctx.io_data(c.buf.unwrap(), bytes) */
-//!             self.recv = ctx.submit(IoOp::Recv { socket: self.fd, len: 4096 }).unwrap();
-//!         }
-//!         return Effect::Receive;
-//!     }
-//!     // Mail (e.g. a chat line to push to this client) while the receive is pending:
-//!     let buf = ctx.io_buffer().unwrap();
-//!     /* fill it */
-//!     self.send = ctx.submit(IoOp::Send { socket: self.fd, buf, len }).ok();
-//!     Effect::Receive
+//! ```
+//! use tina_core::io::{Fd, IoKind, IoOp, IoTicket};
+//! use tina_core::{CrashReason, Ctx, Effect, Isolate, Message, Payload, TypeSpec, UserTag};
+//!
+//! #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+//! #[repr(C)]
+//! struct Line {
+//!     bytes: [u8; 64],
+//!     len: u32,
 //! }
+//! impl Payload for Line {
+//!     const TAG: UserTag = UserTag::new(0x50);
+//! }
+//!
+//! struct Conn {
+//!     socket: Fd,
+//!     recv: IoTicket,
+//! }
+//!
+//! impl Isolate for Conn {
+//!     type Args = i32; // the connected socket
+//!     fn init(fd: &i32, ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
+//!         let socket = Fd(*fd);
+//!         ctx.own_fd(Some(socket));
+//!         let recv = ctx
+//!             .submit(IoOp::Recv { socket, len: 512 })
+//!             .map_err(|_| CrashReason("no room for the receive"))?;
+//!         Ok((Conn { socket, recv }, Effect::Receive))
+//!     }
+//!
+//!     fn handle(&mut self, msg: &Message, ctx: &mut Ctx) -> Effect {
+//!         if let Some(c) = msg.io_completion() {
+//!             match (c.kind, c.result, c.buf) {
+//!                 (IoKind::Recv, Ok(n), Some(buf)) if c.ticket == self.recv && n > 0 => {
+//!                     let _request = ctx.io_data(buf, n as usize); // parse it here
+//!                     match ctx.submit(IoOp::Recv { socket: self.socket, len: 512 }) {
+//!                         Ok(t) => self.recv = t,
+//!                         Err(_) => return Effect::Crash(CrashReason("no room")),
+//!                     }
+//!                 }
+//!                 (IoKind::Recv, _, _) => return Effect::Done, // EOF or error
+//!                 _ => {} // a send completed (check for a partial one in real code)
+//!             }
+//!             return Effect::Receive;
+//!         }
+//!         if let Some(line) = msg.decode::<Line>() {
+//!             // Mail while the receive is pending: write it on the same socket.
+//!             if let Ok(buf) = ctx.io_buffer() {
+//!                 let n = (line.len as usize).min(64);
+//!                 if let Ok(out) = ctx.io_buffer_mut(buf) {
+//!                     out[..n].copy_from_slice(&line.bytes[..n]);
+//!                 }
+//!                 let send = IoOp::Send { socket: self.socket, buf, len: n as u32 };
+//!                 let _ = ctx.submit(send); // refused (bound, queue full): dropped here
+//!             }
+//!         }
+//!         Effect::Receive
+//!     }
+//! }
+//!
+//! // One receive and one send submitted at once, plus room for a parked Effect::Io.
+//! let _conn = TypeSpec::of::<Conn>("conn").io_in_flight_max(3);
 //! ```
 //!
 //! # Bounds
