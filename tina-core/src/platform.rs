@@ -69,8 +69,9 @@ pub use crate::model::io::{IoBuffers, Submission};
 
 /// Where the platform reports completions.
 pub trait CompletionSink {
-    /// Reports the completion of an operation submitted for `owner`. `completion.buf` must
-    /// echo the submission's buffer (if it had one): the core uses it to reclaim buffers of
+    /// Reports the completion of an operation submitted for `owner`. `completion.ticket`
+    /// must echo the submission's ticket, and `completion.buf` the submission's buffer (if
+    /// it had one): the core uses it to reclaim buffers of
     /// torn-down isolates. For data-receiving ops, the bytes must already be in the buffer.
     fn complete(&mut self, owner: Handle, completion: IoCompletion);
 
@@ -111,6 +112,15 @@ pub trait IoDriver: SocketControl {
 
     /// Reports the completions available now.
     fn complete(&mut self, sink: &mut dyn CompletionSink);
+
+    /// Asks to end the submitted op `ticket` of `owner` early (`Ctx::cancel`; called after
+    /// the batch that submitted it). The op must still complete exactly once: with
+    /// `Err(IoError::Canceled)` if it could be stopped, else with its normal result. A
+    /// ticket the platform no longer knows (completed already) is ignored. The default does
+    /// nothing (the op completes normally).
+    fn cancel(&mut self, owner: Handle, ticket: crate::model::io::IoTicket) {
+        let _ = (owner, ticket);
+    }
 
     /// The shard is shutting down: complete every operation still in flight soon (with
     /// `IoError::Canceled` if it cannot finish), so isolates parked on I/O learn of the

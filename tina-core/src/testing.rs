@@ -128,6 +128,8 @@ pub struct TestIo {
     pub sent_bytes: Vec<Vec<u8>>,
     /// Control calls seen.
     pub controls: Vec<Control>,
+    /// Cancels asked for (`IoDriver::cancel`), in order; the test scripts their completion.
+    pub cancels: Vec<(Handle, crate::model::io::IoTicket)>,
 }
 
 impl SocketControl for TestIo {
@@ -153,6 +155,10 @@ impl IoDriver for TestIo {
             self.submitted.push(*s);
         }
         n
+    }
+
+    fn cancel(&mut self, owner: Handle, ticket: crate::model::io::IoTicket) {
+        self.cancels.push((owner, ticket));
     }
 
     fn complete(&mut self, sink: &mut dyn CompletionSink) {

@@ -142,6 +142,7 @@ fn recv_send_echo_roundtrip_with_reactor_owned_buffers() {
                 result: Ok(5),
                 buf: Some(buf),
                 peer: None,
+                ticket: tina_core::io::IoTicket::PARKED,
             },
             b"hello".to_vec(),
         ));
@@ -166,6 +167,7 @@ fn recv_send_echo_roundtrip_with_reactor_owned_buffers() {
                 result: Ok(5),
                 buf: Some(buf),
                 peer: None,
+                ticket: tina_core::io::IoTicket::PARKED,
             },
             Vec::new(),
         ));
@@ -217,6 +219,7 @@ fn a_stale_completion_is_reclaimed_and_never_reaches_the_new_occupant() {
                 result: Ok(3),
                 buf: old_sub.buf,
                 peer: None,
+                ticket: tina_core::io::IoTicket::PARKED,
             },
             b"old".to_vec(),
         ));
@@ -326,6 +329,7 @@ fn an_op_naming_a_buffer_from_an_earlier_call_crashes_the_isolate() {
                 result: Ok(1),
                 buf: sub.buf,
                 peer: None,
+                ticket: tina_core::io::IoTicket::PARKED,
             },
             vec![1],
         ));
@@ -421,6 +425,7 @@ fn a_completion_that_arrives_as_its_owner_is_torn_down_is_reclaimed() {
                 result: Ok(3),
                 buf: sub.buf,
                 peer: None,
+                ticket: tina_core::io::IoTicket::PARKED,
             },
             b"abc".to_vec(),
         ));

@@ -63,6 +63,7 @@ fn a_receive_completion_reported_twice_is_delivered_once_and_its_buffer_kept() {
             result: Ok(5),
             buf,
             peer: None,
+            ticket: tina_core::io::IoTicket::PARKED,
         };
         let io = &mut shard.platform().io;
         io.completions.push_back((h, c, b"hello".to_vec()));

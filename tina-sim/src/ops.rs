@@ -15,7 +15,7 @@ use crate::world::{Node, World};
 use core::net::SocketAddr;
 use tina_core::Handle;
 use tina_core::io::{
-    Control, ControlOutcome, Fd, IoBuf, IoCompletion, IoError, IoKind, IoOp, OpenFlags,
+    Control, ControlOutcome, Fd, IoBuf, IoCompletion, IoError, IoKind, IoOp, IoTicket, OpenFlags,
     ShutdownHow, SocketKind, SocketOption,
 };
 use tina_core::platform::{CompletionSink, IoBuffers, Submission};
@@ -32,6 +32,10 @@ pub(crate) struct PendingOp {
     pub(crate) owner: Handle,
     pub(crate) op: IoOp,
     pub(crate) buf: Option<IoBuf>,
+    /// The core's ticket for the op, echoed in its completion.
+    pub(crate) ticket: IoTicket,
+    /// Whether the owner asked to cancel it (`IoDriver::cancel`).
+    pub(crate) cancel: bool,
     pub(crate) not_before: u64,
     /// Whether the `io-error` fault was already decided for this op.
     pub(crate) error_decided: bool,
@@ -112,6 +116,7 @@ fn completion(p: &PendingOp, result: Result<u32, IoError>) -> IoCompletion {
         result,
         buf: p.buf,
         peer: None,
+        ticket: p.ticket,
     }
 }
 
@@ -199,6 +204,8 @@ impl World {
                 owner: s.owner,
                 op: s.op,
                 buf: s.buf,
+                ticket: s.ticket,
+                cancel: false,
                 not_before,
                 error_decided: false,
                 owner_live: true,
@@ -213,7 +220,7 @@ impl World {
         let mut pending = core::mem::take(&mut self.kernel.pending[sh]);
         let cancel = core::mem::take(&mut self.kernel.cancel[sh]);
         let mut order: Vec<usize> = (0..pending.len())
-            .filter(|&i| cancel || pending[i].not_before <= self.now)
+            .filter(|&i| cancel || pending[i].cancel || pending[i].not_before <= self.now)
             .collect();
         if order.len() > 1 && self.kernel.io_rng[sh].chance(self.faults.io_reorder) {
             self.kernel.io_rng[sh].shuffle(&mut order);
@@ -225,8 +232,12 @@ impl World {
         let mut done = vec![false; pending.len()];
         for i in order {
             let p = &mut pending[i];
-            let completion = if cancel {
+            let completion = if cancel || (p.cancel && p.not_before > self.now) {
                 Some(self.cancel_op(shard, p))
+            } else if p.cancel {
+                // The cancel races the op: what can finish now finishes normally.
+                self.execute(shard, p, sink)
+                    .or_else(|| Some(self.cancel_op(shard, p)))
             } else {
                 self.execute(shard, p, sink)
             };
@@ -274,6 +285,20 @@ impl World {
         self.kernel.pending[sh] = pending;
     }
 
+    /// Marks `owner`'s submitted op `ticket` cancelled if it is still pending: at the next
+    /// completion pass it finishes normally if it can, else completes with `Canceled`.
+    pub(crate) fn io_cancel(&mut self, shard: u8, owner: Handle, ticket: IoTicket) {
+        if ticket.is_parked() {
+            return;
+        }
+        if let Some(p) = self.kernel.pending[usize::from(shard)]
+            .iter_mut()
+            .find(|p| p.owner == owner && p.ticket == ticket)
+        {
+            p.cancel = true;
+        }
+    }
+
     fn cancel_op(&mut self, shard: u8, p: &PendingOp) -> IoCompletion {
         if let IoOp::Close { fd } = p.op {
             let _ = self.close_fd(shard, fd);
@@ -282,6 +307,7 @@ impl World {
                 result: Ok(0),
                 buf: p.buf,
                 peer: None,
+                ticket: p.ticket,
             };
         }
         IoCompletion {
@@ -289,6 +315,7 @@ impl World {
             result: Err(IoError::Canceled),
             buf: p.buf,
             peer: None,
+            ticket: p.ticket,
         }
     }
 

@@ -99,6 +99,10 @@ impl IoDriver for SimIo {
         self.world.borrow_mut().io_complete(self.shard, sink);
     }
 
+    fn cancel(&mut self, owner: Handle, ticket: tina_core::io::IoTicket) {
+        self.world.borrow_mut().io_cancel(self.shard, owner, ticket);
+    }
+
     fn cancel_all(&mut self) {
         self.world.borrow_mut().kernel.cancel[usize::from(self.shard)] = true;
     }

@@ -11,8 +11,10 @@
 //!                 └──Done / Crash──> torn down; its supervisor decides
 //! ```
 //!
-//! Everything that is not a transition (send, spawn, timers, logging, I/O buffers) is a call
-//! on the context during the handler.
+//! Everything that is not a transition (send, spawn, timers, logging, I/O buffers, I/O
+//! submitted without parking with `Ctx::submit`) is a call on the context during the
+//! handler. A submitted op's completion arrives later as an `IO_COMPLETED` message naming
+//! its ticket, while the isolate waits for mail (see [`crate::io`]).
 
 use crate::model::address::Recipient;
 use crate::model::handle::Handle;
@@ -67,7 +69,10 @@ pub enum Effect {
     },
     /// Answer the call being handled, then park as `Receive`.
     Reply(Outgoing),
-    /// Submit one I/O operation and park until its completion arrives.
+    /// Submit one I/O operation and park until its completion arrives (its ticket is
+    /// [`IoTicket::PARKED`](crate::io::IoTicket::PARKED)). Ops submitted earlier with
+    /// `Ctx::submit` stay in flight; their completions wait until the isolate takes mail
+    /// again.
     Io(IoOp),
 }
 

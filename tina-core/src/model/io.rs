@@ -1,23 +1,135 @@
 //! The I/O vocabulary, as plain data.
 //!
 //! The core does not perform I/O; it defines *what* can be asked for and *how* the answer comes
-//! back, so every platform (io_uring, epoll, the simulator) executes the same contract:
+//! back, so every platform (io_uring, epoll, the simulator) executes the same contract.
 //!
-//! 1. A handler returns [`Effect::Io`](crate::Effect::Io) with one [`IoOp`]. The isolate is
-//!    parked; it has at most one operation in flight.
-//! 2. Data that goes *out* (send, write, sendto, a path to open) lives in a reactor-owned
-//!    buffer the handler obtained with `Ctx::io_buffer` and filled; naming the buffer in the
-//!    op hands it to the platform.
-//! 3. Data that comes *in* (recv, read, recvfrom) lands in a reactor-owned buffer the core
-//!    picks when the op is submitted. The completion names it; the handler reads the bytes
-//!    through `Ctx::io_data` during that one handler call, after which the buffer is freed —
-//!    unless the handler hands it straight to another op (zero-copy echo).
-//! 4. The completion arrives as a system message (`IO_COMPLETED`) decoded with
-//!    [`Message::io_completion`](crate::Message::io_completion). It never needs a pool slot:
-//!    the core keeps it in the isolate's own metadata, since only one op can be in flight.
-//! 5. A completion for an isolate that was torn down meanwhile is *stale*: the core frees its
-//!    buffer, closes a socket it accepted or a file it opened, counts it, and never delivers it
-//!    to the slot's new occupant.
+//! # Two ways to start an operation
+//!
+//! - **Parked** ([`Effect::Io`](crate::Effect::Io)): the handler returns one [`IoOp`] and the
+//!   isolate is parked until that op's completion; no mail is taken meanwhile. Its
+//!   completion carries [`IoTicket::PARKED`] and needs no storage beyond the isolate's own
+//!   metadata. This is the default and what every type can do.
+//! - **Submitted** (`Ctx::submit`): during a handler, an op is queued and the handler goes on;
+//!   it returns an [`IoTicket`] naming that op. The isolate keeps running: it takes mail,
+//!   its timers fire, it can make a `Call`, submit more ops (a receive and a send on one
+//!   socket at once) or park on an `Effect::Io`. Each completion arrives later as its own
+//!   `IO_COMPLETED` message naming its ticket ([`IoCompletion::ticket`]), delivered when the
+//!   isolate waits for mail (`Effect::Receive`), ahead of its mailbox.
+//!
+//! A connection that reads and writes at once and takes mail (a chat line to push to its
+//! client while a receive is pending):
+//!
+//! ```
+//! use tina_core::io::{Fd, IoKind, IoOp, IoTicket};
+//! use tina_core::{CrashReason, Ctx, Effect, Isolate, Message, Payload, TypeSpec, UserTag};
+//!
+//! #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+//! #[repr(C)]
+//! struct Line {
+//!     bytes: [u8; 64],
+//!     len: u32,
+//! }
+//! impl Payload for Line {
+//!     const TAG: UserTag = UserTag::new(0x50);
+//! }
+//!
+//! struct Conn {
+//!     socket: Fd,
+//!     recv: IoTicket,
+//! }
+//!
+//! impl Isolate for Conn {
+//!     type Args = i32; // the connected socket
+//!     fn init(fd: &i32, ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
+//!         let socket = Fd(*fd);
+//!         ctx.own_fd(Some(socket));
+//!         let recv = ctx
+//!             .submit(IoOp::Recv { socket, len: 512 })
+//!             .map_err(|_| CrashReason("no room for the receive"))?;
+//!         Ok((Conn { socket, recv }, Effect::Receive))
+//!     }
+//!
+//!     fn handle(&mut self, msg: &Message, ctx: &mut Ctx) -> Effect {
+//!         if let Some(c) = msg.io_completion() {
+//!             match (c.kind, c.result, c.buf) {
+//!                 (IoKind::Recv, Ok(n), Some(buf)) if c.ticket == self.recv && n > 0 => {
+//!                     let _request = ctx.io_data(buf, n as usize); // parse it here
+//!                     match ctx.submit(IoOp::Recv { socket: self.socket, len: 512 }) {
+//!                         Ok(t) => self.recv = t,
+//!                         Err(_) => return Effect::Crash(CrashReason("no room")),
+//!                     }
+//!                 }
+//!                 (IoKind::Recv, _, _) => return Effect::Done, // EOF or error
+//!                 _ => {} // a send completed (check for a partial one in real code)
+//!             }
+//!             return Effect::Receive;
+//!         }
+//!         if let Some(line) = msg.decode::<Line>() {
+//!             // Mail while the receive is pending: write it on the same socket.
+//!             if let Ok(buf) = ctx.io_buffer() {
+//!                 let n = (line.len as usize).min(64);
+//!                 if let Ok(out) = ctx.io_buffer_mut(buf) {
+//!                     out[..n].copy_from_slice(&line.bytes[..n]);
+//!                 }
+//!                 let send = IoOp::Send { socket: self.socket, buf, len: n as u32 };
+//!                 let _ = ctx.submit(send); // refused (bound, queue full): dropped here
+//!             }
+//!         }
+//!         Effect::Receive
+//!     }
+//! }
+//!
+//! // One receive and one send submitted at once, plus room for a parked Effect::Io.
+//! let _conn = TypeSpec::of::<Conn>("conn").io_in_flight_max(3);
+//! ```
+//!
+//! # Bounds
+//!
+//! `TypeSpec::io_in_flight_max` (1 to [`IO_IN_FLIGHT_MAX`], default 1) bounds the operations
+//! one isolate of the type has in flight at once: up to `io_in_flight_max − 1` submitted ops,
+//! plus the one a parked `Effect::Io` holds. The default 1 therefore allows only the parked
+//! way (`Ctx::submit` is refused with [`IoError::InFlightLimit`]), exactly the behaviour of
+//! one op at a time. The storage for the submitted ops' completions (one slot per ticket) is
+//! carved at boot and counted in `memory_required`; nothing queues beyond it: a submission
+//! over the bound, with the tick's batch full or the buffer pool empty is refused at once
+//! (`InFlightLimit`, `QueueFull`, `NoBuffers`), the isolate keeps its outbound buffer for
+//! this handler call, and nothing reaches the platform.
+//!
+//! # Buffers
+//!
+//! Data that goes *out* (send, write, sendto, a path to open) lives in a reactor-owned
+//! buffer the handler obtained with `Ctx::io_buffer` and filled; naming the buffer in the op
+//! hands it to the platform. Data that comes *in* (recv, read, recvfrom) lands in a
+//! reactor-owned buffer the core picks when the op is submitted. The completion names it;
+//! the handler reads the bytes through `Ctx::io_data` during that one handler call, after
+//! which the buffer is freed — unless the handler hands it straight to another op
+//! (zero-copy echo).
+//!
+//! # Completions
+//!
+//! A completion arrives as a system message (`IO_COMPLETED`) decoded with
+//! [`Message::io_completion`](crate::Message::io_completion). It never needs a pool slot: a
+//! parked op's lives in the isolate's metadata, a submitted op's in its ticket's slot. Each
+//! op completes exactly once. The core routes a completion by its owner's handle (slot and
+//! generation) and its ticket (index and sequence number), so a completion for an isolate
+//! torn down meanwhile is *stale*: the core frees its buffer, closes a socket it accepted or
+//! a file it opened, counts it, and never delivers it to the slot's new occupant (a
+//! restarted incarnation has a new generation). Completions already in, but not yet
+//! delivered, at teardown are reclaimed the same way.
+//!
+//! Completions of submitted ops wait in their ticket slots while the isolate is parked (on
+//! a `Call`'s reply, an `Effect::Io`) or yielded, and are delivered once it waits for mail
+//! again: one per handler call, ahead of the mailbox, lowest ticket slot first (not
+//! necessarily in the order they completed).
+//!
+//! # Cancelling
+//!
+//! `Ctx::cancel(ticket)` asks the platform to end a submitted op early
+//! ([`IoDriver::cancel`](crate::platform::IoDriver::cancel), after this tick's batch). The
+//! op still completes exactly once: with `Err(IoError::Canceled)` if the cancel won, or with
+//! its normal result if it finished first (a receive that raced delivers its bytes, which
+//! the handler must then consume). A platform that cannot cancel lets the op finish
+//! normally.
 //!
 //! Synchronous socket control (socket, bind, listen, setsockopt, shutdown) is the
 //! [`Control`] vocabulary, executed at once through the platform's
@@ -57,6 +169,48 @@ impl IoBuf {
             index: (bits >> 16) as u16,
             generation: bits as u16,
         }
+    }
+}
+
+/// Operations one isolate may have in flight at most (`TypeSpec::io_in_flight_max`).
+pub const IO_IN_FLIGHT_MAX: u8 = 16;
+
+/// Names one submitted I/O operation of an isolate (from `Ctx::submit`); its completion
+/// carries the same ticket. An index among the isolate's in-flight slots and a sequence
+/// number, so a ticket of an op completed earlier never names a later op in the same slot.
+/// [`IoTicket::PARKED`] names the op of a parked `Effect::Io`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct IoTicket(pub(crate) u16);
+
+impl IoTicket {
+    /// The ticket of a parked `Effect::Io` (and of every completion before tickets existed).
+    pub const PARKED: IoTicket = IoTicket(0);
+
+    /// A ticket for in-flight slot `index` (below 16) with sequence number `seq` (1 to 4095).
+    pub(crate) fn new(index: usize, seq: u16) -> IoTicket {
+        IoTicket((seq << 4) | (index as u16 & 0xF))
+    }
+
+    /// Whether this names the op of a parked `Effect::Io`.
+    #[inline]
+    pub fn is_parked(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The in-flight slot this ticket uses.
+    pub(crate) fn index(self) -> usize {
+        usize::from(self.0 & 0xF)
+    }
+
+    /// The raw value (for a platform's user data or traces).
+    pub fn to_bits(self) -> u16 {
+        self.0
+    }
+
+    /// A ticket from its raw value (as a platform stored it).
+    pub fn from_bits(bits: u16) -> IoTicket {
+        IoTicket(bits)
     }
 }
 
@@ -309,6 +463,9 @@ pub enum IoError {
     QueueFull,
     /// A buffer reference is stale or not owned by this isolate.
     BadBuffer,
+    /// The isolate already has `io_in_flight_max − 1` submitted operations in flight (or
+    /// the ticket named is not in flight).
+    InFlightLimit,
     /// Another OS error, by number.
     Os(i32),
 }
@@ -337,6 +494,7 @@ impl IoError {
             QueueFull => (18, 0),
             BadBuffer => (19, 0),
             Os(e) => (20, e),
+            InFlightLimit => (21, 0),
         }
     }
 
@@ -362,6 +520,7 @@ impl IoError {
             17 => NoBuffers,
             18 => QueueFull,
             19 => BadBuffer,
+            21 => InFlightLimit,
             _ => Os(os),
         }
     }
@@ -377,6 +536,9 @@ impl fmt::Display for IoError {
                 "I/O submission queue full this tick (raise io_submissions_per_tick_max)",
             ),
             IoError::BadBuffer => f.write_str("I/O buffer reference is stale or not owned"),
+            IoError::InFlightLimit => f.write_str(
+                "too many I/O operations in flight for this isolate (raise io_in_flight_max in its TypeSpec), or the ticket is not in flight",
+            ),
             IoError::Os(e) => write!(f, "OS error {e}"),
             other => write!(f, "{other:?}"),
         }
@@ -397,6 +559,9 @@ pub struct IoCompletion {
     /// For `Accept`/`RecvFrom`: the peer.
     #[cfg_attr(feature = "defmt", defmt(Debug2Format))]
     pub peer: Option<SocketAddr>,
+    /// The op this completes: the ticket `Ctx::submit` returned, or [`IoTicket::PARKED`].
+    /// A platform echoes the submission's ticket.
+    pub ticket: IoTicket,
 }
 
 impl IoCompletion {
@@ -407,6 +572,7 @@ impl IoCompletion {
             result,
             buf: None,
             peer: None,
+            ticket: IoTicket::PARKED,
         }
     }
 
@@ -436,7 +602,8 @@ impl IoCompletion {
             b[6] = 1;
             b[7..11].copy_from_slice(&buf.to_bits().to_le_bytes());
         }
-        encode_addr(self.peer, &mut b[11..]);
+        encode_addr(self.peer, &mut b[11..38]);
+        b[38..40].copy_from_slice(&self.ticket.0.to_le_bytes());
         b
     }
 
@@ -458,6 +625,7 @@ impl IoCompletion {
             result,
             buf,
             peer: decode_addr(&b[11..]),
+            ticket: IoTicket(u16::from_le_bytes([b[38], b[39]])),
         })
     }
 }
@@ -631,6 +799,9 @@ pub struct Submission {
     pub op: IoOp,
     /// For operations that receive data, the buffer to fill (the core chose it).
     pub buf: Option<IoBuf>,
+    /// The op's ticket ([`IoTicket::PARKED`] for a parked `Effect::Io`): its completion
+    /// must carry it back.
+    pub ticket: IoTicket,
 }
 
 /// The shard's reactor-owned buffers, as seen by the platform.
@@ -682,6 +853,7 @@ mod tests {
                 result: Ok(17),
                 buf: None,
                 peer: Some("127.0.0.1:4040".parse().unwrap()),
+                ticket: IoTicket::PARKED,
             },
             IoCompletion {
                 kind: IoKind::RecvFrom,
@@ -691,9 +863,11 @@ mod tests {
                     generation: 65535,
                 }),
                 peer: Some("[fe80::1%3]:53".parse().unwrap()),
+                ticket: IoTicket::new(15, 4095),
             },
             IoCompletion::new(IoKind::Connect, Err(IoError::ConnectionRefused)),
             IoCompletion::new(IoKind::Write, Err(IoError::Os(-28))),
+            IoCompletion::new(IoKind::Recv, Err(IoError::InFlightLimit)),
         ];
         for c in cases {
             assert_eq!(IoCompletion::decode(&c.encode()), Some(c));

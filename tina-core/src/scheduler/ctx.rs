@@ -11,7 +11,8 @@ use crate::memory::timer::{TimerId, TimersExhausted};
 use crate::model::address::{Address, Name, Recipient, ShardKey};
 use crate::model::handle::{Handle, ShardId, TypeId};
 use crate::model::io::{
-    Control, ControlOutcome, Domain, Fd, IoBuf, IoError, ShutdownHow, SocketKind, SocketOption,
+    Control, ControlOutcome, Domain, Fd, IoBuf, IoError, IoOp, IoTicket, ShutdownHow, SocketKind,
+    SocketOption,
 };
 use crate::model::isolate::Isolate;
 use crate::model::message::{CallToken, Message, Outgoing, Payload, PayloadTooLarge, UserTag};
@@ -247,6 +248,25 @@ impl<'x, 'a> Ctx<'x, 'a> {
     /// delivered), limited to `len`.
     pub fn io_data(&self, buf: IoBuf, len: usize) -> Result<&[u8], IoError> {
         self.kernel.io_data(self.me, buf, len)
+    }
+
+    /// Submits one I/O op without parking: the handler goes on, and the op's completion
+    /// arrives later as an `IO_COMPLETED` message carrying the returned ticket
+    /// ([`IoCompletion::ticket`](crate::io::IoCompletion::ticket)), delivered while the
+    /// isolate waits for mail. Refused at once — nothing handed over, an outbound buffer
+    /// stays this call's — with `InFlightLimit` (the type's `io_in_flight_max − 1` submitted
+    /// ops are in flight; the default allows none), `QueueFull`, `NoBuffers`, `BadBuffer`
+    /// or `InvalidInput` (a length beyond the buffer).
+    pub fn submit(&mut self, op: IoOp) -> Result<IoTicket, IoError> {
+        self.kernel.submit_ticket(self.me, op)
+    }
+
+    /// Asks the platform to cancel a submitted op. Its completion still arrives exactly
+    /// once: `Err(IoError::Canceled)` if the cancel won, the normal result if the op
+    /// finished first. `InFlightLimit` if the ticket is not in flight (its completion came
+    /// already), `QueueFull` if this tick's cancels are full.
+    pub fn cancel(&mut self, ticket: IoTicket) -> Result<(), IoError> {
+        self.kernel.cancel_io(self.me, ticket)
     }
 
     /// Bytes per I/O buffer on this shard.

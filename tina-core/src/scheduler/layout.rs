@@ -19,7 +19,7 @@ use crate::model::io::Submission;
 use crate::model::io::{Fd, IoOp};
 use crate::model::message::Message;
 use crate::scheduler::arena::{ArenaRef, TypeVtable};
-use crate::scheduler::kernel::{Meta, TypeState};
+use crate::scheduler::kernel::{Meta, TicketSlot, TypeState};
 use crate::scheduler::supervision::{GroupState, Groups, Member, NameSlot, TreeSize};
 use crate::spec::{DISPATCHES_PER_WEIGHT, GroupSpec, SystemSpec};
 
@@ -191,6 +191,7 @@ pub(crate) fn walk_shard<'a, C: Carve<'a>>(
         owner: Handle::NONE,
         op: IoOp::Close { fd: Fd(-1) },
         buf: None,
+        ticket: crate::model::io::IoTicket::PARKED,
     })?;
     let groups = walk_tree(c, root)?;
     let recoveries = c.slice(spec.recoveries_max as usize, |_| 0u64)?;
@@ -243,6 +244,17 @@ fn walk_types<'a, C: Carve<'a>>(
     for (i, t) in spec.types.iter().enumerate() {
         let metas = c.slice(t.capacity as usize, |_| Meta::FREE)?;
         let args = c.slice(t.capacity as usize, |_| InitArgs::EMPTY)?;
+        // The completion slots of submitted I/O ops (none for the default of one op, the
+        // parked one, whose completion lives in `Meta`).
+        let per = t.io_tickets();
+        let tickets = if per == 0 {
+            &mut []
+        } else {
+            let n = (t.capacity as usize)
+                .checked_mul(per)
+                .ok_or(MemoryError::Overflow)?;
+            c.slice(n, |_| TicketSlot::FREE)?
+        };
         if let Some(state) = types.get_mut(i) {
             *state = TypeState::new(
                 metas,
@@ -250,6 +262,8 @@ fn walk_types<'a, C: Carve<'a>>(
                 t.budget_weight * DISPATCHES_PER_WEIGHT,
             );
             state.args = args;
+            state.tickets = tickets;
+            state.tickets_per = per;
         }
     }
     Ok(types)

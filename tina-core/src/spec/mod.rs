@@ -126,6 +126,11 @@ pub struct TypeSpec {
     pub working_memory_size: u32,
     /// Bytes of the per-shard scratch area a handler of this type may use.
     pub scratch_size: u32,
+    /// I/O operations each instance may have in flight at once, counting a parked
+    /// `Effect::Io`: up to `io_in_flight_max − 1` submitted with `Ctx::submit`, plus the
+    /// parked one (1 to [`IO_IN_FLIGHT_MAX`](crate::io::IO_IN_FLIGHT_MAX); default 1: only
+    /// `Effect::Io`). Each submitted slot costs one completion slot per instance.
+    pub io_in_flight_max: u8,
     pub(crate) vtable: TypeVtable,
 }
 
@@ -141,6 +146,7 @@ impl TypeSpec {
             budget_weight: 1,
             working_memory_size: 0,
             scratch_size: 0,
+            io_in_flight_max: 1,
             vtable: TypeVtable::of::<T>(),
         }
     }
@@ -173,6 +179,19 @@ impl TypeSpec {
     pub const fn scratch(mut self, bytes: u32) -> Self {
         self.scratch_size = bytes;
         self
+    }
+
+    /// Sets the I/O operations each instance may have in flight at once (see
+    /// [`TypeSpec::io_in_flight_max`]; e.g. 3 for a receive and a send submitted at once
+    /// plus a parked `Effect::Io`).
+    pub const fn io_in_flight_max(mut self, n: u8) -> Self {
+        self.io_in_flight_max = n;
+        self
+    }
+
+    /// Submitted operations (tickets) each instance may have in flight.
+    pub(crate) fn io_tickets(&self) -> usize {
+        usize::from(self.io_in_flight_max.saturating_sub(1))
     }
 
     /// Whether this registration is of the type `r` names: the same function (the usual

@@ -194,6 +194,14 @@ impl SystemSpec<'_> {
                 Rule::BudgetWeight,
             ));
         }
+        if t.io_in_flight_max == 0 || t.io_in_flight_max > crate::io::IO_IN_FLIGHT_MAX {
+            return Err(SpecError::new(
+                at,
+                "io_in_flight_max",
+                u64::from(t.io_in_flight_max),
+                Rule::IoInFlight,
+            ));
+        }
         if t.vtable.align > ALIGN_MAX {
             return Err(SpecError::new(
                 at,
@@ -515,6 +523,8 @@ pub enum Rule {
     },
     /// Budget weight between 1 and 64.
     BudgetWeight,
+    /// I/O operations in flight per isolate between 1 and 16.
+    IoInFlight,
     /// Alignment at most 128.
     Alignment,
     /// A Rust type registered twice.
@@ -568,6 +578,7 @@ impl fmt::Display for Rule {
             Rule::RingPair => f.write_str("a ring override names two different shards that exist (value = from << 8 | to)"),
             Rule::TypeCapacity => f.write_str("a type holds 1 to 1048575 instances per shard (20-bit slots; the last slot value marks named addresses)"),
             Rule::BudgetWeight => f.write_str("budget weights are 1 to 64 (weight x 256 dispatches per tick)"),
+            Rule::IoInFlight => f.write_str("an isolate has 1 to 16 I/O operations in flight (io_in_flight_max; 1 = only the parked Effect::Io)"),
             Rule::Alignment => f.write_str("isolate types may need at most 128-byte alignment; move big aligned buffers to working memory"),
             Rule::DuplicateType { type_name } => write!(f, "type `{type_name}` is registered twice (value = index of the first registration); remove one"),
             Rule::BudgetWindow => f.write_str("a restart budget window must be longer than zero (e.g. Duration::from_secs(5))"),

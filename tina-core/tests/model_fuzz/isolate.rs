@@ -1,7 +1,7 @@
 //! The fuzzed isolate, its payloads, and what it records for the model.
 
 use std::cell::{Cell, RefCell};
-use tina_core::io::{Fd, IoBuf, IoCompletion, IoError, IoKind, IoOp};
+use tina_core::io::{Fd, IoBuf, IoCompletion, IoError, IoKind, IoOp, IoTicket};
 use tina_core::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -59,7 +59,11 @@ pub(crate) mod op {
     pub(crate) const TRANSFER: u32 = 16;
     pub(crate) const WATCH: u32 = 17;
     pub(crate) const TAKE_BUFFER: u32 = 18;
-    pub(crate) const COUNT: u32 = 19;
+    /// `Ctx::submit` an op without parking (several in flight at once).
+    pub(crate) const SUBMIT: u32 = 19;
+    /// `Ctx::cancel` one of them.
+    pub(crate) const CANCEL_IO: u32 = 20;
+    pub(crate) const COUNT: u32 = 21;
 }
 
 /// How a callee answers a call (`Cmd::a` of the request).
@@ -198,6 +202,8 @@ pub(crate) struct FzState {
     pub(crate) timers: Vec<PendingTimer>,
     pub(crate) timers_started: u16,
     pub(crate) io: Option<IoKind>,
+    /// Ops submitted without parking whose completion has not come yet.
+    pub(crate) tickets: Vec<(IoTicket, IoKind)>,
     pub(crate) yields: u32,
     pub(crate) stubborn: u32,
     /// Got the shutdown notice.
@@ -575,6 +581,18 @@ impl FzState {
                 Effect::Receive
             }
             op::IO => self.start_io(cmd, ctx),
+            op::SUBMIT => self.submit_io(cmd, ctx),
+            op::CANCEL_IO => {
+                if !self.tickets.is_empty() {
+                    let (t, _) = self.tickets[(cmd.b as usize) % self.tickets.len()];
+                    // In flight: asked; completed but not yet delivered: not in flight.
+                    let r = ctx.cancel(t);
+                    if !matches!(r, Ok(()) | Err(IoError::InFlightLimit | IoError::QueueFull)) {
+                        violation(format!("{me:?}: cancel of {t:?} returned {r:?}"));
+                    }
+                }
+                Effect::Receive
+            }
             op::REPLY_DEFERRED => {
                 if let Some((token, req)) = self.deferred.take() {
                     let seq = next_seq();
@@ -697,15 +715,72 @@ impl FzState {
         Effect::Io(op)
     }
 
+    /// Submits an op without parking (`Fz<0>` may have two in flight, `Fz<1>` none).
+    fn submit_io(&mut self, cmd: &Cmd, ctx: &mut Ctx<'_, '_>) -> Effect {
+        let me = ctx.me();
+        let op = match cmd.a % 4 {
+            0 | 1 => IoOp::Recv {
+                socket: Fd(10),
+                len: 8 + (cmd.b % 64) as u32,
+            },
+            2 => {
+                let Ok(buf) = ctx.io_buffer() else {
+                    return Effect::Receive;
+                };
+                if let Ok(bytes) = ctx.io_buffer_mut(buf) {
+                    bytes[..8].copy_from_slice(&cmd.seq.to_le_bytes());
+                }
+                // Sometimes longer than the buffer: refused, the buffer stays this call's.
+                let len = if cmd.b.is_multiple_of(5) { 1 << 20 } else { 8 };
+                IoOp::Send {
+                    socket: Fd(10),
+                    buf,
+                    len,
+                }
+            }
+            _ => IoOp::Accept { listener: Fd(12) },
+        };
+        let allowed = if ctx.type_id_of::<Fz<0>>() == Some(me.type_id()) {
+            2
+        } else {
+            0
+        };
+        match ctx.submit(op) {
+            Ok(t) => {
+                if self.tickets.iter().any(|&(x, _)| x == t) || self.tickets.len() >= allowed {
+                    violation(format!("{me:?}: ticket {t:?} over the bound or twice"));
+                }
+                self.tickets.push((t, op.kind()));
+            }
+            Err(IoError::InFlightLimit) if self.tickets.len() < allowed => {
+                violation(format!("{me:?}: submit refused below the bound"));
+            }
+            Err(_) => {}
+        }
+        Effect::Receive
+    }
+
     pub(crate) fn on_completion(&mut self, c: IoCompletion, ctx: &mut Ctx<'_, '_>) -> Effect {
         let me = ctx.me();
-        if self.io != Some(c.kind) {
-            violation(format!(
-                "{me:?} got a {:?} completion while waiting for {:?}",
-                c.kind, self.io
-            ));
+        if c.ticket.is_parked() {
+            if self.io != Some(c.kind) {
+                violation(format!(
+                    "{me:?} got a {:?} completion while waiting for {:?}",
+                    c.kind, self.io
+                ));
+            }
+            self.io = None;
+        } else {
+            match self.tickets.iter().position(|&(t, _)| t == c.ticket) {
+                Some(i) if self.tickets[i].1 == c.kind => {
+                    self.tickets.swap_remove(i);
+                }
+                _ => violation(format!(
+                    "{me:?} got a {:?} completion for {:?}, not in flight: {:?}",
+                    c.kind, c.ticket, self.tickets
+                )),
+            }
         }
-        self.io = None;
         match (c.kind, c.result, c.buf) {
             (IoKind::Recv, Ok(n), Some(buf)) if n >= 8 => match ctx.io_data(buf, n as usize) {
                 Ok(bytes) if bytes.len() == n as usize => {
@@ -715,7 +790,7 @@ impl FzState {
                         me,
                         seq,
                     });
-                    if seq % 2 == 1 {
+                    if seq % 2 == 1 && self.io.is_none() {
                         // Zero-copy echo of what arrived.
                         self.io = Some(IoKind::Send);
                         return Effect::Io(IoOp::Send {

@@ -1,7 +1,8 @@
 //! Model-based fuzzing of the core: two shards wired with the core's ring transport, stepped
 //! by hand, driven by one seed through random sequences of deliveries (valid, stale,
 //! fabricated, oversized, bursts into full mailboxes), effects (Receive, Yield, Call, Reply,
-//! Io, Done, Crash), calls (timeouts, deferred, double and stale replies), timers (start and
+//! Io, Done, Crash), I/O submitted without parking (`Ctx::submit`, up to the type's bound,
+//! and `Ctx::cancel`: each completion reaches the incarnation that holds its ticket, once), calls (timeouts, deferred, double and stale replies), timers (start and
 //! cancel), I/O completions (late, duplicated, for torn-down isolates, refused submissions),
 //! crashes, handler and `init` panics (through the trap), crash storms that force shard
 //! recoveries and quarantines, revivals and shutdowns.

@@ -95,6 +95,8 @@ const OP_WEIGHTS: [(u32, u64); op::COUNT as usize] = [
     (op::TRANSFER, 5),
     (op::WATCH, 1),
     (op::TAKE_BUFFER, 2),
+    (op::SUBMIT, 8),
+    (op::CANCEL_IO, 3),
 ];
 
 impl World<'_, '_> {
@@ -205,10 +207,11 @@ impl World<'_, '_> {
             result,
             buf: sub.buf,
             peer: None,
+            ticket: sub.ticket,
         };
         self.trace.push(format!(
-            "  complete on shard {i} for {:?}: {kind:?} {result:?} buf {:?}",
-            sub.owner, sub.buf
+            "  complete on shard {i} for {:?}: {kind:?} {result:?} buf {:?} ticket {:?}",
+            sub.owner, sub.buf, sub.ticket
         ));
         self.shards[i]
             .platform()
@@ -593,6 +596,11 @@ impl World<'_, '_> {
                 s.io
             );
             ensure!(
+                s.tickets.is_empty(),
+                "{h:?} still waits for submitted ops {:?} though every submission completed",
+                s.tickets
+            );
+            ensure!(
                 s.call.is_none(),
                 "{h:?} still waits for call {:?} though every timeout passed",
                 s.call
@@ -738,7 +746,10 @@ pub(crate) fn run_seed(
     reset_recording();
     let mut rng = Rng(seed);
     let types = [
-        TypeSpec::of::<Fz<0>>("fz0").capacity(6).mailbox_capacity(4),
+        TypeSpec::of::<Fz<0>>("fz0")
+            .capacity(6)
+            .mailbox_capacity(4)
+            .io_in_flight_max(3),
         TypeSpec::of::<Fz<1>>("fz1").capacity(6).mailbox_capacity(8),
     ];
     let plain = FzArgs::default();

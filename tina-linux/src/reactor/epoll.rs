@@ -63,6 +63,19 @@ enum Attempt {
     WouldBlock,
 }
 
+/// The descriptor an op waits on, and whether as its reader (else its writer).
+fn waits_on(op: &IoOp) -> (i32, bool) {
+    match *op {
+        IoOp::Accept { listener } => (listener.0, true),
+        IoOp::Recv { socket, .. } | IoOp::RecvFrom { socket, .. } => (socket.0, true),
+        IoOp::Connect { socket, .. } | IoOp::Send { socket, .. } | IoOp::SendTo { socket, .. } => {
+            (socket.0, false)
+        }
+        IoOp::SendFile { out, .. } => (out.0, false),
+        _ => (-1, true),
+    }
+}
+
 fn done(r: Result<usize, Errno>) -> Attempt {
     match r {
         Ok(n) => Attempt::Done(Ok(n.min(u32::MAX as usize) as u32)),
@@ -181,15 +194,7 @@ impl EpollReactor {
     /// Parks entry `i` until its descriptor is ready.
     fn park(&mut self, i: u32) {
         self.waiting += 1;
-        let (fd, reader) = match self.ops.get(i).op {
-            IoOp::Accept { listener } => (listener.0, true),
-            IoOp::Recv { socket, .. } | IoOp::RecvFrom { socket, .. } => (socket.0, true),
-            IoOp::Connect { socket, .. }
-            | IoOp::Send { socket, .. }
-            | IoOp::SendTo { socket, .. } => (socket.0, false),
-            IoOp::SendFile { out, .. } => (out.0, false),
-            _ => (-1, true),
-        };
+        let (fd, reader) = waits_on(&self.ops.get(i).op);
         let Some(slot) = self.fds.get_mut(fd as usize) else {
             self.polled.push_back(i);
             return;
@@ -277,6 +282,32 @@ impl EpollReactor {
             } else {
                 self.polled.push_back(i);
             }
+        }
+    }
+
+    /// Cancels `owner`'s submitted op `ticket` if it still waits (see `IoDriver::cancel`):
+    /// it leaves its descriptor slot or the polled queue and completes with `Canceled`. An
+    /// op that already finished (its result pending report) is left alone.
+    pub(crate) fn cancel(&mut self, owner: tina_core::Handle, ticket: tina_core::io::IoTicket) {
+        let Some(i) = self.ops.find(owner, ticket) else {
+            return;
+        };
+        let mut found = false;
+        let (fd, _) = waits_on(&self.ops.get(i).op);
+        if let Some(slot) = self.fds.get_mut(fd as usize) {
+            for dir in [&mut slot.reader, &mut slot.writer] {
+                if *dir == i {
+                    *dir = NIL;
+                    found = true;
+                }
+            }
+        }
+        if let Some(k) = self.polled.iter().position(|&p| p == i) {
+            self.polled.remove(k);
+            found = true;
+        }
+        if found {
+            self.finish_parked(i, Err(IoError::Canceled));
         }
     }
 

@@ -210,6 +210,13 @@ impl IoDriver for Reactor {
         }
     }
 
+    fn cancel(&mut self, owner: Handle, ticket: tina_core::io::IoTicket) {
+        match self {
+            Reactor::Uring(r) => r.cancel(owner, ticket),
+            Reactor::Epoll(r) => r.cancel(owner, ticket),
+        }
+    }
+
     fn cancel_all(&mut self) {
         match self {
             Reactor::Uring(r) => r.cancel_all(),

@@ -8,7 +8,9 @@
 use std::collections::VecDeque;
 
 use tina_core::Handle;
-use tina_core::io::{Control, ControlOutcome, IoBuf, IoCompletion, IoError, IoKind, IoOp};
+use tina_core::io::{
+    Control, ControlOutcome, IoBuf, IoCompletion, IoError, IoKind, IoOp, IoTicket,
+};
 use tina_core::platform::{CompletionSink, IoBuffers, Submission};
 
 use crate::sys::{self, Errno, SockAddr};
@@ -64,6 +66,8 @@ pub(crate) struct Op {
     pub(crate) owner: Handle,
     pub(crate) op: IoOp,
     pub(crate) buf: Option<IoBuf>,
+    /// The core's ticket for the op, echoed in its completion.
+    pub(crate) ticket: IoTicket,
     /// Peer address (accept, recvfrom) or destination (connect, sendto).
     pub(crate) addr: SockAddr,
     /// io_uring: the message header of sendmsg/recvmsg and its one iovec.
@@ -87,6 +91,7 @@ impl Op {
                 fd: tina_core::io::Fd(-1),
             },
             buf: None,
+            ticket: IoTicket::PARKED,
             addr: SockAddr::empty(),
             msg: empty_msghdr(),
             iov: libc::iovec {
@@ -113,6 +118,7 @@ impl Op {
             result,
             buf: self.buf,
             peer,
+            ticket: self.ticket,
         }
     }
 }
@@ -155,6 +161,7 @@ impl OpTable {
         op.owner = s.owner;
         op.op = s.op;
         op.buf = s.buf;
+        op.ticket = s.ticket;
         op.spliced_in = 0;
         op.spliced_out = 0;
         op.started = false;
@@ -195,6 +202,17 @@ impl OpTable {
         }
         op.pipe = (-1, -1);
         self.free.push(i);
+    }
+
+    /// The live entry of `owner`'s submitted op `ticket` (a linear scan: cancels are rare).
+    pub(crate) fn find(&self, owner: Handle, ticket: IoTicket) -> Option<u32> {
+        if ticket.is_parked() {
+            return None;
+        }
+        self.ops
+            .iter()
+            .position(|o| o.live && o.owner == owner && o.ticket == ticket)
+            .map(|i| i as u32)
     }
 
     pub(crate) fn in_flight(&self) -> usize {
@@ -298,6 +316,7 @@ pub(crate) fn completion_of(s: &Submission, result: Result<u32, IoError>) -> IoC
         result,
         buf: s.buf,
         peer: None,
+        ticket: s.ticket,
     }
 }
 
@@ -311,6 +330,7 @@ mod tests {
             owner: Handle::NONE,
             op: IoOp::Close { fd: Fd(fd) },
             buf: None,
+            ticket: tina_core::io::IoTicket::PARKED,
         }
     }
 

@@ -494,12 +494,26 @@ impl UringReactor {
             if !self.ops.is_live(i) || !uses_fd(&self.ops.get(i).op, fd) {
                 continue;
             }
-            let entry = opcode::AsyncCancel::new(self.ops.token(i))
-                .build()
-                .user_data(CANCEL_TOKEN);
-            // SAFETY: a cancel request references no memory (the token is a plain number).
-            // If it cannot be queued (counted in `push`), the operation ends by itself.
-            let _ = unsafe { self.push(&entry) };
+            self.push_cancel(i);
+        }
+    }
+
+    /// Queues the cancel of entry `i` (its completion then arrives as `Canceled`, or with
+    /// its normal result if it finished first).
+    fn push_cancel(&mut self, i: u32) {
+        let entry = opcode::AsyncCancel::new(self.ops.token(i))
+            .build()
+            .user_data(CANCEL_TOKEN);
+        // SAFETY: a cancel request references no memory (the token is a plain number).
+        // If it cannot be queued (counted in `push`), the operation ends by itself.
+        let _ = unsafe { self.push(&entry) };
+    }
+
+    /// Cancels `owner`'s submitted op `ticket` if it is still in flight (see
+    /// `IoDriver::cancel`).
+    pub(crate) fn cancel(&mut self, owner: tina_core::Handle, ticket: tina_core::io::IoTicket) {
+        if let Some(i) = self.ops.find(owner, ticket) {
+            self.push_cancel(i);
         }
     }
 
@@ -519,12 +533,7 @@ impl UringReactor {
             if !self.ops.is_live(i) {
                 continue;
             }
-            let entry = opcode::AsyncCancel::new(self.ops.token(i))
-                .build()
-                .user_data(CANCEL_TOKEN);
-            // SAFETY: a cancel request references no memory (the token is a plain number).
-            // If it cannot be queued (counted in `push`), the operation ends by itself.
-            let _ = unsafe { self.push(&entry) };
+            self.push_cancel(i);
         }
         self.flush();
     }
@@ -717,6 +726,7 @@ mod tests {
                 owner: owner(k),
                 op: IoOp::Accept { listener: fd },
                 buf: None,
+                ticket: tina_core::io::IoTicket::PARKED,
             })
             .collect();
         let mut sink = Collect {

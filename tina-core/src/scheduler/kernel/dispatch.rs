@@ -1,9 +1,10 @@
 //! Taking the next thing to dispatch: the mailbox head on the fast path, otherwise notices,
 //! replies, completions and resumptions by the isolate's state.
 
-use super::{Kernel, Meta, NOTICE_SHUTDOWN, State};
+use super::{Kernel, Meta, NOTICE_IO, NOTICE_SHUTDOWN, State};
 use crate::memory::iobuf::BufState;
 use crate::memory::pool::{NIL, Pool};
+use crate::model::io::IoCompletion;
 use crate::model::message::{Message, system_tag};
 
 impl<'a> Kernel<'a> {
@@ -112,7 +113,12 @@ impl<'a> Kernel<'a> {
                     m.notices &= !NOTICE_SHUTDOWN;
                     return Some(Message::system(me, system_tag::SHUTDOWN, &[]));
                 }
-                let mut mailbox = m.mailbox;
+                if m.notices & NOTICE_IO != 0
+                    && let Some(c) = self.take_ticket_completion(ty, slot)
+                {
+                    return Some(self.deliver_completion(me, c));
+                }
+                let mut mailbox = self.meta(ty, slot).mailbox;
                 let i = self.pool.pop_from(&mut mailbox)?;
                 self.meta(ty, slot).mailbox = mailbox;
                 let msg = *self.pool.get(i);
@@ -145,19 +151,25 @@ impl<'a> Kernel<'a> {
             }
             State::AwaitingIo => {
                 let c = m.io_completion.take()?;
-                if let Some(fd) = c.fd() {
-                    // The new descriptor belongs to this handler call until someone owns it.
-                    self.pending_fd = Some((fd, false));
-                }
-                if let Some(buf) = c.buf {
-                    // The delivered buffer belongs to this one handler call.
-                    self.io.bufs.set_state(buf, BufState::Held);
-                    let _ = self.io.bufs.hold(buf);
-                }
-                Some(Message::system(me, system_tag::IO_COMPLETED, &c.encode()))
+                Some(self.deliver_completion(me, c))
             }
             State::Free | State::Initializing => None,
         }
+    }
+
+    /// The `IO_COMPLETED` message of `c` for `me`: its buffer and a descriptor it yields
+    /// belong to this one handler call.
+    fn deliver_completion(&mut self, me: crate::model::handle::Handle, c: IoCompletion) -> Message {
+        if let Some(fd) = c.fd() {
+            // The new descriptor belongs to this handler call until someone owns it.
+            self.pending_fd = Some((fd, false));
+        }
+        if let Some(buf) = c.buf {
+            // The delivered buffer belongs to this one handler call.
+            self.io.bufs.set_state(buf, BufState::Held);
+            let _ = self.io.bufs.hold(buf);
+        }
+        Message::system(me, system_tag::IO_COMPLETED, &c.encode())
     }
 
     /// Makes the transfer buffer attached to a dequeued message readable during this one

@@ -89,6 +89,10 @@ impl Kernel<'_> {
                         return Err("a dead slot still holds an isolate");
                     }
                 }
+                let done = kernel.tickets_done(ty, slot);
+                if (done > 0) != (m.notices & super::NOTICE_IO != 0) {
+                    return Err("undelivered I/O completions disagree with the isolate's notice");
+                }
                 if kernel.pool.walk_len(&m.mailbox) != m.mailbox.len {
                     return Err("mailbox length differs from its list");
                 }

@@ -12,7 +12,7 @@
 //! | `delivery` | `send`, `send_typed`, `deliver_local` (and a named address's `resolve_name`), `deliver_inbound`, `deliver_reply`, `send_refusals` |
 //! | `dispatch` | `next_ready`, `after_dispatch`, `next_message` (the mailbox-head fast path) |
 //! | `calls` | `finish_call`, `apply_effect`, `start_call` |
-//! | `io` | `submit_io`, `complete_io`, `queue_reclaim`, `reclaim_orphans` |
+//! | `io` | `submit_io`, `submit_ticket`, `cancel_io`, `complete_io`, `take_ticket_completion`, `queue_reclaim`, `reclaim_orphans` |
 //! | `timers` | `advance_timers` |
 //! | `teardown` | `teardown` |
 //! | `peers` | `on_peer_event` |
@@ -58,7 +58,7 @@ mod teardown;
 mod tests;
 mod timers;
 
-pub(crate) use io::Orphans;
+pub(crate) use io::{Orphans, TicketSlot};
 
 /// The platform parts a transition may need besides the kernel's own tables: borrowed from
 /// the platform for one step (or one boot, shutdown or revival).
@@ -95,6 +95,8 @@ pub(crate) enum CallFailure {
 
 /// Pending system notice bits.
 pub(crate) const NOTICE_SHUTDOWN: u8 = 1 << 0;
+/// A submitted I/O op's completion waits in one of the isolate's ticket slots.
+pub(crate) const NOTICE_IO: u8 = 1 << 1;
 
 /// Per-isolate metadata, kept apart from the isolate's own memory.
 #[derive(Clone, Copy, Debug)]
@@ -197,6 +199,9 @@ pub(crate) struct TypeState<'a> {
     /// Working memory: `working_chunks` chunks per slot.
     pub(crate) working: &'a mut [WorkChunk],
     pub(crate) working_chunks: usize,
+    /// Completion slots of submitted I/O ops: `tickets_per` per slot.
+    pub(crate) tickets: &'a mut [TicketSlot],
+    pub(crate) tickets_per: usize,
 }
 
 impl<'a> TypeState<'a> {
@@ -224,6 +229,8 @@ impl<'a> TypeState<'a> {
             args: &mut [],
             working: &mut [],
             working_chunks: 0,
+            tickets: &mut [],
+            tickets_per: 0,
         }
     }
 
@@ -373,6 +380,9 @@ pub(crate) struct Kernel<'a> {
     /// Closes of orphaned descriptors that found the submission batch full (see
     /// [`Kernel::queue_reclaim`]).
     orphans: Orphans,
+    /// Cancels of submitted I/O ops asked for this tick, handed to the platform after the
+    /// submission batch.
+    cancels: io::Cancels,
     /// Refusals of undeliverable calls from other shards, queued while the inbound rings
     /// drain and sent right after (empty between steps).
     refusals: Fifo,
@@ -417,6 +427,7 @@ impl<'a> Kernel<'a> {
             control_error: None,
             init_failure: None,
             orphans: Orphans::new(),
+            cancels: io::Cancels::new(),
             refusals: Fifo::EMPTY,
         }
     }

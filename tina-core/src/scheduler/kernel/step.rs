@@ -116,6 +116,9 @@ impl<'a> Kernel<'a> {
             if !self.orphans.is_empty() {
                 self.reclaim_orphans(io);
             }
+            if !self.cancels.is_empty() {
+                self.flush_cancels(io);
+            }
             return;
         }
         let (subs, buffers) = self.io.split();
@@ -137,10 +140,14 @@ impl<'a> Kernel<'a> {
                 result: Err(rejection),
                 buf: s.buf,
                 peer: None,
+                ticket: s.ticket,
             };
             self.complete_io(s.owner, completion);
         }
         self.io.sub_len = 0;
+        if !self.cancels.is_empty() {
+            self.flush_cancels(io);
+        }
         // Held orphans (a platform that cannot close at once) go into the next batch.
         if !self.orphans.is_empty() {
             self.reclaim_orphans(io);

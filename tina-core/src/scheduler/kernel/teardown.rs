@@ -59,5 +59,8 @@ impl<'a> Kernel<'a> {
         if let Some(fd) = undelivered_fd {
             self.queue_reclaim(IoOp::Close { fd });
         }
+        // Completions of submitted ops not yet delivered give back their buffer and
+        // descriptor; submitted ops still in flight are reclaimed on completion, as above.
+        self.reclaim_tickets(ty, slot);
     }
 }
