@@ -643,3 +643,44 @@ fn orphan_closes_the_platform_refuses_are_held_and_submitted_again() {
         assert_eq!(rig.shard.counters().io_reclaims_lost, 0);
     });
 }
+
+#[test]
+fn a_stopped_shard_reports_work_while_closes_of_orphaned_descriptors_wait() {
+    const OWNERS: i32 = 5;
+    let types = [TypeSpec::of::<Owner>("owner").capacity(OWNERS as u32)];
+    let children: Vec<ChildSpec<'static>> = (0..OWNERS)
+        .map(|k| ChildSpec::isolate::<Owner>(&FdArgs { fd: 30 + k }, Restart::Permanent))
+        .collect();
+    let shards = [ShardSpec {
+        root: GroupSpec::one_for_one(&children),
+    }];
+    let spec = spec_with(&types, &shards, 4, 1);
+    with_rig(&spec, |rig| {
+        rig.step_until_idle(8);
+        // Five closes for a batch of one, on a platform that cannot close at once: the
+        // stopped shard holds the rest, and a platform that steps it only while it reports
+        // work must still see every close.
+        rig.shard.force_stop();
+        assert_eq!(rig.shard.status(), ShardStatus::Stopped);
+        let mut steps = 0;
+        loop {
+            let r = rig.step();
+            steps += 1;
+            assert_eq!(r.status, ShardStatus::Stopped);
+            if !r.work_remaining {
+                break;
+            }
+            assert!(
+                steps < 3 * OWNERS,
+                "still reporting work after {steps} steps"
+            );
+        }
+        // Before, the first step after the stop reported no work with four closes held.
+        assert_eq!(reclaimed(rig), (30..30 + OWNERS).collect::<Vec<_>>());
+        assert_eq!(rig.shard.counters().io_reclaims_lost, 0);
+        // Once nothing is held, the stopped shard reports no work again.
+        let r = rig.step();
+        assert!(!r.work_remaining);
+        assert_eq!(reclaimed(rig).len(), OWNERS as usize, "each closed once");
+    });
+}

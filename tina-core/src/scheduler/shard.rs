@@ -59,7 +59,10 @@ pub enum ShardStatus {
 pub struct StepReport {
     /// Handler calls made this tick.
     pub dispatched: u32,
-    /// Whether some isolate can run right away (step again without sleeping).
+    /// Whether the shard must step again without sleeping: some isolate can run right away,
+    /// or the close of a descriptor nobody owns waits for the next submission batch (the
+    /// platform's `SocketControl::close_orphan` could not close it at once; also after the
+    /// shard stopped).
     pub work_remaining: bool,
     /// When no work remains: the earliest pending timer, so an idle platform can sleep
     /// until then (`None`: no timer at all). Always `None` while `work_remaining`.
@@ -221,8 +224,12 @@ impl<'a, P: Platform> Shard<'a, P> {
             self.status = ShardStatus::Stopped;
         }
         // A quarantined or stopped shard dispatches nothing, whatever its ready queues still
-        // name (isolates torn down while queued): it has no work until revived.
-        let work_remaining = self.is_running() && self.kernel.has_ready();
+        // name (isolates torn down while queued): it has no work until revived. Closes of
+        // descriptors whose owner is gone that wait for a later batch (the platform could not
+        // close them at once) are work on every shard, also a stopped one: they go out only
+        // if it is stepped again.
+        let work_remaining =
+            (self.is_running() && self.kernel.has_ready()) || self.kernel.reclaims_held();
         StepReport {
             dispatched,
             work_remaining,
@@ -403,6 +410,8 @@ impl<'a, P: Platform> Shard<'a, P> {
     }
 
     /// Tears down every remaining isolate at once (the end of a shutdown that timed out).
+    /// The closes of descriptors they owned go out with the next steps: step the stopped
+    /// shard while its [`StepReport::work_remaining`] says some wait.
     pub fn force_stop(&mut self) {
         self.with_kernel(|kernel, env| kernel.stop_all(env));
         self.status = ShardStatus::Stopped;

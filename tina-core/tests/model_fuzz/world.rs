@@ -693,12 +693,15 @@ impl World<'_, '_> {
             while !self.outstanding.is_empty() {
                 self.complete(self.outstanding.len() - 1, true);
             }
-            self.step()?;
+            let reports = self.step()?;
             let stopped = self
                 .shards
                 .iter()
                 .all(|s| s.status() == ShardStatus::Stopped);
-            if stopped && self.quiet() {
+            // A stopped shard may still hold closes of descriptors whose owner is gone (the
+            // driver cannot close them at once and takes one submission per tick).
+            let held = reports.iter().any(|r| r.is_some_and(|r| r.work_remaining));
+            if stopped && !held && self.quiet() {
                 break;
             }
         }

@@ -405,6 +405,13 @@ impl<'a> Kernel<'a> {
         }
     }
 
+    /// Whether closes of descriptors nobody owns wait for a later step: held in
+    /// [`Kernel::orphans`], or queued into the next submission batch (outside a step the
+    /// batch holds only such reclaim work).
+    pub(crate) fn reclaims_held(&self) -> bool {
+        !self.orphans.is_empty() || self.io.sub_len > 0
+    }
+
     /// Hands the held orphaned descriptors to the platform to close at once, or to the
     /// submission batch if it has room again; keeps the rest.
     pub(super) fn reclaim_orphans(&mut self, control: &mut dyn SocketControl) {
