@@ -631,16 +631,20 @@ impl<'s, 'a> Simulation<'s, 'a> {
             self.world.borrow_mut().now = *now;
             let mut order: Vec<usize> = (0..n).collect();
             self.rng_sched.shuffle(&mut order);
+            // A stopped shard may still hold closes of orphaned descriptors for later
+            // batches (it reports them as work remaining): keep stepping until they are out.
+            let mut work = false;
             for s in order {
-                let _ = self.step_shard(s, *now);
+                work |= self.step_shard(s, *now).work_remaining;
             }
             if let Some(v) = self.world.borrow().violations.first() {
                 return Err(v.clone());
             }
-            let stopped = self
-                .shards
-                .iter()
-                .all(|s| matches!(s.status(), ShardStatus::Stopped | ShardStatus::Quarantined));
+            let stopped = !work
+                && self
+                    .shards
+                    .iter()
+                    .all(|s| matches!(s.status(), ShardStatus::Stopped | ShardStatus::Quarantined));
             let pending = self
                 .world
                 .borrow()
