@@ -82,9 +82,10 @@
 //! #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 //! #[repr(C)]
 //! struct Ping { n: u32 }
-//! impl Payload for Ping { const TAG: UserTag = UserTag::new(0x40); }
+//! tina_core::payload!(Ping);
 //!
 //! struct Counter { total: u32 }
+//! tina_core::accepts!(Counter: Ping);
 //! impl Isolate for Counter {
 //!     type Args = ();
 //!     fn init(_: &(), _: &mut Ctx) -> Result<(Self, Effect), CrashReason> {

@@ -15,18 +15,21 @@
 //!
 //! **Typed layer.** A user message type is any `Copy` struct that implements
 //! [`bytemuck::Pod`] and [`Payload`] (which names its tag). Its size is checked against the
-//! 96-byte payload at compile time: sending a larger type fails to build.
+//! 96-byte payload at compile time: sending a larger type fails to build. The tag normally
+//! comes from [`payload!`](crate::payload), a stable hash of the type's name (or of a name
+//! given); a hand-picked `UserTag::new(..)` works too.
 //!
 //! ```
-//! use tina_core::{Payload, UserTag, Outgoing};
+//! use tina_core::{Payload, Outgoing};
 //!
 //! #[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 //! #[repr(C)]
 //! struct Deposit { account: u64, cents: i64 }
-//! impl Payload for Deposit { const TAG: UserTag = UserTag::new(0x41); }
+//! tina_core::payload!(Deposit);
 //!
 //! let out = Outgoing::new(&Deposit { account: 7, cents: 250 });
 //! assert_eq!(out.tag(), Deposit::TAG.into());
+//! assert_eq!(Deposit::TAG, tina_core::tag_of_name("Deposit"));
 //! ```
 //!
 //! Why `bytemuck`: turning a struct into bytes and back is exactly the kind of `unsafe` code
