@@ -29,7 +29,7 @@
 //! ```text
 //!   caller's thread ── control loop: SIGINT/SIGTERM → shutdown (twice → force),
 //!        │              SIGUSR1 → stats, SIGUSR2 → revive quarantined shards
-//!        ├── tina-shard-0 (pinned) ── loop { requests; step(now); idle? sleep in the kernel }
+//!        ├── tina-shard-0 (pinned) ── loop { requests; step(monotonic, wall); idle? sleep }
 //!        ├── tina-shard-1 (pinned) ──   ▲ I/O completion │ timer deadline │ peer's eventfd
 //!        ├── tina-watchdog ── reports a tick that runs too long (report or abort)
 //!        └── tina-log ── writes every thread's queued log lines to stderr
