@@ -3,9 +3,10 @@
 //!
 //! Each shard runs one `Mover`. On a timer it sends a large message (97 B, 4 KiB or 66 KiB
 //! through `Ctx::transfer_alloc` / `transfer_mut` / `send_transfer`, i.e. bulk slots of its
-//! shard's pool) to the mover of every other shard, addressed by name, and it answers every
-//! large message it receives with one of its own. Every payload carries its sender, a per-sender sequence number and bytes derived from
-//! both, so the receiver checks each one whole, and in order per sender.
+//! shard's pool) to the mover of every other shard, addressed by name, and it answers each one
+//! once with a large message of its own. Every payload carries its sender, a per-sender
+//! sequence number and bytes derived from both, so the receiver checks each one whole, and in
+//! order per sender.
 //!
 //! Checkers: no corrupted payload, no payload out of order from the same sender. The final
 //! graceful shutdown (with `--strict-shutdown`) fails on any bulk slot not back in its pool.
@@ -21,9 +22,11 @@ use tina_sim::{FaultKind, FaultSet, Report, Scenario, SimConfig, SimView, TypeWa
 
 /// Shards in the bulk system.
 pub const SHARD_COUNT: usize = 3;
-/// Large messages each mover sends on its own (answers come on top). Kept small: a soak of
-/// 800 seeds takes about 20 s on two cores at 10 (four minutes at 40).
-pub const ROUNDS: u64 = 10;
+/// Rounds of large messages each mover sends on its own (each is answered once). Kept small:
+/// 66 KiB payloads are filled and checked byte by byte.
+pub const ROUNDS: u64 = 40;
+/// Milliseconds between rounds.
+const PERIOD_MS: u64 = 5;
 /// Crashes of every kind; no dropped, delayed or partitioned envelopes.
 pub const FAULTS: FaultSet = FaultSet::of(&[
     FaultKind::IsolateCrash,
@@ -34,6 +37,8 @@ pub const FAULTS: FaultSet = FaultSet::of(&[
 
 const TICK: UserTag = UserTag::new(0xA0);
 const BIG: UserTag = UserTag::new(0xA1);
+/// The answer to a `BIG` (not answered again, so answers do not ping-pong without end).
+const ANSWER: UserTag = UserTag::new(0xA2);
 const SIZES: [usize; 3] = [97, 4096, 66 * 1024];
 const HEADER: usize = 16;
 
@@ -62,7 +67,7 @@ pub struct Mover {
 }
 
 impl Mover {
-    fn send_big(&mut self, ctx: &mut Ctx, to: Handle) {
+    fn send_big(&mut self, ctx: &mut Ctx, to: Handle, tag: UserTag) {
         let len = SIZES[(self.seq % 3) as usize];
         let Ok(t) = ctx.transfer_alloc(len) else {
             return;
@@ -77,7 +82,7 @@ impl Mover {
         for (i, b) in bytes[HEADER..].iter_mut().enumerate() {
             *b = byte(sender, seq, i);
         }
-        if ctx.send_transfer(to, BIG, t).is_ok() {
+        if ctx.send_transfer(to, tag, t).is_ok() {
             self.seq += 1;
             self.sent += 1;
         }
@@ -115,7 +120,7 @@ impl Isolate for Mover {
     type Args = u8;
 
     fn init(me: &u8, ctx: &mut Ctx) -> Result<(Self, Effect), CrashReason> {
-        ctx.start_timer(Duration::from_millis(3), TICK)
+        ctx.start_timer(Duration::from_millis(PERIOD_MS), TICK)
             .map_err(|_| CrashReason("no timer"))?;
         let mover = Mover {
             me: *me,
@@ -136,18 +141,18 @@ impl Isolate for Mover {
         }
         if msg.tag() == BIG.into() {
             self.check_big(msg, ctx);
-            if self.rounds < ROUNDS {
-                self.send_big(ctx, msg.src());
-            }
+            self.send_big(ctx, msg.src(), ANSWER);
+        } else if msg.tag() == ANSWER.into() {
+            self.check_big(msg, ctx);
         } else if msg.tag() == TICK.into() && self.rounds < ROUNDS {
             self.rounds += 1;
             for s in 0..SHARD_COUNT {
                 if s != usize::from(self.me) {
                     let peer = ctx.on_shard(MOVER, ShardId(s as u8));
-                    self.send_big(ctx, peer.handle());
+                    self.send_big(ctx, peer.handle(), BIG);
                 }
             }
-            let _ = ctx.start_timer(Duration::from_millis(3), TICK);
+            let _ = ctx.start_timer(Duration::from_millis(PERIOD_MS), TICK);
         }
         Effect::Receive
     }
