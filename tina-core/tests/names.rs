@@ -241,6 +241,22 @@ fn with_pair(spec: &SystemSpec<'_>, f: impl FnOnce(&mut Pair<'_>)) {
     });
 }
 
+/// `spec` with small pools and no I/O buffers to speak of (the names tests need none; under
+/// Miri, zeroing the default megabytes of every region dominates).
+fn small(mut spec: SystemSpec<'_>) -> SystemSpec<'_> {
+    spec.shard.message_pool_size = 256;
+    spec.shard.timer_entries = 64;
+    spec.shard.timer_spokes = 16;
+    spec.shard.timer_expirations_per_tick_max = 64;
+    spec.shard.io_buffer_count = 1;
+    spec.shard.io_buffer_size = 64;
+    spec.shard.io_submissions_per_tick_max = 4;
+    spec.shard.log_entries = 16;
+    spec.shard.transfer_buffer_count = 1;
+    spec.shard.transfer_buffer_size = 128;
+    spec
+}
+
 const TYPES: [TypeSpec; 2] = [
     TypeSpec::of::<Store>("store").capacity(2),
     TypeSpec::of::<Client>("client"),
@@ -258,7 +274,7 @@ fn a_named_store_restarting_again_and_again_is_reached_by_name_every_time() {
             root: GroupSpec::one_for_one(&children1).budget(1_000, Duration::from_millis(10)),
         },
     ];
-    let spec = SystemSpec::new(&shards, &TYPES);
+    let spec = small(SystemSpec::new(&shards, &TYPES));
     spec.validate().unwrap();
     INCARNATIONS.with(|c| c.set(0));
     with_pair(&spec, |p| {
@@ -325,7 +341,7 @@ fn a_call_to_a_name_with_nothing_running_fails_fast_with_not_running() {
             root: GroupSpec::one_for_one(&children1),
         },
     ];
-    let spec = SystemSpec::new(&shards, &TYPES);
+    let spec = small(SystemSpec::new(&shards, &TYPES));
     INCARNATIONS.with(|c| c.set(0));
     with_pair(&spec, |p| {
         let (outcome, _) = p.drive_call(CALL_BY_NAME, 7, 10);
@@ -372,7 +388,7 @@ fn a_name_on_the_callers_own_shard_resolves_and_refuses_in_the_same_tick() {
     let shards = [ShardSpec {
         root: GroupSpec::one_for_one(&children),
     }];
-    let spec = SystemSpec::new(&shards, &TYPES);
+    let spec = small(SystemSpec::new(&shards, &TYPES));
     INCARNATIONS.with(|c| c.set(0));
     let mut region = region_for(&spec, ShardId(0));
     let platform = tina_core::testing::TestPlatform::default();

@@ -480,6 +480,10 @@ fn ring_memory_is_counted_per_consumer_and_in_the_system_total() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "arithmetic over 256 × 255 rings: minutes interpreted, no unsafe code"
+)]
 fn a_256_shard_system_counts_its_8_gb_of_default_rings() {
     let c = one_actor();
     let shards = vec![
